@@ -1,0 +1,201 @@
+"""Structured configuration: one dataclass per Hydra config group, validated on construction.
+
+The same schema backs Hydra composition (registered in the ConfigStore, so an unknown key or a wrong type is
+rejected by OmegaConf) and `load_experiment_config(path)` for plain YAML files. Value checks live in
+`__post_init__`, so every way of building a config ends in the same validation, and every error names the
+key and the value.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Optional
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+DATA_SOURCES = ("synthetic", "cwru")
+SPLITS = ("recording", "load_shift")
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names the key and the value."""
+
+
+def _check(ok: bool, key: str, value: Any, why: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}={value!r}: {why}")
+
+
+class _Section:
+    """Lets a config group be read as a mapping, as the seed does (`config.training['epochs']`)."""
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self.keys():
+            raise KeyError(f"{type(self).__name__} has no key {key!r}; keys: {', '.join(self.keys())}")
+        return getattr(self, key)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.keys()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return getattr(self, key, default) if key in self.keys() else default
+
+    def keys(self) -> list[str]:
+        return [f.name for f in fields(self)]
+
+
+@dataclass
+class DataConfig(_Section):
+    source: str = "synthetic"
+    path: Optional[str] = None  # folder of CWRU .mat files when source == "cwru"
+    sample_rate: int = 12000
+    window: int = 1024
+    hop: int = 512
+    recordings_per_load: int = 4  # synthetic: recordings per class and load
+    duration_s: float = 2.0  # synthetic: seconds per recording
+    snr_db: float = 20.0  # synthetic: measurement noise
+    split: str = "recording"
+    val_fraction: float = 0.15
+    test_fraction: float = 0.2
+    seed: int = 0
+    strict: bool = True  # cwru: stop on a bad file (True) or skip and record it (False)
+    cache_dir: str = "data/prepared"
+
+    def __post_init__(self) -> None:
+        p = "data."
+        _check(self.source in DATA_SOURCES, p + "source", self.source, f"must be one of {DATA_SOURCES}")
+        if self.source == "cwru":
+            _check(bool(self.path), p + "path", self.path, "is required when data.source='cwru'")
+            _check(Path(str(self.path)).is_dir(), p + "path", self.path, "is not an existing folder")
+        _check(self.sample_rate > 0, p + "sample_rate", self.sample_rate, "must be positive")
+        _check(self.window >= 16, p + "window", self.window, "must be at least 16 samples")
+        _check(0 < self.hop <= self.window, p + "hop", self.hop, "must be in 1..data.window")
+        _check(self.recordings_per_load >= 3, p + "recordings_per_load", self.recordings_per_load,
+               "must be at least 3 (one recording each for train, val and test)")
+        _check(self.duration_s * self.sample_rate >= self.window, p + "duration_s", self.duration_s,
+               "is shorter than one window")
+        _check(-20.0 <= self.snr_db <= 80.0 or math.isinf(self.snr_db), p + "snr_db", self.snr_db,
+               "must be in [-20, 80] dB (or inf for no noise)")
+        _check(self.split in SPLITS, p + "split", self.split, f"must be one of {SPLITS}")
+        _check(0.0 < self.val_fraction < 0.5, p + "val_fraction", self.val_fraction, "must be in (0, 0.5)")
+        _check(0.0 < self.test_fraction < 0.5, p + "test_fraction", self.test_fraction, "must be in (0, 0.5)")
+
+
+@dataclass
+class ModelConfig(_Section):
+    name: str = "agt_no"
+    input_dim: int = 1
+    hidden_dim: int = 32
+    output_dim: int = 10
+    n_modes: int = 32
+    n_layers: int = 3
+    n_heads: int = 4
+    patch_size: int = 64
+    dropout: float = 0.0
+    latent_dim: int = 16
+
+    def __post_init__(self) -> None:
+        p = "model."
+        for key in ("input_dim", "hidden_dim", "output_dim", "n_modes", "n_layers", "n_heads", "patch_size",
+                    "latent_dim"):
+            _check(getattr(self, key) > 0, p + key, getattr(self, key), "must be positive")
+        _check(self.output_dim >= 2, p + "output_dim", self.output_dim, "must be at least 2 classes")
+        _check(self.hidden_dim % self.n_heads == 0, p + "hidden_dim", self.hidden_dim,
+               f"must be divisible by model.n_heads={self.n_heads}")
+        _check(0.0 <= self.dropout < 1.0, p + "dropout", self.dropout, "must be in [0, 1)")
+
+
+@dataclass
+class LossConfig(_Section):
+    physics_weight: float = 0.1
+    consistency_weight: float = 0.05
+    variational_weight: float = 0.02
+    adaptive_weighting: bool = True
+
+    def __post_init__(self) -> None:
+        for key in ("physics_weight", "consistency_weight", "variational_weight"):
+            value = getattr(self, key)
+            _check(math.isfinite(value) and value >= 0.0, "loss." + key, value, "must be a finite number >= 0")
+
+
+@dataclass
+class TrainingConfig(_Section):
+    epochs: int = 15
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    mixed_precision: bool = False
+    compile: bool = False
+    grad_clip: float = 1.0
+    patience: int = 10
+    max_bad_steps: int = 5  # consecutive non-finite losses before the run stops
+    checkpoint_every: int = 1
+    num_workers: int = 0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        p = "training."
+        for key in ("epochs", "batch_size", "patience", "max_bad_steps", "checkpoint_every"):
+            _check(getattr(self, key) > 0, p + key, getattr(self, key), "must be positive")
+        _check(math.isfinite(self.learning_rate) and self.learning_rate > 0, p + "learning_rate",
+               self.learning_rate, "must be a finite number > 0")
+        _check(self.weight_decay >= 0, p + "weight_decay", self.weight_decay, "must be >= 0")
+        _check(self.grad_clip > 0, p + "grad_clip", self.grad_clip, "must be > 0")
+        _check(self.num_workers >= 0, p + "num_workers", self.num_workers, "must be >= 0")
+
+
+@dataclass
+class ExperimentConfig(_Section):
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+
+
+def to_experiment_config(cfg: DictConfig | dict) -> ExperimentConfig:
+    """Validate a composed config (Hydra's DictConfig or a plain dict) into an ExperimentConfig.
+
+    Keys outside the schema are rejected (unknown keys at the top level that belong to other stages, such as
+    `tracking`, are ignored here and validated by their own stage).
+    """
+    raw = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+    known = {f.name for f in fields(ExperimentConfig)}
+    schema = OmegaConf.structured(ExperimentConfig)
+    try:
+        merged = OmegaConf.merge(schema, {k: v for k, v in raw.items() if k in known})
+        return OmegaConf.to_object(merged)
+    except OmegaConfBaseException as err:
+        raise ConfigError(_describe(err)) from None
+
+
+def load_experiment_config(path: str | Path) -> ExperimentConfig:
+    """Read a YAML experiment config (same keys as the Hydra groups) and validate it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} does not exist")
+    try:
+        raw = OmegaConf.load(path)
+    except Exception as err:  # yaml errors come in many classes; all mean the same thing here
+        raise ConfigError(f"config file {str(path)!r} is not valid YAML: {err}") from None
+    if not isinstance(raw, DictConfig):
+        raise ConfigError(f"config file {str(path)!r} must hold a mapping, not a list")
+    unknown = set(raw.keys()) - {f.name for f in fields(ExperimentConfig)}
+    if unknown:
+        raise ConfigError(f"config file {str(path)!r} has unknown section(s): {', '.join(sorted(unknown))}")
+    return to_experiment_config(raw)
+
+
+def _describe(err: OmegaConfBaseException) -> str:
+    """OmegaConf's message, reduced to the key and the problem."""
+    key = getattr(err, "full_key", None)
+    first_line = str(err).splitlines()[0]
+    return f"{key}: {first_line}" if key else first_line
+
+
+def register_configs() -> None:
+    """Make the schema Hydra's `base_config`, so composed configs are type-checked and closed to unknown keys."""
+    from hydra.core.config_store import ConfigStore
+
+    ConfigStore.instance().store(name="base_config", node=ExperimentConfig)

@@ -1,0 +1,87 @@
+"""One MLflow run per pipeline stage, which always ends FINISHED or FAILED.
+
+`stage_run` logs what makes a run comparable (the flattened config as params, `config.yaml`, the stage and
+code version as tags) and turns SIGTERM into an ordinary exception, so a stopped job marks its run FAILED
+instead of leaving it RUNNING.
+"""
+from __future__ import annotations
+
+import contextlib
+import signal
+import subprocess
+from dataclasses import asdict, is_dataclass
+from typing import Any, Iterator, Mapping
+
+import mlflow
+import yaml
+
+from pipeline.tracking.store import REPO_ROOT, ensure_experiment
+
+MAX_PARAM_LENGTH = 6000  # MLflow's limit on a param value
+
+
+def flatten_config(config: Any, prefix: str = "") -> dict[str, Any]:
+    """`{'loss': {'physics_weight': 0.1}}` -> `{'loss.physics_weight': 0.1}` (dataclasses too)."""
+    if is_dataclass(config):
+        config = asdict(config)
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) or is_dataclass(value):
+            flat.update(flatten_config(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def git_commit() -> str | None:
+    """The repository's HEAD commit, or None outside a git checkout."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
+                             timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+@contextlib.contextmanager
+def _sigterm_as_exception() -> Iterator[None]:
+    """Raise SystemExit on SIGTERM (main thread only) so context managers unwind and runs end FAILED."""
+    def handler(signum, frame):  # noqa: ARG001 - signal handler signature
+        raise SystemExit(128 + signum)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: nothing to install
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def stage_run(stage: str, config: Any, *, experiment: str, run_name: str | None = None,
+              tags: Mapping[str, str] | None = None, run_id: str | None = None,
+              nested: bool = False) -> Iterator[mlflow.ActiveRun]:
+    """Start (or, with `run_id`, resume) the run of one stage; end it FINISHED, or FAILED on any exception."""
+    experiment_id = ensure_experiment(experiment)
+    all_tags = {"stage": stage, **(tags or {})}
+    commit = git_commit()
+    if commit:
+        all_tags["mlflow.source.git.commit"] = commit
+    with _sigterm_as_exception():
+        run = mlflow.start_run(run_id=run_id, experiment_id=None if run_id else experiment_id,
+                               run_name=None if run_id else run_name, nested=nested, tags=all_tags)
+        try:
+            if run_id is None:
+                params = {k: str(v)[:MAX_PARAM_LENGTH] for k, v in flatten_config(config).items()}
+                mlflow.log_params(params)
+                mlflow.log_text(yaml.safe_dump(asdict(config) if is_dataclass(config) else dict(config),
+                                               sort_keys=False), "config.yaml")
+            yield run
+        except BaseException:
+            mlflow.end_run(status="FAILED")
+            raise
+        mlflow.end_run(status="FINISHED")
