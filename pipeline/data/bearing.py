@@ -1,0 +1,71 @@
+"""Rolling-bearing kinematics: the rates at which a local fault is struck (design.md §3).
+
+A defect on a race or ball produces one impact each time a rolling element passes it, so every fault
+class has a characteristic impact rate proportional to the shaft speed. The multipliers of the shaft
+frequency depend only on the geometry below.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from pipeline.data.classes import fault_location
+
+
+@dataclass(frozen=True)
+class BearingGeometry:
+    """Geometry of a deep-groove ball bearing; diameters in inches (only their ratio matters)."""
+
+    n_balls: int
+    ball_diameter_in: float
+    pitch_diameter_in: float
+    contact_angle_deg: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.n_balls < 1:
+            raise ValueError(f"n_balls must be >= 1, got {self.n_balls}")
+        if self.ball_diameter_in <= 0:
+            raise ValueError(f"ball_diameter_in must be positive, got {self.ball_diameter_in}")
+        if self.ball_diameter_in >= self.pitch_diameter_in:
+            raise ValueError(
+                f"ball_diameter_in ({self.ball_diameter_in}) must be smaller than "
+                f"pitch_diameter_in ({self.pitch_diameter_in})"
+            )
+
+
+SKF_6205_DE = BearingGeometry(n_balls=9, ball_diameter_in=0.3126, pitch_diameter_in=1.537)
+"""CWRU drive-end bearing (SKF 6205-2RS JEM)."""
+
+NSK_6203_FE = BearingGeometry(n_balls=8, ball_diameter_in=0.2656, pitch_diameter_in=1.122)
+"""CWRU fan-end bearing (NSK 6203-2RS JEM)."""
+
+NOMINAL_RPM: dict[int, int] = {0: 1797, 1: 1772, 2: 1750, 3: 1730}
+"""CWRU motor load (HP) -> nominal shaft speed (rpm): the motor slows slightly as the load grows."""
+
+
+def characteristic_frequencies(bearing: BearingGeometry, shaft_hz: float) -> dict[str, float]:
+    """Fundamental train (cage), ball-pass outer/inner and ball-spin frequencies in Hz.
+
+    FTF = f_r/2 (1 - d/D cos a), BPFO = n FTF, BPFI = n f_r/2 (1 + d/D cos a),
+    BSF = D f_r/(2d) (1 - (d/D cos a)^2), with the inner race turning at f_r and the outer race fixed.
+    """
+    if not shaft_hz > 0:  # also rejects NaN
+        raise ValueError(f"shaft_hz must be positive, got {shaft_hz}")
+    ratio = bearing.ball_diameter_in / bearing.pitch_diameter_in * math.cos(math.radians(bearing.contact_angle_deg))
+    ftf = shaft_hz / 2 * (1 - ratio)
+    return {
+        "ftf": ftf,
+        "bpfo": bearing.n_balls * ftf,
+        "bpfi": bearing.n_balls * shaft_hz / 2 * (1 + ratio),
+        "bsf": bearing.pitch_diameter_in * shaft_hz / (2 * bearing.ball_diameter_in) * (1 - ratio**2),
+    }
+
+
+def fault_frequency(label: str, bearing: BearingGeometry, shaft_hz: float) -> float | None:
+    """Impact rate (Hz) of a fault class: BPFO outer, BPFI inner, 2 x BSF ball, None for normal.
+
+    A ball defect strikes both races once per spin revolution, hence twice the ball-spin frequency.
+    """
+    location = fault_location(label)
+    freqs = characteristic_frequencies(bearing, shaft_hz)
+    return {"normal": None, "outer": freqs["bpfo"], "inner": freqs["bpfi"], "ball": 2 * freqs["bsf"]}[location]

@@ -1,0 +1,281 @@
+"""A prepared dataset: recordings windowed, split by recording, and written once as versioned arrays.
+
+`prepare_dataset` writes `<cache_root>/<source>-<confighash12>/` holding one .npy per array and a
+`manifest.json` (counts, config, content hash). The directory appears atomically, so its presence with a
+valid manifest means a complete dataset, and preparing the same config again is a free cache hit.
+`load_prepared` memory-maps the arrays, so every training process shares one copy in the page cache.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.config import ConfigError, DataConfig
+from pipeline.data.bearing import NOMINAL_RPM
+from pipeline.data.classes import CLASS_NAMES, class_index
+from pipeline.data.cwru import SAMPLE_RATE as CWRU_SAMPLE_RATE, read_cwru_folder
+from pipeline.data.dataset import BearingWindows
+from pipeline.data.simulator import simulate_recording
+from pipeline.data.windows import SPLIT_NAMES, frame, load_shift_split, split_by_recording
+
+log = logging.getLogger(__name__)
+
+DATASET_FORMAT_VERSION = 1  # bump when the arrays or the manifest change meaning: old caches then miss
+MANIFEST = "manifest.json"
+REQUIRED_ARRAYS = ("windows", "labels", "recording", "load", "split", "rpm")
+GROUND_TRUTH = ("natural_freq_hz", "damping_ratio")  # synthetic only: targets for system identification
+_ONLY_FOR = {"synthetic": ("recordings_per_load", "duration_s", "snr_db"), "cwru": ("path", "strict")}
+
+
+class DatasetError(ValueError):
+    """A prepared dataset folder is missing, incomplete or corrupt; the message names the folder."""
+
+
+@dataclass
+class _Recording:
+    signal: np.ndarray
+    label: str
+    load_hp: int
+    rpm: float
+    source: str
+    notes: list[str]
+    truth: dict[str, float]  # GROUND_TRUTH values (synthetic only)
+
+
+@dataclass(frozen=True)
+class PreparedDataset:
+    path: Path
+    manifest: dict[str, Any]
+    arrays: dict[str, np.ndarray]  # read-only memory maps, one window per row
+
+    def subset(self, split: str) -> BearingWindows:
+        """The windows of one split ('train', 'val' or 'test') as a torch Dataset."""
+        if split not in SPLIT_NAMES:
+            raise ValueError(f"unknown split {split!r}; expected one of {', '.join(SPLIT_NAMES)}")
+        a = self.arrays
+        indices = np.flatnonzero(a["split"] == SPLIT_NAMES.index(split))
+        return BearingWindows(a["windows"], a["labels"], indices, recording_ids=a["recording"], loads=a["load"])
+
+
+def config_hash(cfg: DataConfig) -> str:
+    """12 hex digits over the config fields that change the content, the format version and, for CWRU, the
+    folder's files (name, size, mtime), so edited data gives a new dataset; `cache_dir` never counts."""
+    skip = {"cache_dir"} | {name for source, names in _ONLY_FOR.items() if source != cfg.source for name in names}
+    payload: dict[str, Any] = {f.name: getattr(cfg, f.name) for f in fields(cfg) if f.name not in skip}
+    payload["format_version"] = DATASET_FORMAT_VERSION
+    if cfg.source == "cwru":
+        payload["path"] = [(p.name, p.stat().st_size, p.stat().st_mtime_ns)
+                           for p in sorted(Path(cfg.path).iterdir()) if p.suffix.lower() == ".mat"]
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def dataset_dir_for(cfg: DataConfig, cache_root: str | Path) -> Path:
+    """Where `prepare_dataset(cfg, cache_root)` puts (or finds) the dataset."""
+    return Path(cache_root) / f"{cfg.source}-{config_hash(cfg)}"
+
+
+def prepare_dataset(cfg: DataConfig, cache_root: str | Path) -> Path:
+    """Build the dataset for `cfg` under `cache_root` and return its folder; reuse it if already built."""
+    if cfg.source == "cwru" and cfg.sample_rate != CWRU_SAMPLE_RATE:
+        raise ConfigError(f"data.sample_rate={cfg.sample_rate!r}: CWRU recordings are read at "
+                          f"{CWRU_SAMPLE_RATE} Hz")
+    final = dataset_dir_for(cfg, cache_root)
+    if _is_complete(final):
+        log.info("dataset cache hit: %s", final)
+        return final
+    start = time.perf_counter()
+    recordings, skipped = _synthetic(cfg) if cfg.source == "synthetic" else _cwru(cfg)
+    labels, loads = [r.label for r in recordings], [r.load_hp for r in recordings]
+    if cfg.split == "load_shift":
+        splits = load_shift_split(labels, loads, cfg.val_fraction, cfg.seed)
+    else:
+        splits = split_by_recording(labels, loads, cfg.val_fraction, cfg.test_fraction, cfg.seed)
+    arrays = _window_arrays(cfg, recordings, splits)
+    manifest = _manifest(cfg, recordings, splits, arrays, skipped, config_hash(cfg))
+    _write_atomically(final, arrays, manifest)
+    log.info("prepared %d windows in %.1f s: %s", len(arrays["windows"]), time.perf_counter() - start, final)
+    return final
+
+
+def load_prepared(path: str | Path, verify: bool = False) -> PreparedDataset:
+    """Open a prepared dataset: check its manifest and array headers, memory-map the arrays.
+
+    verify=True also recomputes the content hash (reads every byte; catches silent corruption).
+    """
+    path = Path(path)
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+        version, expected_hash = manifest["format_version"], manifest["content_hash"]
+        specs = {name: (spec["dtype"], list(spec["shape"])) for name, spec in manifest["arrays"].items()}
+        missing = [name for name in REQUIRED_ARRAYS if name not in specs]
+        if missing:
+            raise KeyError(f"arrays {missing}")
+    except (FileNotFoundError, NotADirectoryError):
+        raise DatasetError(f"{path}: no {MANIFEST}; not a prepared dataset (run the prepare stage)") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as err:  # bad JSON/UTF-8, missing keys, wrong types
+        raise DatasetError(f"{path}: {MANIFEST} is corrupt ({type(err).__name__}: {err})") from None
+    if version != DATASET_FORMAT_VERSION:
+        raise DatasetError(f"{path}: format version {version}, this code reads {DATASET_FORMAT_VERSION}; "
+                           "prepare the dataset again")
+    arrays = {}
+    for name, (dtype, shape) in specs.items():
+        try:
+            arrays[name] = np.load(path / f"{name}.npy", mmap_mode="r")
+        except (OSError, ValueError) as err:
+            raise DatasetError(f"{path}: cannot read {name}.npy ({err})") from None
+        if str(arrays[name].dtype) != dtype or list(arrays[name].shape) != shape:
+            raise DatasetError(f"{path}: {name}.npy is {arrays[name].dtype} {arrays[name].shape}, "
+                               f"the manifest says {dtype} {shape}")
+    if verify and content_hash(arrays) != expected_hash:
+        raise DatasetError(f"{path}: arrays do not match the manifest's content hash")
+    return PreparedDataset(path, manifest, arrays)
+
+
+def content_hash(arrays: dict[str, np.ndarray]) -> str:
+    """sha256 over every array's name, dtype, shape and bytes, in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        array = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name}:{array.dtype.str}:{array.shape}".encode())
+        digest.update(array.data)
+    return "sha256:" + digest.hexdigest()
+
+
+def _synthetic(cfg: DataConfig) -> tuple[list[_Recording], list[dict[str, str]]]:
+    """Every class x load 0..3 x recordings_per_load, each with its own seed drawn from cfg.seed."""
+    recordings = []
+    for label in CLASS_NAMES:
+        for load in sorted(NOMINAL_RPM):
+            for rep in range(cfg.recordings_per_load):
+                seed = int(np.random.SeedSequence([cfg.seed, class_index(label), load, rep]).generate_state(1)[0])
+                sim = simulate_recording(label, load, seed, duration_s=cfg.duration_s, snr_db=cfg.snr_db,
+                                         sample_rate=cfg.sample_rate)
+                recordings.append(_Recording(sim.signal, label, load, sim.params["rpm"], f"simulator seed={seed}",
+                                             [], {name: sim.params[name] for name in GROUND_TRUTH}))
+    return recordings, []
+
+
+def _cwru(cfg: DataConfig) -> tuple[list[_Recording], list[dict[str, str]]]:
+    records, skipped = read_cwru_folder(cfg.path, strict=cfg.strict, min_samples=cfg.window)
+    return [_Recording(r.signal, r.label, r.load_hp, r.rpm, r.source, r.notes, {}) for r in records], skipped
+
+
+def _window_arrays(cfg: DataConfig, recordings: list[_Recording], splits: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-window arrays; per-recording facts are repeated for each of the recording's windows."""
+    framed = [frame(r.signal, cfg.window, cfg.hop) for r in recordings]
+    counts = [len(f) for f in framed]
+
+    def per_window(values: list, dtype: type) -> np.ndarray:
+        return np.repeat(np.asarray(values, dtype=dtype), counts)
+
+    arrays = {
+        "windows": np.concatenate(framed).astype(np.float32, copy=False),
+        "labels": per_window([class_index(r.label) for r in recordings], np.int64),
+        "recording": per_window(list(range(len(recordings))), np.int32),
+        "load": per_window([r.load_hp for r in recordings], np.int8),
+        "split": per_window([SPLIT_NAMES.index(s) for s in splits], np.int8),
+        "rpm": per_window([r.rpm for r in recordings], np.float32),
+    }
+    if cfg.source == "synthetic":
+        arrays.update({name: per_window([r.truth[name] for r in recordings], np.float32) for name in GROUND_TRUTH})
+    return arrays
+
+
+def _manifest(cfg: DataConfig, recordings: list[_Recording], splits: np.ndarray, arrays: dict[str, np.ndarray],
+              skipped: list[dict[str, str]], cfg_hash: str) -> dict[str, Any]:
+    split_codes, labels = arrays["split"], arrays["labels"]
+    return {
+        "format_version": DATASET_FORMAT_VERSION,
+        "source": cfg.source,
+        "class_names": list(CLASS_NAMES),
+        "sample_rate": cfg.sample_rate,
+        "window": cfg.window,
+        "hop": cfg.hop,
+        "split": cfg.split,
+        "n_windows": len(labels),
+        "n_recordings": len(recordings),
+        "windows_per_split": {
+            split: {name: int(np.count_nonzero((split_codes == code) & (labels == k)))
+                    for k, name in enumerate(CLASS_NAMES)}
+            for code, split in enumerate(SPLIT_NAMES)
+        },
+        "recordings_per_split": {split: int(np.count_nonzero(splits == split)) for split in SPLIT_NAMES},
+        "recordings": [{"label": r.label, "load_hp": r.load_hp, "rpm": r.rpm, "split": str(s), "source": r.source,
+                        "notes": r.notes} for r, s in zip(recordings, splits)],
+        "skipped_files": skipped,
+        "arrays": {name: {"dtype": str(a.dtype), "shape": list(a.shape)} for name, a in arrays.items()},
+        "data_config": asdict(cfg),
+        "config_hash": cfg_hash,
+        "content_hash": content_hash(arrays),
+        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def _is_complete(folder: Path) -> bool:
+    if not folder.is_dir():
+        return False
+    try:
+        load_prepared(folder)
+        return True
+    except DatasetError as err:
+        log.warning("rebuilding %s: %s", folder, err)
+        return False
+
+
+def _write_atomically(final: Path, arrays: dict[str, np.ndarray], manifest: dict[str, Any]) -> None:
+    """Write into a hidden sibling folder, fsync, then rename: `final` is complete or absent, never partial."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    tmp.mkdir()
+    try:
+        for name, array in arrays.items():
+            with open(tmp / f"{name}.npy", "wb") as f:
+                np.save(f, array)
+                _sync(f)
+        with open(tmp / MANIFEST, "w") as f:
+            json.dump(manifest, f, indent=2)
+            _sync(f)
+        _sync_dir(tmp)
+        _publish(tmp, final)
+        _sync_dir(final.parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _publish(tmp: Path, final: Path) -> None:
+    """Rename `tmp` to `final`; if `final` exists, keep it when complete (a concurrent build), else replace it."""
+    try:
+        os.rename(tmp, final)
+        return
+    except OSError:
+        if _is_complete(final):
+            shutil.rmtree(tmp)
+            return
+    stale = final.with_name(f".{final.name}.stale-{uuid.uuid4().hex[:8]}")
+    os.rename(final, stale)
+    os.rename(tmp, final)
+    shutil.rmtree(stale, ignore_errors=True)
+
+
+def _sync(f) -> None:
+    f.flush()
+    os.fsync(f.fileno())
+
+
+def _sync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

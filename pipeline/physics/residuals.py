@@ -1,0 +1,200 @@
+"""The physics the fields must obey, as residuals that are zero for an exact solution (design.md §4).
+
+One function checks both the simulator's ground truth (residuals at rounding error) and the neural
+operator's outputs (trained towards zero). Everything is torch, batched over the first axis, and
+differentiable; time operators act along the last axis only, never across the batch.
+
+Why the trapezoidal (Tustin) discretisation rather than spectral derivatives: windows are cut from a
+recording, so they are not periodic and an FFT derivative rings (Gibbs) at both ends; and the 2.5-4 kHz
+mode is sampled at only 3-5 points per period, where low-order finite differences are badly wrong. The
+trapezoidal rule is second order and A-stable, and the simulator integrates with the same rule, so its
+ground truth satisfies these equations exactly on any window. In the z^-1 (one-sample delay) notation:
+
+    D2 = (4/dt^2)(1 - z^-1)^2,   D1 = (2/dt)(1 - z^-2),   S = (1 + z^-1)^2,
+
+D2 x = S a and D1 x = S v are the trapezoidal rule applied twice and once; each is a 3-tap filter, so the
+residuals have T-2 samples. `natural_freq_hz` is the w_n/2pi of this discrete equation; a simulator run
+records it next to the physical resonance it was pre-warped from (Tustin maps w_n to
+(2/dt) atan(w_n dt/2)).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from pipeline.data.bearing import SKF_6205_DE, BearingGeometry, characteristic_frequencies
+from pipeline.data.classes import CLASS_NAMES, fault_location
+
+COMB_LOCATIONS = ("ball", "inner", "outer")
+ORDER_RANGE = (3.0, 17.0)  # envelope-spectrum band checked, in multiples of the shaft frequency
+RELATIVE_HALF_WIDTH = 0.03  # of a line's frequency: +-2 % speed error plus slip broadening
+MAIN_LOBE_BINS = 1.0  # a Hann-windowed line spreads over about +-1 FFT bin
+
+
+def physics_residuals(
+    fields: dict[str, Tensor],
+    signal: Tensor,
+    sample_rate: float,
+    *,
+    natural_freq_hz: Tensor,
+    damping_ratio: Tensor,
+    class_probs: Tensor | None = None,
+    shaft_hz: Tensor | float = 29.53,
+    bearing: BearingGeometry = SKF_6205_DE,
+) -> dict[str, Tensor]:
+    """Residuals of the structural equations and, given class probabilities, of the bearing kinematics.
+
+    fields: `displacement`, `force` [B, T] (per unit mass); signal: measured acceleration [B, T];
+    natural_freq_hz, damping_ratio: [B]; class_probs: [B, 10] over CLASS_NAMES.
+    Returns `equation_of_motion` [B, T-2] and `measurement` [B, T-3], in units of the window's RMS of S a
+    (high-passed for measurement) so that `.pow(2).mean()` is a relative squared error, and `kinematics` [B] when class_probs is given.
+    """
+    x, force = fields["displacement"], fields["force"]
+    dt = 1.0 / sample_rate
+    w = 2 * math.pi * _per_window(natural_freq_hz, x)
+    zeta = _per_window(damping_ratio, x)
+    d2x = 4 / dt**2 * (x[:, 2:] - 2 * x[:, 1:-1] + x[:, :-2])
+    d1x = 2 / dt * (x[:, 2:] - x[:, :-2])
+    s_a = _smooth(signal)
+    scale = _rms(s_a).unsqueeze(-1)
+    mismatch = d2x - s_a
+    residuals = {
+        # x'' + 2 zeta w x' + w^2 x = f, trapezoidal: D2 x + 2 zeta w D1 x + w^2 S x - S f = 0
+        "equation_of_motion": (d2x + 2 * zeta * w * d1x + w**2 * _smooth(x) - _smooth(force)) / scale,
+        # the accelerometer reads the mode's acceleration: (1 - z^-1)(D2 x - S a) = 0. The first difference
+        # is a high-pass (gain 0.016 at 30 Hz, 1.4 at 3 kHz) that keeps the shaft harmonics, which are not
+        # motion of the mode, from swamping the residual; sensor noise remains as its floor.
+        "measurement": (mismatch[:, 1:] - mismatch[:, :-1]) / _rms(s_a[:, 1:] - s_a[:, :-1]).unsqueeze(-1),
+    }
+    if class_probs is not None:
+        residuals["kinematics"] = kinematics_residual(force, class_probs, sample_rate, shaft_hz, bearing)
+    return residuals
+
+
+def kinematics_residual(
+    force: Tensor,
+    class_probs: Tensor,
+    sample_rate: float,
+    shaft_hz: Tensor | float = 29.53,
+    bearing: BearingGeometry = SKF_6205_DE,
+) -> Tensor:
+    """[B] residual tying the predicted class to where the force's impacts repeat.
+
+    For each fault location the comb contrast C = (F - rho) / (1 - rho) compares the fraction F of the
+    force's envelope-spectrum energy lying in that location's comb (see `comb_contrast`) with the fraction
+    rho a flat spectrum would put there: C = 1 for a pure impact train of that class, about 0 for
+    broadband force. A ball, inner or outer class has residual 1 - C of its location; `normal` has
+    max(0, max C): a healthy bearing must not show any impact train, so predicting `normal` is no free
+    way out. The window's residual is the class_probs-weighted mean over the ten classes; it is 0 for a
+    window too short to resolve the combs (under about 0.05 s), which carries no kinematic evidence.
+    """
+    contrast, resolved = comb_contrast(force, sample_rate, shaft_hz, bearing)
+    per_location = {loc: 1 - contrast[:, i] for i, loc in enumerate(COMB_LOCATIONS)}
+    per_location["normal"] = contrast.amax(dim=-1).clamp_min(0)
+    per_class = torch.stack([per_location[fault_location(name)] for name in CLASS_NAMES], dim=-1)
+    return (class_probs.to(per_class.dtype) * per_class).sum(dim=-1) * resolved
+
+
+def comb_contrast(
+    force: Tensor, sample_rate: float, shaft_hz: Tensor | float, bearing: BearingGeometry = SKF_6205_DE
+) -> tuple[Tensor, Tensor]:
+    """Contrast [B, 3] of the force envelope spectrum's ball, inner and outer combs (COMB_LOCATIONS), and
+    whether every comb kept at least one bin of its own ([B] bool).
+
+    Envelope: f^2 normalised by its window mean (unit-free), Hann-windowed; its power spectrum is read
+    from 3 to 17 shaft orders, below which sit the shaft- and cage-rate load-zone lines that belong to no
+    comb and above which slip smears the harmonics together. Combs: outer = harmonics of BPFO (the
+    defect is stationary); inner = harmonics of BPFI with +-1 shaft-order sidebands (load zone);
+    ball = harmonics of 2 BSF with +-FTF sidebands. Lines are +-3 % wide plus the window's main lobe.
+    Bins claimed by two combs (e.g. 3 BPFO ~ 2 BPFI) carry no evidence about the class and are left out.
+    """
+    length = force.shape[-1]
+    taper = torch.hann_window(length, dtype=force.dtype, device=force.device)  # keeps lines within +-1 bin
+    power = torch.fft.rfft(_envelope(force) * taper, dim=-1).abs() ** 2
+    shaft = _per_window(shaft_hz, force)  # [B, 1]
+    orders = torch.fft.rfftfreq(length, 1.0 / sample_rate, device=force.device) / shaft  # [B, K]
+    bin_orders = sample_rate / length / shaft  # [B, 1]
+    masks = torch.stack([_comb_mask(orders, bin_orders, centres) for centres in _comb_orders(bearing)], dim=1)
+    in_range = (orders >= ORDER_RANGE[0]) & (orders <= ORDER_RANGE[1])
+    valid = (in_range & (masks.sum(dim=1) < 2)).unsqueeze(1).to(power.dtype)  # [B, 1, K]
+    masks = masks.to(power.dtype)
+    tiny = torch.finfo(power.dtype).tiny
+    fraction = (power.unsqueeze(1) * masks * valid).sum(-1) / (power.unsqueeze(1) * valid).sum(-1).clamp_min(tiny)
+    own_bins = (masks * valid).sum(-1)
+    coverage = own_bins / valid.sum(-1).clamp_min(1)
+    return (fraction - coverage) / (1 - coverage).clamp_min(1e-3), (own_bins > 0).all(dim=-1)
+
+
+def energy_balance(
+    fields: dict[str, Tensor], sample_rate: float, natural_freq_hz: Tensor, damping_ratio: Tensor
+) -> dict[str, Tensor]:
+    """Energy fields of the mode, per unit mass: E_kin = v^2/2, E_pot = w^2 x^2/2 ([B, T]), and the work
+    done by the force and by damping over each step ([B, T-1]): dt vbar fbar and dt 2 zeta w vbar^2, bars
+    being averages of consecutive samples. The trapezoidal rule conserves this balance exactly (see
+    `energy_balance_residual`), so it is a consistency check that also ties the velocity field in."""
+    x, v, force = fields["displacement"], fields["velocity"], fields["force"]
+    dt = 1.0 / sample_rate
+    w = 2 * math.pi * _per_window(natural_freq_hz, x)
+    zeta = _per_window(damping_ratio, x)
+    v_bar = (v[:, 1:] + v[:, :-1]) / 2
+    return {
+        "kinetic_energy": v**2 / 2,
+        "potential_energy": w**2 * x**2 / 2,
+        "input_work": dt * v_bar * (force[:, 1:] + force[:, :-1]) / 2,
+        "dissipated_work": dt * 2 * zeta * w * v_bar**2,
+    }
+
+
+def energy_balance_residual(coupled_fields: dict[str, Tensor]) -> Tensor:
+    """[B, T-1] residual of Delta(E_kin + E_pot) = W_in - W_diss, relative to the window's RMS of the
+    three terms' summed magnitudes. Exact for trapezoidal steps: Delta E = vbar Delta v + w^2 xbar Delta x
+    with Delta x = dt vbar and Delta v = dt (fbar - 2 zeta w vbar - w^2 xbar)."""
+    energy = coupled_fields["kinetic_energy"] + coupled_fields["potential_energy"]
+    change = energy[:, 1:] - energy[:, :-1]
+    w_in, w_diss = coupled_fields["input_work"], coupled_fields["dissipated_work"]
+    scale = _rms(change.abs() + w_in.abs() + w_diss.abs()).unsqueeze(-1)
+    return (change - w_in + w_diss) / scale
+
+
+def _comb_orders(bearing: BearingGeometry) -> list[list[float]]:
+    """Line positions (shaft orders) of the ball, inner and outer combs whose bands can reach ORDER_RANGE."""
+    rates = characteristic_frequencies(bearing, 1.0)
+    combs = {"ball": (2 * rates["bsf"], rates["ftf"]), "inner": (rates["bpfi"], 1.0), "outer": (rates["bpfo"], 0.0)}
+    lines = []
+    for location in COMB_LOCATIONS:
+        rate, sideband = combs[location]
+        n_harmonics = int(ORDER_RANGE[1] / rate) + 1
+        centres = {h * rate + s * sideband for h in range(1, n_harmonics + 1) for s in (-1, 0, 1)}
+        lines.append(sorted(c for c in centres if ORDER_RANGE[0] - 1 <= c <= ORDER_RANGE[1] + 1))
+    return lines
+
+
+def _comb_mask(orders: Tensor, bin_orders: Tensor, centres: list[float]) -> Tensor:
+    """[B, K] bool: bins within a line's half-width (relative + main lobe) of any of `centres`."""
+    centres_t = orders.new_tensor(centres).view(1, -1, 1)
+    half_width = RELATIVE_HALF_WIDTH * centres_t + MAIN_LOBE_BINS * bin_orders.unsqueeze(-1)
+    return ((orders.unsqueeze(1) - centres_t).abs() <= half_width).any(dim=1)
+
+
+def _envelope(force: Tensor) -> Tensor:
+    """Zero-mean squared force over its window mean: impacts show as a pulse train, units cancel."""
+    energy = force**2
+    energy = energy / energy.mean(dim=-1, keepdim=True).clamp_min(torch.finfo(energy.dtype).tiny)
+    return energy - energy.mean(dim=-1, keepdim=True)
+
+
+def _smooth(u: Tensor) -> Tensor:
+    """S u = (1 + z^-1)^2 u along time: [B, T] -> [B, T-2]."""
+    return u[:, 2:] + 2 * u[:, 1:-1] + u[:, :-2]
+
+
+def _rms(u: Tensor) -> Tensor:
+    """Per-window RMS [B], floored so an all-zero window does not divide by zero."""
+    return u.pow(2).mean(dim=-1).clamp_min(torch.finfo(u.dtype).tiny).sqrt()
+
+
+def _per_window(value: Tensor | float, like: Tensor) -> Tensor:
+    """A scalar or [B] parameter as a [B, 1] column in `like`'s dtype and device."""
+    return torch.as_tensor(value, dtype=like.dtype, device=like.device).reshape(-1, 1).expand(like.shape[0], 1)

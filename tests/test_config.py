@@ -1,0 +1,98 @@
+"""The config schema: Hydra composition, the seed's mapping access, and errors that name key and value."""
+import subprocess
+import sys
+
+import pytest
+
+from pipeline.config import ConfigError, ExperimentConfig, load_experiment_config, to_experiment_config
+
+
+def test_default_composition_validates(compose_config):
+    config = to_experiment_config(compose_config())
+    assert isinstance(config, ExperimentConfig)
+    assert config.data.source == "synthetic"
+    assert config.training["epochs"] == config.training.epochs  # the seed reads sections as mappings
+    assert "learning_rate" in config.training and config.training.get("nope", 7) == 7
+
+
+def test_overrides_reach_the_config(compose_config):
+    config = to_experiment_config(compose_config("loss.physics_weight=0.3", "training.epochs=20",
+                                                 "loss=data_only"))
+    assert config.training.epochs == 20
+    # Hydra applies group choices before value overrides: the data-only group, then the explicit weight.
+    assert config.loss.physics_weight == 0.3 and config.loss.consistency_weight == 0.0
+
+
+@pytest.mark.parametrize("override, key, value", [
+    ("data.window=-5", "data.window", "-5"),
+    ("data.hop=0", "data.hop", "0"),
+    ("data.snr_db=200", "data.snr_db", "200"),
+    ("data.source=hdf5", "data.source", "hdf5"),
+    ("data.split=random", "data.split", "random"),
+    ("data.recordings_per_load=2", "data.recordings_per_load", "2"),
+    ("data.duration_s=0.01", "data.duration_s", "0.01"),
+    ("data.val_fraction=0.7", "data.val_fraction", "0.7"),
+    ("loss.physics_weight=-0.1", "loss.physics_weight", "-0.1"),
+    ("loss.consistency_weight=nan", "loss.consistency_weight", "nan"),
+    ("training.epochs=0", "training.epochs", "0"),
+    ("training.batch_size=-1", "training.batch_size", "-1"),
+    ("training.learning_rate=0", "training.learning_rate", "0"),
+    ("training.grad_clip=0", "training.grad_clip", "0"),
+    ("model.hidden_dim=30", "model.hidden_dim", "30"),
+    ("model.dropout=1.5", "model.dropout", "1.5"),
+    ("model.output_dim=1", "model.output_dim", "1"),
+])
+def test_bad_values_name_key_and_value(compose_config, override, key, value):
+    with pytest.raises(ConfigError) as err:
+        to_experiment_config(compose_config(override))
+    assert key in str(err.value) and value in str(err.value)
+
+
+def test_cwru_needs_an_existing_path(compose_config, tmp_path):
+    with pytest.raises(ConfigError, match="data.path"):
+        to_experiment_config(compose_config("data=cwru"))
+    with pytest.raises(ConfigError, match="not an existing folder"):
+        to_experiment_config(compose_config("data=cwru", f"data.path={tmp_path / 'missing'}"))
+    config = to_experiment_config(compose_config("data=cwru", f"data.path={tmp_path}"))
+    assert config.data.path == str(tmp_path)
+
+
+def test_load_experiment_config_reads_yaml(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("training:\n  epochs: 3\n  learning_rate: 0.01\nloss:\n  physics_weight: 0.2\n")
+    config = load_experiment_config(path)
+    assert config.training["epochs"] == 3 and config.loss.physics_weight == 0.2
+    assert config.data.window == 1024  # unspecified keys keep their defaults
+
+
+@pytest.mark.parametrize("text, message", [
+    ("training:\n  epochs: three\n", "training.epochs"),
+    ("training:\n  epoch: 3\n", "training.epoch"),
+    ("trainer:\n  epochs: 3\n", "unknown section(s): trainer"),
+    ("- a\n- b\n", "mapping"),
+    ("training: [1, 2\n", "not valid YAML"),
+])
+def test_load_experiment_config_rejects_bad_files(tmp_path, text, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_experiment_config(path)
+
+
+def test_missing_config_file_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_experiment_config(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize("override, status, message", [
+    ("data.window=-5", 2, "data.window=-5"),
+    ("data.nope=1", 1, "Key 'nope' not in 'DataConfig'"),
+    ("training.epochs=abc", 1, "training.epochs"),
+])
+def test_entry_point_exits_before_work(override, status, message, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "pipeline.prepare", override, f"hydra.run.dir={tmp_path}"],
+                            capture_output=True, text=True, env={"MLFLOW_TRACKING_URI": "sqlite:///" + str(
+                                tmp_path / "never.db"), "PATH": "/usr/bin:/bin"})
+    assert result.returncode == status, result.stderr
+    assert message in result.stderr
+    assert not (tmp_path / "never.db").exists()  # no run was started
