@@ -1,0 +1,178 @@
+"""AGT-NO: the neural operator that classifies a vibration window and explains it with physical fields.
+
+signal -> divide by its RMS -> lift -> [FNO block, patch attention] x n_layers -> heads:
+  * class logits through a variational latent (mean, log_var),
+  * displacement, velocity and force on the time grid, in physical units,
+  * resonance frequency, natural frequency (as the Tustin equation states it) and damping ratio,
+and the physics residuals of those fields (pipeline.physics.residuals), so the loss can push them to zero.
+"""
+
+import math
+
+import torch
+from torch import nn
+
+from pipeline.data.classes import CLASS_NAMES
+from pipeline.physics.residuals import energy_balance, physics_residuals
+from pipeline.physics.spectral import FNOBlock, PatchAttention
+
+MIN_LENGTH = 16
+# Heads output O(1) numbers; fields are rescaled by w_ref, this resonance pre-warped the way the residuals'
+# trapezoidal equation sees it, so that x = -a / w_ref^2 solves their measurement equation exactly at 3 kHz.
+REFERENCE_RESONANCE_HZ = 3000.0
+RESONANCE_RANGE_HZ = (1500.0, 5000.0)
+DAMPING_RANGE = (0.005, 0.2)
+# The fields skip is a short FIR on the input: at 12 kHz, 9 taps span ~2 periods of a 3 kHz resonance, enough to
+# learn the phase shifts integration needs (v ~ a / jw), which pointwise layers and low Fourier modes cannot.
+FIELD_SKIP_TAPS = 9
+INITIAL_LOG_VAR = -4.0
+
+
+class AGTNOArchitecture(nn.Module):
+    """Fault classifier and physical-field estimator over windows `[B, L]` or `[B, L, input_dim]`, any L >= 16.
+
+    The first input channel is the measured acceleration the physics residuals check the fields against.
+    Windows are normalised by their own RMS, so the class decision does not depend on signal units.
+    """
+
+    def __init__(
+        self,
+        input_dim: int = 1,
+        hidden_dim: int = 128,
+        output_dim: int = 10,
+        n_modes: int = 16,
+        n_layers: int = 4,
+        n_heads: int = 4,
+        patch_size: int = 64,
+        dropout: float = 0.0,
+        sample_rate: float = 12000.0,
+        shaft_hz: float = 29.53,
+        latent_dim: int = 16,
+    ):
+        super().__init__()
+        self.input_dim, self.output_dim, self.latent_dim = input_dim, output_dim, latent_dim
+        self.sample_rate, self.shaft_hz = sample_rate, shaft_hz
+        if RESONANCE_RANGE_HZ[1] >= sample_rate / 2:
+            top = RESONANCE_RANGE_HZ[1]
+            raise ValueError(f"sample_rate must exceed twice the top resonance {top} Hz, got {sample_rate}")
+        self.w_ref = float(tustin_omega(REFERENCE_RESONANCE_HZ, sample_rate))
+
+        self.lift = nn.Conv1d(input_dim, hidden_dim, kernel_size=1)
+        self.blocks = nn.ModuleList()
+        for _ in range(n_layers):
+            self.blocks.append(FNOBlock(hidden_dim, n_modes))
+            self.blocks.append(PatchAttention(hidden_dim, n_heads, patch_size, dropout))
+
+        self.fields_head = nn.Conv1d(hidden_dim, 3, kernel_size=1)
+        self.fields_skip = nn.Conv1d(input_dim, 3, FIELD_SKIP_TAPS, padding=FIELD_SKIP_TAPS // 2, bias=False)
+        self.params_head = nn.Linear(2 * hidden_dim, 2)
+        self.latent_head = nn.Linear(2 * hidden_dim, 2 * latent_dim)
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(latent_dim, output_dim)
+        self._init_heads()
+
+    def _init_heads(self) -> None:
+        """Start displacement at the resonance-band prior x = -a / w_ref^2 (tap -1 on the measured channel), and
+        the latent with a small variance so early training is not drowned in sampling noise."""
+        with torch.no_grad():
+            self.fields_skip.weight.zero_()
+            self.fields_skip.weight[0, 0, FIELD_SKIP_TAPS // 2] = -1.0
+            self.latent_head.bias[self.latent_dim :].fill_(INITIAL_LOG_VAR)
+
+    def forward(self, x: torch.Tensor) -> dict:
+        """x: `[B, L]` or `[B, L, input_dim]`. Returns a dict of
+        predictions [B, output_dim] logits; fields {displacement, velocity, force} [B, L] physical units;
+        physical_params {natural_freq_hz, damping_ratio, resonance_hz} [B]; mean, log_var [B, latent_dim];
+        uncertainties [B]; physics_residuals and coupled_fields as pipeline.physics.residuals returns them
+        (the kinematics residual only when output_dim is the 10 CWRU classes it is stated for).
+        """
+        signal = self._validated(x)  # [B, L, C], physical units
+        scale = signal.pow(2).mean(dim=1, keepdim=True).sqrt().clamp_min(1e-12)  # [B, 1, C]
+        normalised = (signal / scale).transpose(1, 2)  # [B, C, L]
+
+        h = self.lift(normalised)
+        for block in self.blocks:
+            h = block(h)
+        # Mean and spread over time: after RMS normalisation the mean alone is nearly the same for every window;
+        # the spread of rectified features is an impulsiveness (kurtosis-like) measure, the classic fault cue.
+        pooled = self.dropout(torch.cat([h.mean(dim=-1), h.std(dim=-1)], dim=-1))  # [B, 2 * hidden]
+
+        mean, log_var = self.latent_head(pooled).to(self.dtype).chunk(2, dim=-1)
+        z = mean
+        if self.training:  # reparameterised sample; eval uses the mean, so predictions are deterministic
+            z = mean + torch.randn_like(mean) * torch.exp(0.5 * log_var)
+        logits = self.classifier(z).to(self.dtype)
+        probs = logits.softmax(dim=-1)
+
+        fields = self._fields(h, normalised, scale[:, 0, 0])
+        params = self._physical_params(pooled)
+        class_probs = probs if self.output_dim == len(CLASS_NAMES) else None  # kinematics needs the CWRU classes
+        with torch.autocast(device_type=signal.device.type, enabled=False):
+            residuals = physics_residuals(
+                fields,
+                signal[..., 0],
+                self.sample_rate,
+                natural_freq_hz=params["natural_freq_hz"],
+                damping_ratio=params["damping_ratio"],
+                class_probs=class_probs,
+                shaft_hz=self.shaft_hz,
+            )
+            coupled = energy_balance(fields, self.sample_rate, params["natural_freq_hz"], params["damping_ratio"])
+
+        return {
+            "predictions": logits,
+            "physics_residuals": residuals,
+            "coupled_fields": coupled,
+            "fields": fields,
+            "physical_params": params,
+            "mean": mean,
+            "log_var": log_var,
+            "uncertainties": self._uncertainty(probs, log_var),
+        }
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The parameters' dtype. Inputs are cast to it, and head outputs cast back to it from bf16 autocast,
+        because the residuals difference nearby samples and need full precision."""
+        return self.lift.weight.dtype
+
+    def _validated(self, x: torch.Tensor) -> torch.Tensor:
+        """Return `[B, L, input_dim]` in the model's dtype, or raise naming the offending shape."""
+        shape = list(x.shape)
+        if x.ndim == 2 and self.input_dim == 1:
+            x = x.unsqueeze(-1)
+        if x.ndim != 3 or x.shape[-1] != self.input_dim:
+            expected = "[B, L] or [B, L, 1]" if self.input_dim == 1 else f"[B, L, {self.input_dim}]"
+            raise ValueError(f"AGTNOArchitecture expects input of shape {expected}, got {shape}")
+        if x.shape[1] < MIN_LENGTH:
+            raise ValueError(f"AGTNOArchitecture needs >= {MIN_LENGTH} samples per window, got shape {shape}")
+        return x.to(self.dtype)
+
+    def _fields(self, h: torch.Tensor, normalised: torch.Tensor, scale: torch.Tensor) -> dict:
+        """Displacement, velocity, force `[B, L]` in physical units."""
+        out = (self.fields_head(h) + self.fields_skip(normalised)).to(self.dtype) * scale[:, None, None]
+        return {"displacement": out[:, 0] / self.w_ref**2, "velocity": out[:, 1] / self.w_ref, "force": out[:, 2]}
+
+    def _physical_params(self, pooled: torch.Tensor) -> dict:
+        """Resonance (linear in range), the natural frequency the residuals' discrete equation needs to ring
+        there, and damping ratio (log-uniform in range), each `[B]`; the simulator reports the same names."""
+        freq_raw, damping_raw = self.params_head(pooled).to(self.dtype).sigmoid().unbind(dim=-1)
+        f_lo, f_hi = RESONANCE_RANGE_HZ
+        z_lo, z_hi = DAMPING_RANGE
+        resonance_hz = f_lo + (f_hi - f_lo) * freq_raw
+        return {
+            "natural_freq_hz": tustin_omega(resonance_hz, self.sample_rate) / (2 * math.pi),
+            "damping_ratio": z_lo * (z_hi / z_lo) ** damping_raw,
+            "resonance_hz": resonance_hz,
+        }
+
+    @staticmethod
+    def _uncertainty(probs: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
+        """Predictive entropy of the softmax (nats) plus the mean latent variance, `[B]`."""
+        entropy = -(probs * probs.clamp_min(1e-12).log()).sum(dim=-1)
+        return entropy + log_var.exp().mean(dim=-1)
+
+
+def tustin_omega(resonance_hz: torch.Tensor | float, sample_rate: float) -> torch.Tensor:
+    """The w_n (rad/s) of the trapezoidal equation whose sampled response rings at `resonance_hz` (pre-warping)."""
+    return 2 * sample_rate * torch.tan(torch.as_tensor(resonance_hz) * (math.pi / sample_rate))

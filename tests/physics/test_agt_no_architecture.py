@@ -1,0 +1,202 @@
+"""Usage examples for AGTNOArchitecture, the model the training API documents.
+
+Most tests use a tiny model (hidden 16, 2 layers) and short windows so the file stays fast on a shared CPU.
+"""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from pipeline.data.classes import class_index
+from pipeline.physics.agt_no_architecture import AGTNOArchitecture
+from pipeline.physics.residuals import physics_residuals
+
+FIELD_NAMES = {"displacement", "velocity", "force"}
+OUTPUT_KEYS = {
+    "predictions", "physics_residuals", "coupled_fields", "fields", "physical_params", "mean", "log_var",
+    "uncertainties",
+}
+
+
+def tiny_model(**overrides) -> AGTNOArchitecture:
+    torch.manual_seed(0)
+    kwargs = dict(hidden_dim=16, n_layers=2, n_heads=2, n_modes=8, patch_size=32, latent_dim=4) | overrides
+    return AGTNOArchitecture(**kwargs)
+
+
+def impact_windows(n: int, length: int, rate_hz: float, fs: float = 12000.0) -> torch.Tensor:
+    """Windows of a 3 kHz resonance rung by impacts at `rate_hz` (random phase) plus noise, as [n, length]."""
+    t = torch.arange(length) / fs
+    ring = torch.exp(-t[:64] * 2 * math.pi * 3000 * 0.05) * torch.sin(2 * math.pi * 3000 * t[:64])
+    impulses = torch.zeros(n, length)
+    for i in range(n):
+        start = torch.randint(0, int(fs / rate_hz), ()).item()
+        impulses[i, start :: int(fs / rate_hz)] = 1.0
+    response = F.conv1d(impulses[:, None], ring.flip(0).view(1, 1, -1), padding=63)[:, 0, 63:]  # causal ringing
+    return response + 0.05 * torch.randn(n, length)
+
+
+def physics_loss(outputs: dict) -> torch.Tensor:
+    return sum(r.pow(2).mean() for r in outputs["physics_residuals"].values())
+
+
+def test_seed_construction_runs_on_plain_windows():
+    model = AGTNOArchitecture(input_dim=1, hidden_dim=128, output_dim=10)
+    outputs = model(torch.randn(2, 1024))
+
+    assert OUTPUT_KEYS <= outputs.keys()
+    assert outputs["predictions"].shape == (2, 10)
+    assert set(outputs["fields"]) == FIELD_NAMES
+    assert all(f.shape == (2, 1024) for f in outputs["fields"].values())
+    assert {"equation_of_motion", "measurement", "kinematics"} <= outputs["physics_residuals"].keys()
+    assert {"kinetic_energy", "potential_energy", "input_work", "dissipated_work"} <= outputs["coupled_fields"].keys()
+    assert outputs["mean"].shape == outputs["log_var"].shape == (2, 16)
+    assert outputs["uncertainties"].shape == (2,)
+
+
+def test_channel_last_input_matches_plain_input():
+    model = tiny_model().eval()
+    x = torch.randn(3, 256)
+    torch.testing.assert_close(model(x)["predictions"], model(x[..., None])["predictions"])
+
+
+def test_physical_params_stay_in_plausible_ranges():
+    params = tiny_model().eval()(100 * torch.randn(4, 256))["physical_params"]
+    assert ((params["resonance_hz"] >= 1500) & (params["resonance_hz"] <= 5000)).all()
+    assert ((params["damping_ratio"] >= 0.005) & (params["damping_ratio"] <= 0.2)).all()
+
+
+def test_natural_freq_is_prewarped_like_the_simulators():
+    """The residuals' trapezoidal equation rings at (2/dt) atan(w_n dt / 2), which must be the resonance."""
+    params = tiny_model().eval()(torch.randn(4, 256))["physical_params"]
+    dt = 1 / 12000
+    w_n = 2 * math.pi * params["natural_freq_hz"].double()
+    rings_at_hz = 2 / dt * torch.atan(w_n * dt / 2) / (2 * math.pi)
+    torch.testing.assert_close(rings_at_hz.float(), params["resonance_hz"])
+
+
+def test_fields_follow_the_signal_units():
+    """Scaling the signal scales every field by the same factor and leaves the class decision unchanged."""
+    model = tiny_model().eval()
+    x = torch.randn(2, 256)
+    small, large = model(x), model(1000 * x)
+    torch.testing.assert_close(small["predictions"], large["predictions"], rtol=1e-4, atol=1e-4)
+    for name in FIELD_NAMES:
+        expected, actual = 1000 * small["fields"][name], large["fields"][name]
+        assert (expected - actual).abs().max() <= 1e-4 * actual.abs().max()
+
+
+@pytest.mark.parametrize(
+    "model_kwargs, shape",
+    [
+        ({}, (4,)),  # no batch dimension
+        ({}, (2, 256, 2)),  # two channels for a one-channel model
+        ({}, (2, 1, 256, 1)),
+        ({}, (2, 8)),  # shorter than 16 samples
+        ({"input_dim": 2}, (2, 256)),  # a two-channel model needs [B, L, 2]
+    ],
+)
+def test_bad_shapes_raise_a_clear_error(model_kwargs, shape):
+    with pytest.raises(ValueError, match=r"\[" + ", ".join(str(s) for s in shape) + r"\]"):
+        tiny_model(**model_kwargs)(torch.randn(shape))
+
+
+def test_multichannel_input_uses_first_channel_as_the_measurement():
+    x = torch.randn(2, 256, 2)
+    outputs = tiny_model(input_dim=2).eval()(x)
+    params = outputs["physical_params"]
+    recomputed = physics_residuals(
+        outputs["fields"], x[..., 0], 12000.0,
+        natural_freq_hz=params["natural_freq_hz"], damping_ratio=params["damping_ratio"],
+    )
+    torch.testing.assert_close(outputs["physics_residuals"]["measurement"], recomputed["measurement"])
+
+
+def shapes(outputs: dict) -> dict:
+    """The nested output dict with every tensor replaced by its shape."""
+    return {k: shapes(v) if isinstance(v, dict) else tuple(v.shape) for k, v in outputs.items()}
+
+
+def test_any_window_length_gives_the_same_outputs_shapes():
+    model = tiny_model().eval()
+    reference = shapes(model(torch.randn(2, 256)))
+    for length in (512, 1000, 2048):
+        got = shapes(model(torch.randn(2, length)))
+        assert got.keys() == reference.keys()
+        assert got["predictions"] == reference["predictions"] == (2, 10)
+        assert got["fields"] == {name: (2, length) for name in FIELD_NAMES}
+        assert got["physical_params"] == reference["physical_params"]
+        assert got["physics_residuals"].keys() == reference["physics_residuals"].keys()
+        assert all(shape[0] == 2 for shape in got["physics_residuals"].values())  # one row per window
+
+
+def test_samples_do_not_influence_each_other_in_eval():
+    model = tiny_model().eval()
+    x = torch.randn(3, 256)
+    changed = x.clone()
+    changed[1] = 50 * torch.randn(256)
+    before, after = model(x), model(changed)
+    for key in ("predictions", "mean", "log_var", "uncertainties"):
+        torch.testing.assert_close(before[key][0], after[key][0])
+    for group in ("fields", "physical_params", "physics_residuals", "coupled_fields"):
+        for name in before[group]:
+            torch.testing.assert_close(before[group][name][0], after[group][name][0], msg=f"{group}/{name}")
+
+
+def test_eval_is_deterministic_and_training_samples_the_latent():
+    model = tiny_model()
+    x = torch.randn(2, 256)
+    model.eval()
+    torch.testing.assert_close(model(x)["predictions"], model(x)["predictions"])
+    model.train()
+    assert not torch.equal(model(x)["predictions"], model(x)["predictions"])
+
+
+def test_gradients_reach_every_parameter():
+    model = tiny_model().train()
+    outputs = model(torch.randn(4, 256))
+    loss = F.cross_entropy(outputs["predictions"], torch.tensor([0, 1, 2, 3])) + physics_loss(outputs)
+    loss.backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, f"no gradient reaches {name}"
+        assert torch.isfinite(p.grad).all(), f"non-finite gradient in {name}"
+
+
+def test_bf16_autocast_forward_on_cpu():
+    model = tiny_model()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        outputs = model(torch.randn(2, 256))
+        loss = F.cross_entropy(outputs["predictions"], torch.tensor([0, 1])) + physics_loss(outputs)
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert outputs["fields"]["displacement"].dtype == torch.float32
+
+
+def test_torch_compile_matches_eager():
+    model = tiny_model(n_layers=1).eval()
+    x = torch.randn(2, 128)
+    eager = model(x)
+    compiled = torch.compile(model)(x)
+    torch.testing.assert_close(compiled["predictions"], eager["predictions"], rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(
+        compiled["fields"]["displacement"], eager["fields"]["displacement"], rtol=1e-4, atol=1e-12
+    )
+
+
+def test_overfits_twenty_windows_of_two_fault_classes():
+    """A real learning check: outer- and inner-race impact rates (BPFO, BPFI at 1772 rpm) told apart."""
+    torch.manual_seed(0)
+    x = torch.cat([impact_windows(10, 256, rate_hz=105.9), impact_windows(10, 256, rate_hz=159.9)])
+    y = torch.tensor([class_index("outer_014")] * 10 + [class_index("inner_014")] * 10)
+    model = tiny_model()
+    optimiser = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    for _ in range(50):
+        optimiser.zero_grad()
+        outputs = model(x)
+        (F.cross_entropy(outputs["predictions"], y) + 0.1 * physics_loss(outputs)).backward()
+        optimiser.step()
+    model.eval()
+    with torch.no_grad():
+        assert (model(x)["predictions"].argmax(dim=-1) == y).all()
