@@ -1,0 +1,323 @@
+"""TrainingEngine: the physics-informed training loop (design.md §5), readable top to bottom.
+
+One optimisation step: forward (under autocast when `training.mixed_precision`) -> data + physics +
+consistency + variational loss -> backward -> clip gradients -> step, unless the loss or the gradient norm
+is not finite: then the step is skipped and counted, and `training.max_bad_steps` skips in a row raise
+`TrainingDivergedError`. A CUDA out-of-memory error clears the cache and skips the batch, as the seed does.
+Per-batch metrics are summed on tensors; the only host sync per batch is the finiteness check.
+
+After each epoch: the cosine schedule and the SoftAdapt weights step, `history` and the monitor get a row,
+`last.pt` is written every `training.checkpoint_every` epochs (when a checkpoint_dir is given), callbacks
+get the epoch's metrics under the tracking names of design.md §6, and early stopping asks the monitor.
+
+Seeding is the caller's job (seed before building the model); resuming restores every RNG, so a resumed
+run repeats the uninterrupted one. Under torch.distributed the model is wrapped in DDP, loaders are
+sharded, metric sums and confusion matrices are all-reduced, and only rank 0 writes and calls callbacks.
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Iterable, Optional
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Subset
+
+from pipeline.config import ExperimentConfig
+from pipeline.training.advanced_loss_functions import AdvancedLossManager
+from pipeline.training.checkpoint import (CheckpointError, load_checkpoint_file, rng_state, save_atomic,
+                                          set_rng_state)
+from pipeline.training.metrics import accuracy, confusion_matrix, macro_f1
+from pipeline.training.monitoring import TrainingMonitor
+from pipeline.training.physics_informed_loss import PhysicsInformedLoss
+
+Callback = Callable[[int, dict[str, float]], None]
+CHECKPOINT_NAME = "last.pt"
+__all__ = ["TrainingEngine", "TrainingDivergedError", "CheckpointError"]
+
+
+class TrainingDivergedError(RuntimeError):
+    """Too many consecutive optimisation steps had a non-finite loss or gradient."""
+
+
+class TrainingEngine:
+    """Trains an AGT-NO style model (output dict with predictions, physics_residuals, coupled_fields,
+    mean, log_var) with AdamW, a cosine schedule and the physics-informed losses configured in `config`."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        config: ExperimentConfig,
+        device: Optional[torch.device | str] = None,
+        callbacks: Iterable[Callback] = (),
+        monitor: Optional[TrainingMonitor] = None,
+    ):
+        train, loss = config.training, config.loss
+        self.config = config
+        self.device = torch.device(device if device is not None else "cuda" if torch.cuda.is_available() else "cpu")
+        self.model = model.to(self.device)
+        self.distributed = dist.is_available() and dist.is_initialized()
+        self.rank = dist.get_rank() if self.distributed else 0
+        self._raw = _unwrap(self.model)
+        net = self.model
+        if self.distributed and not isinstance(net, DistributedDataParallel):
+            net = DistributedDataParallel(net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self._net = torch.compile(net) if train.compile else net
+        # DDP's forward may sync buffers; evaluation shards are uneven, so ranks evaluate the bare module
+        self._eval_net = self._raw if self.distributed else self._net
+        self._params = [p for p in self._raw.parameters() if p.requires_grad]
+
+        self.loss_fn = PhysicsInformedLoss(physics_weight=loss.physics_weight,
+                                           adaptive_weighting=loss.adaptive_weighting).to(self.device)
+        self.advanced_loss = AdvancedLossManager(loss.consistency_weight, loss.variational_weight,
+                                                 enable_adaptive=loss.adaptive_weighting)
+        self.optimizer = torch.optim.AdamW(self._params, lr=train.learning_rate, weight_decay=train.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+            self.optimizer, T_max=train.epochs, eta_min=min(1e-6, train.learning_rate))
+        cuda = self.device.type == "cuda"
+        self.amp_dtype = (torch.float16 if cuda else torch.bfloat16) if train.mixed_precision else None
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=train.mixed_precision and cuda)
+
+        self.callbacks = list(callbacks)
+        self.monitor = monitor if monitor is not None else TrainingMonitor(log_dir=None)
+        self.history: dict[str, list[float]] = {}
+        self.epoch = 0  # epochs completed; the next train_epoch runs epoch number `self.epoch`
+        self.mlflow_run_id: Optional[str] = None  # stored in checkpoints so a resumed run logs to the same run
+        self._bad_steps = 0  # consecutive skipped steps
+        # a DataLoader's own torch.Generator (shuffle order, worker seeds) is not the global RNG: its state is
+        # checkpointed too, and a loaded state is applied to the next training loader
+        self._loader_generator: Optional[torch.Generator] = None
+        self._pending_generator_state: Optional[Tensor] = None
+
+    # ----------------------------------------------------------------------------------------- loop
+    def train(
+        self, train_loader: DataLoader, val_loader: Optional[DataLoader] = None,
+        checkpoint_dir: Optional[str | Path] = None, resume: bool = True,
+    ) -> tuple[nn.Module, dict[str, list[float]]]:
+        """Train for `training.epochs` epochs (less if early stopping triggers); returns (model, history).
+
+        history: one list entry per epoch for train_loss, data_loss, physics_loss, consistency_loss,
+        variational_loss, physics/<name>, loss_weight/<term>, skipped_steps, lr and, with a val_loader,
+        val_loss, val_accuracy, val_macro_f1, val_physics/<name>. With `checkpoint_dir`, `last.pt` there is
+        written every `training.checkpoint_every` epochs and, if `resume`, picked up at the start.
+        """
+        cfg = self.config.training
+        last = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
+        if last is not None and resume and last.is_file():
+            self.load_checkpoint(last)
+        while self.epoch < cfg.epochs and not self.monitor.check_convergence(cfg.patience):
+            epoch = self.epoch
+            train_metrics = self.train_epoch(train_loader)
+            val_metrics = self.validate(val_loader) if val_loader is not None else {}
+            tracked = self._record(epoch, train_metrics, val_metrics)
+            if last is not None and ((epoch + 1) % cfg.checkpoint_every == 0 or epoch + 1 == cfg.epochs
+                                     or self.monitor.check_convergence(cfg.patience)):
+                self.save_checkpoint(last, epoch, tracked)
+            if self.rank == 0:
+                for callback in self.callbacks:
+                    callback(epoch, dict(tracked))
+        return self.model, self.history
+
+    def train_epoch(self, data_loader: DataLoader) -> dict[str, float]:
+        """One epoch of optimisation, then one step of the LR schedule and of the loss weights.
+
+        Returns sample-weighted means of loss (the total optimised), data_loss, physics_loss,
+        consistency_loss, variational_loss and physics/<name>, plus loss_weight/<term> (the multipliers
+        used this epoch), skipped_steps and lr.
+        """
+        epoch = self.epoch
+        self._net.train()
+        self.advanced_loss.set_epoch(epoch)
+        loader = self._shard(data_loader, train=True)
+        if isinstance(loader.sampler, DistributedSampler):
+            loader.sampler.set_epoch(epoch)
+        self._loader_generator = getattr(data_loader, "generator", None)
+        if self._loader_generator is not None and self._pending_generator_state is not None:
+            self._loader_generator.set_state(self._pending_generator_state.cpu())
+        self._pending_generator_state = None
+        lr = self.scheduler.get_last_lr()[0]
+        names, sums, samples, skipped = None, None, 0, 0
+        for inputs, targets in loader:
+            inputs, targets = inputs.to(self.device, non_blocking=True), targets.to(self.device, non_blocking=True)
+            try:
+                values = self._train_step(inputs, targets)
+            except torch.OutOfMemoryError:
+                self.optimizer.zero_grad(set_to_none=True)
+                torch.cuda.empty_cache()
+                warnings.warn(f"out of memory on a batch of {len(targets)}: cache cleared, batch skipped")
+                skipped += 1
+                continue
+            if values is None:
+                skipped += 1
+                continue
+            if sums is None:
+                names = list(values)
+                sums = torch.zeros(len(names), dtype=torch.float64, device=self.device)
+            sums += torch.stack(list(values.values())).double() * len(targets)
+            samples += len(targets)
+
+        names = names or ["loss", "data_loss", "physics_loss", "consistency_loss", "variational_loss"]
+        sums = sums if sums is not None else torch.zeros(len(names), dtype=torch.float64, device=self.device)
+        totals = self._all_reduce(torch.cat([sums, sums.new_tensor([samples, skipped])])).tolist()
+        samples = totals[-2]
+        metrics = {name: (total / samples if samples else float("nan")) for name, total in zip(names, totals)}
+        metrics["skipped_steps"] = totals[-1]
+        metrics["lr"] = lr
+        metrics.update({f"loss_weight/{k}": v for k, v in {**self.loss_fn.multipliers,
+                                                             **self.advanced_loss.weights}.items()})
+        residuals = {n.removeprefix("physics/"): metrics[n] for n in names if n.startswith("physics/")}
+        self.loss_fn.update_weights(epoch, metrics["data_loss"], residuals)
+        self.scheduler.step()
+        self.epoch += 1
+        return metrics
+
+    def _train_step(self, inputs: Tensor, targets: Tensor) -> Optional[dict[str, Tensor]]:
+        """One guarded optimisation step; the detached loss terms, or None when the step was skipped."""
+        self.optimizer.zero_grad(set_to_none=True)
+        with self._autocast():
+            outputs = self._net(inputs)
+            losses = self.loss_fn(outputs["predictions"], targets, outputs["physics_residuals"])
+            advanced = self.advanced_loss.compute_losses(outputs)
+            loss = losses.pop("total_loss") + advanced["advanced_loss"]
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)
+        grad_norm = nn.utils.clip_grad_norm_(self._params, self.config.training.grad_clip)
+        # GradScaler skips fp16 overflow steps itself (and lowers its scale); those are not divergence
+        guard = loss.detach() if self.scaler.is_enabled() else loss.detach() + grad_norm
+        if not torch.isfinite(guard).item():
+            self.scaler.update()
+            self.optimizer.zero_grad(set_to_none=True)
+            self._bad_steps += 1
+            if self._bad_steps >= self.config.training.max_bad_steps:
+                raise TrainingDivergedError(
+                    f"training diverged: {self._bad_steps} consecutive steps had a non-finite loss or gradient "
+                    f"(training.max_bad_steps={self.config.training.max_bad_steps}). Check the data for NaN/inf "
+                    "and try a lower training.learning_rate or training.grad_clip.")
+            return None
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self._bad_steps = 0
+        return {"loss": loss.detach(), "consistency_loss": advanced["consistency_loss"].detach(),
+                "variational_loss": advanced["variational_loss"].detach(),
+                **{k: v.detach() for k, v in losses.items()}}
+
+    @torch.no_grad()
+    def validate(self, data_loader: DataLoader) -> dict[str, float]:
+        """loss (the data loss: comparable across epochs and physics weights), accuracy, macro_f1, and the
+        mean squared physics/<name> residuals, over the whole loader (all ranks)."""
+        self._eval_net.eval()
+        loader = self._shard(data_loader, train=False)
+        sums, names, confusion, samples = None, None, None, 0
+        for inputs, targets in loader:
+            inputs, targets = inputs.to(self.device, non_blocking=True), targets.to(self.device, non_blocking=True)
+            with self._autocast():
+                outputs = self._eval_net(inputs)
+            logits = outputs["predictions"].float()
+            terms = {"loss": self.loss_fn.compute_data_loss(logits, targets),
+                     **{f"physics/{k}": r.float().pow(2).mean() for k, r in outputs["physics_residuals"].items()}}
+            if sums is None:
+                names = list(terms)
+                sums = torch.zeros(len(names), dtype=torch.float64, device=self.device)
+                confusion = torch.zeros(logits.shape[-1], logits.shape[-1], dtype=torch.int64, device=self.device)
+            sums += torch.stack(list(terms.values())).double() * len(targets)
+            confusion += confusion_matrix(logits, targets, logits.shape[-1])
+            samples += len(targets)
+        if sums is None:
+            raise ValueError("validate() got an empty data loader")
+        totals = self._all_reduce(torch.cat([sums, sums.new_tensor([samples])])).tolist()
+        confusion = self._all_reduce(confusion)
+        metrics = {name: total / totals[-1] for name, total in zip(names, totals)}
+        metrics.update(accuracy=accuracy(confusion), macro_f1=macro_f1(confusion))
+        return metrics
+
+    # ----------------------------------------------------------------------------------- checkpoints
+    def save_checkpoint(self, path: str | Path, epoch: int, metrics: dict[str, float]) -> None:
+        """Atomically write model, optimiser, scheduler, scaler, loss weights, RNG states, history, `epoch`
+        (the last completed epoch) and `metrics` to `path`. Only rank 0 writes."""
+        if self.rank != 0:
+            return
+        save_atomic({
+            "epoch": int(epoch),
+            "metrics": {k: float(v) for k, v in metrics.items()},
+            "model": self._raw.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "loss_fn": self.loss_fn.state_dict(),
+            "history": {k: list(v) for k, v in self.history.items()},
+            "rng": rng_state(),
+            "loader_rng": self._loader_generator.get_state() if self._loader_generator is not None else None,
+            "mlflow_run_id": self.mlflow_run_id,
+        }, path)
+
+    def load_checkpoint(self, path: str | Path) -> dict[str, Any]:
+        """Restore everything `save_checkpoint` wrote; training continues with epoch `checkpoint['epoch'] + 1`.
+
+        Returns the checkpoint dict (`epoch`, `metrics`, `history`, `mlflow_run_id`, state dicts). Raises
+        CheckpointError for a missing, damaged or unsafe file, or one that does not fit this model.
+        """
+        state = load_checkpoint_file(path, map_location=self.device)
+        try:
+            self._raw.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            if state["scaler"]:
+                self.scaler.load_state_dict(state["scaler"])
+            self.loss_fn.load_state_dict(state["loss_fn"])
+            set_rng_state(state["rng"])
+            history, run_id, loader_rng = state["history"], state["mlflow_run_id"], state["loader_rng"]
+        except (KeyError, ValueError, RuntimeError) as err:
+            raise CheckpointError(f"checkpoint {str(path)!r} does not fit this model and configuration: "
+                                  f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}") from None
+        self.epoch = state["epoch"] + 1
+        self.history = {k: list(v) for k, v in history.items()}
+        self.mlflow_run_id, self._pending_generator_state = run_id, loader_rng
+        self.monitor.clear()
+        for epoch in range(len(self.history.get("train_loss", []))):
+            self.monitor.log_metrics(epoch, {k: v[epoch] for k, v in self.history.items() if epoch < len(v)})
+        return state
+
+    # --------------------------------------------------------------------------------------- helpers
+    def _record(self, epoch: int, train: dict[str, float], val: dict[str, float]) -> dict[str, float]:
+        """Append the epoch to history and the monitor; return it under the tracking names (design.md §6)."""
+        row = {("train_loss" if k == "loss" else k): v for k, v in train.items()}
+        row.update({f"val_{k}": v for k, v in val.items()})
+        for key, value in row.items():
+            self.history.setdefault(key, []).append(value)
+        self.monitor.log_metrics(epoch, row)
+        tracked = {(k if k.startswith(("physics/", "loss_weight/")) else f"train/{k}"): v for k, v in train.items()}
+        tracked.update({f"val/{k}": v for k, v in val.items()})
+        return tracked
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
+
+    def _all_reduce(self, tensor: Tensor) -> Tensor:
+        if self.distributed:
+            dist.all_reduce(tensor)
+        return tensor
+
+    def _shard(self, loader: DataLoader, train: bool) -> DataLoader:
+        """Under DDP, give each rank its share of a loader that is not already distributed: a
+        DistributedSampler for training (equal step counts), a plain stride for evaluation (exact counts)."""
+        if not self.distributed or isinstance(loader.sampler, DistributedSampler):
+            return loader
+        if loader.batch_size is None:
+            raise ValueError("under torch.distributed pass loaders with a batch_size or a DistributedSampler")
+        world, dataset = dist.get_world_size(), loader.dataset
+        common = dict(batch_size=loader.batch_size, num_workers=loader.num_workers, collate_fn=loader.collate_fn,
+                      pin_memory=loader.pin_memory, drop_last=loader.drop_last)
+        if train:
+            sampler = DistributedSampler(dataset, world, self.rank, shuffle=isinstance(loader.sampler, RandomSampler),
+                                         seed=self.config.training.seed)
+            return DataLoader(dataset, sampler=sampler, **common)
+        return DataLoader(Subset(dataset, range(self.rank, len(dataset), world)), **common)
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    """The plain module under torch.compile and DDP wrappers (for state dicts and evaluation)."""
+    model = getattr(model, "_orig_mod", model)
+    return model.module if isinstance(model, DistributedDataParallel) else model

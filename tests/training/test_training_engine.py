@@ -1,0 +1,267 @@
+"""TrainingEngine on a tiny real AGT-NO: learning, metrics, checkpoints, resume, guards, precision."""
+import math
+import pickle
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from tests.training.tiny_training import tiny_config, tiny_model, tone_windows
+from pipeline.training.checkpoint import CheckpointError
+from pipeline.training.training_engine import TrainingDivergedError, TrainingEngine
+
+RESIDUALS = ("equation_of_motion", "measurement", "kinematics")
+
+
+def small_loaders(n=96, generator=None):
+    return (DataLoader(tone_windows(n, seed=0), batch_size=16, shuffle=True, generator=generator),
+            DataLoader(tone_windows(48, seed=1), batch_size=48))
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_training_learns_and_the_physics_residuals_fall(loaders):
+    engine = TrainingEngine(tiny_model(), tiny_config(epochs=4), torch.device("cpu"))
+    model, history = engine.train(*loaders)
+
+    assert model is engine.model
+    expected = {"train_loss", "data_loss", "physics_loss", "consistency_loss", "variational_loss", "val_loss",
+                "val_accuracy", "val_macro_f1", "skipped_steps", "lr",
+                *(f"physics/{n}" for n in RESIDUALS), *(f"val_physics/{n}" for n in RESIDUALS),
+                *(f"loss_weight/{t}" for t in ("data", *RESIDUALS, "consistency", "variational"))}
+    assert expected <= set(history)
+    assert all(len(values) == 4 for values in history.values())
+    assert history["data_loss"][-1] < 0.5 * history["data_loss"][0]
+    assert history["val_loss"][-1] < history["val_loss"][0]
+    assert history["val_accuracy"][-1] > history["val_accuracy"][0] and history["val_accuracy"][-1] >= 0.9
+    assert history["val_macro_f1"][-1] >= 0.9
+    residual_sum = [sum(history[f"physics/{n}"][i] for n in RESIDUALS) for i in range(4)]
+    assert residual_sum[-1] < residual_sum[0]
+    assert history["physics/equation_of_motion"][-1] < 0.5 * history["physics/equation_of_motion"][0]
+    assert history["consistency_loss"][-1] < history["consistency_loss"][0]
+    assert history["lr"][0] == pytest.approx(1e-2) and history["lr"][-1] < history["lr"][0]  # cosine
+    assert history["skipped_steps"] == [0, 0, 0, 0]
+
+
+def test_train_epoch_and_validate_return_documented_keys():
+    train_loader, val_loader = small_loaders()
+    engine = TrainingEngine(tiny_model(), tiny_config(), torch.device("cpu"))
+    metrics = engine.train_epoch(train_loader)
+    assert {"loss", "data_loss", "physics_loss", "consistency_loss", "variational_loss", "skipped_steps",
+            *(f"physics/{n}" for n in RESIDUALS), "loss_weight/data", "loss_weight/variational"} <= set(metrics)
+    assert all(isinstance(v, float) and math.isfinite(v) for v in metrics.values())
+    assert metrics["loss_weight/measurement"] == pytest.approx(0.1)  # physics_weight x SoftAdapt weight 1
+    val = engine.validate(val_loader)
+    assert {"loss", "accuracy", "macro_f1", *(f"physics/{n}" for n in RESIDUALS)} <= set(val)
+    assert 0.0 <= val["accuracy"] <= 1.0 and 0.0 <= val["macro_f1"] <= 1.0
+
+
+def test_callbacks_receive_train_and_val_metrics_and_may_stop_training():
+    seen = []
+
+    def stop_at_second_epoch(epoch, metrics):
+        seen.append((epoch, metrics))
+        if epoch == 1:
+            raise Interrupt("pruned")
+
+    engine = TrainingEngine(tiny_model(), tiny_config(epochs=4), torch.device("cpu"), callbacks=[stop_at_second_epoch])
+    with pytest.raises(Interrupt):
+        engine.train(*small_loaders())
+    assert [epoch for epoch, _ in seen] == [0, 1]
+    metrics = seen[0][1]
+    assert {"train/loss", "train/data_loss", "train/physics_loss", "train/consistency_loss",
+            "train/variational_loss", "val/loss", "val/accuracy", "val/macro_f1", "physics/measurement",
+            "loss_weight/data", "val/physics/measurement"} <= set(metrics)
+
+
+def test_checkpoint_round_trip_restores_everything(tmp_path):
+    train_loader, val_loader = small_loaders()
+    engine = TrainingEngine(tiny_model(), tiny_config(), torch.device("cpu"))
+    engine.train_epoch(train_loader)
+    engine.train_epoch(train_loader)
+    val = engine.validate(val_loader)
+    engine.mlflow_run_id = "run-123"
+    engine.save_checkpoint(str(tmp_path / "ckpt" / "epoch_1.pth"), 1, val)
+    rng_after_save = torch.rand(3)
+
+    other = TrainingEngine(tiny_model(seed=7), tiny_config(), torch.device("cpu"))
+    checkpoint = other.load_checkpoint(str(tmp_path / "ckpt" / "epoch_1.pth"))
+    assert checkpoint["epoch"] == 1 and checkpoint["metrics"] == pytest.approx(val)
+    assert other.epoch == 2 and other.mlflow_run_id == "run-123"
+    assert torch.equal(torch.rand(3), rng_after_save)  # RNG continues where the saved run was
+    for (name, a), b in zip(engine.model.state_dict().items(), other.model.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert other.loss_fn.weights == engine.loss_fn.weights
+    assert other.scheduler.state_dict() == engine.scheduler.state_dict()
+    assert other.optimizer.state_dict()["state"][0]["step"] == engine.optimizer.state_dict()["state"][0]["step"]
+    assert other.validate(val_loader) == pytest.approx(val)
+
+
+@pytest.mark.parametrize("own_generator", [False, True], ids=["global-rng", "loader-generator"])
+def test_resumed_run_reproduces_the_uninterrupted_run(tmp_path, own_generator):
+    def run(checkpoint_dir, callbacks=()):
+        generator = torch.Generator().manual_seed(3) if own_generator else None
+        torch.manual_seed(0)
+        engine = TrainingEngine(tiny_model(), tiny_config(epochs=4), torch.device("cpu"), callbacks=callbacks)
+        return engine.train(*small_loaders(generator=generator), checkpoint_dir=checkpoint_dir)[1]
+
+    straight = run(None)
+
+    def crash_after_second_epoch(epoch, metrics):
+        if epoch == 1:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        run(tmp_path, callbacks=[crash_after_second_epoch])
+    epochs_run = []
+    resumed = run(tmp_path, callbacks=[lambda epoch, metrics: epochs_run.append(epoch)])
+
+    assert epochs_run == [2, 3]
+
+    assert set(resumed) == set(straight)
+    for key, values in straight.items():
+        assert len(resumed[key]) == 4, key
+        assert resumed[key] == pytest.approx(values, rel=1e-6, abs=1e-6), key
+
+
+def test_atomic_save_keeps_the_old_checkpoint_when_writing_fails(tmp_path, monkeypatch):
+    engine = TrainingEngine(tiny_model(), tiny_config(), torch.device("cpu"))
+    path = tmp_path / "last.pt"
+    engine.save_checkpoint(path, 0, {"loss": 1.0})
+    before = path.read_bytes()
+
+    def disk_full(*args, **kwargs):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        engine.save_checkpoint(path, 1, {"loss": 0.5})
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temp file left behind
+    assert engine.load_checkpoint(path)["epoch"] == 0
+
+
+def test_damaged_or_missing_checkpoint_raises_checkpoint_error_naming_the_file(tmp_path):
+    engine = TrainingEngine(tiny_model(), tiny_config(), torch.device("cpu"))
+    path = tmp_path / "last.pt"
+    engine.save_checkpoint(path, 0, {"loss": 1.0})
+    data = path.read_bytes()
+    cases = {"truncated.pt": data[: len(data) // 2], "garbage.pt": b"not a checkpoint at all" * 10}
+    for name, content in cases.items():
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(CheckpointError, match=name):
+            engine.load_checkpoint(tmp_path / name)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        engine.load_checkpoint(tmp_path / "missing.pt")
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="not a training checkpoint"):
+        engine.load_checkpoint(tmp_path / "other.pt")
+
+
+def test_checkpoint_of_another_architecture_is_refused(tmp_path):
+    TrainingEngine(tiny_model(hidden_dim=8), tiny_config(), torch.device("cpu")).save_checkpoint(
+        tmp_path / "small.pt", 0, {})
+    with pytest.raises(CheckpointError, match="small.pt.*does not fit"):
+        TrainingEngine(tiny_model(), tiny_config(), torch.device("cpu")).load_checkpoint(tmp_path / "small.pt")
+
+
+class TouchesAFile:
+    """Unpickling this would create `path`: what a malicious checkpoint could do."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.path),))
+
+
+def test_malicious_pickle_is_refused_and_not_executed(tmp_path):
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.pt"
+    torch.save({"epoch": 0, "metrics": {}, "model": TouchesAFile(marker)}, evil)
+    with open(tmp_path / "evil.pkl", "wb") as file:
+        pickle.dump(TouchesAFile(marker), file, protocol=2)
+    engine = TrainingEngine(tiny_model(), tiny_config(), torch.device("cpu"))
+    for path in (evil, tmp_path / "evil.pkl"):
+        with pytest.raises(CheckpointError, match=path.name):
+            engine.load_checkpoint(path)
+    assert not marker.exists()
+
+
+def test_a_nan_batch_is_skipped_and_counted():
+    windows, labels = tone_windows(64, seed=0).tensors
+    windows[16:32] = float("nan")  # the second batch
+    loader = DataLoader(TensorDataset(windows, labels), batch_size=16)
+    engine = TrainingEngine(tiny_model(), tiny_config(), torch.device("cpu"))
+    metrics = engine.train_epoch(loader)
+    assert metrics["skipped_steps"] == 1
+    assert math.isfinite(metrics["loss"])
+    assert all(torch.isfinite(p).all() for p in engine.model.parameters())
+
+
+def test_all_nan_data_raises_training_diverged_after_max_bad_steps():
+    windows, labels = tone_windows(160, seed=0).tensors
+    loader = DataLoader(TensorDataset(torch.full_like(windows, float("nan")), labels), batch_size=16)
+    engine = TrainingEngine(tiny_model(), tiny_config(max_bad_steps=3), torch.device("cpu"))
+    calls = []
+    engine._net.register_forward_hook(lambda *args: calls.append(1))
+    with pytest.raises(TrainingDivergedError, match=r"3 consecutive.*max_bad_steps=3"):
+        engine.train(loader)
+    assert len(calls) == 3
+
+
+def test_cuda_out_of_memory_skips_the_batch(monkeypatch):
+    engine = TrainingEngine(tiny_model(), tiny_config(), torch.device("cpu"))
+    forward = engine.model.forward
+    calls = []
+
+    def oom_once(x):
+        calls.append(1)
+        if len(calls) == 2:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return forward(x)
+
+    monkeypatch.setattr(engine.model, "forward", oom_once)
+    with pytest.warns(UserWarning, match="out of memory"):
+        metrics = engine.train_epoch(DataLoader(tone_windows(64), batch_size=16))
+    assert metrics["skipped_steps"] == 1 and math.isfinite(metrics["loss"])
+
+
+def test_bf16_mixed_precision_on_cpu():
+    engine = TrainingEngine(tiny_model(), tiny_config(epochs=2, mixed_precision=True), torch.device("cpu"))
+    assert engine.amp_dtype == torch.bfloat16 and not engine.scaler.is_enabled()
+    seen = []
+    engine.model.lift.register_forward_hook(lambda module, args, out: seen.append(out.dtype))
+    _, history = engine.train(*small_loaders())
+    assert torch.bfloat16 in seen
+    assert all(math.isfinite(v) for v in history["train_loss"] + history["val_loss"])
+
+
+def test_compile_flag_compiles_the_model(monkeypatch):
+    compiled = []
+    monkeypatch.setattr(torch, "compile", lambda module, **kwargs: compiled.append(module) or module)
+    engine = TrainingEngine(tiny_model(), tiny_config(compile=True), torch.device("cpu"))
+    assert compiled == [engine.model]
+
+
+def test_early_stopping_through_the_monitor():
+    engine = TrainingEngine(tiny_model(), tiny_config(epochs=10, patience=2, learning_rate=1e-9),
+                            torch.device("cpu"))
+    _, history = engine.train(*small_loaders(n=48))
+    assert len(history["train_loss"]) == 3  # best at epoch 0, then 2 epochs without improvement
+    assert engine.monitor.check_convergence(patience=2)
+
+
+def test_a_finished_run_is_not_trained_again_on_resume(tmp_path):
+    config = tiny_config(epochs=2)
+    TrainingEngine(tiny_model(), config, torch.device("cpu")).train(*small_loaders(n=48), checkpoint_dir=tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        engine = TrainingEngine(tiny_model(), config, torch.device("cpu"))
+        _, history = engine.train(*small_loaders(n=48), checkpoint_dir=tmp_path)
+    assert len(history["train_loss"]) == 2 and engine.epoch == 2
