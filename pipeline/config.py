@@ -147,24 +147,63 @@ class TrainingConfig(_Section):
 
 
 @dataclass
+class TrackingConfig(_Section):
+    experiment: str = "av-pino"
+
+    def __post_init__(self) -> None:
+        _check(bool(self.experiment.strip()), "tracking.experiment", self.experiment, "must not be empty")
+
+
+@dataclass
+class EvaluateConfig(_Section):
+    model_uri: Optional[str] = None  # default: the model of the newest finished train run
+    batch_size: int = 256
+    ece_bins: int = 15
+
+    def __post_init__(self) -> None:
+        _check(self.batch_size > 0, "evaluate.batch_size", self.batch_size, "must be positive")
+        _check(self.ece_bins >= 2, "evaluate.ece_bins", self.ece_bins, "must be at least 2")
+
+
+@dataclass
+class RegistryConfig(_Section):
+    model_name: str = "av-pino"
+    evaluation_run_id: Optional[str] = None  # default: the newest finished evaluate run
+    metric: str = "test/macro_f1"  # higher is better
+    max_residual_increase: float = 0.25  # relative increase of test/physics_residual allowed
+    max_ece_increase: float = 0.02  # absolute increase of test/ece allowed
+    rollback: bool = False
+
+    def __post_init__(self) -> None:
+        p = "registry."
+        _check(bool(self.model_name.strip()), p + "model_name", self.model_name, "must not be empty")
+        _check(self.metric.startswith("test/"), p + "metric", self.metric,
+               "must be a test/ metric logged by the evaluate stage (e.g. test/macro_f1)")
+        _check(self.max_residual_increase >= 0, p + "max_residual_increase", self.max_residual_increase,
+               "must be >= 0")
+        _check(self.max_ece_increase >= 0, p + "max_ece_increase", self.max_ece_increase, "must be >= 0")
+
+
+@dataclass
 class ExperimentConfig(_Section):
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    registry: RegistryConfig = field(default_factory=RegistryConfig)
 
 
 def to_experiment_config(cfg: DictConfig | dict) -> ExperimentConfig:
     """Validate a composed config (Hydra's DictConfig or a plain dict) into an ExperimentConfig.
 
-    Keys outside the schema are rejected (unknown keys at the top level that belong to other stages, such as
-    `tracking`, are ignored here and validated by their own stage).
+    Keys outside the schema are rejected; Hydra's own `hydra` node is not part of it.
     """
     raw = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
-    known = {f.name for f in fields(ExperimentConfig)}
     schema = OmegaConf.structured(ExperimentConfig)
     try:
-        merged = OmegaConf.merge(schema, {k: v for k, v in raw.items() if k in known})
+        merged = OmegaConf.merge(schema, {k: v for k, v in raw.items() if k != "hydra"})
         return OmegaConf.to_object(merged)
     except OmegaConfBaseException as err:
         raise ConfigError(_describe(err)) from None

@@ -1,0 +1,156 @@
+"""Stage 3, evaluate: `python -m pipeline.evaluate [evaluate.model_uri=...]` scores a logged model on the test split.
+
+By default it evaluates the model of the newest finished train run, on the dataset that run trained on, and
+logs `test/` metrics, a confusion matrix, a reliability diagram and a per-class table (design.md §6).
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Optional
+
+import hydra
+import mlflow
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig
+
+from pipeline.config import ExperimentConfig, register_configs
+from pipeline.data.prepared import load_prepared, prepare_dataset
+from pipeline.data.windows import SPLIT_NAMES
+from pipeline.evaluation import (classification_metrics, confusion_matrix_figure, load_logged_model,
+                                 predict_windows, reliability_figure)
+from pipeline.stage import run_stage
+from pipeline.tracking.datasets import log_dataset
+from pipeline.tracking.run import stage_run
+from pipeline.tracking.store import use_store
+
+register_configs()
+
+
+class EvaluationError(RuntimeError):
+    """There is nothing to evaluate, or the model and the dataset do not fit together."""
+
+
+@dataclass
+class EvaluationResult:
+    run_id: str
+    metrics: dict[str, float]  # everything logged, by metric name (`test/accuracy`, ...)
+
+
+@dataclass(frozen=True)
+class Target:
+    """What one evaluation scores: a logged model, the run that trained it (if known), a prepared dataset."""
+    model_uri: str
+    train_run_id: Optional[str]
+    dataset_dir: Path
+
+
+def newest_train_run_id(experiment: str) -> str:
+    """Id of the most recently started FINISHED run tagged `stage=train` in `experiment`."""
+    found = mlflow.get_experiment_by_name(experiment)
+    runs = [] if found is None else mlflow.search_runs(
+        experiment_ids=[found.experiment_id], filter_string="tags.stage = 'train' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"], max_results=1, output_format="list")
+    if not runs:
+        raise EvaluationError(f"no finished train run in experiment {experiment!r} of {mlflow.get_tracking_uri()}; "
+                              "run `python -m pipeline.train` first or pass evaluate.model_uri=<model uri>")
+    return runs[0].info.run_id
+
+
+def resolve_target(config: ExperimentConfig, model_uri: Optional[str] = None, dataset_dir: Optional[str | Path] = None,
+                   train_run_id: Optional[str] = None) -> Target:
+    """Explicit arguments first, then `config.evaluate.model_uri`, then the newest finished train run.
+
+    The dataset is the one the model was trained on (its train run's `dataset_dir` tag) unless given;
+    only when neither is known is it prepared from `config.data`.
+    """
+    model_uri = model_uri or config.evaluate.model_uri
+    if model_uri is None and train_run_id is None:
+        train_run_id = newest_train_run_id(config.tracking.experiment)
+    if train_run_id is None:
+        try:  # the run that logged the model, to find its dataset
+            train_run_id = mlflow.models.get_model_info(model_uri).run_id
+        except mlflow.exceptions.MlflowException as err:
+            raise EvaluationError(f"cannot read model {model_uri!r}: {err.message}") from None
+    tags = mlflow.get_run(train_run_id).data.tags if train_run_id else {}
+    model_uri = model_uri or tags.get("model_uri")
+    if not model_uri:
+        raise EvaluationError(f"train run {train_run_id} has no model_uri tag; pass evaluate.model_uri=<model uri>")
+    if dataset_dir is None:
+        dataset_dir = tags.get("dataset_dir") or prepare_dataset(config.data, Path(config.data.cache_dir).resolve())
+    return Target(model_uri, train_run_id, Path(dataset_dir).resolve())
+
+
+def logged_metrics(metrics: dict[str, float], per_class: pd.DataFrame,
+                   outputs: dict[str, np.ndarray]) -> dict[str, float]:
+    """The `test/` metric names of design.md §6 from classification metrics and model outputs."""
+    logged = {f"test/{name}": value for name, value in metrics.items()}
+    logged.update({f"test/recall/{name}": float(recall) for name, recall in per_class["recall"].items()})
+    physics = {key: float(values.mean()) for key, values in outputs.items() if key.startswith("physics/")}
+    logged.update({f"test/{key}": value for key, value in physics.items()})
+    if physics:
+        logged["test/physics_residual"] = float(np.mean(list(physics.values())))
+    logged["test/mean_uncertainty"] = float(outputs["uncertainty"].mean())
+    return logged
+
+
+def evaluate(config: ExperimentConfig, model_uri: Optional[str] = None, dataset_dir: Optional[str | Path] = None,
+             train_run_id: Optional[str] = None) -> EvaluationResult:
+    """Score a logged model on the test split inside an MLflow run of stage `evaluate` (see `resolve_target`)."""
+    store = use_store()
+    target = resolve_target(config, model_uri, dataset_dir, train_run_id)
+    tags = {"model_uri": target.model_uri, "train_run_id": target.train_run_id or "",
+            "dataset_dir": str(target.dataset_dir)}
+    # Only the sections this stage reads: the evaluated model's own config lives on its train run.
+    params = {"evaluate": asdict(config.evaluate), "tracking": asdict(config.tracking)}
+    with stage_run("evaluate", params, experiment=config.tracking.experiment,
+                   run_name=f"evaluate-{target.model_uri.rsplit('/', 1)[-1]}", tags=tags) as run:
+        model, model_config = load_logged_model(target.model_uri)
+        dataset = load_prepared(target.dataset_dir)
+        class_names = _check_compatible(model_config, dataset.manifest, target)
+        log_dataset(target.dataset_dir, context="evaluation")
+        test = dataset.arrays["split"] == SPLIT_NAMES.index("test")
+        windows, labels = dataset.arrays["windows"][test], np.asarray(dataset.arrays["labels"][test])
+        if len(labels) == 0:
+            raise EvaluationError(f"{target.dataset_dir} has no test windows")
+        outputs = predict_windows(model, windows, config.evaluate.batch_size)
+        probs = outputs["probs"]
+        metrics, per_class = classification_metrics(labels, probs, class_names, config.evaluate.ece_bins)
+        logged = logged_metrics(metrics, per_class, outputs)
+        mlflow.log_metrics(logged)
+        mlflow.log_figure(confusion_matrix_figure(labels, probs.argmax(axis=1), class_names),
+                          "plots/confusion_matrix.html")
+        mlflow.log_figure(reliability_figure(probs, labels, config.evaluate.ece_bins), "plots/reliability.html")
+        mlflow.log_text(per_class.to_csv(), "per_class.csv")
+    print(f"evaluate run {run.info.run_id}: {len(labels)} test windows, accuracy {logged['test/accuracy']:.4f}, "
+          f"macro-F1 {logged['test/macro_f1']:.4f}, ECE {logged['test/ece']:.4f}\n"
+          f"browse: mlflow ui --backend-store-uri {store}")
+    return EvaluationResult(run.info.run_id, logged)
+
+
+def _check_compatible(model_config: dict, manifest: dict, target: Target) -> list[str]:
+    """The class names, once the model and the dataset agree on window length, sample rate and classes."""
+    if model_config["window"] != manifest["window"]:
+        raise EvaluationError(f"model {target.model_uri} takes windows of {model_config['window']} samples, "
+                              f"dataset {target.dataset_dir} has {manifest['window']}")
+    if float(model_config["sample_rate"]) != float(manifest["sample_rate"]):
+        raise EvaluationError(f"model {target.model_uri} was built for {model_config['sample_rate']} Hz, "
+                              f"dataset {target.dataset_dir} is sampled at {manifest['sample_rate']} Hz")
+    if list(model_config["class_names"]) != list(manifest["class_names"]):
+        raise EvaluationError(f"model {target.model_uri} and dataset {target.dataset_dir} list different classes")
+    return list(model_config["class_names"])
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def main(cfg: DictConfig) -> None:
+    try:
+        run_stage(evaluate, cfg)
+    except EvaluationError as err:
+        print(f"evaluate: {err}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,209 @@
+"""Gated promotion in the MLflow model registry.
+
+Every evaluated model is registered and becomes `challenger`; it becomes `champion` only when it beats the
+current champion on `policy.metric` without paying for it in physics consistency (`test/physics_residual`,
+relative tolerance) or calibration (`test/ece`, absolute tolerance). Each version carries its evaluation
+metrics as tags (same names, e.g. `test/macro_f1`), so the champion is compared from the registry alone, and
+the decision as `promotion.*` tags, so `rollback` knows where to go back to.
+
+Concurrency: registering, reading the champion, comparing and moving `champion` form one critical section.
+- Local SQLite store (`sqlite:///.../mlflow.db`): an `fcntl.flock` on `mlflow.db.registry.lock` beside the
+  db guards it. Promotions by threads and processes on this machine run one after another, so two at once
+  can never leave `champion` on the worse version. (flock over a network filesystem is not reliable: keep the db local.)
+- Any other store (tracking server, PostgreSQL, ...): there is no shared lock. After moving `champion` we
+  re-read it and, if another promotion moved it meanwhile, compare again against that version (a few times).
+  This repairs the races it can see, but not all: two promoters that both read the same old champion can
+  still leave the worse one as champion if it wrote last and re-read before the other's check. Run one
+  register job at a time against such a store (for example a single CI queue).
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Optional
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.entities import Run
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
+
+from pipeline.config import RegistryConfig
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+RESIDUAL, ECE = "test/physics_residual", "test/ece"
+PREVIOUS_CHAMPION = "promotion.previous_champion"
+_SET_ATTEMPTS = 3  # re-compares when another promoter moved `champion` under us (stores without a lock)
+_FLOAT_SLACK = 1e-12  # a rise of exactly the allowed amount passes despite float rounding
+
+
+class RegistryError(RuntimeError):
+    """Promotion or rollback cannot proceed; the message names the run, model or version at fault."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome of one promotion, as recorded in the version's `promotion.*` tags."""
+
+    model_name: str
+    version: str
+    promoted: bool
+    reason: str
+    candidate_score: float
+    champion_score: Optional[float]  # None when there was no champion (or it had no score to compare)
+    previous_champion: Optional[str] = None  # the version this one replaced as champion
+
+
+def promote(evaluation_run_id: str, policy: RegistryConfig) -> Decision:
+    """Register the model of an evaluate run as `challenger`, and as `champion` when it passes the gate."""
+    client = MlflowClient()
+    run = _evaluation_run(client, evaluation_run_id, policy.metric)
+    name, metrics = policy.model_name, run.data.metrics
+    with _registry_lock():
+        version = str(mlflow.register_model(run.data.tags["model_uri"], name).version)
+        tags = {key: str(value) for key, value in metrics.items()} | {"evaluation_run_id": run.info.run_id}
+        for key, value in tags.items():
+            client.set_model_version_tag(name, version, key, value)
+        client.set_registered_model_alias(name, CHALLENGER, version)
+        for _ in range(_SET_ATTEMPTS):
+            decision = _decide(name, version, metrics, _champion(client, name), policy)
+            if not decision.promoted or _move_champion(client, name, version):
+                break
+        else:
+            raise RegistryError(f"{name!r} v{version}: `champion` kept moving while it was being promoted "
+                                f"({_SET_ATTEMPTS} attempts); another register job is running, retry after it")
+        _record(client, decision)
+    return decision
+
+
+def rollback(model_name: str) -> str:
+    """Move `champion` back to the version the current champion replaced; return that version."""
+    client = MlflowClient()
+    with _registry_lock():
+        current = _champion(client, model_name)
+        if current is None:
+            raise RegistryError(f"model {model_name!r} has no `{CHAMPION}` alias: nothing to roll back")
+        now, previous = str(current.version), current.tags.get(PREVIOUS_CHAMPION)
+        if previous is None:
+            raise RegistryError(f"champion v{now} of {model_name!r} did not replace another version (no "
+                                f"{PREVIOUS_CHAMPION} tag): nothing to roll back to")
+        try:
+            client.get_model_version(model_name, previous)
+        except MlflowException as err:
+            if not _not_found(err):
+                raise
+            raise RegistryError(f"cannot roll {model_name!r} back from v{now}: previous champion v{previous} "
+                                f"no longer exists") from None
+        if not _move_champion(client, model_name, previous):
+            raise RegistryError(f"{model_name!r}: `champion` moved while rolling back to v{previous}; another "
+                                f"register job is running, check the aliases")
+        client.set_model_version_tag(model_name, now, "rollback.replaced_by", previous)
+        client.set_model_version_tag(model_name, previous, "rollback.restored_over", now)
+    return previous
+
+
+def _evaluation_run(client: MlflowClient, run_id: str, metric: str) -> Run:
+    """The finished evaluate run `run_id`, with a model and every metric the gate reads."""
+    try:
+        run = client.get_run(run_id)
+    except MlflowException as err:
+        if not _not_found(err):
+            raise
+        raise RegistryError(f"evaluation run {run_id!r} does not exist in {mlflow.get_tracking_uri()}") from None
+    stage = run.data.tags.get("stage")
+    if stage != "evaluate":
+        raise RegistryError(f"run {run_id} is a {stage or 'untagged'} run, not an evaluate run "
+                            f"(tag stage={stage!r}); pass the id of an evaluate run")
+    if run.info.status != "FINISHED":
+        raise RegistryError(f"evaluation run {run_id} is {run.info.status}, not FINISHED; re-run evaluate")
+    if "model_uri" not in run.data.tags:
+        raise RegistryError(f"evaluation run {run_id} has no model_uri tag: it names no model to register")
+    missing = [m for m in _gate_metrics(metric) if m not in run.data.metrics]
+    if missing:
+        raise RegistryError(f"evaluation run {run_id} lacks metric(s) {', '.join(missing)} needed to compare; "
+                            f"it logged: {', '.join(sorted(run.data.metrics)) or 'no metrics'}")
+    return run
+
+
+def _gate_metrics(metric: str) -> list[str]:
+    """What the gate compares: the policy metric and the two guards (once, should the metric be a guard)."""
+    return list(dict.fromkeys((metric, RESIDUAL, ECE)))
+
+
+def _decide(name: str, version: str, candidate: dict[str, float], champion: Optional[ModelVersion],
+            policy: RegistryConfig) -> Decision:
+    """Promote when there is no champion, or when better on the metric and not worse beyond tolerance."""
+    metric, score = policy.metric, candidate[policy.metric]
+    if champion is None:
+        return Decision(name, version, True, "no champion yet: the first candidate becomes champion", score, None)
+    theirs, held_by = champion.tags, f"champion v{champion.version}"
+    missing = [m for m in _gate_metrics(metric) if m not in theirs]
+    if missing:
+        return Decision(name, version, False, f"{held_by} has no {', '.join(missing)} tag(s) to compare with "
+                        f"(promoted outside this gate?); move the alias by hand", score, None)
+    best, residual, ece = float(theirs[metric]), float(theirs[RESIDUAL]), float(theirs[ECE])
+    problems = []
+    if not score > best:
+        problems.append(f"{metric} {score:.4f} does not beat {held_by}'s {best:.4f}")
+    if candidate[RESIDUAL] > residual * (1 + policy.max_residual_increase) + _FLOAT_SLACK:
+        problems.append(f"{RESIDUAL} rose from {residual:.4g} to {candidate[RESIDUAL]:.4g}, more than the "
+                        f"{policy.max_residual_increase:.0%} allowed")
+    if candidate[ECE] > ece + policy.max_ece_increase + _FLOAT_SLACK:
+        problems.append(f"{ECE} rose from {ece:.4f} to {candidate[ECE]:.4f}, more than the "
+                        f"{policy.max_ece_increase:.4f} allowed")
+    if problems:
+        return Decision(name, version, False, "; ".join(problems), score, best)
+    return Decision(name, version, True, f"{metric} {score:.4f} beats {held_by}'s {best:.4f}, residual and "
+                    f"ECE within tolerance", score, best, previous_champion=str(champion.version))
+
+
+def _champion(client: MlflowClient, name: str) -> Optional[ModelVersion]:
+    """The version holding `champion`, or None (also when no model of that name is registered)."""
+    try:
+        return client.get_model_version(name, client.get_registered_model(name).aliases[CHAMPION])
+    except KeyError:
+        return None
+    except MlflowException as err:
+        if not _not_found(err):
+            raise
+        return None
+
+
+def _not_found(err: MlflowException) -> bool:
+    """Whether MLflow said "no such run/model/version", as opposed to failing to answer."""
+    return err.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST)
+
+
+def _move_champion(client: MlflowClient, name: str, version: str) -> bool:
+    """Point `champion` at `version`, then re-read it: False when another promoter moved it meanwhile."""
+    client.set_registered_model_alias(name, CHAMPION, version)
+    return str(client.get_registered_model(name).aliases.get(CHAMPION)) == version
+
+
+def _record(client: MlflowClient, decision: Decision) -> None:
+    """Write the decision on its version, so the registry alone explains every alias move."""
+    tags = {"promotion.decision": "promoted" if decision.promoted else "rejected",
+            "promotion.reason": decision.reason, "promotion.candidate_score": str(decision.candidate_score)}
+    if decision.champion_score is not None:
+        tags["promotion.champion_score"] = str(decision.champion_score)
+    if decision.previous_champion is not None:
+        tags[PREVIOUS_CHAMPION] = decision.previous_champion
+    for key, value in tags.items():
+        client.set_model_version_tag(decision.model_name, decision.version, key, value)
+
+
+@contextlib.contextmanager
+def _registry_lock() -> Iterator[None]:
+    """Exclusive lock for read-compare-set: flock beside a local SQLite db, nothing elsewhere (module doc)."""
+    uri = mlflow.get_registry_uri()
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    db = Path(uri[len("sqlite:///"):].split("?")[0])
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.with_name(db.name + ".registry.lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes, even on error
+        yield

@@ -1,0 +1,82 @@
+"""The evaluate stage end to end on a private MLflow store: a tiny dataset, a tiny model trained one epoch."""
+import io
+
+import mlflow
+import pandas as pd
+import pytest
+
+from pipeline.config import DataConfig, ExperimentConfig, ModelConfig, TrackingConfig, TrainingConfig
+from pipeline.data.classes import CLASS_NAMES
+from pipeline.data.prepared import DatasetError, prepare_dataset
+from pipeline.evaluate import EvaluationError, evaluate
+from pipeline.stage import run_stage
+from pipeline.train import train
+
+EXPERIMENT = "evaluate-test"
+ARTIFACTS = {"plots/confusion_matrix.html", "plots/reliability.html", "per_class.csv"}
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory) -> ExperimentConfig:
+    data = DataConfig(window=256, hop=256, duration_s=0.2, recordings_per_load=3,
+                      cache_dir=str(tmp_path_factory.mktemp("cache")))
+    return ExperimentConfig(data=data, tracking=TrackingConfig(EXPERIMENT),
+                            model=ModelConfig(hidden_dim=8, n_layers=1, n_modes=8, n_heads=2, patch_size=32),
+                            training=TrainingConfig(epochs=1, batch_size=64))
+
+
+@pytest.fixture(scope="module")
+def dataset_dir(config):
+    return prepare_dataset(config.data, config.data.cache_dir)
+
+
+def all_runs():
+    return mlflow.search_runs(search_all_experiments=True, output_format="list")
+
+
+def artifact_paths(run_id: str) -> set[str]:
+    client = mlflow.MlflowClient()
+    found, folders = set(), [None]
+    while folders:
+        for item in client.list_artifacts(run_id, folders.pop()):
+            (folders.append(item.path) if item.is_dir else found.add(item.path))
+    return found
+
+
+def test_evaluates_a_trained_model_and_logs_metrics_and_plots(mlflow_store, config, dataset_dir, tmp_path):
+    trained = train(config, dataset_dir, checkpoint_root=tmp_path / "checkpoints")
+
+    result = evaluate(config)  # nothing named: the newest finished train run
+    run = mlflow.get_run(result.run_id)
+    assert run.info.status == "FINISHED" and run.data.tags["stage"] == "evaluate"
+    assert (run.data.tags["model_uri"], run.data.tags["train_run_id"], run.data.tags["dataset_dir"]) == (
+        trained.model_uri, trained.run_id, str(dataset_dir.resolve()))
+    metrics = run.data.metrics
+    physics = {name: value for name, value in metrics.items() if name.startswith("test/physics/")}
+    expected = {"test/accuracy", "test/macro_f1", "test/ece", "test/physics_residual", "test/mean_uncertainty",
+                *(f"test/recall/{name}" for name in CLASS_NAMES), *physics}
+    assert physics and set(metrics) == expected and result.metrics == pytest.approx(metrics)
+    assert metrics["test/physics_residual"] == pytest.approx(sum(physics.values()) / len(physics))
+    assert 0 <= metrics["test/accuracy"] <= 1 and 0 <= metrics["test/ece"] <= 1
+    assert ARTIFACTS <= artifact_paths(result.run_id)
+    per_class = pd.read_csv(io.StringIO(mlflow.artifacts.load_text(f"runs:/{result.run_id}/per_class.csv")))
+    assert per_class["class"].tolist() == list(CLASS_NAMES) and per_class["support"].sum() > 0
+
+    # An explicit model URI finds its train run and dataset through the model, and scores the same.
+    again = evaluate(config, model_uri=trained.model_uri)
+    assert mlflow.get_run(again.run_id).data.tags["train_run_id"] == trained.run_id
+    assert again.metrics == pytest.approx(result.metrics)
+
+    # A failure after the run started leaves it FAILED, never RUNNING.
+    with pytest.raises(DatasetError):
+        evaluate(config, model_uri=trained.model_uri, dataset_dir=tmp_path / "missing")
+    assert [r.info.status for r in all_runs() if r.data.tags.get("stage") == "evaluate"].count("FAILED") == 1
+    assert "RUNNING" not in {r.info.status for r in all_runs()}
+
+
+def test_nothing_to_evaluate_is_a_clear_error_and_starts_no_run(mlflow_store, config, compose_config):
+    with pytest.raises(EvaluationError, match="no finished train run .*python -m pipeline.train"):
+        run_stage(evaluate, compose_config(f"tracking.experiment={EXPERIMENT}"))  # as the Hydra entry does
+    with pytest.raises(EvaluationError, match="cannot read model 'models:/m-missing'"):
+        evaluate(config, model_uri="models:/m-missing")
+    assert all_runs() == []

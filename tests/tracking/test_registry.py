@@ -1,0 +1,207 @@
+"""Gated promotion and rollback (pipeline/tracking/registry.py) on a private SQLite store.
+
+Creating a store runs MLflow's migrations (~6 s) and logging a model takes ~2 s, so the session builds one
+template store holding one tiny pyfunc, and each test starts from a copy. Evaluation runs are stubs: an
+evaluate-tagged run with the test/ metrics and a `model_uri` tag pointing at that pyfunc.
+"""
+from __future__ import annotations
+
+import functools
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow import MlflowClient
+
+from pipeline.config import RegistryConfig
+from pipeline.tracking import registry
+from pipeline.tracking.registry import RegistryError, promote, rollback
+from pipeline.tracking.store import ensure_experiment
+
+POLICY = RegistryConfig(model_name="bearing-test")
+MISSING_RUN = "0123456789abcdef0123456789abcdef"
+EXPERIMENT = "av-pino"
+TINY_MODEL = '''
+import mlflow
+
+
+class Echo(mlflow.pyfunc.PythonModel):
+    def predict(self, context, model_input: list[str]) -> list[str]:
+        return model_input
+
+
+mlflow.models.set_model(Echo())
+'''
+
+
+@functools.cache
+def template_store(root: Path) -> tuple[Path, str]:
+    """(db path, model URI) of a migrated store under `root` holding one tiny models-from-code pyfunc.
+
+    A cached function rather than a session fixture: tests/test_register.py imports `model_uri`, and a fixture
+    imported into a second module would be built a second time.
+    """
+    root.mkdir()
+    code = root / "tiny_model.py"
+    code.write_text(TINY_MODEL)
+    db = root / "mlflow.db"
+    mlflow.set_tracking_uri(f"sqlite:///{db}")
+    experiment = mlflow.create_experiment("models", artifact_location=(root / "artifacts").as_uri())
+    with mlflow.start_run(experiment_id=experiment):
+        info = mlflow.pyfunc.log_model(name="model", python_model=str(code), pip_requirements=[])
+    return db, info.model_uri
+
+
+@pytest.fixture
+def model_uri(tmp_path_factory, mlflow_store) -> str:
+    """Fill the test's store (`mlflow_store`) from the template; returns the URI of its logged model."""
+    db, uri = template_store(tmp_path_factory.getbasetemp() / "registry-template")
+    target = Path(mlflow_store[len("sqlite:///"):])
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(db, target)
+    mlflow.set_tracking_uri(mlflow_store)
+    return uri
+
+
+def evaluation_run(model_uri: str, f1: float = 0.8, residual: float = 1.0, ece: float = 0.05, *,
+                   stage: str = "evaluate", status: str = "FINISHED", drop: tuple[str, ...] = ()) -> str:
+    """A run shaped like the evaluate stage's (stage tag, model_uri tag, test/ metrics); returns its id."""
+    client = MlflowClient()
+    run = client.create_run(ensure_experiment(EXPERIMENT), tags={"stage": stage, "model_uri": model_uri})
+    metrics = {"test/accuracy": f1, "test/macro_f1": f1, "test/physics_residual": residual, "test/ece": ece}
+    for key, value in metrics.items():
+        if key not in drop:
+            client.log_metric(run.info.run_id, key, value)
+    client.set_terminated(run.info.run_id, status)
+    return run.info.run_id
+
+
+def aliases(name: str = POLICY.model_name) -> dict[str, str]:
+    return {alias: str(v) for alias, v in MlflowClient().get_registered_model(name).aliases.items()}
+
+
+def version_tags(version: str, name: str = POLICY.model_name) -> dict[str, str]:
+    return MlflowClient().get_model_version(name, version).tags
+
+
+def test_first_candidate_becomes_champion_and_carries_its_evaluation(model_uri):
+    run_id = evaluation_run(model_uri, f1=0.8)
+    decision = promote(run_id, POLICY)
+
+    assert decision.promoted and decision.champion_score is None and decision.previous_champion is None
+    assert decision.candidate_score == pytest.approx(0.8)
+    assert aliases() == {"champion": decision.version, "challenger": decision.version}
+    tags = version_tags(decision.version)
+    assert tags["evaluation_run_id"] == run_id
+    assert float(tags["test/macro_f1"]) == pytest.approx(0.8) and float(tags["test/ece"]) == pytest.approx(0.05)
+    assert tags["promotion.decision"] == "promoted" and "no champion" in tags["promotion.reason"]
+    assert "promotion.champion_score" not in tags and "promotion.previous_champion" not in tags
+
+
+def test_better_candidate_replaces_champion_and_records_the_previous_one(model_uri):
+    first = promote(evaluation_run(model_uri, f1=0.8), POLICY)
+    second = promote(evaluation_run(model_uri, f1=0.9), POLICY)
+
+    assert second.promoted and second.previous_champion == first.version
+    assert second.champion_score == pytest.approx(0.8)
+    assert aliases() == {"champion": second.version, "challenger": second.version}
+    tags = version_tags(second.version)
+    assert tags["promotion.previous_champion"] == first.version
+    assert float(tags["promotion.champion_score"]) == pytest.approx(0.8)
+    assert float(tags["promotion.candidate_score"]) == pytest.approx(0.9)
+
+
+@pytest.mark.parametrize("f1", [0.7, 0.8], ids=["worse", "equal"])
+def test_candidate_not_strictly_better_is_only_challenger(model_uri, f1):
+    champion = promote(evaluation_run(model_uri, f1=0.8), POLICY)
+    decision = promote(evaluation_run(model_uri, f1=f1), POLICY)
+
+    assert not decision.promoted and decision.previous_champion is None
+    assert aliases() == {"champion": champion.version, "challenger": decision.version}
+    tags = version_tags(decision.version)
+    assert tags["promotion.decision"] == "rejected" and "does not beat champion" in tags["promotion.reason"]
+    assert float(tags["promotion.champion_score"]) == pytest.approx(0.8)
+    assert "promotion.previous_champion" not in tags
+
+
+@pytest.mark.parametrize("residual, ece, promoted, why", [
+    (1.3, 0.05, False, "test/physics_residual rose"),  # +30% > 25% allowed
+    (1.0, 0.08, False, "test/ece rose"),  # +0.03 > 0.02 allowed
+    (1.25, 0.07, True, "beats"),  # exactly at both tolerances
+])
+def test_guards_reject_a_better_score_bought_with_physics_or_calibration(model_uri, residual, ece, promoted, why):
+    champion = promote(evaluation_run(model_uri, f1=0.8, residual=1.0, ece=0.05), POLICY)
+    decision = promote(evaluation_run(model_uri, f1=0.95, residual=residual, ece=ece), POLICY)
+
+    assert decision.promoted is promoted and why in decision.reason
+    assert aliases()["champion"] == (decision.version if promoted else champion.version)
+
+
+def test_rollback_restores_the_replaced_champion(model_uri):
+    first = promote(evaluation_run(model_uri, f1=0.8), POLICY)
+    second = promote(evaluation_run(model_uri, f1=0.9), POLICY)
+
+    assert rollback(POLICY.model_name) == first.version
+    assert aliases()["champion"] == first.version
+    assert version_tags(second.version)["rollback.replaced_by"] == first.version
+    assert version_tags(first.version)["rollback.restored_over"] == second.version
+    with pytest.raises(RegistryError, match=f"champion v{first.version} .* nothing to roll back to"):
+        rollback(POLICY.model_name)  # the first champion replaced nothing
+
+
+def test_rollback_without_a_champion_is_a_clear_error(model_uri):
+    with pytest.raises(RegistryError, match="'bearing-test' has no `champion` alias"):
+        rollback(POLICY.model_name)
+
+
+def test_concurrent_promotions_end_with_the_better_champion(model_uri, monkeypatch):
+    promote(evaluation_run(model_uri, f1=0.5), POLICY)
+    better, worse = evaluation_run(model_uri, f1=0.9), evaluation_run(model_uri, f1=0.7)
+    read_champion = registry._champion
+
+    def slow_read(*args):  # widen the read-compare-set window an unlocked promote would race in
+        champion = read_champion(*args)
+        time.sleep(0.3)
+        return champion
+
+    monkeypatch.setattr(registry, "_champion", slow_read)
+    start, decisions, errors = threading.Barrier(2), {}, []
+
+    def promote_at_once(run_id: str) -> None:
+        start.wait()
+        try:
+            decisions[run_id] = promote(run_id, POLICY)
+        except Exception as err:  # surfaced below: a thread's exception would otherwise vanish
+            errors.append(err)
+
+    threads = [threading.Thread(target=promote_at_once, args=(run_id,)) for run_id in (better, worse)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert not errors
+    assert aliases()["champion"] == decisions[better].version
+    # Serialised, not interleaved: the later promotion compared against the earlier one, not against v1.
+    if decisions[worse].promoted:
+        assert decisions[better].previous_champion == decisions[worse].version
+    else:
+        assert decisions[worse].champion_score == pytest.approx(0.9)
+    assert (Path(mlflow.get_tracking_uri()[len("sqlite:///"):]).parent / "mlflow.db.registry.lock").exists()
+
+
+@pytest.mark.parametrize("make_run, message", [
+    (lambda uri: MISSING_RUN, f"evaluation run '{MISSING_RUN}' does not exist"),
+    (lambda uri: evaluation_run(uri, stage="train"), "is a train run, not an evaluate run"),
+    (lambda uri: evaluation_run(uri, drop=("test/macro_f1",)), "lacks metric.* test/macro_f1"),
+    (lambda uri: evaluation_run(uri, status="FAILED"), "is FAILED, not FINISHED"),
+], ids=["missing", "wrong-stage", "no-metric", "failed"])
+def test_bad_evaluation_runs_are_refused_before_registering(model_uri, make_run, message):
+    run_id = make_run(model_uri)
+    with pytest.raises(RegistryError, match=message) as caught:
+        promote(run_id, POLICY)
+    assert run_id in str(caught.value)
+    assert MlflowClient().search_registered_models() == []
