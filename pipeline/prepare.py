@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import hydra
+import mlflow
 from omegaconf import DictConfig
 
 from pipeline.config import ExperimentConfig, register_configs
@@ -15,14 +16,15 @@ from pipeline.tracking.run import stage_run
 register_configs()
 
 
-def prepare(config: ExperimentConfig, experiment: str = "av-pino") -> Path:
+def prepare(config: ExperimentConfig) -> Path:
     """Build the dataset `config.data` describes (or find it cached) and record it in MLflow."""
     cache_root = Path(config.data.cache_dir).resolve()
     cached = (dataset_dir_for(config.data, cache_root) / "manifest.json").is_file()
-    with stage_run("prepare", config.data, experiment=experiment,
+    with stage_run("prepare", config.data, experiment=config.tracking.experiment,
                    run_name=f"prepare-{config.data.source}", tags={"cache_hit": str(cached).lower()}):
         dataset_dir = prepare_dataset(config.data, cache_root)
         manifest = log_dataset(dataset_dir)
+        mlflow.set_tag("dataset_dir", str(dataset_dir))
         print(f"dataset: {dataset_dir} ({manifest['n_windows']} windows, "
               f"{'reused' if cached else 'written'})")
     return dataset_dir

@@ -63,18 +63,25 @@ def _sigterm_as_exception() -> Iterator[None]:
 
 @contextlib.contextmanager
 def stage_run(stage: str, config: Any, *, experiment: str, run_name: str | None = None,
-              tags: Mapping[str, str] | None = None, run_id: str | None = None,
-              nested: bool = False) -> Iterator[mlflow.ActiveRun]:
-    """Start (or, with `run_id`, resume) the run of one stage; end it FINISHED, or FAILED on any exception."""
-    experiment_id = ensure_experiment(experiment)
+              tags: Mapping[str, str] | None = None, run_id: str | None = None) -> Iterator[mlflow.ActiveRun]:
+    """The run of one stage; ends FINISHED, or FAILED on any exception (SIGTERM included).
+
+    Inside an active run (the pipeline's parent) it is a child run in the parent's experiment. Outside one,
+    it adopts the run `mlflow run` made for this process (MLFLOW_RUN_ID), else starts a run in `experiment`.
+    With `run_id` it resumes that run and logs no params again.
+    """
+    parent = mlflow.active_run()
+    experiment_id = parent.info.experiment_id if parent else ensure_experiment(experiment)
     all_tags = {"stage": stage, **(tags or {})}
     commit = git_commit()
     if commit:
         all_tags["mlflow.source.git.commit"] = commit
+    if run_name:
+        all_tags["mlflow.runName"] = run_name  # also names a run adopted from MLFLOW_RUN_ID
     with _sigterm_as_exception():
-        run = mlflow.start_run(run_id=run_id, experiment_id=None if run_id else experiment_id,
-                               run_name=None if run_id else run_name, nested=nested, tags=all_tags)
+        run = mlflow.start_run(run_id=run_id, experiment_id=experiment_id, nested=parent is not None)
         try:
+            mlflow.set_tags(all_tags)
             if run_id is None:
                 params = {k: str(v)[:MAX_PARAM_LENGTH] for k, v in flatten_config(config).items()}
                 mlflow.log_params(params)

@@ -15,8 +15,12 @@ DEFAULT_STORE_DIR = REPO_ROOT / "mlruns"
 
 
 def tracking_uri(store_dir: Path = DEFAULT_STORE_DIR) -> str:
-    """The tracking URI in force: the environment's, else `sqlite:////abs/path/mlruns/mlflow.db`."""
+    """The tracking URI in force: the environment's (relative SQLite paths made absolute), else
+    `sqlite:////<repo>/mlruns/mlflow.db`."""
     env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env and env.startswith("sqlite:///") and not env.startswith("sqlite:////"):
+        # A relative SQLite path means the working directory's: pin it, so subprocesses agree.
+        return f"sqlite:///{Path(env[len('sqlite:///'):]).resolve()}"
     if env:
         return env
     return f"sqlite:///{(store_dir / 'mlflow.db').resolve()}"

@@ -1,0 +1,144 @@
+"""Benchmarks: `python bench/run.py [NAME ...]` prints one JSON line per figure.
+
+Each line has `name`, `value`, `unit`, and `ratio` where two things run side by side in the same process
+(machines are shared and noisy, so only ratios measured together are comparable). Nothing here is asserted;
+tests check behaviour, this measures it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from pipeline.config import ExperimentConfig
+from pipeline.data.prepared import load_prepared, prepare_dataset
+from pipeline.model_factory import build_model
+from pipeline.train import make_loaders
+from pipeline.training.training_engine import TrainingEngine
+
+REPO = Path(__file__).resolve().parents[1]
+BENCHMARKS = {}
+CACHE = REPO / "data" / "prepared"
+
+
+def benchmark(fn):
+    BENCHMARKS[fn.__name__] = fn
+    return fn
+
+
+def emit(name: str, value: float, unit: str, **extra) -> None:
+    print(json.dumps({"name": name, "value": round(float(value), 6), "unit": unit, **extra}), flush=True)
+
+
+def _dataset(config: ExperimentConfig):
+    return load_prepared(prepare_dataset(config.data, CACHE))
+
+
+def _train_and_test(config: ExperimentConfig, label: str) -> None:
+    """Default training, then accuracy and macro-F1 on the held-out recordings."""
+    dataset = _dataset(config)
+    torch.manual_seed(config.training.seed)
+    train_loader, val_loader = make_loaders(dataset, config)
+    test_loader = torch.utils.data.DataLoader(dataset.subset("test"), batch_size=256)
+    model = build_model(config.model, sample_rate=config.data.sample_rate)
+    engine = TrainingEngine(model, config, device="cpu")
+    start = time.perf_counter()
+    engine.train(train_loader, val_loader)
+    seconds = time.perf_counter() - start
+    test = engine.validate(test_loader)
+    emit(f"{label}/test_accuracy", test["accuracy"], "fraction", windows=len(test_loader.dataset))
+    emit(f"{label}/test_macro_f1", test["macro_f1"], "fraction")
+    emit(f"{label}/train_wall_time", seconds, "s", epochs=engine.epoch)
+
+
+@benchmark
+def accuracy() -> None:
+    """Default dataset (split by recording) and default training."""
+    _train_and_test(ExperimentConfig(), "default")
+
+
+@benchmark
+def accuracy_load_shift() -> None:
+    """Train on loads 0-2 HP, test on 3 HP: the standard harder benchmark."""
+    config = ExperimentConfig()
+    _train_and_test(replace(config, data=replace(config.data, split="load_shift")), "load_shift")
+
+
+@benchmark
+def engine_overhead(rounds: int = 3) -> None:
+    """TrainingEngine.train_epoch vs a bare PyTorch loop with the same model, losses, clipping and batches,
+    alternated in one process; ratio = engine / bare (median over rounds)."""
+    config = ExperimentConfig()
+    dataset = _dataset(config)
+    loader, _ = make_loaders(dataset, config)
+    loader = [batch for _, batch in zip(range(20), loader)]  # same 20 batches for both, no loader cost
+    model = build_model(config.model, sample_rate=config.data.sample_rate)
+    engine = TrainingEngine(model, config, device="cpu")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+
+    def bare_epoch() -> None:
+        model.train()
+        for windows, labels in loader:
+            optimizer.zero_grad(set_to_none=True)
+            outputs = model(windows)
+            losses = engine.loss_fn(outputs["predictions"], labels, outputs["physics_residuals"])
+            total = losses["total_loss"] + engine.advanced_loss.get_total_advanced_loss(outputs)
+            total.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), config.training.grad_clip)
+            optimizer.step()
+
+    ratios, engine_times, bare_times = [], [], []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        engine.train_epoch(loader)
+        engine_times.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        bare_epoch()
+        bare_times.append(time.perf_counter() - start)
+        ratios.append(engine_times[-1] / bare_times[-1])
+    emit("engine_overhead/epoch_time_ratio", statistics.median(ratios), "ratio",
+         ratio=statistics.median(ratios), engine_s=statistics.median(engine_times),
+         bare_s=statistics.median(bare_times), batches=len(loader))
+
+
+@benchmark
+def inference_latency(repeats: int = 200) -> None:
+    """Model forward latency in eval mode: batch 1 and batch 256, p50 and p99, per call and per window."""
+    config = ExperimentConfig()
+    model = build_model(config.model, sample_rate=config.data.sample_rate).eval()
+    for batch in (1, 256):
+        x = torch.randn(batch, config.data.window)
+        times = []
+        with torch.inference_mode():
+            for _ in range(5):
+                model(x)
+            for _ in range(repeats if batch == 1 else max(10, repeats // 10)):
+                start = time.perf_counter()
+                model(x)
+                times.append(time.perf_counter() - start)
+        times.sort()
+        p50, p99 = times[len(times) // 2], times[min(len(times) - 1, int(len(times) * 0.99))]
+        emit(f"inference/batch{batch}/p50", p50 * 1e3, "ms", per_window_ms=p50 * 1e3 / batch)
+        emit(f"inference/batch{batch}/p99", p99 * 1e3, "ms", per_window_ms=p99 * 1e3 / batch)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", help=f"benchmarks to run (default: all): {', '.join(BENCHMARKS)}")
+    args = parser.parse_args()
+    unknown = set(args.names) - set(BENCHMARKS)
+    if unknown:
+        parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}; choose from {', '.join(BENCHMARKS)}")
+    torch.manual_seed(0)
+    for name in args.names or BENCHMARKS:
+        BENCHMARKS[name]()
+
+
+if __name__ == "__main__":
+    main()
