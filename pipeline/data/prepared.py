@@ -30,7 +30,7 @@ from pipeline.data.windows import SPLIT_NAMES, frame, load_shift_split, split_by
 
 log = logging.getLogger(__name__)
 
-DATASET_FORMAT_VERSION = 1  # bump when the arrays or the manifest change meaning: old caches then miss
+DATASET_FORMAT_VERSION = 2  # bump when the arrays or the manifest change meaning: old caches then miss
 MANIFEST = "manifest.json"
 REQUIRED_ARRAYS = ("windows", "labels", "recording", "load", "split", "rpm")
 GROUND_TRUTH = ("natural_freq_hz", "damping_ratio")  # synthetic only: targets for system identification

@@ -65,8 +65,9 @@ class AGTNOArchitecture(nn.Module):
 
         self.fields_head = nn.Conv1d(hidden_dim, 3, kernel_size=1)
         self.fields_skip = nn.Conv1d(input_dim, 3, FIELD_SKIP_TAPS, padding=FIELD_SKIP_TAPS // 2, bias=False)
-        self.params_head = nn.Linear(2 * hidden_dim, 2)
-        self.latent_head = nn.Linear(2 * hidden_dim, 2 * latent_dim)
+        pooled_dim = 3 * hidden_dim + 2 * input_dim  # mean, spread, peak of features; log RMS, log peak of input
+        self.params_head = nn.Linear(pooled_dim, 2)
+        self.latent_head = nn.Linear(pooled_dim, 2 * latent_dim)
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(latent_dim, output_dim)
         self._init_heads()
@@ -95,7 +96,10 @@ class AGTNOArchitecture(nn.Module):
             h = block(h)
         # Mean and spread over time: after RMS normalisation the mean alone is nearly the same for every window;
         # the spread of rectified features is an impulsiveness (kurtosis-like) measure, the classic fault cue.
-        pooled = self.dropout(torch.cat([h.mean(dim=-1), h.std(dim=-1)], dim=-1))  # [B, 2 * hidden]
+        # Log RMS and log peak of the raw window (the classic condition indicators) give back the level the
+        # normalisation removed: impact peaks grow with fault size, which separates 0.007 from 0.021 at one rate.
+        level = torch.cat([scale[:, 0, :].log(), signal.abs().amax(dim=1).clamp_min(1e-12).log()], dim=-1)
+        pooled = self.dropout(torch.cat([h.mean(dim=-1), h.std(dim=-1), h.amax(dim=-1), level], dim=-1))
 
         mean, log_var = self.latent_head(pooled).to(self.dtype).chunk(2, dim=-1)
         z = mean
