@@ -78,11 +78,11 @@ def test_natural_freq_is_prewarped_like_the_simulators():
 
 
 def test_fields_follow_the_signal_units():
-    """Scaling the signal scales every field by the same factor and leaves the class decision unchanged."""
+    """Scaling the signal scales every field by the same factor. The class decision may change: the window's
+    level (log RMS, log peak in g) is a feature, since impact peaks grow with fault size."""
     model = tiny_model().eval()
     x = torch.randn(2, 256)
     small, large = model(x), model(1000 * x)
-    torch.testing.assert_close(small["predictions"], large["predictions"], rtol=1e-4, atol=1e-4)
     for name in FIELD_NAMES:
         expected, actual = 1000 * small["fields"][name], large["fields"][name]
         assert (expected - actual).abs().max() <= 1e-4 * actual.abs().max()
