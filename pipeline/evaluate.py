@@ -21,7 +21,7 @@ from pipeline.data.prepared import load_prepared, prepare_dataset
 from pipeline.data.windows import SPLIT_NAMES
 from pipeline.evaluation import (classification_metrics, confusion_matrix_figure, load_logged_model,
                                  predict_windows, reliability_figure)
-from pipeline.stage import run_stage
+from pipeline.stage import main_with_packed_overrides, run_stage
 from pipeline.tracking.datasets import log_dataset
 from pipeline.tracking.run import stage_run
 from pipeline.tracking.store import use_store
@@ -153,4 +153,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main_with_packed_overrides(main)

@@ -9,7 +9,7 @@ from omegaconf import DictConfig
 
 from pipeline.config import ExperimentConfig, register_configs
 from pipeline.data.prepared import dataset_dir_for, prepare_dataset
-from pipeline.stage import run_stage
+from pipeline.stage import main_with_packed_overrides, run_stage
 from pipeline.tracking.datasets import log_dataset
 from pipeline.tracking.run import stage_run
 
@@ -36,4 +36,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main_with_packed_overrides(main)

@@ -14,7 +14,7 @@ from mlflow import MlflowClient
 from omegaconf import DictConfig
 
 from pipeline.config import ExperimentConfig, register_configs
-from pipeline.stage import run_stage
+from pipeline.stage import main_with_packed_overrides, run_stage
 from pipeline.tracking import registry
 from pipeline.tracking.registry import Decision, RegistryError
 from pipeline.tracking.run import stage_run
@@ -83,4 +83,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main_with_packed_overrides(main)

@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 from pipeline.config import ExperimentConfig, register_configs
 from pipeline.data.prepared import PreparedDataset, load_prepared, prepare_dataset
 from pipeline.model_factory import build_model
-from pipeline.stage import run_stage
+from pipeline.stage import main_with_packed_overrides, run_stage
 from pipeline.tracking.callbacks import MlflowMetricsLogger, ProgressPrinter
 from pipeline.tracking.datasets import log_dataset
 from pipeline.tracking.model_logging import log_pyfunc_model
@@ -82,4 +82,4 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
-    main()
+    main_with_packed_overrides(main)

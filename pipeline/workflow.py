@@ -22,7 +22,7 @@ from pipeline.config import ExperimentConfig, register_configs
 from pipeline.evaluate import evaluate
 from pipeline.prepare import prepare
 from pipeline.register import register
-from pipeline.stage import run_stage
+from pipeline.stage import main_with_packed_overrides, run_stage
 from pipeline.tracking.run import git_commit, stage_run
 from pipeline.tracking.store import REPO_ROOT, tracking_uri
 from pipeline.train import train
@@ -107,4 +107,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main_with_packed_overrides(main)

@@ -96,3 +96,15 @@ def test_entry_point_exits_before_work(override, status, message, tmp_path):
     assert result.returncode == status, result.stderr
     assert message in result.stderr
     assert not (tmp_path / "never.db").exists()  # no run was started
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["a.b=1 c=2"], ["a.b=1", "c=2"]),  # MLproject's quoted {overrides}
+    (["x=1", ""], ["x=1", ""]),
+    (["tracking.experiment=my runs"], ["tracking.experiment=my runs"]),  # a value with a space stays whole
+    (["+extra=1 ~gone"], ["+extra=1", "~gone"]),
+])
+def test_packed_overrides_are_unpacked(argv, expected):
+    from pipeline.stage import split_packed_overrides
+
+    assert split_packed_overrides(argv) == expected
