@@ -8,17 +8,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
+import subprocess
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
 
+import mlflow
 import torch
 from torch import nn
 
 from pipeline.config import ExperimentConfig
 from pipeline.data.prepared import load_prepared, prepare_dataset
 from pipeline.model_factory import build_model
+from pipeline.tracking.callbacks import MlflowMetricsLogger
 from pipeline.train import make_loaders
 from pipeline.training.training_engine import TrainingEngine
 
@@ -126,6 +131,48 @@ def inference_latency(repeats: int = 200) -> None:
         p50, p99 = times[len(times) // 2], times[min(len(times) - 1, int(len(times) * 0.99))]
         emit(f"inference/batch{batch}/p50", p50 * 1e3, "ms", per_window_ms=p50 * 1e3 / batch)
         emit(f"inference/batch{batch}/p99", p99 * 1e3, "ms", per_window_ms=p99 * 1e3 / batch)
+
+
+@benchmark
+def pipeline_end_to_end() -> None:
+    """The README's first command, `mlflow run .`, on the embedded default, into a fresh temporary store."""
+    with tempfile.TemporaryDirectory() as tmp:
+        uri = f"sqlite:///{Path(tmp) / 'mlflow.db'}"
+        env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+        start = time.perf_counter()
+        subprocess.run(["mlflow", "run", ".", "--env-manager", "local", "--experiment-name", "av-pino",
+                        "-P", f"overrides=data.cache_dir={CACHE} hydra.run.dir={tmp}/hydra"],
+                       cwd=REPO, env=env, check=True, capture_output=True)
+        seconds = time.perf_counter() - start
+        mlflow.set_tracking_uri(uri)
+        evaluation = mlflow.search_runs(experiment_names=["av-pino"], filter_string="tags.stage = 'evaluate'",
+                                        output_format="list")[0]
+    emit("pipeline/mlflow_run_wall_time", seconds, "s")
+    emit("pipeline/test_accuracy", evaluation.data.metrics["test/accuracy"], "fraction")
+
+
+@benchmark
+def tracking_overhead(rounds: int = 3) -> None:
+    """train_epoch plus per-epoch MLflow logging vs train_epoch alone, alternated on the same engine and
+    batches; ratio = with logging / without (median over rounds)."""
+    config = ExperimentConfig()
+    loader, _ = make_loaders(_dataset(config), config)
+    loader = [batch for _, batch in zip(range(20), loader)]
+    engine = TrainingEngine(build_model(config.model, sample_rate=config.data.sample_rate), config, device="cpu")
+    log = MlflowMetricsLogger()
+    with tempfile.TemporaryDirectory() as tmp:
+        mlflow.set_tracking_uri(f"sqlite:///{Path(tmp) / 'mlflow.db'}")
+        with mlflow.start_run():
+            ratios = []
+            for epoch in range(rounds):
+                start = time.perf_counter()
+                log(epoch, {f"train/{k}": v for k, v in engine.train_epoch(loader).items()})
+                logged = time.perf_counter() - start
+                start = time.perf_counter()
+                engine.train_epoch(loader)
+                bare = time.perf_counter() - start
+                ratios.append(logged / bare)
+    emit("tracking_overhead/epoch_time_ratio", statistics.median(ratios), "ratio", ratio=statistics.median(ratios))
 
 
 def main() -> None:
