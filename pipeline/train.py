@@ -56,7 +56,7 @@ def train(config: ExperimentConfig, dataset_dir: Optional[Path] = None, *, run_n
     name = run_name or (f"train-pw{config.loss.physics_weight:g}-cw{config.loss.consistency_weight:g}"
                         f"-e{config.training.epochs}")
 
-    with stage_run("train", config, experiment=config.tracking.experiment, run_name=name,
+    with stage_run("train", config, experiment=config.tracking.experiment, run_name=name, system_metrics=True,
                    tags={"dataset_dir": str(Path(dataset_dir).resolve()), **(tags or {})}) as run:
         log_dataset(dataset_dir)
         engine = TrainingEngine(model, config, device=torch.device("cpu"), callbacks=[

@@ -63,12 +63,13 @@ def _sigterm_as_exception() -> Iterator[None]:
 
 @contextlib.contextmanager
 def stage_run(stage: str, config: Any, *, experiment: str, run_name: str | None = None,
-              tags: Mapping[str, str] | None = None, run_id: str | None = None) -> Iterator[mlflow.ActiveRun]:
+              tags: Mapping[str, str] | None = None, run_id: str | None = None,
+              system_metrics: bool = False) -> Iterator[mlflow.ActiveRun]:
     """The run of one stage; ends FINISHED, or FAILED on any exception (SIGTERM included).
 
     Inside an active run (the pipeline's parent) it is a child run in the parent's experiment. Outside one,
     it adopts the run `mlflow run` made for this process (MLFLOW_RUN_ID), else starts a run in `experiment`.
-    With `run_id` it resumes that run and logs no params again.
+    With `run_id` it resumes that run and logs no params again. `system_metrics` samples CPU and memory.
     """
     parent = mlflow.active_run()
     experiment_id = parent.info.experiment_id if parent else ensure_experiment(experiment)
@@ -79,7 +80,8 @@ def stage_run(stage: str, config: Any, *, experiment: str, run_name: str | None 
     if run_name:
         all_tags["mlflow.runName"] = run_name  # also names a run adopted from MLFLOW_RUN_ID
     with _sigterm_as_exception():
-        run = mlflow.start_run(run_id=run_id, experiment_id=experiment_id, nested=parent is not None)
+        run = mlflow.start_run(run_id=run_id, experiment_id=experiment_id, nested=parent is not None,
+                               log_system_metrics=system_metrics)
         try:
             mlflow.set_tags(all_tags)
             if run_id is None:
