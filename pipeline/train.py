@@ -22,7 +22,7 @@ from pipeline.tracking.callbacks import MlflowMetricsLogger, ProgressPrinter
 from pipeline.tracking.datasets import log_dataset
 from pipeline.tracking.model_logging import log_pyfunc_model
 from pipeline.tracking.run import stage_run
-from pipeline.tracking.store import REPO_ROOT
+from pipeline.tracking.store import checkpoint_root as default_checkpoint_root
 from pipeline.training.training_engine import TrainingEngine
 
 register_configs()
@@ -62,7 +62,7 @@ def train(config: ExperimentConfig, dataset_dir: Optional[Path] = None, *, run_n
         engine = TrainingEngine(model, config, device=torch.device("cpu"), callbacks=[
             MlflowMetricsLogger(), ProgressPrinter(config.training.epochs), *callbacks])
         engine.mlflow_run_id = run.info.run_id
-        checkpoints = (checkpoint_root or REPO_ROOT / "checkpoints") / run.info.run_id
+        checkpoints = (checkpoint_root or default_checkpoint_root()) / run.info.run_id
         _, history = engine.train(train_loader, val_loader, checkpoint_dir=checkpoints)
         figure = engine.monitor.plot_training_curves()
         mlflow.log_figure(figure, "plots/training_curves.html")

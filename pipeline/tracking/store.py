@@ -34,6 +34,14 @@ def artifact_root(uri: str) -> str | None:
     return (db_path.parent / "artifacts").resolve().as_uri()
 
 
+def checkpoint_root() -> Path:
+    """Where training checkpoints go: `checkpoints/` beside a SQLite store, else the repository's."""
+    uri = tracking_uri()
+    if uri.startswith("sqlite:///"):
+        return Path(uri[len("sqlite:///"):]).parent / "checkpoints"
+    return REPO_ROOT / "checkpoints"
+
+
 def use_store() -> str:
     """Point MLflow at the store in force and return its URI."""
     uri = tracking_uri()
