@@ -53,8 +53,8 @@ class DataConfig(_Section):
     sample_rate: int = 12000
     window: int = 1024
     hop: int = 512
-    recordings_per_load: int = 4  # synthetic: recordings per class and load
-    duration_s: float = 2.0  # synthetic: seconds per recording
+    recordings_per_load: int = 10  # synthetic: recordings per class and load
+    duration_s: float = 0.8  # synthetic: seconds per recording
     snr_db: float = 20.0  # synthetic: measurement noise
     split: str = "recording"
     val_fraction: float = 0.15
@@ -122,7 +122,7 @@ class LossConfig(_Section):
 
 @dataclass
 class TrainingConfig(_Section):
-    epochs: int = 15
+    epochs: int = 6
     batch_size: int = 64
     learning_rate: float = 1e-3
     weight_decay: float = 1e-4

@@ -1,7 +1,9 @@
 """AGT-NO: the neural operator that classifies a vibration window and explains it with physical fields.
 
 signal -> divide by its RMS -> lift -> [FNO block, patch attention] x n_layers -> heads:
-  * class logits through a variational latent (mean, log_var),
+  * class logits: the fault location through a variational latent (mean, log_var) of the operator features, times
+    the fault size given the location from the window's level indicators (log RMS, peak, block maxima), as
+    log-probabilities (plain logits through the latent when output_dim is not the ten CWRU classes),
   * displacement, velocity and force on the time grid, in physical units,
   * resonance frequency, natural frequency (as the Tustin equation states it) and damping ratio,
 and the physics residuals of those fields (pipeline.physics.residuals), so the loss can push them to zero.
@@ -12,7 +14,7 @@ import math
 import torch
 from torch import nn
 
-from pipeline.data.classes import CLASS_NAMES
+from pipeline.data.classes import CLASS_NAMES, FAULT_LOCATIONS, fault_location
 from pipeline.physics.residuals import energy_balance, physics_residuals
 from pipeline.physics.spectral import FNOBlock, PatchAttention
 
@@ -26,13 +28,22 @@ DAMPING_RANGE = (0.005, 0.2)
 # learn the phase shifts integration needs (v ~ a / jw), which pointwise layers and low Fourier modes cannot.
 FIELD_SKIP_TAPS = 9
 INITIAL_LOG_VAR = -4.0
+# Condition indicators of the raw window (per input channel), in log units: RMS, peak, and the mean and median
+# of the maxima of short blocks. A block (5 ms) is shorter than the fastest impact period (BPFI at 1797 rpm,
+# ~6.2 ms), so most blocks hold at most one impact peak and the top quarter of block maxima averages several:
+# a steadier estimate of the strike level, which grows with fault size, than the single peak.
+LEVEL_BLOCK_S = 5e-3
+N_LEVEL_FEATURES = 4
+SIZE_HEAD_WIDTH = 32
+DECIBELS_PER_NEPER = 20 / math.log(10)  # amplitude level: 20 log10(x) = 8.69 ln(x)
 
 
 class AGTNOArchitecture(nn.Module):
     """Fault classifier and physical-field estimator over windows `[B, L]` or `[B, L, input_dim]`, any L >= 16.
 
     The first input channel is the measured acceleration the physics residuals check the fields against.
-    Windows are normalised by their own RMS, so the class decision does not depend on signal units.
+    The operator sees windows normalised by their own RMS; the level it removes returns only through the level
+    indicators (in the signal's units, g for CWRU), which decide the fault size.
     """
 
     def __init__(
@@ -65,11 +76,30 @@ class AGTNOArchitecture(nn.Module):
 
         self.fields_head = nn.Conv1d(hidden_dim, 3, kernel_size=1)
         self.fields_skip = nn.Conv1d(input_dim, 3, FIELD_SKIP_TAPS, padding=FIELD_SKIP_TAPS // 2, bias=False)
-        pooled_dim = 3 * hidden_dim + 2 * input_dim  # mean, spread, peak of features; log RMS, log peak of input
+        # pooled: mean, spread, peak of the features (layer-normalised) and the level indicators of the input
+        pooled_dim = 3 * hidden_dim + N_LEVEL_FEATURES * input_dim
+        self.feature_norm = nn.LayerNorm(3 * hidden_dim)
         self.params_head = nn.Linear(pooled_dim, 2)
-        self.latent_head = nn.Linear(pooled_dim, 2 * latent_dim)
+        # encoder of the variational latent: one hidden layer, so shape and level features combine nonlinearly
+        self.encoder = nn.Sequential(nn.Linear(pooled_dim, hidden_dim), nn.GELU(), nn.Dropout(dropout))
+        self.latent_head = nn.Linear(hidden_dim, 2 * latent_dim)
         self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(latent_dim, output_dim)
+        # With the ten CWRU classes the decision is factorised, p(class) = p(location) p(size | location):
+        # location (normal/ball/inner/outer) is a shape property, read from the latent of the normalised operator
+        # features; size is a level property (impacts grow with the fault), read from the level indicators
+        # alone, so it cannot be memorised from per-recording cues (resonance, damping) the operator also sees.
+        self.factorised = output_dim == len(CLASS_NAMES)
+        self.classifier = nn.Linear(latent_dim, len(FAULT_LOCATIONS) if self.factorised else output_dim)
+        if self.factorised:
+            self.size_head = nn.Sequential(
+                nn.Linear(N_LEVEL_FEATURES * input_dim, SIZE_HEAD_WIDTH), nn.GELU(),
+                nn.Linear(SIZE_HEAD_WIDTH, output_dim),
+            )
+            location = torch.tensor([FAULT_LOCATIONS.index(fault_location(name)) for name in CLASS_NAMES])
+            self.register_buffer("class_location", location, persistent=False)  # [classes]
+            self.register_buffer(  # [locations, classes]: which classes share a location
+                "location_members", location[None, :] == torch.arange(len(FAULT_LOCATIONS))[:, None], persistent=False
+            )
         self._init_heads()
 
     def _init_heads(self) -> None:
@@ -96,16 +126,21 @@ class AGTNOArchitecture(nn.Module):
             h = block(h)
         # Mean and spread over time: after RMS normalisation the mean alone is nearly the same for every window;
         # the spread of rectified features is an impulsiveness (kurtosis-like) measure, the classic fault cue.
-        # Log RMS and log peak of the raw window (the classic condition indicators) give back the level the
-        # normalisation removed: impact peaks grow with fault size, which separates 0.007 from 0.021 at one rate.
-        level = torch.cat([scale[:, 0, :].log(), signal.abs().amax(dim=1).clamp_min(1e-12).log()], dim=-1)
-        pooled = self.dropout(torch.cat([h.mean(dim=-1), h.std(dim=-1), h.amax(dim=-1), level], dim=-1))
+        # The level indicators of the raw window (LEVEL_BLOCK_S) give back the level the normalisation removed:
+        # impact peaks grow with fault size, which separates 0.007 from 0.021 at one rate.
+        features = self.feature_norm(torch.cat([h.mean(dim=-1), h.std(dim=-1), h.amax(dim=-1)], dim=-1))
+        levels = self._levels(signal, scale[:, 0, :])
+        pooled = self.dropout(torch.cat([features, levels], dim=-1))
 
-        mean, log_var = self.latent_head(pooled).to(self.dtype).chunk(2, dim=-1)
+        mean, log_var = self.latent_head(self.encoder(pooled)).to(self.dtype).chunk(2, dim=-1)
         z = mean
         if self.training:  # reparameterised sample; eval uses the mean, so predictions are deterministic
             z = mean + torch.randn_like(mean) * torch.exp(0.5 * log_var)
         logits = self.classifier(z).to(self.dtype)
+        if self.factorised:
+            # in decibels: one fault size to the next is a few dB, a step the size head's weights can take quickly
+            size_logits = self.size_head(levels * DECIBELS_PER_NEPER)
+            logits = self._factorised_logits(logits, size_logits.to(self.dtype))
         probs = logits.softmax(dim=-1)
 
         fields = self._fields(h, normalised, scale[:, 0, 0])
@@ -151,6 +186,27 @@ class AGTNOArchitecture(nn.Module):
         if x.shape[1] < MIN_LENGTH:
             raise ValueError(f"AGTNOArchitecture needs >= {MIN_LENGTH} samples per window, got shape {shape}")
         return x.to(self.dtype)
+
+    def _factorised_logits(self, location_logits: torch.Tensor, size_logits: torch.Tensor) -> torch.Tensor:
+        """Class log-probabilities `[B, classes]`: log p(location) + log p(size | location), the latter a softmax
+        of `size_logits` over the classes of each location (0 for `normal`, the only class of its location)."""
+        members = self.location_members  # [locations, classes]
+        masked = size_logits.unsqueeze(1).masked_fill(~members, float("-inf"))  # [B, locations, classes]
+        log_norm = masked.logsumexp(dim=-1)  # [B, locations]
+        log_size = size_logits - log_norm[:, self.class_location]
+        return location_logits.log_softmax(dim=-1)[:, self.class_location] + log_size
+
+    def _levels(self, signal: torch.Tensor, rms: torch.Tensor) -> torch.Tensor:
+        """`[B, N_LEVEL_FEATURES * C]`: log RMS, log peak, log mean of the top quarter of block maxima and log
+        median block maximum of the raw window `[B, L, C]` (signal units)."""
+        magnitude = signal.abs()
+        length = magnitude.shape[1]
+        block = max(1, min(length, round(LEVEL_BLOCK_S * self.sample_rate)))
+        n_blocks = length // block
+        maxima = magnitude[:, : n_blocks * block].unflatten(1, (n_blocks, block)).amax(dim=2)  # [B, n_blocks, C]
+        top = maxima.topk(max(1, n_blocks // 4), dim=1).values.mean(dim=1)
+        levels = torch.cat([rms, maxima.amax(dim=1), top, maxima.median(dim=1).values], dim=-1)
+        return levels.clamp_min(1e-12).log()
 
     def _fields(self, h: torch.Tensor, normalised: torch.Tensor, scale: torch.Tensor) -> dict:
         """Displacement, velocity, force `[B, L]` in physical units."""

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pipeline.data.classes import class_index
+from pipeline.data.classes import CLASS_NAMES, FAULT_LOCATIONS, class_index, fault_location
 from pipeline.physics.agt_no_architecture import AGTNOArchitecture
 from pipeline.physics.residuals import physics_residuals
 
@@ -200,3 +200,32 @@ def test_overfits_twenty_windows_of_two_fault_classes():
     model.eval()
     with torch.no_grad():
         assert (model(x)["predictions"].argmax(dim=-1) == y).all()
+
+
+def test_ten_class_decision_is_location_times_size():
+    """With the CWRU classes, predictions are log p(location) + log p(size | location): they normalise, and the
+    size head (which reads only the window's level indicators) moves probability between the sizes of a
+    location without changing how likely each location is."""
+    model = tiny_model().eval()
+    x = torch.randn(3, 256)
+    locations = [fault_location(name) for name in CLASS_NAMES]
+
+    def per_location(probs):
+        return torch.stack([probs[:, [i for i, loc in enumerate(locations) if loc == name]].sum(-1)
+                            for name in FAULT_LOCATIONS], dim=-1)
+
+    with torch.no_grad():
+        before = model(x)["predictions"].exp()
+        torch.testing.assert_close(before.sum(dim=-1), torch.ones(3))
+        for p in model.size_head.parameters():
+            p.add_(torch.randn_like(p))
+        after = model(x)["predictions"].exp()
+    torch.testing.assert_close(per_location(after), per_location(before))
+    assert not torch.allclose(after, before)
+
+
+def test_other_class_counts_get_plain_logits():
+    model = tiny_model(output_dim=3).eval()
+    outputs = model(torch.randn(2, 256))
+    assert outputs["predictions"].shape == (2, 3)
+    assert not hasattr(model, "size_head")
