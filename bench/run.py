@@ -45,6 +45,25 @@ def _dataset(config: ExperimentConfig):
     return load_prepared(prepare_dataset(config.data, CACHE))
 
 
+def _fixed_batches(config: ExperimentConfig, n_batches: int = 20) -> torch.utils.data.DataLoader:
+    """The first `n_batches` training batches, materialised, so timed loops pay no data-loading cost."""
+    loader, _ = make_loaders(_dataset(config), config)
+    windows, labels = map(torch.cat, zip(*[batch for _, batch in zip(range(n_batches), loader)]))
+    return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(windows, labels),
+                                       batch_size=config.training.batch_size)
+
+
+def _timed_pair(round_: int, first, second) -> tuple[float, float]:
+    """Seconds of one call each of `first` and `second`, run in alternating order across rounds so neither
+    always pays for a cold start."""
+    seconds = {}
+    for fn in ((first, second) if round_ % 2 == 0 else (second, first)):
+        start = time.perf_counter()
+        fn()
+        seconds[fn] = time.perf_counter() - start
+    return seconds[first], seconds[second]
+
+
 def _train_and_test(config: ExperimentConfig, label: str) -> None:
     """Default training, then accuracy and macro-F1 on the held-out recordings."""
     dataset = _dataset(config)
@@ -76,13 +95,11 @@ def accuracy_load_shift() -> None:
 
 
 @benchmark
-def engine_overhead(rounds: int = 3) -> None:
+def engine_overhead(rounds: int = 4) -> None:
     """TrainingEngine.train_epoch vs a bare PyTorch loop with the same model, losses, clipping and batches,
     alternated in one process; ratio = engine / bare (median over rounds)."""
     config = ExperimentConfig()
-    dataset = _dataset(config)
-    loader, _ = make_loaders(dataset, config)
-    loader = [batch for _, batch in zip(range(20), loader)]  # same 20 batches for both, no loader cost
+    loader = _fixed_batches(config)
     model = build_model(config.model, sample_rate=config.data.sample_rate)
     engine = TrainingEngine(model, config, device="cpu")
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
@@ -99,14 +116,11 @@ def engine_overhead(rounds: int = 3) -> None:
             optimizer.step()
 
     ratios, engine_times, bare_times = [], [], []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        engine.train_epoch(loader)
-        engine_times.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        bare_epoch()
-        bare_times.append(time.perf_counter() - start)
-        ratios.append(engine_times[-1] / bare_times[-1])
+    for round_ in range(rounds):
+        engine_s, bare_s = _timed_pair(round_, lambda: engine.train_epoch(loader), bare_epoch)
+        engine_times.append(engine_s)
+        bare_times.append(bare_s)
+        ratios.append(engine_s / bare_s)
     emit("engine_overhead/epoch_time_ratio", statistics.median(ratios), "ratio",
          ratio=statistics.median(ratios), engine_s=statistics.median(engine_times),
          bare_s=statistics.median(bare_times), batches=len(loader))
@@ -152,25 +166,21 @@ def pipeline_end_to_end() -> None:
 
 
 @benchmark
-def tracking_overhead(rounds: int = 3) -> None:
+def tracking_overhead(rounds: int = 4) -> None:
     """train_epoch plus per-epoch MLflow logging vs train_epoch alone, alternated on the same engine and
     batches; ratio = with logging / without (median over rounds)."""
     config = ExperimentConfig()
-    loader, _ = make_loaders(_dataset(config), config)
-    loader = [batch for _, batch in zip(range(20), loader)]
+    loader = _fixed_batches(config)
     engine = TrainingEngine(build_model(config.model, sample_rate=config.data.sample_rate), config, device="cpu")
     log = MlflowMetricsLogger()
     with tempfile.TemporaryDirectory() as tmp:
         mlflow.set_tracking_uri(f"sqlite:///{Path(tmp) / 'mlflow.db'}")
         with mlflow.start_run():
             ratios = []
-            for epoch in range(rounds):
-                start = time.perf_counter()
-                log(epoch, {f"train/{k}": v for k, v in engine.train_epoch(loader).items()})
-                logged = time.perf_counter() - start
-                start = time.perf_counter()
-                engine.train_epoch(loader)
-                bare = time.perf_counter() - start
+            for round_ in range(rounds):
+                logged, bare = _timed_pair(
+                    round_, lambda: log(round_, {f"train/{k}": v for k, v in engine.train_epoch(loader).items()}),
+                    lambda: engine.train_epoch(loader))
                 ratios.append(logged / bare)
     emit("tracking_overhead/epoch_time_ratio", statistics.median(ratios), "ratio", ratio=statistics.median(ratios))
 
