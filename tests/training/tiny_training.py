@@ -11,7 +11,10 @@ from pipeline.data.classes import CLASS_NAMES
 from pipeline.physics.agt_no_architecture import AGTNOArchitecture
 
 SAMPLE_RATE = 12000.0
-TONES_HZ = (100.0, 300.0, 500.0)  # class k carries a tone at TONES_HZ[k]
+TONES_HZ = (100.0, 300.0, 500.0)  # the k-th class of TONE_CLASSES carries a tone at TONES_HZ[k]
+# Classes that differ in fault location only: AGT-NO decides size from the window's level, which is the same
+# for every class here, and location from its operator features, which see the tone.
+TONE_CLASSES = ("normal", "ball_007", "inner_007")
 WINDOW = 256
 
 
@@ -20,9 +23,10 @@ def tone_windows(n: int, seed: int = 0, length: int = WINDOW) -> TensorDataset:
     explain) plus a class-specific low tone (what makes the classes separable for a tiny model) and noise."""
     rng = np.random.default_rng(seed)
     t = np.arange(length) / SAMPLE_RATE
-    labels = np.arange(n) % len(TONES_HZ)
+    tones = np.arange(n) % len(TONES_HZ)
+    labels = np.array([CLASS_NAMES.index(TONE_CLASSES[k]) for k in tones])
     windows = 0.05 * rng.standard_normal((n, length))
-    for i, label in enumerate(labels):
+    for i, label in enumerate(tones):
         lag = (t - rng.uniform(0, 1 / 160)) % (1 / 160)
         windows[i] += np.exp(-0.05 * 2 * np.pi * 3000 * lag) * np.sin(2 * np.pi * 3000 * lag)
         windows[i] += 0.3 * np.sin(2 * np.pi * TONES_HZ[label] * t + rng.uniform(0, 2 * np.pi))
