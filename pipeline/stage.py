@@ -23,11 +23,13 @@ def run_stage(stage: Callable[[ExperimentConfig], Any], cfg: DictConfig) -> Any:
 def split_packed_overrides(argv: list[str]) -> list[str]:
     """Unpack an argument holding several overrides, as MLproject's quoted `{overrides}` parameter arrives.
 
-    `["a=1 b=2"]` -> `["a=1", "b=2"]`; an argument whose pieces are not all overrides (a value with a space,
-    `name=my run`) is left whole.
+    `["a=1 b=2"]` -> `["a=1", "b=2"]`; an empty argument (the parameter's default) is dropped; an argument
+    whose pieces are not all overrides (a value with a space, `name=my run`) is left whole.
     """
     unpacked = []
     for arg in argv:
+        if not arg.strip():
+            continue
         parts = shlex.split(arg) if " " in arg else [arg]
         is_overrides = len(parts) > 1 and all("=" in p or p.startswith(("~", "+")) for p in parts)
         unpacked.extend(parts if is_overrides else [arg])

@@ -100,7 +100,7 @@ def test_entry_point_exits_before_work(override, status, message, tmp_path):
 
 @pytest.mark.parametrize("argv, expected", [
     (["a.b=1 c=2"], ["a.b=1", "c=2"]),  # MLproject's quoted {overrides}
-    (["x=1", ""], ["x=1", ""]),
+    (["x=1", ""], ["x=1"]),  # MLproject's empty default {overrides}
     (["tracking.experiment=my runs"], ["tracking.experiment=my runs"]),  # a value with a space stays whole
     (["+extra=1 ~gone"], ["+extra=1", "~gone"]),
 ])
