@@ -63,11 +63,11 @@ def train(config: ExperimentConfig, dataset_dir: Optional[Path] = None, *, run_n
             MlflowMetricsLogger(), ProgressPrinter(config.training.epochs), *callbacks])
         engine.mlflow_run_id = run.info.run_id
         checkpoints = (checkpoint_root or default_checkpoint_root()) / run.info.run_id
-        _, history = engine.train(train_loader, val_loader, checkpoint_dir=checkpoints)
+        trained, history = engine.train(train_loader, val_loader, checkpoint_dir=checkpoints)
         figure = engine.monitor.plot_training_curves()
         mlflow.log_figure(figure, "plots/training_curves.html")
         example = dataset.arrays["windows"][:2]
-        model_uri = log_pyfunc_model(engine._raw, config, example)
+        model_uri = log_pyfunc_model(trained, config, example)
         mlflow.set_tag("model_uri", model_uri)
         metrics = {k: v[-1] for k, v in history.items()}
         print(f"train run {run.info.run_id}: model {model_uri}")
