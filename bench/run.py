@@ -2,187 +2,20 @@
 
 Each line has `name`, `value`, `unit`, and `ratio` where two things run side by side in the same process
 (machines are shared and noisy, so only ratios measured together are comparable). Nothing here is asserted;
-tests check behaviour, this measures it.
+tests check behaviour, this measures it. Benchmarks live in the `*_benchmarks.py` modules beside this file.
 """
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import statistics
-import subprocess
-import tempfile
-import time
-from dataclasses import replace
+import importlib
 from pathlib import Path
 
-import mlflow
 import torch
-from torch import nn
 
-from pipeline.config import ExperimentConfig
-from pipeline.data.prepared import load_prepared, prepare_dataset
-from pipeline.model_factory import build_model
-from pipeline.tracking.callbacks import MlflowMetricsLogger
-from pipeline.train import make_loaders
-from pipeline.training.training_engine import TrainingEngine
+from common import BENCHMARKS
 
-REPO = Path(__file__).resolve().parents[1]
-BENCHMARKS = {}
-CACHE = REPO / "data" / "prepared"
-
-
-def benchmark(fn):
-    BENCHMARKS[fn.__name__] = fn
-    return fn
-
-
-def emit(name: str, value: float, unit: str, **extra) -> None:
-    print(json.dumps({"name": name, "value": round(float(value), 6), "unit": unit, **extra}), flush=True)
-
-
-def _dataset(config: ExperimentConfig):
-    return load_prepared(prepare_dataset(config.data, CACHE))
-
-
-def _fixed_batches(config: ExperimentConfig, n_batches: int = 20) -> torch.utils.data.DataLoader:
-    """The first `n_batches` training batches, materialised, so timed loops pay no data-loading cost."""
-    loader, _ = make_loaders(_dataset(config), config)
-    windows, labels = map(torch.cat, zip(*[batch for _, batch in zip(range(n_batches), loader)]))
-    return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(windows, labels),
-                                       batch_size=config.training.batch_size)
-
-
-def _timed_pair(round_: int, first, second) -> tuple[float, float]:
-    """Seconds of one call each of `first` and `second`, run in alternating order across rounds so neither
-    always pays for a cold start."""
-    seconds = {}
-    for fn in ((first, second) if round_ % 2 == 0 else (second, first)):
-        start = time.perf_counter()
-        fn()
-        seconds[fn] = time.perf_counter() - start
-    return seconds[first], seconds[second]
-
-
-def _train_and_test(config: ExperimentConfig, label: str) -> None:
-    """Default training, then accuracy and macro-F1 on the held-out recordings."""
-    dataset = _dataset(config)
-    torch.manual_seed(config.training.seed)
-    train_loader, val_loader = make_loaders(dataset, config)
-    test_loader = torch.utils.data.DataLoader(dataset.subset("test"), batch_size=256)
-    model = build_model(config.model, sample_rate=config.data.sample_rate)
-    engine = TrainingEngine(model, config, device="cpu")
-    start = time.perf_counter()
-    engine.train(train_loader, val_loader)
-    seconds = time.perf_counter() - start
-    test = engine.validate(test_loader)
-    emit(f"{label}/test_accuracy", test["accuracy"], "fraction", windows=len(test_loader.dataset))
-    emit(f"{label}/test_macro_f1", test["macro_f1"], "fraction")
-    emit(f"{label}/train_wall_time", seconds, "s", epochs=engine.epoch)
-
-
-@benchmark
-def accuracy() -> None:
-    """Default dataset (split by recording) and default training."""
-    _train_and_test(ExperimentConfig(), "default")
-
-
-@benchmark
-def accuracy_load_shift() -> None:
-    """Train on loads 0-2 HP, test on 3 HP: the standard harder benchmark."""
-    config = ExperimentConfig()
-    _train_and_test(replace(config, data=replace(config.data, split="load_shift")), "load_shift")
-
-
-@benchmark
-def engine_overhead(rounds: int = 4) -> None:
-    """TrainingEngine.train_epoch vs a bare PyTorch loop with the same model, losses, clipping and batches,
-    alternated in one process; ratio = engine / bare (median over rounds)."""
-    config = ExperimentConfig()
-    loader = _fixed_batches(config)
-    model = build_model(config.model, sample_rate=config.data.sample_rate)
-    engine = TrainingEngine(model, config, device="cpu")
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-
-    def bare_epoch() -> None:
-        model.train()
-        for windows, labels in loader:
-            optimizer.zero_grad(set_to_none=True)
-            outputs = model(windows)
-            losses = engine.loss_fn(outputs["predictions"], labels, outputs["physics_residuals"])
-            total = losses["total_loss"] + engine.advanced_loss.get_total_advanced_loss(outputs)
-            total.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), config.training.grad_clip)
-            optimizer.step()
-
-    ratios, engine_times, bare_times = [], [], []
-    for round_ in range(rounds):
-        engine_s, bare_s = _timed_pair(round_, lambda: engine.train_epoch(loader), bare_epoch)
-        engine_times.append(engine_s)
-        bare_times.append(bare_s)
-        ratios.append(engine_s / bare_s)
-    emit("engine_overhead/epoch_time_ratio", statistics.median(ratios), "ratio",
-         ratio=statistics.median(ratios), engine_s=statistics.median(engine_times),
-         bare_s=statistics.median(bare_times), batches=len(loader))
-
-
-@benchmark
-def inference_latency(repeats: int = 200) -> None:
-    """Model forward latency in eval mode: batch 1 and batch 256, p50 and p99, per call and per window."""
-    config = ExperimentConfig()
-    model = build_model(config.model, sample_rate=config.data.sample_rate).eval()
-    for batch in (1, 256):
-        x = torch.randn(batch, config.data.window)
-        times = []
-        with torch.inference_mode():
-            for _ in range(5):
-                model(x)
-            for _ in range(repeats if batch == 1 else max(10, repeats // 10)):
-                start = time.perf_counter()
-                model(x)
-                times.append(time.perf_counter() - start)
-        times.sort()
-        p50, p99 = times[len(times) // 2], times[min(len(times) - 1, int(len(times) * 0.99))]
-        emit(f"inference/batch{batch}/p50", p50 * 1e3, "ms", per_window_ms=p50 * 1e3 / batch)
-        emit(f"inference/batch{batch}/p99", p99 * 1e3, "ms", per_window_ms=p99 * 1e3 / batch)
-
-
-@benchmark
-def pipeline_end_to_end() -> None:
-    """The README's first command, `mlflow run .`, on the embedded default, into a fresh temporary store."""
-    with tempfile.TemporaryDirectory() as tmp:
-        uri = f"sqlite:///{Path(tmp) / 'mlflow.db'}"
-        env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
-        start = time.perf_counter()
-        subprocess.run(["mlflow", "run", ".", "--env-manager", "local", "--experiment-name", "av-pino",
-                        "-P", f"overrides=data.cache_dir={CACHE} hydra.run.dir={tmp}/hydra"],
-                       cwd=REPO, env=env, check=True, capture_output=True)
-        seconds = time.perf_counter() - start
-        mlflow.set_tracking_uri(uri)
-        evaluation = mlflow.search_runs(experiment_names=["av-pino"], filter_string="tags.stage = 'evaluate'",
-                                        output_format="list")[0]
-    emit("pipeline/mlflow_run_wall_time", seconds, "s")
-    emit("pipeline/test_accuracy", evaluation.data.metrics["test/accuracy"], "fraction")
-
-
-@benchmark
-def tracking_overhead(rounds: int = 4) -> None:
-    """train_epoch plus per-epoch MLflow logging vs train_epoch alone, alternated on the same engine and
-    batches; ratio = with logging / without (median over rounds)."""
-    config = ExperimentConfig()
-    loader = _fixed_batches(config)
-    engine = TrainingEngine(build_model(config.model, sample_rate=config.data.sample_rate), config, device="cpu")
-    log = MlflowMetricsLogger()
-    with tempfile.TemporaryDirectory() as tmp:
-        mlflow.set_tracking_uri(f"sqlite:///{Path(tmp) / 'mlflow.db'}")
-        with mlflow.start_run():
-            ratios = []
-            for round_ in range(rounds):
-                logged, bare = _timed_pair(
-                    round_, lambda: log(round_, {f"train/{k}": v for k, v in engine.train_epoch(loader).items()}),
-                    lambda: engine.train_epoch(loader))
-                ratios.append(logged / bare)
-    emit("tracking_overhead/epoch_time_ratio", statistics.median(ratios), "ratio", ratio=statistics.median(ratios))
+for module in sorted(Path(__file__).parent.glob("*_benchmarks.py")):
+    importlib.import_module(module.stem)
 
 
 def main() -> None:

@@ -1,0 +1,48 @@
+"""What every benchmark module shares: the registry (`@benchmark`), the JSON line printer and data helpers."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from pipeline.config import ExperimentConfig
+from pipeline.data.prepared import load_prepared, prepare_dataset
+from pipeline.train import make_loaders
+
+REPO = Path(__file__).resolve().parents[1]
+BENCHMARKS = {}
+CACHE = REPO / "data" / "prepared"
+
+
+def benchmark(fn):
+    BENCHMARKS[fn.__name__] = fn
+    return fn
+
+
+def emit(name: str, value: float, unit: str, **extra) -> None:
+    print(json.dumps({"name": name, "value": round(float(value), 6), "unit": unit, **extra}), flush=True)
+
+
+def load_dataset(config: ExperimentConfig):
+    return load_prepared(prepare_dataset(config.data, CACHE))
+
+
+def fixed_batches(config: ExperimentConfig, n_batches: int = 20) -> torch.utils.data.DataLoader:
+    """The first `n_batches` training batches, materialised, so timed loops pay no data-loading cost."""
+    loader, _ = make_loaders(load_dataset(config), config)
+    windows, labels = map(torch.cat, zip(*[batch for _, batch in zip(range(n_batches), loader)]))
+    return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(windows, labels),
+                                       batch_size=config.training.batch_size)
+
+
+def timed_pair(round_: int, first, second) -> tuple[float, float]:
+    """Seconds of one call each of `first` and `second`, run in alternating order across rounds so neither
+    always pays for a cold start."""
+    seconds = {}
+    for fn in ((first, second) if round_ % 2 == 0 else (second, first)):
+        start = time.perf_counter()
+        fn()
+        seconds[fn] = time.perf_counter() - start
+    return seconds[first], seconds[second]
