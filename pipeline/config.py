@@ -8,6 +8,7 @@ key and the value.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Optional
@@ -147,6 +148,35 @@ class TrainingConfig(_Section):
 
 
 @dataclass
+class DistributedConfig(_Section):
+    """Ranks per training job. With nproc_per_node > 1 the train stage launches itself through torch's
+    elastic launcher (what torchrun runs); under torchrun the launcher's WORLD_SIZE wins."""
+    nproc_per_node: int = 1
+    backend: str = "auto"  # gloo on CPU, nccl on CUDA
+    rdzv_endpoint: Optional[str] = None  # host:port of the rendezvous; default a free port on 127.0.0.1
+
+    def __post_init__(self) -> None:
+        p = "distributed."
+        limit = max(os.cpu_count() or 1, _cuda_devices())
+        _check(1 <= self.nproc_per_node <= limit, p + "nproc_per_node", self.nproc_per_node,
+               f"must be in 1..{limit} (the CPU cores or GPUs of this machine)")
+        _check(self.backend in ("auto", "gloo", "nccl"), p + "backend", self.backend,
+               "must be one of auto, gloo, nccl")
+        _check(self.backend != "nccl" or _cuda_devices() > 0, p + "backend", self.backend,
+               "nccl needs CUDA GPUs; use gloo (or auto) on a CPU machine")
+        if self.rdzv_endpoint is not None:
+            host, _, port = self.rdzv_endpoint.rpartition(":")
+            _check(bool(host) and port.isdigit() and 0 < int(port) < 65536, p + "rdzv_endpoint",
+                   self.rdzv_endpoint, "must be host:port")
+
+
+def _cuda_devices() -> int:
+    import torch  # config stays importable without initialising torch
+
+    return torch.cuda.device_count()
+
+
+@dataclass
 class TrackingConfig(_Section):
     experiment: str = "av-pino"
 
@@ -190,6 +220,7 @@ class ExperimentConfig(_Section):
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     registry: RegistryConfig = field(default_factory=RegistryConfig)

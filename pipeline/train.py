@@ -4,6 +4,7 @@ Metrics per epoch go to MLflow under the names of design.md §6; the model is lo
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Optional
@@ -16,6 +17,7 @@ from torch.utils.data import DataLoader
 
 from pipeline.config import ExperimentConfig, register_configs
 from pipeline.data.prepared import PreparedDataset, load_prepared, prepare_dataset
+from pipeline.distributed import broadcast_from_rank0, launch, process_group, rank, under_launcher, world_size
 from pipeline.model_factory import build_model
 from pipeline.stage import main_with_packed_overrides, run_stage
 from pipeline.tracking.callbacks import MlflowMetricsLogger, ProgressPrinter
@@ -31,12 +33,13 @@ register_configs()
 @dataclass
 class TrainResult:
     run_id: str
-    model_uri: str
-    metrics: dict[str, float]  # the last epoch's train/ and val/ metrics
+    model_uri: Optional[str]  # None when a callback stopped training early (e.g. a pruned trial)
+    metrics: dict[str, float]  # the last epoch's metrics under the tracking names (`val/accuracy`, ...)
+    stop_reason: Optional[str] = None
 
 
 def make_loaders(dataset: PreparedDataset, config: ExperimentConfig) -> tuple[DataLoader, DataLoader]:
-    """Shuffled, seeded training batches and ordered validation batches."""
+    """Shuffled, seeded training batches and ordered validation batches (sharded per rank by the engine)."""
     generator = torch.Generator().manual_seed(config.training.seed)
     kwargs = {"batch_size": config.training.batch_size, "num_workers": config.training.num_workers}
     train = DataLoader(dataset.subset("train"), shuffle=True, drop_last=False, generator=generator, **kwargs)
@@ -44,41 +47,81 @@ def make_loaders(dataset: PreparedDataset, config: ExperimentConfig) -> tuple[Da
     return train, val
 
 
-def train(config: ExperimentConfig, dataset_dir: Optional[Path] = None, *, run_name: Optional[str] = None, callbacks: Iterable[Callable] = (),
-          checkpoint_root: Optional[Path] = None, tags: Optional[dict] = None) -> TrainResult:
-    """Train on `dataset_dir` (prepared from config.data when None) inside an MLflow run of stage `train`."""
+def train(config: ExperimentConfig, dataset_dir: Optional[Path] = None, *, run_name: Optional[str] = None,
+          callbacks: Iterable[Callable] = (), checkpoint_root: Optional[Path] = None, tags: Optional[dict] = None,
+          parent_run_id: Optional[str] = None) -> Optional[TrainResult]:
+    """Train on `dataset_dir` (prepared from config.data when None) inside an MLflow run of stage `train`.
+
+    The run nests under the active run, else under `parent_run_id` when given. With
+    `distributed.nproc_per_node > 1` the job runs on that many ranks through the elastic launcher; under
+    torchrun it runs on torchrun's ranks. Only rank 0 logs, checkpoints and calls `callbacks` (which must be
+    picklable to cross into launched ranks); other ranks return None. A callback raising
+    `StopTraining` ends the job early on all ranks: the run is kept, without a logged model.
+    """
+    if config.distributed.nproc_per_node > 1 and not under_launcher():
+        dataset_dir = dataset_dir or _prepare(config)
+        active = mlflow.active_run()
+        return launch(_train_on_rank, (config, dataset_dir, run_name, tuple(callbacks), checkpoint_root, tags,
+                                       active.info.run_id if active else parent_run_id, mlflow.get_tracking_uri()),
+                      config.distributed)
+    with process_group(config.distributed):
+        return _train_on_this_rank(config, dataset_dir, run_name, callbacks, checkpoint_root, tags, parent_run_id)
+
+
+def _train_on_rank(config, dataset_dir, run_name, callbacks, checkpoint_root, tags, parent_run_id, tracking_uri):
+    """Entry point of each rank started by `launch` (module level, so spawned processes can import it)."""
+    mlflow.set_tracking_uri(tracking_uri)
+    with process_group(config.distributed):
+        return _train_on_this_rank(config, dataset_dir, run_name, callbacks, checkpoint_root, tags, parent_run_id)
+
+
+def _prepare(config: ExperimentConfig) -> Path:
+    return prepare_dataset(config.data, Path(config.data.cache_dir).resolve())
+
+
+def _train_on_this_rank(config: ExperimentConfig, dataset_dir: Optional[Path], run_name: Optional[str],
+                        callbacks: Iterable[Callable], checkpoint_root: Optional[Path], tags: Optional[dict],
+                        parent_run_id: Optional[str]) -> Optional[TrainResult]:
     torch.manual_seed(config.training.seed)
+    logs = rank() == 0
     if dataset_dir is None:
-        dataset_dir = prepare_dataset(config.data, Path(config.data.cache_dir).resolve())
+        dataset_dir = broadcast_from_rank0(_prepare(config) if logs else None)
     dataset = load_prepared(dataset_dir)
     train_loader, val_loader = make_loaders(dataset, config)
     model = build_model(config.model, sample_rate=dataset.manifest["sample_rate"])
     name = run_name or (f"train-pw{config.loss.physics_weight:g}-cw{config.loss.consistency_weight:g}"
                         f"-e{config.training.epochs}")
+    run_tags = {"dataset_dir": str(Path(dataset_dir).resolve()), "world_size": str(world_size()), **(tags or {})}
 
-    with stage_run("train", config, experiment=config.tracking.experiment, run_name=name, system_metrics=True,
-                   tags={"dataset_dir": str(Path(dataset_dir).resolve()), **(tags or {})}) as run:
-        log_dataset(dataset_dir)
-        engine = TrainingEngine(model, config, device=torch.device("cpu"), callbacks=[
-            MlflowMetricsLogger(), ProgressPrinter(config.training.epochs), *callbacks])
-        engine.mlflow_run_id = run.info.run_id
-        checkpoints = (checkpoint_root or default_checkpoint_root()) / run.info.run_id
+    with (stage_run("train", config, experiment=config.tracking.experiment, run_name=name, system_metrics=True,
+                    tags=run_tags, parent_run_id=parent_run_id) if logs else contextlib.nullcontext()) as run:
+        run_id = broadcast_from_rank0(run.info.run_id if logs else None)
+        if logs:
+            log_dataset(dataset_dir)
+            callbacks = [MlflowMetricsLogger(), ProgressPrinter(config.training.epochs), *callbacks]
+        engine = TrainingEngine(model, config, device=torch.device("cpu"), callbacks=callbacks if logs else ())
+        engine.mlflow_run_id = run_id
+        checkpoints = (checkpoint_root or default_checkpoint_root()) / run_id
         trained, history = engine.train(train_loader, val_loader, checkpoint_dir=checkpoints)
-        figure = engine.monitor.plot_training_curves()
-        mlflow.log_figure(figure, "plots/training_curves.html")
-        example = dataset.arrays["windows"][:2]
-        model_uri = log_pyfunc_model(trained, config, example)
-        mlflow.set_tag("model_uri", model_uri)
-        metrics = {k: v[-1] for k, v in history.items()}
-        print(f"train run {run.info.run_id}: model {model_uri}")
-    return TrainResult(run.info.run_id, model_uri, metrics)
+        if not logs:
+            return None
+        mlflow.log_figure(engine.monitor.plot_training_curves(), "plots/training_curves.html")
+        model_uri = None
+        if engine.stop_reason is None:
+            model_uri = log_pyfunc_model(trained, config, dataset.arrays["windows"][:2])
+            mlflow.set_tag("model_uri", model_uri)
+            print(f"train run {run_id}: model {model_uri}")
+        else:
+            mlflow.set_tag("stopped_early", engine.stop_reason)
+            print(f"train run {run_id}: stopped early ({engine.stop_reason}); no model logged")
+    return TrainResult(run_id, model_uri, dict(engine.last_metrics), engine.stop_reason)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float:
     """Returns the final validation accuracy: the value a Hydra sweeper optimises."""
     result = run_stage(train, cfg)
-    return result.metrics.get("val_accuracy", float("nan"))
+    return result.metrics.get("val/accuracy", float("nan")) if result is not None else float("nan")
 
 
 if __name__ == "__main__":

@@ -64,14 +64,15 @@ def _sigterm_as_exception() -> Iterator[None]:
 @contextlib.contextmanager
 def stage_run(stage: str, config: Any, *, experiment: str, run_name: str | None = None,
               tags: Mapping[str, str] | None = None, run_id: str | None = None,
-              system_metrics: bool = False) -> Iterator[mlflow.ActiveRun]:
+              system_metrics: bool = False, parent_run_id: str | None = None) -> Iterator[mlflow.ActiveRun]:
     """The run of one stage; ends FINISHED, or FAILED on any exception (SIGTERM included).
 
-    Inside an active run (the pipeline's parent) it is a child run in the parent's experiment. Outside one,
-    it adopts the run `mlflow run` made for this process (MLFLOW_RUN_ID), else starts a run in `experiment`.
+    Inside an active run (the pipeline's parent), or with `parent_run_id` (a parent in another process, e.g.
+    a sweep's), it is a child run in the parent's experiment. Otherwise it adopts the run `mlflow run` made for this process (MLFLOW_RUN_ID), else starts a run in `experiment`.
     With `run_id` it resumes that run and logs no params again. `system_metrics` samples CPU and memory.
     """
-    parent = mlflow.active_run()
+    active = mlflow.active_run()
+    parent = active or (mlflow.get_run(parent_run_id) if parent_run_id else None)
     experiment_id = parent.info.experiment_id if parent else ensure_experiment(experiment)
     all_tags = {"stage": stage, **(tags or {})}
     commit = git_commit()
@@ -80,7 +81,8 @@ def stage_run(stage: str, config: Any, *, experiment: str, run_name: str | None 
     if run_name:
         all_tags["mlflow.runName"] = run_name  # also names a run adopted from MLFLOW_RUN_ID
     with _sigterm_as_exception():
-        run = mlflow.start_run(run_id=run_id, experiment_id=experiment_id, nested=parent is not None,
+        run = mlflow.start_run(run_id=run_id, experiment_id=experiment_id, nested=active is not None,
+                               parent_run_id=None if active or run_id else parent_run_id,
                                log_system_metrics=system_metrics)
         try:
             mlflow.set_tags(all_tags)

@@ -36,11 +36,15 @@ from pipeline.training.physics_informed_loss import PhysicsInformedLoss
 
 Callback = Callable[[int, dict[str, float]], None]
 CHECKPOINT_NAME = "last.pt"
-__all__ = ["TrainingEngine", "TrainingDivergedError", "CheckpointError"]
+__all__ = ["TrainingEngine", "TrainingDivergedError", "StopTraining", "CheckpointError"]
 
 
 class TrainingDivergedError(RuntimeError):
     """Too many consecutive optimisation steps had a non-finite loss or gradient."""
+
+
+class StopTraining(Exception):
+    """Raised by a callback to end training after the current epoch, on every rank (e.g. a pruned trial)."""
 
 
 class TrainingEngine:
@@ -87,6 +91,9 @@ class TrainingEngine:
         self.epoch = 0  # epochs completed; the next train_epoch runs epoch number `self.epoch`
         self.mlflow_run_id: Optional[str] = None  # stored in checkpoints so a resumed run logs to the same run
         self._bad_steps = 0  # consecutive skipped steps
+        self.last_metrics: dict[str, float] = {}  # the last epoch's metrics under the tracking names
+        self.stop_reason: Optional[str] = None  # why a callback stopped training early (StopTraining)
+        self._collective_device = self.device if self.distributed and dist.get_backend() == "nccl" else "cpu"
         # a DataLoader's own torch.Generator (shuffle order, worker seeds) is not the global RNG: its state is
         # checkpointed too, and a loaded state is applied to the next training loader
         self._loader_generator: Optional[torch.Generator] = None
@@ -116,9 +123,11 @@ class TrainingEngine:
             if last is not None and ((epoch + 1) % cfg.checkpoint_every == 0 or epoch + 1 == cfg.epochs
                                      or self.monitor.check_convergence(cfg.patience)):
                 self.save_checkpoint(last, epoch, tracked)
-            if self.rank == 0:
-                for callback in self.callbacks:
-                    callback(epoch, dict(tracked))
+            self.last_metrics = tracked
+            stop = self._run_callbacks(epoch, tracked)
+            if stop is not None:
+                self.stop_reason = str(stop) or type(stop).__name__
+                break
         return self.model, self.history
 
     def train_epoch(self, data_loader: DataLoader) -> dict[str, float]:
@@ -292,6 +301,30 @@ class TrainingEngine:
         tracked.update({f"val/{k}": v for k, v in val.items()})
         return tracked
 
+    def _run_callbacks(self, epoch: int, tracked: dict[str, float]) -> Optional[StopTraining]:
+        """Call the callbacks (rank 0 only) and agree with every rank on whether to go on.
+
+        A callback raising StopTraining ends training after this epoch on all ranks; any other exception is
+        re-raised on rank 0 after the other ranks were told to stop, so none waits forever in a collective.
+        """
+        stop, error = None, None
+        if self.rank == 0:
+            try:
+                for callback in self.callbacks:
+                    callback(epoch, dict(tracked))
+            except StopTraining as request:
+                stop = request
+            except Exception as err:  # re-raised below, once the other ranks know
+                error = err
+        if self.distributed:
+            flag = torch.tensor([int(stop is not None or error is not None)], device=self._collective_device)
+            dist.broadcast(flag, src=0)
+            if flag.item() and self.rank != 0:
+                stop = StopTraining("rank 0 stopped training")
+        if error is not None:
+            raise error
+        return stop
+
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
 
@@ -302,13 +335,19 @@ class TrainingEngine:
 
     def _shard(self, loader: DataLoader, train: bool) -> DataLoader:
         """Under DDP, give each rank its share of a loader that is not already distributed: a
-        DistributedSampler for training (equal step counts), a plain stride for evaluation (exact counts)."""
+        DistributedSampler and batch_size / world for training (equal step counts, same global batch), a plain
+        stride for evaluation (exact counts)."""
         if not self.distributed or isinstance(loader.sampler, DistributedSampler):
             return loader
         if loader.batch_size is None:
             raise ValueError("under torch.distributed pass loaders with a batch_size or a DistributedSampler")
         world, dataset = dist.get_world_size(), loader.dataset
-        common = dict(batch_size=loader.batch_size, num_workers=loader.num_workers, collate_fn=loader.collate_fn,
+        if train and loader.batch_size % world:
+            raise ValueError(f"training.batch_size={loader.batch_size} is the global batch and must divide evenly "
+                             f"over {world} ranks")
+        # the training batch is global: each rank takes its share, so results do not depend on the world size
+        per_rank = loader.batch_size // world if train else loader.batch_size
+        common = dict(batch_size=per_rank, num_workers=loader.num_workers, collate_fn=loader.collate_fn,
                       pin_memory=loader.pin_memory, drop_last=loader.drop_last)
         if train:
             sampler = DistributedSampler(dataset, world, self.rank, shuffle=isinstance(loader.sampler, RandomSampler),

@@ -1,0 +1,1 @@
+"""Optuna sweeps over (DDP) training jobs: search space, storage, trials, the sweep loop and its MLflow view."""

@@ -1,0 +1,77 @@
+"""Where a study lives: a journal file under mlruns/ by default, or any Optuna RDB URL (PostgreSQL).
+
+A worker killed mid-trial leaves its trial RUNNING. On an RDB storage Optuna's heartbeat finds it: workers
+beat every HEARTBEAT_S seconds and `optuna.storages.fail_stale_trials` fails trials silent for GRACE_S.
+Optuna 5's journal storage has no heartbeat, so every trial records the worker running it (host:pid) and a
+worker starting on the same host fails RUNNING trials whose process is gone. A journal file is local, so
+the workers sharing it share the host.
+"""
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import optuna
+import sqlalchemy.exc
+from optuna.storages.journal import JournalFileBackend, JournalStorage
+from optuna.trial import TrialState
+
+from pipeline.config import ConfigError
+from pipeline.tracking.store import REPO_ROOT
+
+HEARTBEAT_S = 10
+GRACE_S = 30
+WORKER_ATTR = "worker"
+
+
+def storage_url(storage: str | None, study_name: str) -> str:
+    """The configured storage, or the default journal file `mlruns/optuna/<study_name>.log` (absolute)."""
+    if storage:
+        return storage if "://" in storage else str(Path(storage).expanduser().resolve())
+    return str(REPO_ROOT / "mlruns" / "optuna" / f"{study_name}.log")
+
+
+def open_storage(url: str) -> optuna.storages.BaseStorage:
+    """An RDB storage with heartbeats for a URL, a journal storage for a file path; a clear error otherwise."""
+    if "://" not in url:
+        path = Path(url)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return JournalStorage(JournalFileBackend(str(path)))
+        except OSError as err:
+            raise ConfigError(f"hydra.sweeper.storage={url!r}: cannot open the journal file ({err})") from None
+    try:
+        return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+                                          engine_kwargs={"pool_pre_ping": True})  # survive dropped connections
+    except (sqlalchemy.exc.SQLAlchemyError, ValueError, ImportError) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ConfigError(f"hydra.sweeper.storage={url!r}: cannot use this storage ({reason})") from None
+
+
+def this_worker() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def fail_stale_trials(study: optuna.Study, storage: optuna.storages.BaseStorage) -> list[int]:
+    """Fail the RUNNING trials of `study` (kept in `storage`) whose worker is gone; returns their numbers."""
+    before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+    if isinstance(storage, optuna.storages.RDBStorage):
+        optuna.storages.fail_stale_trials(study)
+    host = socket.gethostname()
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        worker_host, _, pid = str(trial.user_attrs.get(WORKER_ATTR, "")).rpartition(":")
+        if worker_host == host and pid.isdigit() and not _alive(int(pid)):
+            study.tell(trial.number, state=TrialState.FAIL)
+    after = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+    return sorted(before - after)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True

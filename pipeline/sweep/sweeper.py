@@ -1,0 +1,125 @@
+"""The sweep loop: open or join a study, run trials until it holds `n_trials` finished ones, mirror it in MLflow.
+
+Trials run through Optuna's own ask/tell loop (`Study.optimize`): a crashing trial is told FAIL with its
+error and the loop goes on; on RDB storages Optuna's heartbeat runs beside each trial. Several workers with
+the same study name and storage share the study: the first creates it with the sampler's seed and opens the
+sweep's parent MLflow run; a worker that joins opens a worker run under it (its trials nest there), and draws its own seed (recorded on its run), so workers do not
+propose the same points, and TPE's constant liar keeps them apart while trials run. Starting a worker again
+continues the study, after failing trials a killed worker left RUNNING.
+"""
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from typing import Optional
+
+import mlflow
+import optuna
+from optuna.trial import TrialState
+
+from pipeline.config import ConfigError, ExperimentConfig
+from pipeline.sweep.config import SweepConfig
+from pipeline.sweep.space import search_space
+from pipeline.sweep.storage import fail_stale_trials, open_storage, storage_url
+from pipeline.sweep.trial import run_trial
+from pipeline.sweep.views import log_study_summary, mirror_trial_state
+from pipeline.tracking.run import stage_run
+from pipeline.tracking.store import ensure_experiment
+
+PARENT_ATTR = "mlflow_parent_run_id"
+PARENT_WAIT_S = 60  # how long a joining worker waits for the creator to record the parent run
+
+
+@dataclass
+class SweepResult:
+    study_name: str
+    storage: str
+    parent_run_id: str
+    best_trials: list[optuna.trial.FrozenTrial]  # the best trial, or the Pareto front when multi-objective
+    states: dict[str, int]  # trials of the study per state, e.g. {"COMPLETE": 5, "PRUNED": 3}
+
+    @property
+    def best_params(self) -> dict:
+        """The (first) best trial's parameters, keyed like the config (`loss.physics_weight`)."""
+        return dict(self.best_trials[0].params) if self.best_trials else {}
+
+
+def run_sweep(config: ExperimentConfig, sweep: SweepConfig) -> SweepResult:
+    """Run (or continue, or join) the study `sweep.study_name`; every trial trains `config` with the trial's
+    values as a child MLflow run of the sweep's parent run. Bad settings raise ConfigError before any trial."""
+    space = search_space(sweep.params, config)
+    url = storage_url(sweep.storage, sweep.study_name)
+    storage = open_storage(url)
+    study, created, seed = _open_study(sweep, storage)
+    experiment_id = ensure_experiment(config.tracking.experiment)
+    for number in fail_stale_trials(study, storage):
+        print(f"trial {number} of a worker that is gone was marked FAIL")
+        mirror_trial_state(experiment_id, sweep.study_name, number, TrialState.FAIL)
+    parent_id = None if created else _wait_for_parent(study)
+    tags = {"sweep.study": sweep.study_name, "sweep.storage": _redacted(url), "sweep.sampler_seed": str(seed),
+            "sweep.role": "parent" if parent_id is None else "worker"}
+    with stage_run("sweep", {**asdict(config), "sweep": asdict(sweep)}, experiment=config.tracking.experiment,
+                   run_name=sweep.study_name if parent_id is None else f"{sweep.study_name}-worker",
+                   tags=tags, parent_run_id=parent_id) as run:
+        if parent_id is None:
+            parent_id = run.info.run_id
+            study.set_user_attr(PARENT_ATTR, parent_id)
+
+        def on_trial_end(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+            mirror_trial_state(experiment_id, sweep.study_name, trial.number, trial.state)
+            print(f"trial {trial.number}: {trial.state.name} {trial.values or ''} {trial.params}", flush=True)
+
+        try:
+            if _finished(study) < sweep.n_trials:
+                study.optimize(lambda trial: run_trial(trial, config, sweep, space, url),
+                               n_trials=sweep.n_trials, catch=(Exception,), gc_after_trial=True, callbacks=[
+                                   optuna.study.MaxTrialsCallback(
+                                       sweep.n_trials, states=(TrialState.COMPLETE, TrialState.PRUNED)),
+                                   on_trial_end])
+        finally:
+            best = log_study_summary(study, parent_id, sweep.metrics)
+            if not study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) and parent_id != run.info.run_id:
+                mlflow.tracking.MlflowClient().set_terminated(parent_id, "FINISHED")  # the study is idle
+    states = {s.name: len(study.get_trials(deepcopy=False, states=(s,))) for s in TrialState}
+    return SweepResult(sweep.study_name, url, parent_id, best, {k: v for k, v in states.items() if v})
+
+
+def _open_study(sweep: SweepConfig, storage) -> tuple[optuna.Study, bool, int]:
+    """Create the study, or join it: a joining worker samples with a seed of its own (returned)."""
+    pruner = sweep.pruner.build()
+    try:
+        study = optuna.create_study(study_name=sweep.study_name, storage=storage, directions=sweep.directions,
+                                    sampler=sweep.sampler.build(sweep.sampler.seed), pruner=pruner)
+        return study, True, sweep.sampler.seed
+    except optuna.exceptions.DuplicatedStudyError:
+        pass
+    seed = sweep.sampler.seed + 1 + uuid.uuid4().int % 1_000_000
+    study = optuna.load_study(study_name=sweep.study_name, storage=storage,
+                              sampler=sweep.sampler.build(seed), pruner=pruner)
+    directions = [d.name.lower() for d in study.directions]
+    if directions != list(sweep.directions):
+        raise ConfigError(f"hydra.sweeper.directions={list(sweep.directions)!r}: study {sweep.study_name!r} "
+                          f"already exists with directions {directions}; choose another study_name")
+    return study, False, seed
+
+
+def _wait_for_parent(study: optuna.Study) -> Optional[str]:
+    """The parent run the study's creator recorded; a creator that just started may need a moment."""
+    deadline = time.monotonic() + PARENT_WAIT_S
+    while PARENT_ATTR not in study.user_attrs and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return study.user_attrs.get(PARENT_ATTR)
+
+
+def _finished(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+
+
+def _redacted(url: str) -> str:
+    """The storage URL without a password, fit for a tag."""
+    if "://" not in url or "@" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    credentials, host = rest.rsplit("@", 1)
+    return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}" if ":" in credentials else url
