@@ -3,8 +3,8 @@
 Two ways in, one code path: under `torchrun` (single- or multi-node; WORLD_SIZE is in the environment)
 `process_group` joins the job torchrun started. Without torchrun, `launch` starts the job itself through
 `torch.distributed.launcher.elastic_launch`, the API torchrun is built on, with a c10d rendezvous on a free
-port of 127.0.0.1 (or `distributed.rdzv_endpoint`). Either way every rank runs the same function and the
-caller gets rank 0's return value; a rank that fails fails the whole job with torch's ChildFailedError.
+port of 127.0.0.1 (or `distributed.rdzv_endpoint`). Either way every rank runs the same function; a rank
+that fails fails the whole job with torch's ChildFailedError, which names the rank and its error.
 """
 from __future__ import annotations
 
@@ -73,8 +73,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def launch(fn: Callable[..., Any], args: tuple, config: DistributedConfig) -> Any:
-    """Run `fn(*args)` on `config.nproc_per_node` local ranks (spawned processes) and return rank 0's result.
+def launch(fn: Callable[..., Any], args: tuple, config: DistributedConfig) -> list[Any]:
+    """Run `fn(*args)` on `config.nproc_per_node` local ranks (spawned processes); their results by rank.
 
     `fn` must be importable and `args` picklable. The job does not restart failed ranks: a training job that
     should survive a lost rank resumes from its checkpoint instead (pipeline.train).
@@ -83,4 +83,5 @@ def launch(fn: Callable[..., Any], args: tuple, config: DistributedConfig) -> An
         min_nodes=1, max_nodes=1, nproc_per_node=config.nproc_per_node, run_id=f"av-pino-{uuid.uuid4().hex[:8]}",
         rdzv_backend="c10d", rdzv_endpoint=config.rdzv_endpoint or f"127.0.0.1:{free_port()}",
         max_restarts=0, monitor_interval=0.2, start_method="spawn")
-    return elastic_launch(launch_config, fn)(*args)[0]
+    results = elastic_launch(launch_config, fn)(*args)
+    return [results[rank] for rank in sorted(results)]

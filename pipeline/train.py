@@ -63,7 +63,7 @@ def train(config: ExperimentConfig, dataset_dir: Optional[Path] = None, *, run_n
         active = mlflow.active_run()
         return launch(_train_on_rank, (config, dataset_dir, run_name, tuple(callbacks), checkpoint_root, tags,
                                        active.info.run_id if active else parent_run_id, mlflow.get_tracking_uri()),
-                      config.distributed)
+                      config.distributed)[0]
     with process_group(config.distributed):
         return _train_on_this_rank(config, dataset_dir, run_name, callbacks, checkpoint_root, tags, parent_run_id)
 

@@ -17,7 +17,7 @@ from pipeline.config import ConfigError
 # What a trial can be scored on: the train stage's last-epoch metrics, plus the mean validation residual.
 OBJECTIVE_METRICS = ("val/accuracy", "val/macro_f1", "val/loss", "val/physics_residual", "train/loss")
 SAMPLERS = ("tpe", "gp", "random", "nsga2")
-PRUNERS = ("median", "percentile", "successive_halving", "hyperband", "nop")
+PRUNERS = ("median", "percentile", "successive_halving", "hyperband", "threshold", "nop")
 DIRECTIONS = ("maximize", "minimize")
 STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
@@ -57,7 +57,8 @@ class PrunerConfig:
     def build(self) -> optuna.pruners.BasePruner:
         kinds = {"median": optuna.pruners.MedianPruner, "percentile": optuna.pruners.PercentilePruner,
                  "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
-                 "hyperband": optuna.pruners.HyperbandPruner, "nop": optuna.pruners.NopPruner}
+                 "hyperband": optuna.pruners.HyperbandPruner, "threshold": optuna.pruners.ThresholdPruner,
+                 "nop": optuna.pruners.NopPruner}
         try:
             return kinds[self.name](**self.kwargs)
         except (TypeError, ValueError) as err:
