@@ -18,6 +18,9 @@ from omegaconf.errors import OmegaConfBaseException
 
 DATA_SOURCES = ("synthetic", "cwru")
 SPLITS = ("recording", "load_shift")
+STUDY_ARMS = ("data_only", "physics_fixed", "physics_adaptive", "physics_tuned", "wdcnn")
+STUDY_TRAINING_SETS = ("recording", "load_shift", "reduced_labels", "ood_size")
+FAULT_SIZES_IN = (0.007, 0.014, 0.021)
 
 
 class ConfigError(ValueError):
@@ -215,6 +218,44 @@ class RegistryConfig(_Section):
 
 
 @dataclass
+class StudyConfig(_Section):
+    """The ablation study (`python -m pipeline.study`): every arm is trained on every training set with every
+    seed, on the same data and budget (pipeline/study/). The noisy sets re-score the `recording` models."""
+    arms: list[str] = field(default_factory=lambda: list(STUDY_ARMS))
+    training_sets: list[str] = field(default_factory=lambda: list(STUDY_TRAINING_SETS))
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    snr_db: list[float] = field(default_factory=lambda: [10.0, 0.0, -5.0])  # noisy copies of the test recordings
+    label_fraction: float = 0.1  # reduced_labels: share of each class's training recordings that is kept
+    ood_fault_size_in: float = 0.021  # ood_size: never trained on; its test windows are out of distribution
+    # physics_tuned: these weights (conf/study/default.yaml says where they come from), or with tune_with_sweep
+    # the best of a sweep of sweep_trials trials (conf/hparams_search/physics_weights.yaml) the study runs first
+    tuned_physics_weight: float = 0.1
+    tuned_consistency_weight: float = 0.05
+    tune_with_sweep: bool = False
+    sweep_trials: int = 8
+
+    def __post_init__(self) -> None:
+        p = "study."
+        for key, allowed in (("arms", STUDY_ARMS), ("training_sets", STUDY_TRAINING_SETS)):
+            values = list(getattr(self, key))
+            _check(bool(values) and set(values) <= set(allowed) and len(set(values)) == len(values), p + key,
+                   values, f"must be distinct names out of {allowed}")
+        _check(bool(self.seeds) and len(set(self.seeds)) == len(self.seeds), p + "seeds", self.seeds,
+               "must be a non-empty list of distinct integers")
+        _check(all(-20.0 <= snr <= 80.0 for snr in self.snr_db), p + "snr_db", self.snr_db,
+               "each must be in [-20, 80] dB")
+        _check(not self.snr_db or "recording" in self.training_sets, p + "snr_db", self.snr_db,
+               "noisy sets re-score the models of training set 'recording'; add it or set study.snr_db=[]")
+        _check(0.0 < self.label_fraction <= 1.0, p + "label_fraction", self.label_fraction, "must be in (0, 1]")
+        _check(self.ood_fault_size_in in FAULT_SIZES_IN, p + "ood_fault_size_in", self.ood_fault_size_in,
+               f"must be one of {FAULT_SIZES_IN}")
+        for key in ("tuned_physics_weight", "tuned_consistency_weight"):
+            value = getattr(self, key)
+            _check(math.isfinite(value) and value >= 0.0, p + key, value, "must be a finite number >= 0")
+        _check(self.sweep_trials > 0, p + "sweep_trials", self.sweep_trials, "must be positive")
+
+
+@dataclass
 class ExperimentConfig(_Section):
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -224,6 +265,7 @@ class ExperimentConfig(_Section):
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     registry: RegistryConfig = field(default_factory=RegistryConfig)
+    study: StudyConfig = field(default_factory=StudyConfig)
 
 
 def to_experiment_config(cfg: DictConfig | dict) -> ExperimentConfig:

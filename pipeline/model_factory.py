@@ -6,9 +6,10 @@ from typing import Any, Mapping
 
 from torch import nn
 
+from pipeline.baselines.wdcnn import WDCNN
 from pipeline.physics.agt_no_architecture import AGTNOArchitecture
 
-MODELS = {"agt_no": AGTNOArchitecture}
+MODELS = {"agt_no": AGTNOArchitecture, "wdcnn": WDCNN}
 
 
 def build_model(model_config: Mapping[str, Any] | Any, sample_rate: float) -> nn.Module:

@@ -1,0 +1,49 @@
+"""The arms of the ablation: one model and loss setting each, applied to one shared base config.
+
+Every arm keeps the base config's data, budget (epochs, batch size, learning rate) and seeds; only the model
+name and the loss weights differ, so a difference in the results is the arm's doing.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from pipeline.config import STUDY_ARMS, ExperimentConfig
+
+
+@dataclass(frozen=True)
+class Arm:
+    name: str
+    description: str
+    model: str = "agt_no"
+    loss: dict[str, Any] = field(default_factory=dict)  # LossConfig fields set by the arm
+    tuned: bool = False  # physics and consistency weights come from a sweep (StudyConfig.tuned_*)
+
+    @property
+    def states_physics(self) -> bool:
+        """Whether the model's residuals are equations worth scoring (the CNN baseline has none)."""
+        return self.model != "wdcnn"
+
+
+ARMS = {arm.name: arm for arm in (
+    Arm("data_only", "AGT-NO, data loss only (physics and consistency weights 0)",
+        loss={"physics_weight": 0.0, "consistency_weight": 0.0, "adaptive_weighting": False}),
+    Arm("physics_fixed", "AGT-NO, default physics weights, fixed", loss={"adaptive_weighting": False}),
+    Arm("physics_adaptive", "AGT-NO, default physics weights, SoftAdapt balancing",
+        loss={"adaptive_weighting": True}),
+    Arm("physics_tuned", "AGT-NO, physics weights tuned by the sweeper, SoftAdapt balancing",
+        loss={"adaptive_weighting": True}, tuned=True),
+    Arm("wdcnn", "WDCNN 1-D CNN (wide first kernel), data loss only", model="wdcnn",
+        loss={"physics_weight": 0.0, "consistency_weight": 0.0, "adaptive_weighting": False}),
+)}
+assert tuple(ARMS) == STUDY_ARMS, "pipeline.config.STUDY_ARMS names the arms defined here"
+
+
+def arm_config(base: ExperimentConfig, arm: Arm, seed: int) -> ExperimentConfig:
+    """`base` with the arm's model and loss and `training.seed=seed`; `replace` re-validates each section."""
+    loss = dict(arm.loss)
+    if arm.tuned:
+        loss.update(physics_weight=base.study.tuned_physics_weight,
+                    consistency_weight=base.study.tuned_consistency_weight)
+    return replace(base, model=replace(base.model, name=arm.model), loss=replace(base.loss, **loss),
+                   training=replace(base.training, seed=seed))

@@ -1,0 +1,112 @@
+"""The study's tables, rebuilt from its MLflow runs (`mlflow.search_runs`): what the parent run logs, the
+notebook shows and the README quotes, so all three agree with the runs.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import mlflow
+import numpy as np
+import pandas as pd
+
+from pipeline.config import STUDY_ARMS
+
+METRICS = ("test/accuracy", "test/macro_f1", "test/ece", "test/physics_residual", "test/mean_uncertainty",
+           "test/ood_auroc", "sysid/resonance_hz_error_pct", "sysid/resonance_hz_baseline_error_pct",
+           "sysid/damping_ratio_error_pct", "sysid/damping_ratio_baseline_error_pct")
+# (column, metric, split) of the table of calibration, physics, OOD detection and system identification
+QUALITY = (("ECE, held-out", "test/ece", "recording"), ("ECE, load shift", "test/ece", "load_shift"),
+           ("OOD AUROC", "test/ood_auroc", "ood_size"), ("physics residual", "test/physics_residual", "recording"),
+           ("resonance error %", "sysid/resonance_hz_error_pct", "recording"),
+           ("damping error %", "sysid/damping_ratio_error_pct", "recording"))
+
+
+def newest_study_run_id(experiment: str) -> str:
+    """The most recently started FINISHED `study` run of `experiment`."""
+    found = mlflow.get_experiment_by_name(experiment)
+    runs = [] if found is None else mlflow.search_runs(
+        [found.experiment_id], filter_string="tags.stage = 'study' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"], max_results=1, output_format="list")
+    if not runs:
+        raise LookupError(f"no finished study run in experiment {experiment!r} of {mlflow.get_tracking_uri()}")
+    return runs[0].info.run_id
+
+
+def study_runs(study_run_id: Optional[str] = None, experiment: str = "av-pino-study") -> pd.DataFrame:
+    """One row per `study_cell` run of a study (the newest finished one in `experiment` by default):
+    columns arm, split, seed, training_set, run_id and every logged metric under its own name."""
+    study_run_id = study_run_id or newest_study_run_id(experiment)
+    experiment_id = mlflow.get_run(study_run_id).info.experiment_id
+    runs = mlflow.search_runs([experiment_id], filter_string=(
+        f"tags.stage = 'study_cell' and tags.mlflow.parentRunId = '{study_run_id}'"))
+    columns = {f"tags.{tag}": tag for tag in ("arm", "split", "seed", "training_set")}
+    columns.update({c: c.removeprefix("metrics.") for c in runs.columns if c.startswith("metrics.")})
+    frame = runs.rename(columns=columns)[["run_id", *columns.values()]]
+    return frame.astype({"seed": int}).sort_values(["arm", "split", "seed"], key=_order).reset_index(drop=True)
+
+
+def summary(runs: pd.DataFrame, metrics: tuple[str, ...] = METRICS) -> pd.DataFrame:
+    """Mean, sample standard deviation and number of seeds of each metric, per arm and split."""
+    present = [m for m in metrics if m in runs.columns]
+    grouped = runs.groupby(["arm", "split"], sort=False)[present].agg(["mean", "std", "count"])
+    return grouped.sort_index(key=_order)
+
+
+def split_table(runs: pd.DataFrame, metric: str = "test/accuracy") -> pd.DataFrame:
+    """Arms x splits, each cell `mean ± std` of `metric` over seeds."""
+    table = {split: _cells(runs[runs["split"] == split], metric) for split in _sorted(runs["split"].unique())}
+    return pd.DataFrame(table).reindex(_sorted(runs["arm"].unique()))
+
+
+def quality_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Arms x (calibration, OOD detection, physics residual, system identification), `mean ± std`; a blank
+    where an arm does not have the metric (the CNN infers no physics); no column for a split not run."""
+    table = {column: _cells(runs[runs["split"] == split], metric) for column, metric, split in QUALITY}
+    table = {column: cells for column, cells in table.items() if not cells.empty}
+    return pd.DataFrame(table, index=_sorted(runs["arm"].unique())).fillna("")
+
+
+def headline_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Accuracy per split next to the quality columns: the one table a reader needs first."""
+    return split_table(runs).join(quality_table(runs)).rename_axis("arm")
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    """A GitHub markdown table, index as the first column."""
+    header = [table.index.name or "", *map(str, table.columns)]
+    rows = [[str(index), *map(str, values)] for index, values in zip(table.index, table.to_numpy())]
+    lines = ["| " + " | ".join(cells) + " |" for cells in (header, ["---"] * len(header), *rows)]
+    return "\n".join(lines)
+
+
+def _cells(runs: pd.DataFrame, metric: str) -> pd.Series:
+    if metric not in runs.columns:
+        return pd.Series(dtype=object)
+    stats = runs.groupby("arm")[metric].agg(["mean", "std", "count"]).dropna(subset=["mean"])
+    return pd.Series({arm: _format(row["mean"], row["std"]) for arm, row in stats.iterrows()}, dtype=object)
+
+
+def _format(mean: float, std: float) -> str:
+    return f"{mean:.3g}" if np.isnan(std) else f"{mean:.3g} ± {std:.2g}"
+
+
+def _split_rank(split: str) -> tuple:
+    """recording, then noisy copies from clean to noisy, then the other training sets."""
+    if split.startswith("snr"):
+        return (1, -float(split[3:]))
+    return ({"recording": 0, "load_shift": 2, "reduced_labels": 3, "ood_size": 4}.get(split, 5), 0.0)
+
+
+def _rank(value: str) -> tuple:
+    return (0, STUDY_ARMS.index(value), 0.0) if value in STUDY_ARMS else (1, *_split_rank(value))
+
+
+def _sorted(values) -> list[str]:
+    return sorted(values, key=_rank)
+
+
+def _order(index: pd.Index | pd.Series) -> pd.Index | pd.Series:
+    """Sort key for pandas: arms in study order, splits in reading order, anything else as is."""
+    if index.name in ("arm", "split"):
+        return index.map(_rank)
+    return index

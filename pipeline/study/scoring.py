@@ -1,0 +1,112 @@
+"""Scores of one trained model on one evaluation set: the test/ metrics of the evaluate stage, plus
+out-of-distribution AUROC of the model's uncertainty and system identification against the simulator.
+
+Reuses `pipeline.evaluation` (prediction, accuracy, macro-F1, ECE) and `pipeline.evaluate.logged_metrics`, so
+a study run's `test/accuracy` means exactly what an evaluate run's does.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.stats import rankdata
+from torch import nn
+
+from pipeline.data.prepared import PreparedDataset
+from pipeline.data.windows import SPLIT_NAMES
+from pipeline.evaluate import logged_metrics
+from pipeline.evaluation import classification_metrics, predict_windows
+from pipeline.study.sets import EvaluationSet, held_out_size_mask
+
+TEST = SPLIT_NAMES.index("test")
+# Physical parameters the model infers and the simulator records (the resonance follows from the natural
+# frequency: the simulator pre-warps w_n = (2/dt) tan(pi f_res dt)).
+SYSID_PARAMS = ("natural_freq_hz", "damping_ratio", "resonance_hz")
+
+
+def score(model: nn.Module, dataset: PreparedDataset, evaluation: EvaluationSet, *, states_physics: bool,
+          batch_size: int = 256, ece_bins: int = 15) -> dict[str, float]:
+    """`test/*` metrics on the in-distribution test windows; `test/ood_auroc` when the set has an OOD part;
+    `sysid/*` when the dataset carries the simulator's ground truth and the model infers physical parameters.
+
+    Physics metrics are left out for a model that states no physics (`states_physics=False`).
+    """
+    a = dataset.arrays
+    test = np.asarray(a["split"]) == TEST
+    ood = np.zeros_like(test)
+    if evaluation.ood_fault_size_in is not None:
+        ood = test & held_out_size_mask(a["labels"], evaluation.ood_fault_size_in)
+    scored = test & ~ood
+    params = PhysicalParams()
+    with params.recorded(model):
+        outputs = predict_windows(model, np.asarray(a["windows"][test]), batch_size)
+    in_dist = ~ood[test]
+    labels = np.asarray(a["labels"][scored])
+    metrics, per_class = classification_metrics(labels, outputs["probs"][in_dist], dataset.manifest["class_names"],
+                                                ece_bins)
+    logged = logged_metrics(metrics, per_class, {k: v[in_dist] for k, v in outputs.items()})
+    if not states_physics:
+        logged = {k: v for k, v in logged.items() if not k.startswith("test/physics")}
+    if ood.any():
+        logged["test/ood_auroc"] = auroc(outputs["uncertainty"][~in_dist], outputs["uncertainty"][in_dist])
+    if params.values and "natural_freq_hz" in a:
+        truth = ground_truth(dataset, test)
+        logged.update(sysid_errors(params.arrays(), truth, train_means=ground_truth_means(dataset)))
+    return logged
+
+
+def auroc(positives: np.ndarray, negatives: np.ndarray) -> float:
+    """Probability that a positive scores above a negative (ties count half): the Mann-Whitney AUROC."""
+    positives, negatives = np.asarray(positives, dtype=np.float64), np.asarray(negatives, dtype=np.float64)
+    if len(positives) == 0 or len(negatives) == 0:
+        return float("nan")
+    ranks = rankdata(np.concatenate([positives, negatives]))
+    n_pos = len(positives)
+    return float((ranks[:n_pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * len(negatives)))
+
+
+class PhysicalParams:
+    """Collects `physical_params` from the model's forward passes (a forward hook), so the one prediction pass
+    of `predict_windows` also yields the inferred parameters."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, list[np.ndarray]] = {}
+
+    def recorded(self, model: nn.Module):
+        def hook(module, inputs, output):  # noqa: ARG001 - forward hook signature
+            for name, value in output.get("physical_params", {}).items():
+                self.values.setdefault(name, []).append(value.detach().float().cpu().numpy())
+
+        return model.register_forward_hook(hook)  # a context manager: removed on leaving the block
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {name: np.concatenate(parts) for name, parts in self.values.items()}
+
+
+def ground_truth(dataset: PreparedDataset, mask: np.ndarray) -> dict[str, np.ndarray]:
+    """The simulator's per-window parameters under `mask`, with the resonance it pre-warped from."""
+    a, fs = dataset.arrays, float(dataset.manifest["sample_rate"])
+    natural = np.asarray(a["natural_freq_hz"][mask], dtype=np.float64)
+    return {"natural_freq_hz": natural, "damping_ratio": np.asarray(a["damping_ratio"][mask], dtype=np.float64),
+            "resonance_hz": fs / math.pi * np.arctan(math.pi * natural / fs)}
+
+
+def ground_truth_means(dataset: PreparedDataset) -> dict[str, float]:
+    """Mean of each parameter over the training windows: the naive estimate a model must beat."""
+    train = np.asarray(dataset.arrays["split"]) == SPLIT_NAMES.index("train")
+    return {name: float(values.mean()) for name, values in ground_truth(dataset, train).items()}
+
+
+def sysid_errors(predicted: dict[str, np.ndarray], truth: dict[str, np.ndarray],
+                 train_means: dict[str, float]) -> dict[str, float]:
+    """Mean absolute error in % of the truth, per parameter, for the model (`sysid/<p>_error_pct`) and for
+    always answering the training mean (`sysid/<p>_baseline_error_pct`), and the mean inferred value."""
+    logged = {}
+    for name in SYSID_PARAMS:
+        if name not in predicted:
+            continue
+        true = truth[name]
+        logged[f"sysid/{name}_error_pct"] = float(100 * np.mean(np.abs(predicted[name] - true) / true))
+        logged[f"sysid/{name}_baseline_error_pct"] = float(100 * np.mean(np.abs(train_means[name] - true) / true))
+        logged[f"sysid/{name}_mean"] = float(np.mean(predicted[name]))
+    return logged

@@ -1,0 +1,24 @@
+"""Composing the study's config the way `python -m pipeline.study` does, shrunk by `study=tiny`."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from pipeline.config import ExperimentConfig, register_configs, to_experiment_config
+
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+
+
+def study_config(*overrides: str) -> ExperimentConfig:
+    """conf/study.yaml with `study=tiny` and `overrides`, validated."""
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return to_experiment_config(compose(config_name="study", overrides=["study=tiny", *overrides]))
+
+
+@pytest.fixture
+def tiny_study_config(tmp_path):
+    """study_config(*overrides) with its datasets under tmp_path."""
+    return lambda *overrides: study_config(f"data.cache_dir={tmp_path / 'data'}", *overrides)

@@ -1,0 +1,36 @@
+"""Arms share data, budget and seed and differ only in model and loss; the study config is validated."""
+import pytest
+
+from pipeline.config import STUDY_ARMS, ConfigError, ExperimentConfig, StudyConfig
+from pipeline.study.arms import ARMS, arm_config
+
+
+def test_arms_differ_only_in_model_and_loss():
+    base = ExperimentConfig(study=StudyConfig(tuned_physics_weight=0.4, tuned_consistency_weight=0.2))
+    configs = {name: arm_config(base, ARMS[name], seed=7) for name in STUDY_ARMS}
+    for config in configs.values():
+        assert config.data == base.data and config.evaluate == base.evaluate
+        assert config.training.seed == 7 and config.training.epochs == base.training.epochs
+    loss = {name: (c.loss.physics_weight, c.loss.consistency_weight, c.loss.adaptive_weighting)
+            for name, c in configs.items()}
+    assert loss == {"data_only": (0.0, 0.0, False), "physics_fixed": (0.1, 0.05, False),
+                    "physics_adaptive": (0.1, 0.05, True), "physics_tuned": (0.4, 0.2, True),
+                    "wdcnn": (0.0, 0.0, False)}
+    assert {name: c.model.name for name, c in configs.items()} == {**dict.fromkeys(STUDY_ARMS, "agt_no"),
+                                                                   "wdcnn": "wdcnn"}
+    assert [ARMS[name].states_physics for name in STUDY_ARMS] == [True, True, True, True, False]
+
+
+@pytest.mark.parametrize("settings, key", [
+    ({"arms": ["data_only", "bogus"]}, "study.arms"),
+    ({"arms": ["wdcnn", "wdcnn"]}, "study.arms"),
+    ({"seeds": []}, "study.seeds"),
+    ({"training_sets": ["load_shift"]}, "study.snr_db"),  # noisy sets re-score the recording models
+    ({"snr_db": [-30.0]}, "study.snr_db"),
+    ({"label_fraction": 0.0}, "study.label_fraction"),
+    ({"ood_fault_size_in": 0.01}, "study.ood_fault_size_in"),
+    ({"tuned_physics_weight": -1.0}, "study.tuned_physics_weight"),
+])
+def test_bad_study_settings_name_the_key(settings, key):
+    with pytest.raises(ConfigError, match=key):
+        StudyConfig(**settings)
