@@ -16,7 +16,10 @@ from typing import Any, Optional
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from pipeline.data.classes import CLASS_NAMES
+
 DATA_SOURCES = ("synthetic", "cwru")
+CWRU_SAMPLE_RATE = 12000  # the drive-end files this project reads
 SPLITS = ("recording", "load_shift")
 STUDY_ARMS = ("data_only", "physics_fixed", "physics_adaptive", "physics_tuned", "wdcnn")
 STUDY_TRAINING_SETS = ("recording", "load_shift", "reduced_labels", "ood_size")
@@ -73,13 +76,16 @@ class DataConfig(_Section):
         if self.source == "cwru":
             _check(bool(self.path), p + "path", self.path, "is required when data.source='cwru'")
             _check(Path(str(self.path)).is_dir(), p + "path", self.path, "is not an existing folder")
+            _check(self.sample_rate == CWRU_SAMPLE_RATE, p + "sample_rate", self.sample_rate,
+                   f"CWRU recordings are read at {CWRU_SAMPLE_RATE} Hz")
         _check(self.sample_rate > 0, p + "sample_rate", self.sample_rate, "must be positive")
         _check(self.window >= 16, p + "window", self.window, "must be at least 16 samples")
         _check(0 < self.hop <= self.window, p + "hop", self.hop, "must be in 1..data.window")
         _check(self.recordings_per_load >= 3, p + "recordings_per_load", self.recordings_per_load,
                "must be at least 3 (one recording each for train, val and test)")
-        _check(self.duration_s * self.sample_rate >= self.window, p + "duration_s", self.duration_s,
-               "is shorter than one window")
+        _check(self.source != "synthetic" or self.duration_s * self.sample_rate >= self.window, p + "window",
+               self.window, f"is longer than a recording of data.duration_s={self.duration_s} s at "
+               f"{self.sample_rate} Hz")
         _check(-20.0 <= self.snr_db <= 80.0 or math.isinf(self.snr_db), p + "snr_db", self.snr_db,
                "must be in [-20, 80] dB (or inf for no noise)")
         _check(self.split in SPLITS, p + "split", self.split, f"must be one of {SPLITS}")
@@ -102,10 +108,14 @@ class ModelConfig(_Section):
 
     def __post_init__(self) -> None:
         p = "model."
+        from pipeline.model_factory import MODELS  # here, not at the top: the factory imports torch
+
+        _check(self.name in MODELS, p + "name", self.name, f"must be one of {sorted(MODELS)}")
         for key in ("input_dim", "hidden_dim", "output_dim", "n_modes", "n_layers", "n_heads", "patch_size",
                     "latent_dim"):
             _check(getattr(self, key) > 0, p + key, getattr(self, key), "must be positive")
-        _check(self.output_dim >= 2, p + "output_dim", self.output_dim, "must be at least 2 classes")
+        _check(self.output_dim == len(CLASS_NAMES), p + "output_dim", self.output_dim,
+               f"must be {len(CLASS_NAMES)}, the number of fault classes")
         _check(self.hidden_dim % self.n_heads == 0, p + "hidden_dim", self.hidden_dim,
                f"must be divisible by model.n_heads={self.n_heads}")
         _check(0.0 <= self.dropout < 1.0, p + "dropout", self.dropout, "must be in [0, 1)")

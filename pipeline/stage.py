@@ -5,19 +5,43 @@ import shlex
 import sys
 from typing import Any, Callable
 
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from pipeline.config import ConfigError, ExperimentConfig, to_experiment_config
+from pipeline.data.cwru import CwruError
+from pipeline.data.prepared import DatasetError
+from pipeline.tracking.registry import RegistryError
+from pipeline.tracking.store import StoreError, check_store
+from pipeline.training.checkpoint import CheckpointError
+from pipeline.training.training_engine import TrainingDivergedError
+
+# Failures whose message already says what went wrong and what to do: the command line shows the message
+# alone, not a traceback.
+EXPLAINED_FAILURES = (CheckpointError, CwruError, DatasetError, RegistryError, TrainingDivergedError)
 
 
 def run_stage(stage: Callable[[ExperimentConfig], Any], cfg: DictConfig) -> Any:
-    """Validate `cfg` before any work; a bad value exits with status 2 and a message naming key and value."""
+    """Validate `cfg` and reach the tracking store before any work, then run the stage.
+
+    A bad config value or an unusable store exits with status 2 and a message naming the key (or URI) and the
+    value. On the command line (a single Hydra run) an explained failure exits with status 1 and its message;
+    anywhere else (tests, sweeps) it propagates. The stage's MLflow run has already ended FAILED by then.
+    """
     try:
         config = to_experiment_config(cfg)
-    except ConfigError as err:
-        print(f"config error: {err}", file=sys.stderr)
+        check_store()
+    except (ConfigError, StoreError) as err:
+        print(f"{'config' if isinstance(err, ConfigError) else 'tracking store'} error: {err}", file=sys.stderr)
         sys.exit(2)
-    return stage(config)
+    try:
+        return stage(config)
+    except EXPLAINED_FAILURES as err:
+        if not (HydraConfig.initialized() and HydraConfig.get().mode == RunMode.RUN):
+            raise
+        print(f"{type(err).__name__}: {err}", file=sys.stderr)
+        sys.exit(1)
 
 
 def split_packed_overrides(argv: list[str]) -> list[str]:

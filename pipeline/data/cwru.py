@@ -15,9 +15,9 @@ import numpy as np
 import scipy.io
 import scipy.signal
 
+from pipeline.config import CWRU_SAMPLE_RATE as SAMPLE_RATE
 from pipeline.data.bearing import NOMINAL_RPM
 
-SAMPLE_RATE = 12000
 NORMAL_SAMPLE_RATE = 48000  # the normal baseline was recorded at 48 kHz only
 
 # First file number of each class; the class's four files are loads 0, 1, 2, 3 in order.

@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.config import ConfigError, DataConfig
+from pipeline.config import DataConfig
 from pipeline.data.bearing import NOMINAL_RPM
 from pipeline.data.classes import CLASS_NAMES, class_index
-from pipeline.data.cwru import SAMPLE_RATE as CWRU_SAMPLE_RATE, read_cwru_folder
+from pipeline.data.cwru import read_cwru_folder
 from pipeline.data.dataset import BearingWindows
 from pipeline.data.simulator import simulate_recording
 from pipeline.data.windows import SPLIT_NAMES, frame, load_shift_split, split_by_recording
@@ -86,9 +86,6 @@ def dataset_dir_for(cfg: DataConfig, cache_root: str | Path) -> Path:
 
 def prepare_dataset(cfg: DataConfig, cache_root: str | Path) -> Path:
     """Build the dataset for `cfg` under `cache_root` and return its folder; reuse it if already built."""
-    if cfg.source == "cwru" and cfg.sample_rate != CWRU_SAMPLE_RATE:
-        raise ConfigError(f"data.sample_rate={cfg.sample_rate!r}: CWRU recordings are read at "
-                          f"{CWRU_SAMPLE_RATE} Hz")
     final = dataset_dir_for(cfg, cache_root)
     if _is_complete(final):
         log.info("dataset cache hit: %s", final)

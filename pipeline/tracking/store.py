@@ -9,9 +9,11 @@ import os
 from pathlib import Path
 
 import mlflow
+import sqlalchemy
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_STORE_DIR = REPO_ROOT / "mlruns"
+SERVER_DATABASES = ("postgresql", "mysql", "mssql")  # MLflow's SQL stores other than SQLite
 
 
 def tracking_uri(store_dir: Path = DEFAULT_STORE_DIR) -> str:
@@ -49,6 +51,37 @@ def use_store() -> str:
         Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
     return uri
+
+
+class StoreError(RuntimeError):
+    """The tracking store cannot be used; the message names the URI."""
+
+
+def check_store() -> str:
+    """Point MLflow at the store in force and make one cheap query, so a bad URI or an unreachable server fails
+    before any work (naming the URI) rather than after minutes of preparing data; returns the URI."""
+    uri = use_store()
+    try:
+        if uri.split(":", 1)[0].split("+", 1)[0] in SERVER_DATABASES:
+            _connect_once(uri)
+        client = mlflow.MlflowClient(uri, registry_uri=uri)
+        client.search_experiments(max_results=1)
+        client.search_registered_models(max_results=1)
+    except Exception as err:  # every store type fails in its own exception classes
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        shown = sqlalchemy.engine.make_url(uri).render_as_string() if "@" in uri else uri  # password hidden
+        raise StoreError(f"MLFLOW_TRACKING_URI={shown!r} cannot be used ({type(err).__name__}: {first})") from None
+    return uri
+
+
+def _connect_once(uri: str) -> None:
+    """One direct connection: MLflow itself retries an unreachable database for about 100 s before failing."""
+    engine = sqlalchemy.create_engine(uri, connect_args={"connect_timeout": 10} if uri.startswith("postgres") else {})
+    try:
+        with engine.connect():
+            pass
+    finally:
+        engine.dispose()
 
 
 def ensure_experiment(name: str) -> str:
