@@ -18,6 +18,14 @@ import yaml
 from pipeline.tracking.store import REPO_ROOT, ensure_experiment
 
 MAX_PARAM_LENGTH = 6000  # MLflow's limit on a param value
+FAILURE_TAG = "failure.reason"  # on a FAILED run: what stopped it, so the UI says why without the logs
+
+
+def failure_reason(err: BaseException) -> str:
+    """`TrainingDivergedError: training diverged: ...`; SIGTERM (SystemExit 143) is said as such."""
+    if isinstance(err, SystemExit) and err.code == 128 + signal.SIGTERM:
+        return "stopped by SIGTERM"
+    return f"{type(err).__name__}: {err}"[:MAX_PARAM_LENGTH]
 
 
 def flatten_config(config: Any, prefix: str = "") -> dict[str, Any]:
@@ -92,7 +100,9 @@ def stage_run(stage: str, config: Any, *, experiment: str, run_name: str | None 
                 mlflow.log_text(yaml.safe_dump(asdict(config) if is_dataclass(config) else dict(config),
                                                sort_keys=False), "config.yaml")
             yield run
-        except BaseException:
+        except BaseException as err:
+            with contextlib.suppress(Exception):  # best effort: the store may be what failed
+                mlflow.set_tag(FAILURE_TAG, failure_reason(err))
             mlflow.end_run(status="FAILED")
             raise
         mlflow.end_run(status="FINISHED")
