@@ -2,7 +2,8 @@
 
 `prepare_dataset` writes `<cache_root>/<source>-<confighash12>/` holding one .npy per array and a
 `manifest.json` (counts, config, content hash). The directory appears atomically, so its presence with a
-valid manifest means a complete dataset, and preparing the same config again is a free cache hit.
+valid manifest means a complete dataset, and preparing the same config again is a free cache hit. A writer
+killed mid-write leaves only a hidden temporary folder, which the next write of that dataset removes.
 `load_prepared` memory-maps the arrays, so every training process shares one copy in the page cache.
 """
 from __future__ import annotations
@@ -13,13 +14,13 @@ import logging
 import os
 import shutil
 import time
-import uuid
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from pipeline.atomic_files import fsync_dir, remove_abandoned, temp_path
 from pipeline.config import DataConfig
 from pipeline.data.bearing import NOMINAL_RPM
 from pipeline.data.classes import CLASS_NAMES, class_index
@@ -232,7 +233,8 @@ def _is_complete(folder: Path) -> bool:
 def _write_atomically(final: Path, arrays: dict[str, np.ndarray], manifest: dict[str, Any]) -> None:
     """Write into a hidden sibling folder, fsync, then rename: `final` is complete or absent, never partial."""
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    remove_abandoned(final)
+    tmp = temp_path(final)
     tmp.mkdir()
     try:
         for name, array in arrays.items():
@@ -242,9 +244,9 @@ def _write_atomically(final: Path, arrays: dict[str, np.ndarray], manifest: dict
         with open(tmp / MANIFEST, "w") as f:
             json.dump(manifest, f, indent=2)
             _sync(f)
-        _sync_dir(tmp)
+        fsync_dir(tmp)
         _publish(tmp, final)
-        _sync_dir(final.parent)
+        fsync_dir(final.parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -259,7 +261,7 @@ def _publish(tmp: Path, final: Path) -> None:
         if _is_complete(final):
             shutil.rmtree(tmp)
             return
-    stale = final.with_name(f".{final.name}.stale-{uuid.uuid4().hex[:8]}")
+    stale = temp_path(final)
     os.rename(final, stale)
     os.rename(tmp, final)
     shutil.rmtree(stale, ignore_errors=True)
@@ -268,11 +270,3 @@ def _publish(tmp: Path, final: Path) -> None:
 def _sync(f) -> None:
     f.flush()
     os.fsync(f.fileno())
-
-
-def _sync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

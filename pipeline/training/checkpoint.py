@@ -2,21 +2,25 @@
 
 Writes go to a temporary file in the target's folder, are fsynced, then renamed over the target
 (`os.replace` is atomic on POSIX and Windows), so a crash or a failed write leaves the previous checkpoint
-intact. Reads use `torch.load(weights_only=True)`, which unpickles only tensors and plain containers: a
+intact; the next write removes a temporary that a killed writer left. Reads use `torch.load(weights_only=True)`, which unpickles only tensors and plain containers: a
 checkpoint cannot run code, so everything stored here (including RNG states) is tensors, numbers, strings,
-lists and dicts. Any failure to read becomes a `CheckpointError` that names the file.
+lists and dicts. Reads check the zip members' CRC-32s first, so silent corruption is caught too. Any failure
+to read becomes a `CheckpointError` that names the file.
 """
 from __future__ import annotations
 
 import os
 import pickle
 import random
-import tempfile
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 import torch
+
+from pipeline.atomic_files import fsync_dir, remove_abandoned, temp_path
 
 REQUIRED_KEYS = ("epoch", "metrics", "model")
 
@@ -29,17 +33,18 @@ def save_atomic(state: Mapping[str, Any], path: str | os.PathLike) -> Path:
     """torch.save `state` to `path` via temp file + fsync + rename; returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    remove_abandoned(path)
+    tmp = temp_path(path)
     try:
-        with os.fdopen(fd, "wb") as file:
+        with open(tmp, "xb") as file:
             torch.save(dict(state), file)
             file.flush()
             os.fsync(file.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     return path
 
 
@@ -48,6 +53,9 @@ def load_checkpoint_file(path: str | os.PathLike, map_location: Any = "cpu") -> 
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
+    damaged = _damaged_member(path)
+    if damaged:
+        raise CheckpointError(f"checkpoint {str(path)!r} is corrupted: {damaged}")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
@@ -87,16 +95,17 @@ def set_rng_state(state: Mapping[str, Any]) -> None:
     random.setstate((version, tuple(internal), gauss))
 
 
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename itself durable (POSIX; directories cannot be opened on Windows)."""
+def _damaged_member(path: Path) -> str | None:
+    """What fails the CRC-32 checks of torch's zip format, which torch.load itself skips: a flipped bit in the
+    weights would otherwise load silently. None when intact, or when not a zip (torch.load judges those)."""
+    if not zipfile.is_zipfile(path):
+        return None
     try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as err:
+        return f"its zip structure is damaged ({err})"
+    return f"{bad} fails its CRC-32 check" if bad else None
 
 
 def _unpickler_reason(err: BaseException) -> str:
