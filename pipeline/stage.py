@@ -1,6 +1,7 @@
 """What every Hydra entry point shares: validate the composed config, run the stage, fail cleanly."""
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from typing import Any, Callable
@@ -31,7 +32,8 @@ def run_stage(stage: Callable[[ExperimentConfig], Any], cfg: DictConfig) -> Any:
     """
     try:
         config = to_experiment_config(cfg)
-        check_store()
+        if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 tracks (and may create the store)
+            check_store()
     except (ConfigError, StoreError) as err:
         print(f"{'config' if isinstance(err, ConfigError) else 'tracking store'} error: {err}", file=sys.stderr)
         sys.exit(2)
