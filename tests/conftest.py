@@ -1,6 +1,10 @@
-"""Shared fixtures: a private MLflow store per test, and the Hydra config composed the way the stages do."""
+"""Shared fixtures: a private MLflow store per test, the Hydra config composed the way the stages do, and one
+whole pipeline run (with its champion served over HTTP) for the tests that need a real trained model."""
 from __future__ import annotations
 
+import importlib
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -9,7 +13,8 @@ from hydra import compose, initialize_config_dir
 
 from pipeline.config import register_configs
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+REPO = Path(__file__).resolve().parents[1]
+CONF_DIR = REPO / "conf"
 
 torch.set_num_threads(1)  # two cores are shared by pytest and any subprocess it starts
 
@@ -37,3 +42,37 @@ def compose_config():
             return compose(config_name="config", overrides=list(overrides))
 
     return _compose
+
+
+@pytest.fixture(scope="session")
+def pipeline_store(tmp_path_factory):
+    """A store holding one whole pipeline run started the way the README does, with `mlflow run .`, on a tiny
+    config (`overrides`); its `av-pino@champion` is a real trained model."""
+    root = tmp_path_factory.mktemp("pipeline")
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}", "OMP_NUM_THREADS": "1"}
+    tiny = ["data.window=256", "data.hop=256", "data.duration_s=0.3", "data.recordings_per_load=3",
+            "model.hidden_dim=8", "model.n_layers=1", "model.n_modes=8", "model.n_heads=2", "model.patch_size=32"]
+    overrides = " ".join(tiny + [f"data.cache_dir={root / 'data'}", f"hydra.run.dir={root / 'hydra'}"])
+    result = subprocess.run(
+        ["mlflow", "run", ".", "--env-manager", "local", "--experiment-name", "av-pino",
+         "-P", "epochs=2", "-P", f"overrides={overrides}"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return {"root": root, "env": env, "uri": env["MLFLOW_TRACKING_URI"], "stdout": result.stdout,
+            "overrides": tiny, "window": 256}
+
+
+@pytest.fixture(scope="session")
+def serving_bench():
+    """bench/serving_benchmarks.py, whose server launcher and load generator the serving tests share."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(str(REPO / "bench"))
+        return importlib.import_module("serving_benchmarks")
+
+
+@pytest.fixture(scope="session")
+def served_champion(pipeline_store, serving_bench):
+    """`mlflow models serve -m models:/av-pino@champion` of `pipeline_store` on 127.0.0.1; yields its port."""
+    log = pipeline_store["root"] / "server.log"
+    with serving_bench.served("models:/av-pino@champion", pipeline_store["env"], log) as port:
+        yield port

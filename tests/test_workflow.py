@@ -1,40 +1,14 @@
 """The front door: `mlflow run .` runs prepare -> train -> evaluate -> register on a tiny config; a second run
-reuses every finished stage; the champion pulls in a fresh process without pickle and serves over HTTP."""
+reuses every finished stage; the champion pulls in a fresh process without pickle. The run itself is the
+`pipeline_store` fixture (tests/conftest.py); serving it is tested in tests/tracking/test_serving_*.py."""
 import json
-import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
-from pathlib import Path
 
 import mlflow
-import numpy as np
-import pytest
 
 from pipeline.config import to_experiment_config
-from pipeline.data.classes import CLASS_NAMES
 from pipeline.workflow import run_pipeline
-
-REPO = Path(__file__).resolve().parents[1]
-TINY = ["data.window=256", "data.hop=256", "data.duration_s=0.3", "data.recordings_per_load=3",
-        "model.hidden_dim=8", "model.n_layers=1", "model.n_modes=8", "model.n_heads=2", "model.patch_size=32"]
-
-
-@pytest.fixture(scope="module")
-def pipeline_store(tmp_path_factory):
-    """A store holding one whole pipeline run started the way the README does, with `mlflow run .`."""
-    root = tmp_path_factory.mktemp("pipeline")
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}", "OMP_NUM_THREADS": "1"}
-    overrides = " ".join(TINY + [f"data.cache_dir={root / 'data'}", f"hydra.run.dir={root / 'hydra'}"])
-    result = subprocess.run(
-        ["mlflow", "run", ".", "--env-manager", "local", "--experiment-name", "av-pino",
-         "-P", "epochs=2", "-P", f"overrides={overrides}"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return {"root": root, "env": env, "uri": env["MLFLOW_TRACKING_URI"], "stdout": result.stdout}
 
 
 def runs(uri):
@@ -86,7 +60,8 @@ def test_evaluate_and_register_record_scores_and_aliases(pipeline_store):
 def test_second_run_reuses_every_finished_stage(pipeline_store, monkeypatch, compose_config):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", pipeline_store["uri"])
     root = pipeline_store["root"]
-    config = to_experiment_config(compose_config(*TINY, "training.epochs=2", f"data.cache_dir={root / 'data'}"))
+    config = to_experiment_config(compose_config(*pipeline_store["overrides"], "training.epochs=2",
+                                                 f"data.cache_dir={root / 'data'}"))
     result = run_pipeline(config)
     assert result.reused == ["prepare", "train", "evaluate", "register"]
     first = by_stage(pipeline_store["uri"])
@@ -102,50 +77,3 @@ def test_champion_loads_in_a_fresh_process_without_pickle(pipeline_store):
     table = json.loads(result.stdout.strip().splitlines()[-1])
     assert set(table) >= {"class", "uncertainty", "prob_normal", "prob_outer_021"}
     assert len(table["class"]) == 3
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _post(port, body):
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body,
-                                     headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read() or b"{}")
-
-
-def test_served_champion_answers_good_and_bad_requests(pipeline_store):
-    port = _free_port()
-    server = subprocess.Popen(
-        ["mlflow", "models", "serve", "-m", "models:/av-pino@champion", "--env-manager", "local",
-         "-h", "127.0.0.1", "-p", str(port), "-w", "1"],
-        env=pipeline_store["env"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
-                break
-            except OSError:
-                assert server.poll() is None and time.monotonic() < deadline, "server did not start"
-                time.sleep(1)
-        windows = np.random.default_rng(0).normal(size=(2, 256)).astype(np.float32)
-        status, body = _post(port, json.dumps({"inputs": windows.tolist()}).encode())
-        assert status == 200 and len(body["predictions"]) == 2
-        assert all(row["class"] in CLASS_NAMES for row in body["predictions"])
-        assert all(abs(sum(row[f"prob_{n}"] for n in CLASS_NAMES) - 1) < 1e-4 for row in body["predictions"])
-        for bad in (json.dumps({"inputs": [[1.0, 2.0]]}), json.dumps({"inputs": [["a"] * 256]}),
-                    json.dumps({"inputs": []}), "{not json"):
-            status, body = _post(port, bad.encode())
-            assert 400 <= status < 500, (bad[:40], status, body)
-            assert body.get("message"), body
-        assert _post(port, json.dumps({"inputs": windows.tolist()}).encode())[0] == 200  # still serving
-    finally:
-        os.killpg(server.pid, 15)
-        server.wait(timeout=30)

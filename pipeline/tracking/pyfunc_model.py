@@ -17,7 +17,9 @@ from mlflow.pyfunc import PythonModel
 
 from pipeline.model_factory import build_model
 
-MAX_BATCH = 100_000  # windows per request; beyond this a caller should stream
+# Samples (windows x window length) per request. The network's activations take ~650 bytes per sample, so
+# this bounds one request to ~3 GB; 100,000 windows of 1024 would need ~65 GB and take the server down.
+MAX_SAMPLES = 2**22
 
 
 def _bad_input(message: str) -> MlflowException:
@@ -42,8 +44,9 @@ def validate_windows(model_input, window: int) -> np.ndarray:
         raise _bad_input(f"input must have shape (n_windows, {window}); got {tuple(array.shape)}")
     if array.shape[0] == 0:
         raise _bad_input("input holds no windows")
-    if array.shape[0] > MAX_BATCH:
-        raise _bad_input(f"input holds {array.shape[0]} windows; the limit per request is {MAX_BATCH}")
+    if array.size > MAX_SAMPLES:
+        raise _bad_input(f"input holds {array.shape[0]} windows of {window} samples; the limit per request is "
+                         f"{MAX_SAMPLES // window} windows ({MAX_SAMPLES} samples): send them in smaller requests")
     finite = np.isfinite(array).all(axis=1)
     if not finite.all():
         raise _bad_input(f"windows {np.flatnonzero(~finite)[:10].tolist()} contain NaN or inf")
