@@ -14,7 +14,7 @@ from pipeline.config import ConfigError, ExperimentConfig, to_experiment_config
 
 
 def distribution(key: str, expression: str) -> optuna.distributions.BaseDistribution:
-    """`tag(log, interval(1e-3, 1))` -> FloatDistribution(log=True); `interval(1, 8)` of ints -> Int...;
+    """`tag(log, interval(1e-3, 1))` -> FloatDistribution(log=True); `int(interval(1, 8))` -> IntDistribution;
     `range(1, 9, 2)` -> IntDistribution(step=2); `choice(a, b)` or `a,b` -> CategoricalDistribution."""
     try:
         value = OverridesParser.create().parse_override(f"{key}={expression}").value()

@@ -1,7 +1,8 @@
 """The sweep loop: open or join a study, run trials until it holds `n_trials` finished ones, mirror it in MLflow.
 
 Trials run through Optuna's own ask/tell loop (`Study.optimize`): a crashing trial is told FAIL with its
-error and the loop goes on; on RDB storages Optuna's heartbeat runs beside each trial. Several workers with
+error and the loop goes on (a failed trial does not count towards `n_trials`, and a worker stops after
+`n_trials` failures of its own); on RDB storages Optuna's heartbeat runs beside each trial. Several workers with
 the same study name and storage share the study: the first creates it with the sampler's seed and opens the
 sweep's parent MLflow run; a worker that joins opens a worker run under it (its trials nest there), and draws its own seed (recorded on its run), so workers do not
 propose the same points, and TPE's constant liar keeps them apart while trials run. Starting a worker again
@@ -66,17 +67,19 @@ def run_sweep(config: ExperimentConfig, sweep: SweepConfig) -> SweepResult:
             parent_id = run.info.run_id
             study.set_user_attr(PARENT_ATTR, parent_id)
 
+        failures = []
+
         def on_trial_end(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
             mirror_trial_state(experiment_id, sweep.study_name, trial.number, trial.state)
             print(f"trial {trial.number}: {trial.state.name} {trial.values or ''} {trial.params}", flush=True)
+            failures.extend([trial.number] if trial.state == TrialState.FAIL else [])
+            if _finished(study) >= sweep.n_trials or len(failures) >= sweep.n_trials:
+                study.stop()  # enough finished trials; or this worker keeps failing: stop, do not loop forever
 
         try:
             if _finished(study) < sweep.n_trials:
-                study.optimize(lambda trial: run_trial(trial, config, sweep, space, url),
-                               n_trials=sweep.n_trials, catch=(Exception,), gc_after_trial=True, callbacks=[
-                                   optuna.study.MaxTrialsCallback(
-                                       sweep.n_trials, states=(TrialState.COMPLETE, TrialState.PRUNED)),
-                                   on_trial_end])
+                study.optimize(lambda trial: run_trial(trial, config, sweep, space, url), catch=(Exception,),
+                               gc_after_trial=True, callbacks=[on_trial_end])
         finally:
             best = log_study_summary(study, parent_id, sweep.metrics)
             if not study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) and parent_id != run.info.run_id:

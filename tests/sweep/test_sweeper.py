@@ -1,0 +1,73 @@
+"""A sweep in one process: one child run per trial under the sweep's parent run, pruning, crashing trials."""
+import mlflow
+import optuna
+from mlflow.tracking import MlflowClient
+
+import pipeline.sweep.trial
+from pipeline.sweep.sweeper import run_sweep
+
+
+def sweep_runs(parent_run_id):
+    runs = mlflow.search_runs(search_all_experiments=True, output_format="list",
+                              filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'")
+    return sorted(runs, key=lambda run: int(run.data.tags["sweep.trial"]))
+
+
+def test_each_trial_is_a_child_run_and_the_parent_holds_the_best(mlflow_store, tiny_experiment, tiny_sweep):
+    result = run_sweep(tiny_experiment, tiny_sweep(n_trials=3, pruner={"name": "nop"}))
+
+    study = optuna.load_study(study_name="tiny", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(result.storage)))
+    trials = study.get_trials()
+    assert sum(result.states.values()) == len(trials) == 3
+    children = sweep_runs(result.parent_run_id)
+    assert [run.data.tags["sweep.trial"] for run in children] == ["0", "1", "2"]
+    for run, trial in zip(children, trials):
+        assert run.info.status == "FINISHED"
+        assert run.data.tags["sweep.trial_state"] == trial.state.name
+        assert run.data.tags["sweep.study"] == "tiny" and run.data.tags["sweep.world_size"] == "1"
+        assert float(run.data.params["loss.physics_weight"]) == trial.params["loss.physics_weight"]
+        steps = [m.step for m in MlflowClient().get_metric_history(run.info.run_id, "val/accuracy")]
+        assert steps == list(range(len(steps))) and steps  # one value per epoch that ran
+
+    parent = mlflow.get_run(result.parent_run_id)
+    best = study.best_trial
+    assert parent.info.status == "FINISHED" and parent.data.tags["sweep.best_trial"] == str(best.number)
+    assert parent.data.metrics["best/val/accuracy"] == best.value
+    assert parent.data.tags["model_uri"] == best.user_attrs["model_uri"] == result.best_trials[0].user_attrs["model_uri"]
+    assert float(parent.data.tags["sweep.best.loss.physics_weight"]) == best.params["loss.physics_weight"]
+    artifacts = {a.path for a in MlflowClient().list_artifacts(result.parent_run_id, "study")}
+    assert {"study/trials.csv", "study/optimization_history.html", "study/parallel_coordinate.html",
+            "study/param_importances.html", "study/intermediate_values.html"} <= artifacts
+
+
+def test_pruned_trials_stop_early_keep_their_run_and_log_no_model(mlflow_store, tiny_experiment, tiny_sweep):
+    never_good_enough = {"name": "threshold", "kwargs": {"lower": 1.01}}  # prunes at the first report
+    result = run_sweep(tiny_experiment, tiny_sweep(n_trials=2, pruner=never_good_enough))
+
+    assert result.states == {"PRUNED": 2} and result.best_trials == []
+    for run in sweep_runs(result.parent_run_id):
+        assert run.info.status == "FINISHED" and run.data.tags["sweep.trial_state"] == "PRUNED"
+        assert "model_uri" not in run.data.tags and "pruned" in run.data.tags["stopped_early"]
+        assert len(MlflowClient().get_metric_history(run.info.run_id, "val/accuracy")) == 1
+
+
+def test_a_crashing_trial_is_failed_with_its_error_and_the_sweep_goes_on(mlflow_store, tiny_experiment,
+                                                                          tiny_sweep, monkeypatch):
+    real_train, calls = pipeline.sweep.trial.train, []
+
+    def train_that_crashes_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("injected crash in the first trial")
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline.sweep.trial, "train", train_that_crashes_once)
+    result = run_sweep(tiny_experiment, tiny_sweep(n_trials=2, pruner={"name": "nop"}))
+
+    assert result.states == {"FAIL": 1, "COMPLETE": 2}
+    study = optuna.load_study(study_name="tiny", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(result.storage)))
+    failed = study.get_trials(states=(optuna.trial.TrialState.FAIL,))[0]
+    assert failed.user_attrs["error"] == "RuntimeError: injected crash in the first trial"
+    assert mlflow.get_run(result.parent_run_id).data.metrics["trials/fail"] == 1
