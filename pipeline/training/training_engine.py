@@ -16,6 +16,7 @@ sharded, metric sums and confusion matrices are all-reduced, and only rank 0 wri
 """
 from __future__ import annotations
 
+import time
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
@@ -116,10 +117,11 @@ class TrainingEngine:
         if last is not None and resume and last.is_file():
             self.load_checkpoint(last)
         while self.epoch < cfg.epochs and not self.monitor.check_convergence(cfg.patience):
-            epoch = self.epoch
+            epoch, start = self.epoch, time.perf_counter()
             train_metrics = self.train_epoch(train_loader)
             val_metrics = self.validate(val_loader) if val_loader is not None else {}
             tracked = self._record(epoch, train_metrics, val_metrics)
+            tracked["time/epoch_s"] = time.perf_counter() - start  # tracked, not in history: it never repeats
             if last is not None and ((epoch + 1) % cfg.checkpoint_every == 0 or epoch + 1 == cfg.epochs
                                      or self.monitor.check_convergence(cfg.patience)):
                 self.save_checkpoint(last, epoch, tracked)

@@ -1,0 +1,109 @@
+"""Several sweep workers on one study, started from the command line as users do: on a journal file and on
+PostgreSQL they share the study without repeating points; a worker killed mid-trial loses only that trial."""
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import mlflow
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from pipeline.sweep.storage import open_storage
+from tests.sweep.conftest import TINY
+
+REPO = Path(__file__).resolve().parents[2]
+POSTGRES = "postgresql://postgres@127.0.0.1:5432"
+
+
+def sweep_command(tmp_path, storage, *overrides):
+    return [sys.executable, "-m", "pipeline.train", "-m", "hparams_search=physics_weights", *TINY,
+            f"data.cache_dir={tmp_path / 'data'}", f"hydra.sweep.dir={tmp_path / 'multirun'}",
+            "distributed.nproc_per_node=1", "hydra.sweeper.study_name=shared", f"hydra.sweeper.storage={storage}",
+            "hydra.sweeper.sampler.kwargs.n_startup_trials=2", *overrides]
+
+
+def start_worker(tmp_path, storage, *overrides):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(sweep_command(tmp_path, storage, *overrides), cwd=REPO, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def finish(worker, timeout=600):
+    output = worker.communicate(timeout=timeout)[0]
+    assert worker.returncode == 0, output[-4000:]
+    return output
+
+
+def two_workers_share(tmp_path, storage):
+    mlflow.search_experiments()  # create the SQLite store once: concurrent first use races on its migrations
+    workers = [start_worker(tmp_path, storage, "hydra.sweeper.n_trials=4") for _ in range(2)]
+    for worker in workers:
+        finish(worker)
+    study = optuna.load_study(study_name="shared", storage=open_storage(storage))
+    finished = study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))
+    assert len(finished) >= 4
+    assert len({trial.user_attrs["worker"] for trial in finished}) == 2  # both workers ran trials
+    points = [tuple(trial.params.values()) for trial in study.trials]
+    assert len(set(points)) == len(points)  # no point proposed twice
+    runs = mlflow.search_runs(search_all_experiments=True, output_format="list", filter_string="tags.stage = 'sweep'")
+    assert sorted(run.data.tags["sweep.role"] for run in runs) == ["parent", "worker"]
+    assert len({run.data.tags["sweep.sampler_seed"] for run in runs}) == 2
+    assert all(run.info.status == "FINISHED" for run in runs)
+
+
+def test_two_workers_share_a_journal_file(mlflow_store, tmp_path):
+    two_workers_share(tmp_path, str(tmp_path / "study.log"))
+
+
+@pytest.fixture
+def postgres_database():
+    """A fresh PostgreSQL database for one test (Optuna must not share MLflow's database)."""
+    psycopg2 = pytest.importorskip("psycopg2")
+    try:
+        admin = psycopg2.connect(f"{POSTGRES}/postgres")
+    except psycopg2.OperationalError as err:
+        pytest.skip(f"PostgreSQL is not reachable on 127.0.0.1:5432 ({err})")
+    admin.autocommit = True
+    name = f"optuna_{uuid.uuid4().hex[:12]}"
+    with admin.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE {name}")
+    yield f"{POSTGRES}/{name}"
+    with admin.cursor() as cursor:
+        cursor.execute(f"DROP DATABASE {name} WITH (FORCE)")
+    admin.close()
+
+
+def test_two_workers_share_a_postgresql_study(mlflow_store, tmp_path, postgres_database):
+    two_workers_share(tmp_path, postgres_database)
+
+
+def test_a_killed_worker_loses_only_its_running_trial(mlflow_store, tmp_path):
+    storage = str(tmp_path / "study.log")
+    mlflow.search_experiments()
+    worker = start_worker(tmp_path, storage, "hydra.sweeper.n_trials=2", "training.epochs=500")
+    deadline = time.monotonic() + 300
+    running = []
+    while not running and time.monotonic() < deadline:
+        time.sleep(1)
+        if Path(storage).exists():
+            study = optuna.load_study(study_name="shared", storage=open_storage(storage))
+            running = [t for t in study.get_trials(states=(TrialState.RUNNING,)) if "worker" in t.user_attrs]
+    assert running, "the worker never started a trial"
+    time.sleep(3)  # let the trial's MLflow run start
+    os.killpg(worker.pid, signal.SIGKILL)
+    worker.wait()
+
+    output = finish(start_worker(tmp_path, storage, "hydra.sweeper.n_trials=1", "training.epochs=1"))
+    assert f"trial {running[0].number} of a worker that is gone was marked FAIL" in output
+    study = optuna.load_study(study_name="shared", storage=open_storage(storage))
+    assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.COMPLETE]
+    killed_runs = mlflow.search_runs(search_all_experiments=True, output_format="list",
+                                     filter_string=f"tags.`sweep.trial` = '{running[0].number}'")
+    assert [(r.info.status, r.data.tags["sweep.trial_state"]) for r in killed_runs] == [("FAILED", "FAIL")]
+    assert not mlflow.search_runs(search_all_experiments=True, output_format="list",
+                                  filter_string="attributes.status = 'RUNNING'")
