@@ -1,0 +1,76 @@
+"""Sweep and DDP benchmarks: one sweep with and without pruning; the same training on 2 ranks and on 1."""
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import mlflow
+from mlflow.tracking import MlflowClient
+from omegaconf import OmegaConf
+
+from common import CACHE, REPO, benchmark, emit
+from pipeline.config import DistributedConfig, ExperimentConfig
+from pipeline.sweep.config import SweepConfig
+from pipeline.sweep.sweeper import run_sweep
+from pipeline.train import train
+
+# The sweep benchmark trains 2 x 8 trials: on 4 recordings per class and load instead of 10 it takes minutes,
+# not the better part of an hour, and still shows what pruning saves.
+SWEEP_DATA = {"recordings_per_load": 4}
+
+
+def _shipped_sweep(**changes) -> SweepConfig:
+    """The sweep of conf/hparams_search/physics_weights.yaml (sampler, pruner, space), with `changes`."""
+    settings = OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "hparams_search" / "physics_weights.yaml"))
+    return SweepConfig(**{**settings["hydra"]["sweeper"], **changes})
+
+
+def _use_fresh_store(root: Path) -> None:
+    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
+
+
+@benchmark
+def sweep_pruning() -> None:
+    """The shipped 8-trial sweep (same seed and space) with its median pruner and with none, one after the other
+    on 1 rank; ratio = wall time with pruning / without, and the best val/accuracy each found."""
+    base = ExperimentConfig()
+    config = replace(base, data=replace(base.data, cache_dir=str(CACHE), **SWEEP_DATA))
+    results = {}
+    for label, pruner in (("pruned", None), ("unpruned", {"name": "nop", "kwargs": {}})):
+        with tempfile.TemporaryDirectory() as tmp:
+            _use_fresh_store(Path(tmp))
+            sweep = _shipped_sweep(storage=str(Path(tmp) / "study.log"), study_name=f"bench-{label}",
+                                   **({"pruner": pruner} if pruner else {}))
+            start = time.perf_counter()
+            result = run_sweep(config, sweep)
+            results[label] = (time.perf_counter() - start, result)
+    (pruned_s, pruned), (unpruned_s, unpruned) = results["pruned"], results["unpruned"]
+    emit("sweep/pruning_wall_time_ratio", pruned_s / unpruned_s, "ratio", ratio=pruned_s / unpruned_s,
+         pruned_s=pruned_s, unpruned_s=unpruned_s, trials=pruned.states, data=SWEEP_DATA)
+    emit("sweep/best_val_accuracy_pruned", pruned.best_trials[0].value, "fraction")
+    emit("sweep/best_val_accuracy_unpruned", unpruned.best_trials[0].value, "fraction")
+
+
+@benchmark
+def ddp_scaling(epochs: int = 3) -> None:
+    """The default training (fewer epochs) on 1 rank and on 2 ranks of this machine at the same global batch;
+    ratio = median epoch time on 2 ranks / on 1, and the final val/accuracy of each."""
+    base = ExperimentConfig()
+    config = replace(base, data=replace(base.data, cache_dir=str(CACHE)),
+                     training=replace(base.training, epochs=epochs))
+    epoch_s, accuracy = {}, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        _use_fresh_store(Path(tmp))
+        for ranks in (1, 2):
+            result = train(replace(config, distributed=DistributedConfig(nproc_per_node=ranks)),
+                           checkpoint_root=Path(tmp) / "checkpoints")
+            history = MlflowClient().get_metric_history(result.run_id, "time/epoch_s")
+            epoch_s[ranks] = statistics.median(m.value for m in history)
+            accuracy[ranks] = result.metrics["val/accuracy"]
+    emit("ddp/epoch_time_ratio_2_vs_1", epoch_s[2] / epoch_s[1], "ratio", ratio=epoch_s[2] / epoch_s[1],
+         epoch_s_1_rank=epoch_s[1], epoch_s_2_ranks=epoch_s[2], epochs=epochs)
+    emit("ddp/val_accuracy_1_rank", accuracy[1], "fraction")
+    emit("ddp/val_accuracy_2_ranks", accuracy[2], "fraction")
