@@ -4,6 +4,7 @@ All blocks take and return `[batch, channels, time]` and work for any number of 
 weights serves every window length (the FNO idea: weights live on Fourier modes, not on grid points).
 """
 
+import functools
 import math
 
 import torch
@@ -39,7 +40,8 @@ class SpectralConv1d(nn.Module):
         modes = min(self.n_modes, length // 2 + 1)
         dtype = torch.promote_types(x.dtype, torch.float32)  # bf16/fp16 -> float32, float64 stays
         with torch.autocast(device_type=x.device.type, enabled=False):
-            analysis, synthesis = _fourier_basis(length, modes, x.device, dtype)
+            basis = _fourier_basis if torch.compiler.is_compiling() else _cached_fourier_basis
+            analysis, synthesis = basis(length, modes, x.device, dtype)
             # rfft of the kept modes, real parts then imaginary parts: one matmul, [B, in, 2 modes]
             spectrum = x.to(dtype) @ analysis.T
             # complex mixing per mode as one real [2 in, 2 out] block matrix: a single batched matmul
@@ -79,6 +81,16 @@ def _fourier_basis(
     if 2 * (modes - 1) == length:
         count[-1] = 1.0 / length
     return torch.cat([cos, -sin]), torch.cat([count * cos, -count * sin])
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_fourier_basis(
+    length: int, modes: int, device: torch.device, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`_fourier_basis`, built once per shape instead of by every layer on every call. Built outside inference
+    mode, so a table first made while serving can still be saved for backward when training resumes."""
+    with torch.inference_mode(False):
+        return _fourier_basis(length, modes, device, dtype)
 
 
 class FNOBlock(nn.Module):
