@@ -148,6 +148,7 @@ class TrainingConfig(_Section):
     checkpoint_every: int = 1
     num_workers: int = 0
     seed: int = 0
+    resume: str = "auto"  # auto: continue the newest interrupted run of this config; never; or a train run id
 
     def __post_init__(self) -> None:
         p = "training."
@@ -158,6 +159,8 @@ class TrainingConfig(_Section):
         _check(self.weight_decay >= 0, p + "weight_decay", self.weight_decay, "must be >= 0")
         _check(self.grad_clip > 0, p + "grad_clip", self.grad_clip, "must be > 0")
         _check(self.num_workers >= 0, p + "num_workers", self.num_workers, "must be >= 0")
+        _check(self.resume in ("auto", "never") or (len(self.resume) == 32 and self.resume.isalnum()),
+               p + "resume", self.resume, "must be auto, never or an MLflow run id (32 hex digits)")
 
 
 @dataclass

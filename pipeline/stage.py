@@ -39,11 +39,12 @@ def run_stage(stage: Callable[[ExperimentConfig], Any], cfg: DictConfig) -> Any:
         sys.exit(2)
     try:
         return stage(config)
-    except EXPLAINED_FAILURES as err:
+    except (ConfigError, *EXPLAINED_FAILURES) as err:  # a ConfigError here: a value only the stage can check
         if not (HydraConfig.initialized() and HydraConfig.get().mode == RunMode.RUN):
             raise
-        print(f"{type(err).__name__}: {err}", file=sys.stderr)
-        sys.exit(1)
+        bad_config = isinstance(err, ConfigError)
+        print(f"{'config error' if bad_config else type(err).__name__}: {err}", file=sys.stderr)
+        sys.exit(2 if bad_config else 1)
 
 
 def split_packed_overrides(argv: list[str]) -> list[str]:

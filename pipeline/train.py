@@ -18,14 +18,17 @@ from torch.utils.data import DataLoader
 from pipeline.config import ExperimentConfig, register_configs
 from pipeline.data.prepared import PreparedDataset, load_prepared, prepare_dataset
 from pipeline.distributed import broadcast_from_rank0, launch, process_group, rank, under_launcher, world_size
+from pipeline.liveness import this_process
 from pipeline.model_factory import build_model
 from pipeline.stage import main_with_packed_overrides, run_stage
 from pipeline.tracking.callbacks import MlflowMetricsLogger, ProgressPrinter
 from pipeline.tracking.datasets import log_dataset
 from pipeline.tracking.model_logging import log_pyfunc_model
+from pipeline.tracking.resume import (CONFIG_DIGEST_TAG, OWNER_TAG, config_digest, log_epoch_missing_from_run,
+                                      run_to_resume)
 from pipeline.tracking.run import stage_run
 from pipeline.tracking.store import checkpoint_root as default_checkpoint_root
-from pipeline.training.training_engine import TrainingEngine
+from pipeline.training.training_engine import CHECKPOINT_NAME, TrainingEngine
 
 register_configs()
 
@@ -91,18 +94,28 @@ def _train_on_this_rank(config: ExperimentConfig, dataset_dir: Optional[Path], r
     model = build_model(config.model, sample_rate=dataset.manifest["sample_rate"])
     name = run_name or (f"train-pw{config.loss.physics_weight:g}-cw{config.loss.consistency_weight:g}"
                         f"-e{config.training.epochs}")
-    run_tags = {"dataset_dir": str(Path(dataset_dir).resolve()), "world_size": str(world_size()), **(tags or {})}
+    run_tags = {"dataset_dir": str(Path(dataset_dir).resolve()), "world_size": str(world_size()),
+                CONFIG_DIGEST_TAG: config_digest(config), OWNER_TAG: this_process(), **(tags or {})}
+    checkpoint_root = checkpoint_root or default_checkpoint_root()
+    resumed_id = run_to_resume(config, checkpoint_root) if logs else None
 
     with (stage_run("train", config, experiment=config.tracking.experiment, run_name=name, system_metrics=True,
-                    tags=run_tags, parent_run_id=parent_run_id) if logs else contextlib.nullcontext()) as run:
-        run_id = broadcast_from_rank0(run.info.run_id if logs else None)
-        if logs:
+                    tags=run_tags, parent_run_id=parent_run_id, run_id=resumed_id)
+          if logs else contextlib.nullcontext()) as run:
+        run_id, resuming = broadcast_from_rank0((run.info.run_id, resumed_id is not None) if logs else None)
+        if logs and not resuming:
             log_dataset(dataset_dir)
+        if logs:
             callbacks = [MlflowMetricsLogger(), ProgressPrinter(config.training.epochs), *callbacks]
         engine = TrainingEngine(model, config, device=torch.device("cpu"), callbacks=callbacks if logs else ())
         engine.mlflow_run_id = run_id
-        checkpoints = (checkpoint_root or default_checkpoint_root()) / run_id
-        trained, history = engine.train(train_loader, val_loader, checkpoint_dir=checkpoints)
+        checkpoints = checkpoint_root / run_id
+        if resuming:  # every rank loads the same checkpoint
+            checkpoint = engine.load_checkpoint(checkpoints / CHECKPOINT_NAME)
+            if logs:
+                log_epoch_missing_from_run(run_id, checkpoint)
+                print(f"train run {run_id}: resumed after epoch {checkpoint['epoch'] + 1}", flush=True)
+        trained, history = engine.train(train_loader, val_loader, checkpoint_dir=checkpoints, resume=False)
         if not logs:
             return None
         mlflow.log_figure(engine.monitor.plot_training_curves(), "plots/training_curves.html")

@@ -8,8 +8,6 @@ the workers sharing it share the host.
 """
 from __future__ import annotations
 
-import os
-import socket
 from pathlib import Path
 
 import optuna
@@ -18,6 +16,7 @@ from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import TrialState
 
 from pipeline.config import ConfigError
+from pipeline.liveness import is_gone, this_process
 from pipeline.tracking.store import REPO_ROOT
 
 HEARTBEAT_S = 10
@@ -49,29 +48,14 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         raise ConfigError(f"hydra.sweeper.storage={url!r}: cannot use this storage ({reason})") from None
 
 
-def this_worker() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
 def fail_stale_trials(study: optuna.Study, storage: optuna.storages.BaseStorage) -> list[int]:
     """Fail the RUNNING trials of `study` (kept in `storage`) whose worker is gone; returns their numbers."""
     before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
     if isinstance(storage, optuna.storages.RDBStorage):
         optuna.storages.fail_stale_trials(study)
-    host = socket.gethostname()
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        worker_host, _, pid = str(trial.user_attrs.get(WORKER_ATTR, "")).rpartition(":")
-        if worker_host == host and pid.isdigit() and not _alive(int(pid)):
+        if WORKER_ATTR in trial.user_attrs and is_gone(trial.user_attrs[WORKER_ATTR]):
             study.tell(trial.number, state=TrialState.FAIL)
     after = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
     return sorted(before - after)
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True

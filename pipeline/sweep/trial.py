@@ -10,7 +10,8 @@ import optuna
 from pipeline.config import ExperimentConfig
 from pipeline.sweep.config import PrunerConfig, SweepConfig
 from pipeline.sweep.space import apply_params
-from pipeline.sweep.storage import WORKER_ATTR, open_storage, this_worker
+from pipeline.liveness import this_process
+from pipeline.sweep.storage import WORKER_ATTR, open_storage
 from pipeline.train import train
 from pipeline.training.training_engine import StopTraining
 
@@ -72,7 +73,7 @@ def run_trial(trial: optuna.Trial, base: ExperimentConfig, sweep: SweepConfig, s
     Any other failure is recorded on the trial (`error` user attribute) and re-raised, so Optuna marks the
     trial FAIL and the sweep goes on.
     """
-    trial.set_user_attr(WORKER_ATTR, this_worker())
+    trial.set_user_attr(WORKER_ATTR, this_process())
     try:
         config = apply_params(base, suggest(trial, space))
         trial.set_user_attr("world_size", config.distributed.nproc_per_node)

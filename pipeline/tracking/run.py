@@ -103,6 +103,8 @@ def stage_run(stage: str, config: Any, *, experiment: str, run_name: str | None 
         except BaseException as err:
             with contextlib.suppress(Exception):  # best effort: the store may be what failed
                 mlflow.set_tag(FAILURE_TAG, failure_reason(err))
+                if not isinstance(err, Exception):  # SIGTERM or Ctrl-C: the job may be resumed
+                    mlflow.set_tag("interrupted", "true")
             mlflow.end_run(status="FAILED")
             raise
         mlflow.end_run(status="FINISHED")
