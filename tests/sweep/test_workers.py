@@ -107,3 +107,29 @@ def test_a_killed_worker_loses_only_its_running_trial(mlflow_store, tmp_path):
     assert [(r.info.status, r.data.tags["sweep.trial_state"]) for r in killed_runs] == [("FAILED", "FAIL")]
     assert not mlflow.search_runs(search_all_experiments=True, output_format="list",
                                   filter_string="attributes.status = 'RUNNING'")
+
+
+def test_a_worker_rides_out_dropped_postgresql_connections(mlflow_store, tmp_path, postgres_database):
+    import psycopg2
+
+    mlflow.search_experiments()
+    worker = start_worker(tmp_path, postgres_database, "hydra.sweeper.n_trials=3")
+    storage = open_storage(postgres_database)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and worker.poll() is None:
+        time.sleep(0.5)
+        studies = optuna.get_all_study_summaries(storage)
+        if studies and studies[0].n_trials >= 2:  # one trial done, the next one running
+            break
+    admin = psycopg2.connect(f"{POSTGRES}/postgres")
+    admin.autocommit = True
+    with admin.cursor() as cursor:  # what a database restart or a network blip does to the worker
+        cursor.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                       "WHERE datname = %s AND pid <> pg_backend_pid()", (postgres_database.rsplit("/", 1)[1],))
+        dropped = cursor.fetchone()[0]
+    admin.close()
+    finish(worker)
+    assert dropped > 0
+    study = optuna.load_study(study_name="shared", storage=open_storage(postgres_database))
+    assert len(study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))) == 3  # nothing finished is lost
+    assert not study.get_trials(states=(TrialState.RUNNING,))
