@@ -1,9 +1,12 @@
 """A sweep in one process: one child run per trial under the sweep's parent run, pruning, crashing trials."""
+from dataclasses import replace
+
 import mlflow
 import optuna
 from mlflow.tracking import MlflowClient
 
 import pipeline.sweep.trial
+from pipeline.config import DistributedConfig
 from pipeline.sweep.sweeper import run_sweep
 
 
@@ -41,12 +44,17 @@ def test_each_trial_is_a_child_run_and_the_parent_holds_the_best(mlflow_store, t
             "study/param_importances.html", "study/intermediate_values.html"} <= artifacts
 
 
-def test_pruned_trials_stop_early_keep_their_run_and_log_no_model(mlflow_store, tiny_experiment, tiny_sweep):
+def test_pruning_stops_both_ranks_of_a_trial_which_keeps_one_run_and_no_model(mlflow_store, tiny_experiment,
+                                                                              tiny_sweep):
     never_good_enough = {"name": "threshold", "kwargs": {"lower": 1.01}}  # prunes at the first report
-    result = run_sweep(tiny_experiment, tiny_sweep(n_trials=2, pruner=never_good_enough))
+    two_ranks = replace(tiny_experiment, distributed=DistributedConfig(nproc_per_node=2))
+    result = run_sweep(two_ranks, tiny_sweep(n_trials=2, pruner=never_good_enough))
 
     assert result.states == {"PRUNED": 2} and result.best_trials == []
-    for run in sweep_runs(result.parent_run_id):
+    runs = sweep_runs(result.parent_run_id)
+    assert [run.data.tags["sweep.trial"] for run in runs] == ["0", "1"]  # one run per trial, not per rank
+    for run in runs:
+        assert run.data.tags["sweep.world_size"] == run.data.tags["world_size"] == "2"
         assert run.info.status == "FINISHED" and run.data.tags["sweep.trial_state"] == "PRUNED"
         assert "model_uri" not in run.data.tags and "pruned" in run.data.tags["stopped_early"]
         assert len(MlflowClient().get_metric_history(run.info.run_id, "val/accuracy")) == 1
