@@ -5,12 +5,10 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import mlflow
 import optuna
-import pytest
 from optuna.trial import TrialState
 
 from pipeline.sweep.storage import open_storage
@@ -58,24 +56,6 @@ def two_workers_share(tmp_path, storage):
 
 def test_two_workers_share_a_journal_file(mlflow_store, tmp_path):
     two_workers_share(tmp_path, str(tmp_path / "study.log"))
-
-
-@pytest.fixture
-def postgres_database():
-    """A fresh PostgreSQL database for one test (Optuna must not share MLflow's database)."""
-    psycopg2 = pytest.importorskip("psycopg2")
-    try:
-        admin = psycopg2.connect(f"{POSTGRES}/postgres")
-    except psycopg2.OperationalError as err:
-        pytest.skip(f"PostgreSQL is not reachable on 127.0.0.1:5432 ({err})")
-    admin.autocommit = True
-    name = f"optuna_{uuid.uuid4().hex[:12]}"
-    with admin.cursor() as cursor:
-        cursor.execute(f"CREATE DATABASE {name}")
-    yield f"{POSTGRES}/{name}"
-    with admin.cursor() as cursor:
-        cursor.execute(f"DROP DATABASE {name} WITH (FORCE)")
-    admin.close()
 
 
 def test_two_workers_share_a_postgresql_study(mlflow_store, tmp_path, postgres_database):
