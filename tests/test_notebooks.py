@@ -1,16 +1,23 @@
-"""notebooks/compare_runs.ipynb runs end to end with nbclient, on a store of one tiny pipeline and then of two
-that differ in `loss.physics_weight`, and draws its four plotly figures both times."""
+"""The notebooks run end to end with nbclient: compare_runs.ipynb on a store of one tiny pipeline and then of
+two that differ in `loss.physics_weight`, drawing its four plotly figures both times; physics_study.ipynb on a
+tiny study, drawing figures that agree with the study's runs."""
+import base64
 import os
 from pathlib import Path
 
+import mlflow
 import nbformat
+import numpy as np
 from nbclient import NotebookClient
 
 from pipeline.config import to_experiment_config
+from pipeline.study import run_study
 from pipeline.workflow import run_pipeline
+from tests.study.tiny_study import study_config
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "notebooks" / "compare_runs.ipynb"
+STUDY_NOTEBOOK = REPO / "notebooks" / "physics_study.ipynb"
 TINY = ["data.window=256", "data.hop=256", "data.duration_s=0.3", "data.recordings_per_load=3",  # as test_workflow
         "model.hidden_dim=8", "model.n_layers=1", "model.n_modes=8", "model.n_heads=2", "model.patch_size=32"]
 PLOTLY = "application/vnd.plotly.v1+json"
@@ -19,9 +26,9 @@ TITLES = ["Accuracy vs loss.physics_weight (colour: loss.consistency_weight)",
           "Physics residuals per epoch", "Per-class test recall, two newest evaluate runs"]
 
 
-def execute_notebook() -> list[dict]:
-    """Run every cell in notebooks/ as Jupyter would; return the plotly figures it displayed."""
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
+def execute_notebook(path: Path = NOTEBOOK) -> list[dict]:
+    """Run every cell of a notebook in notebooks/ as Jupyter would; return the plotly figures it displayed."""
+    notebook = nbformat.read(path, as_version=4)
     # The kernel inherits MLFLOW_TRACKING_URI from mlflow_store; PYTHONPATH makes it import this checkout's
     # `pipeline` even if the installed one points elsewhere.
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
@@ -51,3 +58,26 @@ def test_notebook_compares_one_run_and_then_two(mlflow_store, compose_config, tm
     bars = [trace["name"] for trace in figures[3]["data"]]
     assert len(lines) == 2 and sorted(bars) == sorted(lines)  # residual curves and recall bars of both runs
     assert all(name.startswith(("train-pw0.1-", "train-pw0.5-")) for name in lines)
+
+
+def values(array) -> list[float]:
+    """A plotly JSON array: a list, or plotly's base64 typed array ({"dtype", "bdata"})."""
+    if isinstance(array, dict):
+        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"]).tolist()
+    return list(array)
+
+
+def test_study_notebook_rebuilds_its_figures_from_the_study_runs(mlflow_store, tmp_path):
+    study = run_study(study_config(f"data.cache_dir={tmp_path / 'data'}", "study.arms=[data_only,wdcnn]",
+                                   "study.training_sets=[recording,ood_size]", "study.seeds=[0,1]"))
+    figures = execute_notebook(STUDY_NOTEBOOK)
+    assert [f["layout"]["title"]["text"] for f in figures] == [
+        "Test accuracy per split (mean ± std over seeds)", "Accuracy vs measurement noise",
+        "Calibration (ECE, held-out) and OOD detection (AUROC, held-out size), per seed",
+        "Inferred physical parameters vs simulator ground truth (held-out recordings)"]
+    cells = mlflow.search_runs(experiment_names=["av-pino-study"],
+                               filter_string=f"tags.mlflow.parentRunId = '{study.run_id}' and tags.stage = 'study_cell'")
+    expected = cells.groupby(["tags.arm", "tags.split"])["metrics.test/accuracy"].mean()
+    bars = {(trace["name"], split): y for trace in figures[0]["data"] for split, y in zip(trace["x"], values(trace["y"]))}
+    assert bars.keys() == set(expected.index)
+    assert all(abs(bars[key] - expected[key]) < 1e-12 for key in bars)

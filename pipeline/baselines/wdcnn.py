@@ -53,7 +53,8 @@ class WDCNN(nn.Module):
         with torch.no_grad():  # AGT-NO's latent prior: a small initial variance, so sampling noise starts low
             self.latent_head.bias[latent_dim:].fill_(INITIAL_LOG_VAR)
 
-    def forward(self, x: torch.Tensor) -> dict:
+    def forward(self, x: torch.Tensor, physics: bool = True) -> dict:
+        """`physics=False` (the serving path) leaves out the placeholders the training losses read."""
         if x.ndim == 2 and self.input_dim == 1:
             x = x.unsqueeze(-1)
         if x.ndim != 3 or x.shape[-1] != self.input_dim:
@@ -62,13 +63,15 @@ class WDCNN(nn.Module):
         mean, log_var = self.latent_head(self.dense(self.features(x.transpose(1, 2)))).chunk(2, dim=-1)
         z = mean + torch.randn_like(mean) * torch.exp(0.5 * log_var) if self.training else mean
         logits = self.classifier(z)
-        zeros = logits.new_zeros(len(x), 2)
-        return {
+        outputs = {
             "predictions": logits,
             "mean": mean,
             "log_var": log_var,
             "uncertainties": AGTNOArchitecture._uncertainty(logits.softmax(dim=-1), log_var),  # the same measure
-            "physics_residuals": {NO_PHYSICS: zeros},
-            "coupled_fields": {"kinetic_energy": zeros, "potential_energy": zeros,
-                               "input_work": zeros[:, 1:], "dissipated_work": zeros[:, 1:]},
         }
+        if physics:
+            zeros = logits.new_zeros(len(x), 2)
+            outputs["physics_residuals"] = {NO_PHYSICS: zeros}
+            outputs["coupled_fields"] = {"kinetic_energy": zeros, "potential_energy": zeros,
+                                         "input_work": zeros[:, 1:], "dissipated_work": zeros[:, 1:]}
+        return outputs

@@ -38,6 +38,13 @@ def test_eval_is_deterministic_and_training_samples_the_latent():
     assert not torch.equal(model(x)["predictions"], model(x)["predictions"])
 
 
+def test_the_serving_path_leaves_out_the_training_placeholders():
+    model, x = WDCNN().eval(), torch.randn(2, 1024)
+    served = model(x, physics=False)
+    assert set(served) == {"predictions", "mean", "log_var", "uncertainties"}
+    assert torch.equal(served["predictions"], model(x)["predictions"])
+
+
 def test_rejects_a_wrong_shape():
     with pytest.raises(ValueError, match=r"expects \[B, L\]"):
         WDCNN()(torch.randn(2, 3, 4, 5))

@@ -9,7 +9,7 @@ from pipeline.data.prepared import load_prepared
 from pipeline.data.simulator import simulate_recording
 from pipeline.study.scoring import ground_truth
 from pipeline.study.sets import held_out_size_mask, noisy_dataset, training_sets
-from tests.study.conftest import study_config
+from tests.study.tiny_study import study_config
 
 TRAIN, VAL, TEST = range(3)
 
