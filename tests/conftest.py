@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import os
 import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,23 @@ def compose_config():
             return compose(config_name="config", overrides=list(overrides))
 
     return _compose
+
+
+@pytest.fixture
+def postgres_database():
+    """URL of a fresh, empty database on the PostgreSQL server at 127.0.0.1:5432 (trust auth), dropped after."""
+    import psycopg2
+
+    server = "postgresql://postgres@127.0.0.1:5432"
+    admin = psycopg2.connect(f"{server}/postgres")
+    admin.autocommit = True
+    name = f"av_pino_test_{uuid.uuid4().hex[:12]}"
+    with admin.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE {name}")
+    yield f"{server}/{name}"
+    with admin.cursor() as cursor:
+        cursor.execute(f"DROP DATABASE {name} WITH (FORCE)")
+    admin.close()
 
 
 @pytest.fixture(scope="session")

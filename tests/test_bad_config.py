@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.entry_zygote import run_entry_points
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -102,15 +104,6 @@ def prepare_row(row: Row, tmp: Path) -> dict:
             "stdout": str(tmp / "stdout.txt"), "stderr": str(tmp / "stderr.txt")}
 
 
-def run_jobs(jobs: list[dict], folder: Path) -> list[dict]:
-    """Run commands through the zygote (see tests/entry_zygote.py); each job gains its returncode."""
-    jobs_file = folder / "jobs.json"
-    jobs_file.write_text(json.dumps(jobs))
-    subprocess.run([sys.executable, str(REPO / "tests" / "entry_zygote.py"), str(jobs_file)], cwd=REPO, check=True,
-                   env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600)
-    return json.loads(jobs_file.read_text())
-
-
 @dataclass(frozen=True)
 class Outcome:
     tmp: Path
@@ -122,7 +115,7 @@ class Outcome:
 def outcomes(tmp_path_factory) -> dict[str, Outcome]:
     """Every row's command, run once: row id -> its folder, exit status and error output."""
     root = tmp_path_factory.mktemp("bad-config")
-    jobs = run_jobs([prepare_row(row, root / row.id) for row in ROWS], root)
+    jobs = run_entry_points([prepare_row(row, root / row.id) for row in ROWS], root)
     return {row.id: Outcome(root / row.id, job["returncode"], Path(job["stderr"]).read_text())
             for row, job in zip(ROWS, jobs)}
 

@@ -10,21 +10,26 @@ Concurrency: registering, reading the champion, comparing and moving `champion` 
 - Local SQLite store (`sqlite:///.../mlflow.db`): an `fcntl.flock` on `mlflow.db.registry.lock` beside the
   db guards it. Promotions by threads and processes on this machine run one after another, so two at once
   can never leave `champion` on the worse version. (flock over a network filesystem is not reliable: keep the db local.)
-- Any other store (tracking server, PostgreSQL, ...): there is no shared lock. After moving `champion` we
+- PostgreSQL store: a session-level advisory lock per model name (`pg_advisory_lock`) in the store's own
+  database guards it, for promoters on any machine. PostgreSQL releases it when a promoter's connection
+  ends, so a killed register job never leaves it held.
+- Any other store (tracking server, MySQL, ...): there is no shared lock. After moving `champion` we
   re-read it and, if another promotion moved it meanwhile, compare again against that version (a few times).
   This repairs the races it can see, but not all: two promoters that both read the same old champion can
   still leave the worse one as champion if it wrote last and re-read before the other's check. Run one
-  register job at a time against such a store (for example a single CI queue).
+  register job at a time against such a store (for example a single CI queue), or point it at PostgreSQL.
 """
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
 
 import mlflow
+import sqlalchemy
 from mlflow import MlflowClient
 from mlflow.entities import Run
 from mlflow.entities.model_registry import ModelVersion
@@ -62,7 +67,7 @@ def promote(evaluation_run_id: str, policy: RegistryConfig) -> Decision:
     client = MlflowClient()
     run = _evaluation_run(client, evaluation_run_id, policy.metric)
     name, metrics = policy.model_name, run.data.metrics
-    with _registry_lock():
+    with _registry_lock(name):
         version = str(mlflow.register_model(run.data.tags["model_uri"], name).version)
         tags = {key: str(value) for key, value in metrics.items()} | {"evaluation_run_id": run.info.run_id}
         for key, value in tags.items():
@@ -82,7 +87,7 @@ def promote(evaluation_run_id: str, policy: RegistryConfig) -> Decision:
 def rollback(model_name: str) -> str:
     """Move `champion` back to the version the current champion replaced; return that version."""
     client = MlflowClient()
-    with _registry_lock():
+    with _registry_lock(model_name):
         current = _champion(client, model_name)
         if current is None:
             raise RegistryError(f"model {model_name!r} has no `{CHAMPION}` alias: nothing to roll back")
@@ -196,14 +201,28 @@ def _record(client: MlflowClient, decision: Decision) -> None:
 
 
 @contextlib.contextmanager
-def _registry_lock() -> Iterator[None]:
-    """Exclusive lock for read-compare-set: flock beside a local SQLite db, nothing elsewhere (module doc)."""
+def _registry_lock(model_name: str) -> Iterator[None]:
+    """Exclusive lock for read-compare-set: flock beside a local SQLite db, an advisory lock in PostgreSQL,
+    nothing elsewhere (module doc)."""
     uri = mlflow.get_registry_uri()
-    if not uri.startswith("sqlite:///"):
-        yield
-        return
-    db = Path(uri[len("sqlite:///"):].split("?")[0])
-    db.parent.mkdir(parents=True, exist_ok=True)
-    with open(db.with_name(db.name + ".registry.lock"), "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes, even on error
+    if uri.startswith("sqlite:///"):
+        db = Path(uri[len("sqlite:///"):].split("?")[0])
+        db.parent.mkdir(parents=True, exist_ok=True)
+        with open(db.with_name(db.name + ".registry.lock"), "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes, even on error
+            yield
+    elif uri.startswith(("postgresql:", "postgresql+")):
+        key = int.from_bytes(hashlib.sha256(f"av-pino registry {model_name}".encode()).digest()[:8], "big",
+                             signed=True)
+        engine = sqlalchemy.create_engine(uri, poolclass=sqlalchemy.pool.NullPool)
+        try:
+            with engine.connect() as connection:  # the lock lives as long as this session
+                connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": key})
+                try:
+                    yield
+                finally:
+                    connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+        finally:
+            engine.dispose()
+    else:
         yield

@@ -1,5 +1,6 @@
 """Bad data through the real prepare stage (issue 6, item 5): a CWRU folder holding good recordings and one file
-of each kind of fault, run as `python -m pipeline.prepare data=cwru data.path=...`.
+of each kind of fault, run as `python -m pipeline.prepare data=cwru data.path=...` (both commands in one warm
+interpreter: tests/entry_zygote.py).
 
 Strict (the default) stops with every bad file listed by name and reason, and the run ends FAILED saying so;
 lenient (`data.strict=false`) prepares the good files and records each skipped file in the manifest.
@@ -9,8 +10,8 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
@@ -19,8 +20,9 @@ import pytest
 import scipy.io
 
 from tests.data.test_cwru import write_cwru
+from tests.entry_zygote import run_entry_points
+from tests.tracking.test_registry import template_store
 
-REPO = Path(__file__).resolve().parents[2]
 GOOD = [*range(97, 101), *range(105, 109), *range(130, 134)]  # normal, inner_007 and outer_007 at loads 0-3
 
 
@@ -48,21 +50,40 @@ def folder(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     return folder, write_bad_files(folder)
 
 
-def prepare(folder: Path, tmp: Path, *overrides: str) -> tuple[subprocess.CompletedProcess, mlflow.entities.Run]:
-    uri = f"sqlite:///{tmp / 'mlflow.db'}"
-    result = subprocess.run(
-        [sys.executable, "-m", "pipeline.prepare", "data=cwru", f"data.path={folder}", "data.window=256",
-         "data.hop=256", f"data.cache_dir={tmp / 'data'}", f"hydra.run.dir={tmp / 'hydra'}", *overrides],
-        cwd=REPO, env={**os.environ, "MLFLOW_TRACKING_URI": uri, "OMP_NUM_THREADS": "1"},
-        capture_output=True, text=True, timeout=300)
-    mlflow.set_tracking_uri(uri)
-    [run] = mlflow.search_runs(experiment_names=["av-pino"], output_format="list")
-    return result, run
+@dataclass
+class Prepared:
+    returncode: int
+    stderr: str
+    run: mlflow.entities.Run
+    tmp: Path
 
 
-def test_strict_prepare_stops_with_every_bad_file_and_its_reason(folder, tmp_path):
-    folder, reasons = folder
-    result, run = prepare(folder, tmp_path)
+@pytest.fixture(scope="module")
+def prepared(folder, tmp_path_factory) -> dict[str, Prepared]:
+    """Both commands, strict and lenient, each into its own store (a copy of a migrated one)."""
+    root = tmp_path_factory.mktemp("prepare")
+    template_db, _ = template_store(tmp_path_factory.getbasetemp() / "registry-template")
+    jobs = {}
+    for mode in ("strict", "lenient"):
+        (root / mode).mkdir()
+        shutil.copyfile(template_db, root / mode / "mlflow.db")
+        uri = f"sqlite:///{root / mode / 'mlflow.db'}"
+        jobs[mode] = {"entry": "prepare", "env": {**os.environ, "MLFLOW_TRACKING_URI": uri},
+                      "stdout": str(root / mode / "out.txt"), "stderr": str(root / mode / "err.txt"),
+                      "args": ["data=cwru", f"data.path={folder[0]}", "data.window=256", "data.hop=256",
+                               f"data.cache_dir={root / mode / 'data'}", f"hydra.run.dir={root / mode / 'hydra'}",
+                               *(["data.strict=false"] if mode == "lenient" else [])]}
+    outcomes = {}
+    for mode, job in zip(jobs, run_entry_points(list(jobs.values()), root)):
+        mlflow.set_tracking_uri(job["env"]["MLFLOW_TRACKING_URI"])
+        [run] = mlflow.search_runs(experiment_names=["av-pino"], output_format="list")
+        outcomes[mode] = Prepared(job["returncode"], Path(job["stderr"]).read_text(), run, root / mode)
+    return outcomes
+
+
+def test_strict_prepare_stops_with_every_bad_file_and_its_reason(folder, prepared):
+    (folder, reasons), result = folder, prepared["strict"]
+    run = result.run
 
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert f"CwruError: CWRU folder '{folder}': {len(reasons)} bad file(s):" in result.stderr
@@ -70,12 +91,13 @@ def test_strict_prepare_stops_with_every_bad_file_and_its_reason(folder, tmp_pat
         assert f"{folder / name}: {reason}" in result.stderr, (name, result.stderr[-3000:])
     assert run.info.status == "FAILED"
     assert run.data.tags["failure.reason"].startswith(f"CwruError: CWRU folder '{folder}': 6 bad file(s)")
-    assert not (tmp_path / "data").exists() or not any((tmp_path / "data").iterdir())
+    assert not (result.tmp / "data").exists() or not any((result.tmp / "data").iterdir())
 
 
-def test_lenient_prepare_skips_them_and_records_them_in_the_manifest(folder, tmp_path):
-    folder, reasons = folder
-    result, run = prepare(folder, tmp_path, "data.strict=false")
+def test_lenient_prepare_skips_them_and_records_them_in_the_manifest(folder, prepared):
+    (folder, reasons), result = folder, prepared["lenient"]
+    run = result.run
+    mlflow.set_tracking_uri(f"sqlite:///{result.tmp / 'mlflow.db'}")
 
     assert result.returncode == 0, result.stderr[-3000:]
     assert run.info.status == "FINISHED"
