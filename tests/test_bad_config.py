@@ -1,9 +1,9 @@
 """Bad configuration through the real entry points (issue 6, item 4).
 
 Every row is one command a user could type, `python -m pipeline.<entry> <args>`, run in its own process with its
-own temporary MLflow store, data cache and Hydra folder (forked from a warm interpreter: tests/entry_zygote.py). Each must exit non-zero with a message naming the key (or
-file, or URI) and the value, before any heavy work: no dataset written, and no MLflow run left RUNNING (for
-config errors, no store is even created).
+own temporary MLflow store, data cache and Hydra folder (forked from a warm interpreter: tests/entry_zygote.py).
+Each must exit non-zero with a message naming the key (or file, or URI) and the value, before any heavy work:
+no dataset written, and no MLflow run left RUNNING (for config errors, no store is even created).
 
 The table is data. Rows for the sweeper and for distributed training (`distributed.*`, `hparams_search`, the
 study's storage URL, the metric to optimise) belong in SWEEP_ROWS.

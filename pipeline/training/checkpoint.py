@@ -2,10 +2,11 @@
 
 Writes go to a temporary file in the target's folder, are fsynced, then renamed over the target
 (`os.replace` is atomic on POSIX and Windows), so a crash or a failed write leaves the previous checkpoint
-intact; the next write removes a temporary that a killed writer left. Reads use `torch.load(weights_only=True)`, which unpickles only tensors and plain containers: a
-checkpoint cannot run code, so everything stored here (including RNG states) is tensors, numbers, strings,
-lists and dicts. Reads check the zip members' CRC-32s first, so silent corruption is caught too. Any failure
-to read becomes a `CheckpointError` that names the file.
+intact; the next write removes a temporary that a killed writer left. Reads use
+`torch.load(weights_only=True)`, which unpickles only tensors and plain containers: a checkpoint cannot run
+code, so everything stored here (including RNG states) is tensors, numbers, strings, lists and dicts. Reads
+check the zip members' CRC-32s first, so silent corruption is caught too. Any failure to read becomes a
+`CheckpointError` that names the file.
 """
 from __future__ import annotations
 

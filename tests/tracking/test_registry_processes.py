@@ -2,11 +2,10 @@
 
 Three `python -m pipeline.register` commands promote three evaluations at once into one store (SQLite, locked
 with flock; PostgreSQL, locked with an advisory lock) that already has a champion, while this test watches the
-`champion` alias. The alias must never be missing and
-never step down to a worse version; at the end it holds the best, and every version records its decision.
-The three are forked together from a warm interpreter (tests/entry_zygote.py) and each pauses after reading
-the champion, so without the lock they would interleave. (The gate's rules and a two-thread race: test_registry.py, whose
-template store and stub runs are used here.)
+`champion` alias. The alias must never be missing and never step down to a worse version; at the end it holds
+the best, and every version records its decision. The three are forked together from a warm interpreter
+(tests/entry_zygote.py) and each pauses after reading the champion, so without the lock they would interleave.
+(The gate's rules and a two-thread race: test_registry.py, whose template store and stub runs are used here.)
 """
 from __future__ import annotations
 

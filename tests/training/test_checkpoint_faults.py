@@ -21,7 +21,8 @@ import sys, torch
 from pipeline.training.checkpoint import save_atomic
 epoch = 0
 while True:
-    save_atomic({"epoch": epoch, "metrics": {"loss": float(epoch)}, "model": {"w": torch.full((2_000_000,), float(epoch))},
+    save_atomic({"epoch": epoch, "metrics": {"loss": float(epoch)},
+                 "model": {"w": torch.full((2_000_000,), float(epoch))},
                  "optimizer": {"step": torch.full((1000,), float(epoch))}}, sys.argv[1])
     epoch += 1
 """
