@@ -77,7 +77,7 @@ def pipeline_store(tmp_path_factory):
         cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     return {"root": root, "env": env, "uri": env["MLFLOW_TRACKING_URI"], "stdout": result.stdout,
-            "overrides": tiny, "window": 256}
+            "overrides": tiny}
 
 
 @pytest.fixture(scope="session")
