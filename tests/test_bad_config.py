@@ -5,8 +5,8 @@ own temporary MLflow store, data cache and Hydra folder (forked from a warm inte
 Each must exit non-zero with a message naming the key (or file, or URI) and the value, before any heavy work:
 no dataset written, and no MLflow run left RUNNING (for config errors, no store is even created).
 
-The table is data. Rows for the sweeper and for distributed training (`distributed.*`, `hparams_search`, the
-study's storage URL, the metric to optimise) belong in SWEEP_ROWS.
+The table is data; SWEEP_ROWS hold the rows for distributed training and for sweeps
+(`python -m pipeline.train -m hparams_search=...`), which must also leave no study trial RUNNING.
 """
 from __future__ import annotations
 
@@ -87,7 +87,34 @@ STORE_ROWS = [
     Row("store-plain-folder", (), ("MLFLOW_TRACKING_URI='{tmp}/mlruns'", "database backend"), uri="{tmp}/mlruns"),
 ]
 
-SWEEP_ROWS: list[Row] = []  # the sweeper's rows: distributed.*, hparams_search, storage URL, metric to optimise
+def _sweep(*args: str) -> tuple[str, ...]:
+    """A sweep command (`python -m pipeline.train -m hparams_search=physics_weights ...`) on the row's own journal."""
+    return ("-m", "hparams_search=physics_weights", "hydra.sweeper.storage={tmp}/study.log",
+            "hydra.sweep.dir={tmp}/multirun", *args)
+
+
+SWEEP_ROWS = [
+    Row("too-many-ranks", ("distributed.nproc_per_node=64",), ("distributed.nproc_per_node=64", "must be in 1..")),
+    Row("nccl-without-gpu", ("distributed.backend=nccl",), ("distributed.backend='nccl'", "CUDA")),
+    Row("bad-rendezvous-endpoint", ("distributed.rdzv_endpoint=localhost",),
+        ("distributed.rdzv_endpoint='localhost'", "host:port")),
+    Row("resume-not-a-run-id", ("training.resume=yesterday",), ("training.resume='yesterday'", "run id")),
+    Row("unknown-search", ("-m", "hparams_search=nope"), ("hparams_search/nope", "physics_weights")),
+    Row("sweep-unknown-metric", _sweep("hydra.sweeper.metrics=[val/acc]"),
+        ("hydra.sweeper.metrics=['val/acc']", "val/accuracy")),
+    Row("sweep-unknown-direction", _sweep("hydra.sweeper.directions=[upwards]"),
+        ("hydra.sweeper.directions=['upwards']", "maximize")),
+    Row("sweep-zero-trials", _sweep("hydra.sweeper.n_trials=0"), ("hydra.sweeper.n_trials=0", "positive")),
+    Row("sweep-unknown-sampler", _sweep("hydra.sweeper.sampler.name=cmaes"),
+        ("hydra.sweeper.sampler.name='cmaes'", "tpe")),
+    Row("sweep-unknown-key", _sweep("loss.nope=interval(0.1,1)"),
+        ("hydra.sweeper.params.loss.nope", "no such key")),
+    Row("sweep-bad-expression", _sweep("loss.physics_weight=tag(log,interval(0,1))"),
+        ("hydra.sweeper.params.loss.physics_weight", "must start above 0")),
+    Row("sweep-storage-unreachable", ("-m", "hparams_search=physics_weights", "hydra.sweep.dir={tmp}/multirun",
+                                      "hydra.sweeper.storage=postgresql://nobody@127.0.0.1:1/optuna"),
+        ("hydra.sweeper.storage='postgresql://nobody@127.0.0.1:1/optuna'", "cannot use this storage")),
+]
 
 ROWS = CONFIG_ROWS + FILE_ROWS + STORE_ROWS + SWEEP_ROWS
 
