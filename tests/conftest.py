@@ -51,7 +51,10 @@ def postgres_database():
     import psycopg2
 
     server = "postgresql://postgres@127.0.0.1:5432"
-    admin = psycopg2.connect(f"{server}/postgres")
+    try:
+        admin = psycopg2.connect(f"{server}/postgres")
+    except psycopg2.OperationalError as err:  # CI and these machines have it; elsewhere say why we skip
+        pytest.skip(f"needs PostgreSQL on 127.0.0.1:5432 with trust auth: {str(err).strip()}")
     admin.autocommit = True
     name = f"av_pino_test_{uuid.uuid4().hex[:12]}"
     with admin.cursor() as cursor:
