@@ -26,7 +26,6 @@ from pipeline.sweep.storage import fail_stale_trials, open_storage, storage_url
 from pipeline.sweep.trial import run_trial
 from pipeline.sweep.views import log_study_summary, mirror_trial_state
 from pipeline.tracking.run import stage_run
-from pipeline.tracking.store import ensure_experiment
 
 PARENT_ATTR = "mlflow_parent_run_id"
 PARENT_WAIT_S = 60  # how long a joining worker waits for the creator to record the parent run
@@ -53,10 +52,7 @@ def run_sweep(config: ExperimentConfig, sweep: SweepConfig) -> SweepResult:
     url = storage_url(sweep.storage, sweep.study_name)
     storage = open_storage(url)
     study, created, seed = _open_study(sweep, storage)
-    experiment_id = ensure_experiment(config.tracking.experiment)
-    for number in fail_stale_trials(study, storage):
-        print(f"trial {number} of a worker that is gone was marked FAIL")
-        mirror_trial_state(experiment_id, sweep.study_name, number, TrialState.FAIL)
+    stale = fail_stale_trials(study, storage)
     parent_id = None if created else _wait_for_parent(study)
     tags = {"sweep.study": sweep.study_name, "sweep.storage": _redacted(url), "sweep.sampler_seed": str(seed),
             "sweep.role": "parent" if parent_id is None else "worker"}
@@ -66,6 +62,10 @@ def run_sweep(config: ExperimentConfig, sweep: SweepConfig) -> SweepResult:
         if parent_id is None:
             parent_id = run.info.run_id
             study.set_user_attr(PARENT_ATTR, parent_id)
+        experiment_id = run.info.experiment_id  # trials nest here, whatever experiment `mlflow run` chose
+        for number in stale:
+            print(f"trial {number} of a worker that is gone was marked FAIL")
+            mirror_trial_state(experiment_id, sweep.study_name, number, TrialState.FAIL)
 
         failures = []
 

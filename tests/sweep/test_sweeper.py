@@ -17,7 +17,9 @@ def sweep_runs(parent_run_id):
 
 
 def test_each_trial_is_a_child_run_and_the_parent_holds_the_best(mlflow_store, tiny_experiment, tiny_sweep):
-    result = run_sweep(tiny_experiment, tiny_sweep(n_trials=3, pruner={"name": "nop"}))
+    # inside a run of another experiment, as under `mlflow run . -e sweep --experiment-name sweeps`
+    with mlflow.start_run(experiment_id=mlflow.create_experiment("sweeps")):
+        result = run_sweep(tiny_experiment, tiny_sweep(n_trials=3, pruner={"name": "nop"}))
 
     study = optuna.load_study(study_name="tiny", storage=optuna.storages.JournalStorage(
         optuna.storages.journal.JournalFileBackend(result.storage)))
