@@ -108,7 +108,14 @@ class FNOBlock(nn.Module):
         self.norm = nn.GroupNorm(1, channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + F.gelu(self.norm(self.spectral(x) + self.pointwise(x)))
+        return x + F.gelu(self.norm(self.spectral(x) + pointwise(self.pointwise, x)))
+
+
+def pointwise(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
+    """A kernel-1 Conv1d `[B, in, L] -> [B, out, L]` as one batched matmul: the same numbers, several times faster
+    on CPU than oneDNN's 1x1 convolution. (bmm, not matmul: matmul folds this case into a transposed copy.)"""
+    out = torch.bmm(conv.weight[:, :, 0].expand(x.shape[0], -1, -1), x)
+    return out if conv.bias is None else out + conv.bias[:, None]
 
 
 class PatchAttention(nn.Module):
@@ -136,6 +143,9 @@ class PatchAttention(nn.Module):
         q, k, v = self.qkv(self.norm(patches)).chunk(3, dim=-1)
         q, k, v = (t.reshape(batch, n_patches, self.n_heads, -1).transpose(1, 2) for t in (q, k, v))
         attended = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
-        messages = self.out(attended.transpose(1, 2).reshape(batch, n_patches, channels))
-        # Each time step receives the message of the patch it was pooled into.
-        return x + F.interpolate(messages.transpose(1, 2), size=length, mode="nearest")
+        messages = self.out(attended.transpose(1, 2).reshape(batch, n_patches, channels)).transpose(1, 2)
+        # Each time step receives the message of the patch it was pooled into (nearest-neighbour upsampling);
+        # when the patches tile the window exactly, a broadcast add does it without building the upsampled copy.
+        if length % n_patches == 0:
+            return (x.reshape(batch, channels, n_patches, -1) + messages[..., None]).reshape(batch, channels, length)
+        return x + F.interpolate(messages, size=length, mode="nearest")
