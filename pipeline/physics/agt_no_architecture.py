@@ -2,8 +2,8 @@
 
 signal -> divide by its RMS -> lift -> [FNO block, patch attention] x n_layers -> heads:
   * class logits: the fault location through a variational latent (mean, log_var) of the operator features, times
-    the fault size given the location from the window's level indicators (log RMS, peak, block maxima), as
-    log-probabilities (plain logits through the latent when output_dim is not the ten CWRU classes),
+    the fault size given the location from the window's strike level (the crests of the resonance band's envelope),
+    as log-probabilities (plain logits through the latent when output_dim is not the ten CWRU classes),
   * displacement, velocity and force on the time grid, in physical units,
   * resonance frequency, natural frequency (as the Tustin equation states it) and damping ratio,
 and the physics residuals of those fields (pipeline.physics.residuals), so the loss can push them to zero.
@@ -16,7 +16,7 @@ from torch import nn
 
 from pipeline.data.classes import CLASS_NAMES, FAULT_LOCATIONS, fault_location
 from pipeline.physics.residuals import energy_balance, physics_residuals
-from pipeline.physics.spectral import FNOBlock, PatchAttention
+from pipeline.physics.spectral import FNOBlock, PatchAttention, pointwise
 
 MIN_LENGTH = 16
 # Heads output O(1) numbers; fields are rescaled by w_ref, this resonance pre-warped the way the residuals'
@@ -28,13 +28,23 @@ DAMPING_RANGE = (0.005, 0.2)
 # learn the phase shifts integration needs (v ~ a / jw), which pointwise layers and low Fourier modes cannot.
 FIELD_SKIP_TAPS = 9
 INITIAL_LOG_VAR = -4.0
-# Condition indicators of the raw window (per input channel), in log units: RMS, peak, and the mean and median
-# of the maxima of short blocks. A block (5 ms) is shorter than the fastest impact period (BPFI at 1797 rpm,
-# ~6.2 ms), so most blocks hold at most one impact peak and the top quarter of block maxima averages several:
-# a steadier estimate of the strike level, which grows with fault size, than the single peak.
+# Condition indicators of the raw window (per input channel), in log units, pooled with the operator features for
+# the latent and the physical parameters: RMS, peak, and the mean and median of the maxima of short blocks. A block
+# (5 ms) is shorter than the fastest impact period (BPFI at 1797 rpm, ~6.2 ms), so most blocks hold at most one
+# impact peak and the top quarter of block maxima averages several.
 LEVEL_BLOCK_S = 5e-3
 N_LEVEL_FEATURES = 4
+# Strike level, the size cue: every strike rings the structural mode, so the analytic envelope of the resonance band
+# crests once per strike, at a height that grows with the fault size. The band leaves out the shaft harmonics, and
+# the envelope does not depend on where the samples fall on a 3-5 samples-per-period ring, as single samples do.
+# Blocks of 3.3 ms (about half the fastest impact period) each hold at most one strike's crest; the mean of the
+# N_STRIKE_BLOCKS highest block maxima averages several strikes.
+STRIKE_BLOCK_S = 40 / 12000
+N_STRIKE_BLOCKS = 4
 SIZE_HEAD_WIDTH = 32
+# Serving (forward with physics=False) runs big batches in chunks this size, which keeps a chunk's
+# [chunk, hidden_dim, L] activations in the CPU cache; every op is per window, so the numbers do not change.
+INFERENCE_CHUNK = 32
 DECIBELS_PER_NEPER = 20 / math.log(10)  # amplitude level: 20 log10(x) = 8.69 ln(x)
 
 
@@ -43,7 +53,7 @@ class AGTNOArchitecture(nn.Module):
 
     The first input channel is the measured acceleration the physics residuals check the fields against.
     The operator sees windows normalised by their own RMS; the level it removes returns only through the level
-    indicators (in the signal's units, g for CWRU), which decide the fault size.
+    indicators and the strike level (in the signal's units, g for CWRU), which alone decides the fault size.
     """
 
     def __init__(
@@ -86,13 +96,13 @@ class AGTNOArchitecture(nn.Module):
         self.dropout = nn.Dropout(dropout)
         # With the ten CWRU classes the decision is factorised, p(class) = p(location) p(size | location):
         # location (normal/ball/inner/outer) is a shape property, read from the latent of the normalised operator
-        # features; size is a level property (impacts grow with the fault), read from the level indicators
-        # alone, so it cannot be memorised from per-recording cues (resonance, damping) the operator also sees.
+        # features; size is a level property (impacts grow with the fault), read from the strike level alone,
+        # so it cannot be memorised from per-recording cues (resonance, damping) the operator also sees.
         self.factorised = output_dim == len(CLASS_NAMES)
         self.classifier = nn.Linear(latent_dim, len(FAULT_LOCATIONS) if self.factorised else output_dim)
         if self.factorised:
             self.size_head = nn.Sequential(
-                nn.Linear(N_LEVEL_FEATURES * input_dim, SIZE_HEAD_WIDTH), nn.GELU(),
+                nn.Linear(input_dim, SIZE_HEAD_WIDTH), nn.GELU(),
                 nn.Linear(SIZE_HEAD_WIDTH, output_dim),
             )
             location = torch.tensor([FAULT_LOCATIONS.index(fault_location(name)) for name in CLASS_NAMES])
@@ -110,42 +120,27 @@ class AGTNOArchitecture(nn.Module):
             self.fields_skip.weight[0, 0, FIELD_SKIP_TAPS // 2] = -1.0
             self.latent_head.bias[self.latent_dim :].fill_(INITIAL_LOG_VAR)
 
-    def forward(self, x: torch.Tensor) -> dict:
+    def forward(self, x: torch.Tensor, physics: bool = True) -> dict:
         """x: `[B, L]` or `[B, L, input_dim]`. Returns a dict of
         predictions [B, output_dim] logits; fields {displacement, velocity, force} [B, L] physical units;
         physical_params {natural_freq_hz, damping_ratio, resonance_hz} [B]; mean, log_var [B, latent_dim];
         uncertainties [B]; physics_residuals and coupled_fields as pipeline.physics.residuals returns them
         (the kinematics residual only when output_dim is the 10 CWRU classes it is stated for).
+
+        `physics=False` is the serving path: only predictions, mean, log_var and uncertainties, computed in
+        chunks of INFERENCE_CHUNK windows. The fields, parameters and residuals exist for the training losses.
         """
         signal = self._validated(x)  # [B, L, C], physical units
-        scale = signal.pow(2).mean(dim=1, keepdim=True).sqrt().clamp_min(1e-12)  # [B, 1, C]
-        normalised = (signal / scale).transpose(1, 2)  # [B, C, L]
+        if not physics:
+            parts = [self._decide(self._encode(chunk)[-1], chunk) for chunk in signal.split(INFERENCE_CHUNK)]
+            return {key: torch.cat([part[key] for part in parts]) for key in parts[0]}
 
-        h = self.lift(normalised)
-        for block in self.blocks:
-            h = block(h)
-        # Mean and spread over time: after RMS normalisation the mean alone is nearly the same for every window;
-        # the spread of rectified features is an impulsiveness (kurtosis-like) measure, the classic fault cue.
-        # The level indicators of the raw window (LEVEL_BLOCK_S) give back the level the normalisation removed:
-        # impact peaks grow with fault size, which separates 0.007 from 0.021 at one rate.
-        features = self.feature_norm(torch.cat([h.mean(dim=-1), h.std(dim=-1), h.amax(dim=-1)], dim=-1))
-        levels = self._levels(signal, scale[:, 0, :])
-        pooled = self.dropout(torch.cat([features, levels], dim=-1))
-
-        mean, log_var = self.latent_head(self.encoder(pooled)).to(self.dtype).chunk(2, dim=-1)
-        z = mean
-        if self.training:  # reparameterised sample; eval uses the mean, so predictions are deterministic
-            z = mean + torch.randn_like(mean) * torch.exp(0.5 * log_var)
-        logits = self.classifier(z).to(self.dtype)
-        if self.factorised:
-            # in decibels: one fault size to the next is a few dB, a step the size head's weights can take quickly
-            size_logits = self.size_head(levels * DECIBELS_PER_NEPER)
-            logits = self._factorised_logits(logits, size_logits.to(self.dtype))
-        probs = logits.softmax(dim=-1)
-
+        h, normalised, scale, pooled = self._encode(signal)
+        outputs = self._decide(pooled, signal)
         fields = self._fields(h, normalised, scale[:, 0, 0])
         params = self._physical_params(pooled)
-        class_probs = probs if self.output_dim == len(CLASS_NAMES) else None  # kinematics needs the CWRU classes
+        # kinematics needs the CWRU classes
+        class_probs = outputs["predictions"].softmax(dim=-1) if self.output_dim == len(CLASS_NAMES) else None
         with torch.autocast(device_type=signal.device.type, enabled=False):
             residuals = physics_residuals(
                 fields,
@@ -159,15 +154,48 @@ class AGTNOArchitecture(nn.Module):
             coupled = energy_balance(fields, self.sample_rate, params["natural_freq_hz"], params["damping_ratio"])
 
         return {
-            "predictions": logits,
+            "predictions": outputs["predictions"],
             "physics_residuals": residuals,
             "coupled_fields": coupled,
             "fields": fields,
             "physical_params": params,
-            "mean": mean,
-            "log_var": log_var,
-            "uncertainties": self._uncertainty(probs, log_var),
+            "mean": outputs["mean"],
+            "log_var": outputs["log_var"],
+            "uncertainties": outputs["uncertainties"],
         }
+
+    def _encode(self, signal: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Operator features h `[B, hidden, L]`, the normalised input `[B, C, L]`, the window RMS `[B, 1, C]` and
+        the pooled features `[B, pooled_dim]` of windows `[B, L, C]`."""
+        scale = signal.pow(2).mean(dim=1, keepdim=True).sqrt().clamp_min(1e-12)  # [B, 1, C]
+        normalised = (signal / scale).transpose(1, 2)  # [B, C, L]
+
+        h = pointwise(self.lift, normalised)
+        for block in self.blocks:
+            h = block(h)
+        # Mean and spread over time: after RMS normalisation the mean alone is nearly the same for every window;
+        # the spread of rectified features is an impulsiveness (kurtosis-like) measure, the classic fault cue.
+        # The level indicators of the raw window (LEVEL_BLOCK_S) give back the level the normalisation removed.
+        mean = h.mean(dim=-1, keepdim=True)
+        # the standard deviation, written out: torch.std was the slowest op of the serving path
+        spread = torch.linalg.vector_norm(h - mean, dim=-1) / math.sqrt(max(1, h.shape[-1] - 1))
+        features = self.feature_norm(torch.cat([mean[..., 0], spread, h.amax(dim=-1)], dim=-1))
+        levels = self._levels(signal, scale[:, 0, :])
+        return h, normalised, scale, self.dropout(torch.cat([features, levels], dim=-1))
+
+    def _decide(self, pooled: torch.Tensor, signal: torch.Tensor) -> dict:
+        """predictions, mean, log_var and uncertainties from the pooled features and the windows `[B, L, C]`."""
+        mean, log_var = self.latent_head(self.encoder(pooled)).to(self.dtype).chunk(2, dim=-1)
+        z = mean
+        if self.training:  # reparameterised sample; eval uses the mean, so predictions are deterministic
+            z = mean + torch.randn_like(mean) * torch.exp(0.5 * log_var)
+        logits = self.classifier(z).to(self.dtype)
+        if self.factorised:
+            # in decibels: one fault size to the next is a few dB, a step the size head's weights can take quickly
+            size_logits = self.size_head(self._strike_level(signal) * DECIBELS_PER_NEPER)
+            logits = self._factorised_logits(logits, size_logits.to(self.dtype))
+        uncertainties = self._uncertainty(logits.softmax(dim=-1), log_var)
+        return {"predictions": logits, "mean": mean, "log_var": log_var, "uncertainties": uncertainties}
 
     @property
     def dtype(self) -> torch.dtype:
@@ -208,9 +236,24 @@ class AGTNOArchitecture(nn.Module):
         levels = torch.cat([rms, maxima.amax(dim=1), top, maxima.median(dim=1).values], dim=-1)
         return levels.clamp_min(1e-12).log()
 
+    def _strike_level(self, signal: torch.Tensor) -> torch.Tensor:
+        """`[B, C]`: log of the mean of the N_STRIKE_BLOCKS highest block maxima of the analytic envelope of the
+        windows' `[B, L, C]` resonance band (RESONANCE_RANGE_HZ), in signal units."""
+        length = signal.shape[1]
+        spectrum = torch.fft.rfft(signal, dim=1)
+        freqs = torch.fft.rfftfreq(length, 1.0 / self.sample_rate, device=signal.device)
+        band = (freqs >= RESONANCE_RANGE_HZ[0]) & (freqs <= RESONANCE_RANGE_HZ[1])
+        # the analytic signal: positive frequencies doubled, negative ones zero
+        envelope = torch.fft.ifft(2 * spectrum * band[:, None], n=length, dim=1).abs()  # [B, L, C]
+        block = max(1, min(length, round(STRIKE_BLOCK_S * self.sample_rate)))
+        n_blocks = length // block
+        maxima = envelope[:, : n_blocks * block].unflatten(1, (n_blocks, block)).amax(dim=2)  # [B, n_blocks, C]
+        top = maxima.topk(min(N_STRIKE_BLOCKS, n_blocks), dim=1).values.mean(dim=1)
+        return top.clamp_min(1e-12).log()
+
     def _fields(self, h: torch.Tensor, normalised: torch.Tensor, scale: torch.Tensor) -> dict:
         """Displacement, velocity, force `[B, L]` in physical units."""
-        out = (self.fields_head(h) + self.fields_skip(normalised)).to(self.dtype) * scale[:, None, None]
+        out = (pointwise(self.fields_head, h) + self.fields_skip(normalised)).to(self.dtype) * scale[:, None, None]
         return {"displacement": out[:, 0] / self.w_ref**2, "velocity": out[:, 1] / self.w_ref, "force": out[:, 2]}
 
     def _physical_params(self, pooled: torch.Tensor) -> dict:

@@ -69,7 +69,7 @@ class AVPinoModel(PythonModel):
     def predict(self, context, model_input, params=None) -> pd.DataFrame:  # noqa: ARG002 - pyfunc signature
         windows = torch.from_numpy(validate_windows(model_input, self.window))
         with torch.inference_mode():
-            outputs = self.model(windows)
+            outputs = self.model(windows, physics=False)  # the serving path: no training-only fields
         probs = torch.softmax(outputs["predictions"].float(), dim=-1).numpy()
         table = pd.DataFrame(probs, columns=[f"prob_{name}" for name in self.class_names])
         table.insert(0, "class", [self.class_names[i] for i in probs.argmax(axis=1)])

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from pipeline.data.classes import CLASS_NAMES, FAULT_LOCATIONS, class_index, fault_location
-from pipeline.physics.agt_no_architecture import AGTNOArchitecture
+from pipeline.physics.agt_no_architecture import INFERENCE_CHUNK, AGTNOArchitecture
 from pipeline.physics.residuals import physics_residuals
 
 FIELD_NAMES = {"displacement", "velocity", "force"}
@@ -143,6 +143,27 @@ def test_samples_do_not_influence_each_other_in_eval():
     for group in ("fields", "physical_params", "physics_residuals", "coupled_fields"):
         for name in before[group]:
             torch.testing.assert_close(before[group][name][0], after[group][name][0], msg=f"{group}/{name}")
+
+
+def test_serving_path_gives_the_full_forwards_decision_without_the_physics():
+    """physics=False (what the pyfunc calls) computes only the decision, in chunks for big batches."""
+    model = tiny_model().eval()
+    x = torch.randn(INFERENCE_CHUNK + 3, 256)
+    with torch.inference_mode():
+        full, served = model(x), model(x, physics=False)
+    assert served.keys() == {"predictions", "mean", "log_var", "uncertainties"}
+    for key in served:
+        torch.testing.assert_close(served[key], full[key], rtol=1e-5, atol=1e-5)
+
+
+def test_training_after_serving_still_backpropagates():
+    """Tables cached while serving in inference mode must not be inference tensors later saved for backward."""
+    model = tiny_model()
+    with torch.inference_mode():
+        model.eval()(torch.randn(2, 320), physics=False)
+    outputs = model.train()(torch.randn(2, 320))
+    physics_loss(outputs).backward()
+    assert model.lift.weight.grad is not None
 
 
 def test_eval_is_deterministic_and_training_samples_the_latent():
