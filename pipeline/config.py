@@ -136,7 +136,7 @@ class LossConfig(_Section):
 
 @dataclass
 class TrainingConfig(_Section):
-    epochs: int = 6
+    epochs: int = 8
     batch_size: int = 64
     learning_rate: float = 1e-3
     weight_decay: float = 1e-4
