@@ -75,9 +75,10 @@ def test_study_notebook_rebuilds_its_figures_from_the_study_runs(mlflow_store, t
         "Test accuracy per split (mean ± std over seeds)", "Accuracy vs measurement noise",
         "Calibration (ECE, held-out) and OOD detection (AUROC, held-out size), per seed",
         "Inferred physical parameters vs simulator ground truth (held-out recordings)"]
-    cells = mlflow.search_runs(experiment_names=["av-pino-study"],
-                               filter_string=f"tags.mlflow.parentRunId = '{study.run_id}' and tags.stage = 'study_cell'")
+    cells = mlflow.search_runs(experiment_names=["av-pino-study"], filter_string=(
+        f"tags.mlflow.parentRunId = '{study.run_id}' and tags.stage = 'study_cell'"))
     expected = cells.groupby(["tags.arm", "tags.split"])["metrics.test/accuracy"].mean()
-    bars = {(trace["name"], split): y for trace in figures[0]["data"] for split, y in zip(trace["x"], values(trace["y"]))}
+    bars = {(trace["name"], split): y
+            for trace in figures[0]["data"] for split, y in zip(trace["x"], values(trace["y"]))}
     assert bars.keys() == set(expected.index)
     assert all(abs(bars[key] - expected[key]) < 1e-12 for key in bars)
