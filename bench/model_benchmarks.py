@@ -87,23 +87,32 @@ def engine_overhead(rounds: int = 8) -> None:
 @benchmark
 def inference_latency(repeats: int = 200) -> None:
     """Latency of the serving path (eval, inference mode, forward with physics=False, as the pyfunc calls it):
-    batch 1 and batch 256, p50 and p99, per call and per window."""
+    batch 1 and batch 256, p50 and p99, per call and per window, with torch's default intra-op threads and with
+    one. One thread is the configuration for a shared machine: when another process holds a core, every
+    parallel op waits for its descheduled helper thread."""
     config = ExperimentConfig()
     model = build_model(config.model, sample_rate=config.data.sample_rate).eval()
-    for batch in (1, 256):
-        x = torch.randn(batch, config.data.window)
-        times = []
-        with torch.inference_mode():
-            for _ in range(5):
-                model(x, physics=False)
-            for _ in range(repeats if batch == 1 else max(20, repeats // 10)):
-                start = time.perf_counter()
-                model(x, physics=False)
-                times.append(time.perf_counter() - start)
-        times.sort()
-        p50, p99 = times[len(times) // 2], times[min(len(times) - 1, int(len(times) * 0.99))]
-        emit(f"inference/batch{batch}/p50", p50 * 1e3, "ms", per_window_ms=p50 * 1e3 / batch)
-        emit(f"inference/batch{batch}/p99", p99 * 1e3, "ms", per_window_ms=p99 * 1e3 / batch)
+    default_threads = torch.get_num_threads()
+    for threads in sorted({default_threads, 1}, reverse=True):
+        torch.set_num_threads(threads)
+        for batch in (1, 256):
+            x = torch.randn(batch, config.data.window)
+            times = []
+            with torch.inference_mode():
+                for _ in range(5):
+                    model(x, physics=False)
+                for _ in range(repeats if batch == 1 else max(20, repeats // 10)):
+                    start = time.perf_counter()
+                    model(x, physics=False)
+                    times.append(time.perf_counter() - start)
+            times.sort()
+            p50, p99 = times[len(times) // 2], times[min(len(times) - 1, int(len(times) * 0.99))]
+            suffix = "" if threads == default_threads else f"/threads{threads}"
+            emit(f"inference/batch{batch}/p50{suffix}", p50 * 1e3, "ms", per_window_ms=p50 * 1e3 / batch,
+                 threads=threads)
+            emit(f"inference/batch{batch}/p99{suffix}", p99 * 1e3, "ms", per_window_ms=p99 * 1e3 / batch,
+                 threads=threads)
+    torch.set_num_threads(default_threads)
 
 
 @benchmark
