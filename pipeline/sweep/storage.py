@@ -8,6 +8,7 @@ the workers sharing it share the host.
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import optuna
@@ -21,6 +22,7 @@ from pipeline.tracking.store import REPO_ROOT
 
 HEARTBEAT_S = 10
 GRACE_S = 30
+CREATE_ATTEMPTS = 4
 WORKER_ATTR = "worker"
 
 
@@ -40,12 +42,19 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
             return JournalStorage(JournalFileBackend(str(path)))
         except OSError as err:
             raise ConfigError(f"hydra.sweeper.storage={url!r}: cannot open the journal file ({err})") from None
-    try:
-        return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-                                          engine_kwargs={"pool_pre_ping": True})  # survive dropped connections
-    except (sqlalchemy.exc.SQLAlchemyError, ValueError, ImportError) as err:
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise ConfigError(f"hydra.sweeper.storage={url!r}: cannot use this storage ({reason})") from None
+    for attempt in range(CREATE_ATTEMPTS):
+        try:
+            return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+                                              engine_kwargs={"pool_pre_ping": True})  # survive dropped connections
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+            # workers starting together on a fresh database race to create Optuna's tables: the loser
+            # finds them made on its next attempt
+            if attempt + 1 == CREATE_ATTEMPTS:
+                raise
+            time.sleep(0.5 * (attempt + 1))
+        except (sqlalchemy.exc.SQLAlchemyError, ValueError, ImportError) as err:
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise ConfigError(f"hydra.sweeper.storage={url!r}: cannot use this storage ({reason})") from None
 
 
 def fail_stale_trials(study: optuna.Study, storage: optuna.storages.BaseStorage) -> list[int]:
