@@ -236,7 +236,7 @@ def test_bf16_mixed_precision_on_cpu():
     engine = TrainingEngine(tiny_model(), tiny_config(epochs=2, mixed_precision=True), torch.device("cpu"))
     assert engine.amp_dtype == torch.bfloat16 and not engine.scaler.is_enabled()
     seen = []
-    engine.model.lift.register_forward_hook(lambda module, args, out: seen.append(out.dtype))
+    engine.model.classifier.register_forward_hook(lambda module, args, out: seen.append(out.dtype))
     _, history = engine.train(*small_loaders())
     assert torch.bfloat16 in seen
     assert all(math.isfinite(v) for v in history["train_loss"] + history["val_loss"])
