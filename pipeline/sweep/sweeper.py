@@ -24,7 +24,7 @@ from pipeline.sweep.config import SweepConfig
 from pipeline.sweep.space import search_space
 from pipeline.sweep.storage import fail_stale_trials, open_storage, storage_url
 from pipeline.sweep.trial import run_trial
-from pipeline.sweep.views import log_study_summary, mirror_trial_state
+from pipeline.sweep.views import log_study_summary, mirror_trial_state, trial_counts
 from pipeline.tracking.run import stage_run
 
 PARENT_ATTR = "mlflow_parent_run_id"
@@ -72,7 +72,8 @@ def run_sweep(config: ExperimentConfig, sweep: SweepConfig) -> SweepResult:
         def on_trial_end(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
             mirror_trial_state(experiment_id, sweep.study_name, trial.number, trial.state)
             print(f"trial {trial.number}: {trial.state.name} {trial.values or ''} {trial.params}", flush=True)
-            failures.extend([trial.number] if trial.state == TrialState.FAIL else [])
+            if trial.state == TrialState.FAIL:
+                failures.append(trial.number)
             if _finished(study) >= sweep.n_trials or len(failures) >= sweep.n_trials:
                 study.stop()  # enough finished trials; or this worker keeps failing: stop, do not loop forever
 
@@ -84,8 +85,8 @@ def run_sweep(config: ExperimentConfig, sweep: SweepConfig) -> SweepResult:
             best = log_study_summary(study, parent_id, sweep.metrics)
             if not study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) and parent_id != run.info.run_id:
                 mlflow.tracking.MlflowClient().set_terminated(parent_id, "FINISHED")  # the study is idle
-    states = {s.name: len(study.get_trials(deepcopy=False, states=(s,))) for s in TrialState}
-    return SweepResult(sweep.study_name, url, parent_id, best, {k: v for k, v in states.items() if v})
+    return SweepResult(sweep.study_name, url, parent_id, best,
+                       {state: count for state, count in trial_counts(study).items() if count})
 
 
 def _open_study(sweep: SweepConfig, storage) -> tuple[optuna.Study, bool, int]:

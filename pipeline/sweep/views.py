@@ -31,13 +31,18 @@ def mirror_trial_state(experiment_id: str, study_name: str, number: int, state: 
             client.set_terminated(run.info.run_id, "FAILED")
 
 
+def trial_counts(study: optuna.Study) -> dict[str, int]:
+    """Trials of the study per state name, zeros included: {"COMPLETE": 5, "PRUNED": 3, "FAIL": 0, ...}."""
+    trials = study.get_trials(deepcopy=False)
+    return {state.name: sum(t.state == state for t in trials) for state in TrialState}
+
+
 def log_study_summary(study: optuna.Study, parent_run_id: str, metrics: list[str]) -> list[optuna.trial.FrozenTrial]:
     """Log the best trial(s), the trials table and the study plots to the parent run; returns the best."""
     client = MlflowClient()
     trials = study.get_trials(deepcopy=False)
-    counts = {state.name.lower(): sum(t.state == state for t in trials) for state in TrialState}
-    for state, count in counts.items():
-        client.log_metric(parent_run_id, f"trials/{state}", count)
+    for state, count in trial_counts(study).items():
+        client.log_metric(parent_run_id, f"trials/{state.lower()}", count)
     best = study.best_trials if any(t.state == TrialState.COMPLETE for t in trials) else []
     multi = len(metrics) > 1
     if best and not multi:

@@ -30,9 +30,8 @@ def environment(root):
 
 
 def run(root, *overrides):
-    done = subprocess.run(train_command(root, *overrides), cwd=REPO, env=environment(root), capture_output=True,
+    return subprocess.run(train_command(root, *overrides), cwd=REPO, env=environment(root), capture_output=True,
                           text=True, timeout=600)
-    return done
 
 
 def train_runs(root):
