@@ -100,7 +100,7 @@ def prepare_dataset(cfg: DataConfig, cache_root: str | Path) -> Path:
         splits = split_by_recording(labels, loads, cfg.val_fraction, cfg.test_fraction, cfg.seed)
     arrays = _window_arrays(cfg, recordings, splits)
     manifest = _manifest(cfg, recordings, splits, arrays, skipped, config_hash(cfg))
-    _write_atomically(final, arrays, manifest)
+    write_prepared(final, arrays, manifest)
     log.info("prepared %d windows in %.1f s: %s", len(arrays["windows"]), time.perf_counter() - start, final)
     return final
 
@@ -230,8 +230,9 @@ def _is_complete(folder: Path) -> bool:
         return False
 
 
-def _write_atomically(final: Path, arrays: dict[str, np.ndarray], manifest: dict[str, Any]) -> None:
-    """Write into a hidden sibling folder, fsync, then rename: `final` is complete or absent, never partial."""
+def write_prepared(final: Path, arrays: dict[str, np.ndarray], manifest: dict[str, Any]) -> None:
+    """Write a prepared dataset (arrays and manifest) into a hidden sibling folder, fsync, then rename:
+    `final` is complete or absent, never partial."""
     final.parent.mkdir(parents=True, exist_ok=True)
     remove_abandoned(final)
     tmp = temp_path(final)

@@ -21,8 +21,8 @@ import numpy as np
 
 from pipeline.config import ConfigError, ExperimentConfig
 from pipeline.data.classes import CLASS_NAMES, fault_size_in
-from pipeline.data.prepared import (MANIFEST, DatasetError, PreparedDataset, _write_atomically, content_hash,
-                                    load_prepared, prepare_dataset)
+from pipeline.data.prepared import (MANIFEST, DatasetError, PreparedDataset, content_hash, load_prepared,
+                                    prepare_dataset, write_prepared)
 from pipeline.data.windows import SPLIT_NAMES
 
 TRAIN, VAL = SPLIT_NAMES.index("train"), SPLIT_NAMES.index("val")
@@ -145,5 +145,5 @@ def derived_dataset(source: PreparedDataset, keep: np.ndarray, tag: str, selecti
         "derived_from": source.path.name,
         "selection": selection,
     }
-    _write_atomically(final, arrays, manifest)
+    write_prepared(final, arrays, manifest)
     return final
