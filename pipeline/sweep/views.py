@@ -1,8 +1,8 @@
 """The MLflow view of a sweep: each trial's state on its child run, and the study's summary on the parent.
 
-The parent run gets the best trial(s) (`sweep.best.*` tags, `best/*` metrics, `model_uri` of the best
-single-objective trial, so the evaluate and register stages can take it), the trials table as CSV, and
-Optuna's own plotly views: optimisation history, intermediate values (what pruning saw), parallel
+The parent run gets the best trial(s) (`sweep.best.*` tags; `best/*` metrics: the objective and the best
+trial's other `val/*` metrics; `model_uri` of the best single-objective trial, so the evaluate and register
+stages can take it), the trials table as CSV, and Optuna's own plotly views: optimisation history, intermediate values (what pruning saw), parallel
 coordinates, parameter importances, and the Pareto front of a multi-objective sweep.
 """
 from __future__ import annotations
@@ -48,7 +48,8 @@ def log_study_summary(study: optuna.Study, parent_run_id: str, metrics: list[str
     if best and not multi:
         trial = best[0]
         client.set_tag(parent_run_id, "sweep.best_trial", str(trial.number))
-        client.log_metric(parent_run_id, f"best/{metrics[0]}", trial.value)
+        for name, value in {**best_trial_validation(client, trial), metrics[0]: trial.value}.items():
+            client.log_metric(parent_run_id, f"best/{name}", value)
         for key, value in trial.params.items():
             client.set_tag(parent_run_id, f"sweep.best.{key}", str(value))
         if trial.user_attrs.get("model_uri"):
@@ -61,6 +62,15 @@ def log_study_summary(study: optuna.Study, parent_run_id: str, metrics: list[str
     for name, figure in study_figures(study, metrics).items():
         client.log_figure(parent_run_id, figure, f"study/{name}.html")
     return best
+
+
+def best_trial_validation(client: MlflowClient, trial: optuna.trial.FrozenTrial) -> dict[str, float]:
+    """The best trial's last-epoch `val/*` metrics from its run, so a sweep optimising the validation loss
+    also shows the accuracy it got (and the other way round)."""
+    run_id = trial.user_attrs.get("mlflow_run_id")
+    if not run_id:
+        return {}
+    return {k: v for k, v in client.get_run(run_id).data.metrics.items() if k.startswith("val/")}
 
 
 def study_figures(study: optuna.Study, metrics: list[str]) -> dict:

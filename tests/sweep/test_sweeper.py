@@ -39,6 +39,8 @@ def test_each_trial_is_a_child_run_and_the_parent_holds_the_best(mlflow_store, t
     best = study.best_trial
     assert parent.info.status == "FINISHED" and parent.data.tags["sweep.best_trial"] == str(best.number)
     assert parent.data.metrics["best/val/accuracy"] == best.value
+    best_run = mlflow.get_run(best.user_attrs["mlflow_run_id"])
+    assert parent.data.metrics["best/val/loss"] == best_run.data.metrics["val/loss"]  # its other val/* metrics
     assert parent.data.tags["model_uri"] == best.user_attrs["model_uri"] == result.best_trials[0].user_attrs["model_uri"]
     assert float(parent.data.tags["sweep.best.loss.physics_weight"]) == best.params["loss.physics_weight"]
     artifacts = {a.path for a in MlflowClient().list_artifacts(result.parent_run_id, "study")}
