@@ -48,9 +48,8 @@ def sweep_pruning() -> None:
             start = time.perf_counter()
             result = run_sweep(config, sweep)
             wall_s[label] = time.perf_counter() - start
-            best = result.best_trials[0]
-            accuracy = MlflowClient().get_run(best.user_attrs["mlflow_run_id"]).data.metrics["val/accuracy"]
-            summary[label] = (best.value, accuracy, result.states, _trial_rows(result))
+            accuracy = MlflowClient().get_run(result.parent_run_id).data.metrics["best/val/accuracy"]
+            summary[label] = (result.best_trials[0].value, accuracy, result.states, _trial_rows(result))
     emit("sweep/pruning_wall_time_ratio", wall_s["pruned"] / wall_s["unpruned"], "ratio",
          ratio=wall_s["pruned"] / wall_s["unpruned"], pruned_s=wall_s["pruned"], unpruned_s=wall_s["unpruned"],
          trials=summary["pruned"][2], epochs=config.training.epochs)

@@ -2,8 +2,9 @@
 
 The parent run gets the best trial(s) (`sweep.best.*` tags; `best/*` metrics: the objective and the best
 trial's other `val/*` metrics; `model_uri` of the best single-objective trial, so the evaluate and register
-stages can take it), the trials table as CSV, and Optuna's own plotly views: optimisation history, intermediate values (what pruning saw), parallel
-coordinates, parameter importances, and the Pareto front of a multi-objective sweep.
+stages can take it), the trials table as CSV, and Optuna's own plotly views: optimisation history,
+intermediate values (what pruning saw), parallel coordinates, parameter importances, and the Pareto front of
+a multi-objective sweep.
 """
 from __future__ import annotations
 
@@ -40,10 +41,10 @@ def trial_counts(study: optuna.Study) -> dict[str, int]:
 def log_study_summary(study: optuna.Study, parent_run_id: str, metrics: list[str]) -> list[optuna.trial.FrozenTrial]:
     """Log the best trial(s), the trials table and the study plots to the parent run; returns the best."""
     client = MlflowClient()
-    trials = study.get_trials(deepcopy=False)
-    for state, count in trial_counts(study).items():
+    counts = trial_counts(study)
+    for state, count in counts.items():
         client.log_metric(parent_run_id, f"trials/{state.lower()}", count)
-    best = study.best_trials if any(t.state == TrialState.COMPLETE for t in trials) else []
+    best = study.best_trials if counts[TrialState.COMPLETE.name] else []
     multi = len(metrics) > 1
     if best and not multi:
         trial = best[0]
