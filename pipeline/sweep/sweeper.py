@@ -82,11 +82,23 @@ def run_sweep(config: ExperimentConfig, sweep: SweepConfig) -> SweepResult:
                 study.optimize(lambda trial: run_trial(trial, config, sweep, space, url), catch=(Exception,),
                                gc_after_trial=True, callbacks=[on_trial_end])
         finally:
-            best = log_study_summary(study, parent_id, sweep.metrics)
+            best = _log_summary(study, parent_id, sweep.metrics)
             if not study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) and parent_id != run.info.run_id:
                 mlflow.tracking.MlflowClient().set_terminated(parent_id, "FINISHED")  # the study is idle
     return SweepResult(sweep.study_name, url, parent_id, best,
                        {state: count for state, count in trial_counts(study).items() if count})
+
+
+def _log_summary(study: optuna.Study, parent_id: str, metrics: list[str], attempts: int = 3) -> list:
+    """Workers that finish together both write the parent's summary, and MLflow's SQL store can refuse the
+    second insert of the same tag (UNIQUE constraint): the summary is of one study, so writing it again wins."""
+    for attempt in range(attempts):
+        try:
+            return log_study_summary(study, parent_id, metrics)
+        except mlflow.exceptions.MlflowException:
+            if attempt + 1 == attempts:
+                raise
+            time.sleep(1 + attempt)
 
 
 def _open_study(sweep: SweepConfig, storage) -> tuple[optuna.Study, bool, int]:
