@@ -16,11 +16,12 @@ from typing import Any, Optional
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from pipeline.data.classes import CLASS_NAMES
+from pipeline.data.bearing import BEARINGS, NOMINAL_RPM
+from pipeline.data.cwru import SAMPLE_RATE as CWRU_SAMPLE_RATE
+from pipeline.data.tasks import TASKS
 
 DATA_SOURCES = ("synthetic", "cwru")
-CWRU_SAMPLE_RATE = 12000  # the drive-end files this project reads
-SPLITS = ("recording", "load_shift")
+SPLITS = ("recording", "load_shift", "fault_size", "time")
 STUDY_ARMS = ("data_only", "physics_fixed", "physics_adaptive", "physics_tuned", "wdcnn")
 STUDY_TRAINING_SETS = ("recording", "load_shift", "reduced_labels", "ood_size")
 FAULT_SIZES_IN = (0.007, 0.014, 0.021)
@@ -63,7 +64,12 @@ class DataConfig(_Section):
     recordings_per_load: int = 10  # synthetic: recordings per class and load
     duration_s: float = 0.8  # synthetic: seconds per recording
     snr_db: float = 20.0  # synthetic: measurement noise
-    split: str = "recording"
+    task: str = "fault_class"  # what a label means: fault_class (ten classes) or fault_location (four)
+    bearing: str = "skf_6205"  # geometry preset of the monitored bearing (pipeline.data.bearing.BEARINGS)
+    split: str = "recording"  # recording, load_shift, fault_size or time (pipeline/data/splits.py)
+    train_loads: list[int] = field(default_factory=lambda: [0, 1, 2])  # load_shift: loads (HP) trained on
+    test_loads: list[int] = field(default_factory=lambda: [3])  # load_shift: loads (HP) tested on
+    test_fault_size: float = 0.021  # fault_size: the size (in) tested on, never trained on
     val_fraction: float = 0.15
     test_fraction: float = 0.2
     seed: int = 0
@@ -88,7 +94,21 @@ class DataConfig(_Section):
                f"{self.sample_rate} Hz")
         _check(-20.0 <= self.snr_db <= 80.0 or math.isinf(self.snr_db), p + "snr_db", self.snr_db,
                "must be in [-20, 80] dB (or inf for no noise)")
+        _check(self.task in TASKS, p + "task", self.task, f"must be one of {TASKS}")
+        _check(self.bearing in BEARINGS, p + "bearing", self.bearing, f"must be one of the presets {tuple(BEARINGS)}")
         _check(self.split in SPLITS, p + "split", self.split, f"must be one of {SPLITS}")
+        loads = tuple(sorted(NOMINAL_RPM))
+        for key in ("train_loads", "test_loads"):
+            values = list(getattr(self, key))
+            _check(bool(values) and set(values) <= set(loads) and len(set(values)) == len(values), p + key, values,
+                   f"must be distinct loads out of {loads} (HP)")
+        _check(not set(self.train_loads) & set(self.test_loads), p + "test_loads", list(self.test_loads),
+               f"must not share a load with data.train_loads={list(self.train_loads)}")
+        _check(self.test_fault_size in FAULT_SIZES_IN, p + "test_fault_size", self.test_fault_size,
+               f"must be one of {FAULT_SIZES_IN} (in)")
+        _check(self.split != "fault_size" or self.task == "fault_location", p + "split", self.split,
+               f"needs data.task=fault_location (got {self.task!r}): a held-out size has no class of its own "
+               "in training")
         _check(0.0 < self.val_fraction < 0.5, p + "val_fraction", self.val_fraction, "must be in (0, 0.5)")
         _check(0.0 < self.test_fraction < 0.5, p + "test_fraction", self.test_fraction, "must be in (0, 0.5)")
 
@@ -98,7 +118,7 @@ class ModelConfig(_Section):
     name: str = "agt_no"
     input_dim: int = 1
     hidden_dim: int = 32
-    output_dim: int = 10
+    output_dim: Optional[int] = None  # None: the number of classes of the dataset trained on
     n_modes: int = 32
     n_layers: int = 3
     n_heads: int = 4
@@ -111,11 +131,10 @@ class ModelConfig(_Section):
         from pipeline.model_factory import MODELS  # here, not at the top: the factory imports torch
 
         _check(self.name in MODELS, p + "name", self.name, f"must be one of {sorted(MODELS)}")
-        for key in ("input_dim", "hidden_dim", "output_dim", "n_modes", "n_layers", "n_heads", "patch_size",
-                    "latent_dim"):
+        for key in ("input_dim", "hidden_dim", "n_modes", "n_layers", "n_heads", "patch_size", "latent_dim"):
             _check(getattr(self, key) > 0, p + key, getattr(self, key), "must be positive")
-        _check(self.output_dim == len(CLASS_NAMES), p + "output_dim", self.output_dim,
-               f"must be {len(CLASS_NAMES)}, the number of fault classes")
+        _check(self.output_dim is None or self.output_dim > 1, p + "output_dim", self.output_dim,
+               "must be at least 2 classes (or unset: the dataset's number of classes)")
         _check(self.hidden_dim % self.n_heads == 0, p + "hidden_dim", self.hidden_dim,
                f"must be divisible by model.n_heads={self.n_heads}")
         _check(0.0 <= self.dropout < 1.0, p + "dropout", self.dropout, "must be in [0, 1)")

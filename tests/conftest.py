@@ -1,5 +1,6 @@
-"""Shared fixtures: a private MLflow store per test, the Hydra config composed the way the stages do, and one
-whole pipeline run (with its champion served over HTTP) for the tests that need a real trained model."""
+"""Shared fixtures: a private MLflow store per test, the Hydra config composed the way the stages do, the real
+CWRU recordings, and one whole pipeline run (with its champion served over HTTP) for the tests that need a real
+trained model."""
 from __future__ import annotations
 
 import importlib
@@ -18,6 +19,16 @@ REPO = Path(__file__).resolve().parents[1]
 CONF_DIR = REPO / "conf"
 
 torch.set_num_threads(1)  # two cores are shared by pytest and any subprocess it starts
+
+
+@pytest.fixture(scope="session")
+def cwru_dir() -> Path:
+    """The folder of real CWRU recordings: $AVPINO_CWRU_DIR, else ../shared/data/cwru beside the repository.
+    They are never copied into the repository, so the tests that read them skip where the folder is absent."""
+    folder = Path(os.environ.get("AVPINO_CWRU_DIR", REPO.parent / "shared" / "data" / "cwru"))
+    if not folder.is_dir():
+        pytest.skip(f"real CWRU recordings not found at {folder} (set AVPINO_CWRU_DIR to a CWRU folder)")
+    return folder
 
 
 @pytest.fixture

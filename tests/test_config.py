@@ -30,6 +30,13 @@ def test_overrides_reach_the_config(compose_config):
     ("data.recordings_per_load=2", "data.recordings_per_load", "2"),
     ("data.duration_s=0.01", "data.duration_s", "0.01"),
     ("data.val_fraction=0.7", "data.val_fraction", "0.7"),
+    ("data.task=fault_size", "data.task", "fault_size"),
+    ("data.bearing=skf", "data.bearing", "skf"),
+    ("data.split=fault_size", "data.split", "fault_size"),  # needs data.task=fault_location
+    ("data.test_fault_size=0.028", "data.test_fault_size", "0.028"),
+    ("data.train_loads=[0,4]", "data.train_loads", "[0, 4]"),
+    ("data.test_loads=[]", "data.test_loads", "[]"),
+    ("data.test_loads=[0]", "data.test_loads", "[0]"),  # also a training load
     ("loss.physics_weight=-0.1", "loss.physics_weight", "-0.1"),
     ("loss.consistency_weight=nan", "loss.consistency_weight", "nan"),
     ("training.epochs=0", "training.epochs", "0"),
@@ -44,6 +51,24 @@ def test_bad_values_name_key_and_value(compose_config, override, key, value):
     with pytest.raises(ConfigError) as err:
         to_experiment_config(compose_config(override))
     assert key in str(err.value) and value in str(err.value)
+
+
+def test_data_choices_compose(compose_config):
+    config = to_experiment_config(compose_config("data.split=fault_size", "data.task=fault_location",
+                                                 "data.test_fault_size=0.007", "data.bearing=nsk_6203"))
+    assert (config.data.split, config.data.task, config.data.test_fault_size) == ("fault_size", "fault_location", 0.007)
+    shifted = to_experiment_config(compose_config("data.split=load_shift", "data.train_loads=[0,1]",
+                                                  "data.test_loads=[2,3]"))
+    assert (shifted.data.train_loads, shifted.data.test_loads) == ([0, 1], [2, 3])
+    assert config.model.output_dim is None  # the dataset's number of classes
+
+
+def test_config_imports_no_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, pipeline.config; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
 
 
 def test_cwru_needs_an_existing_path(compose_config, tmp_path):

@@ -1,4 +1,4 @@
-"""Rolling-bearing kinematics: the rates at which a local fault is struck (design.md §3).
+"""Rolling-bearing kinematics: the rates at which a local fault is struck.
 
 A defect on a race or ball produces one impact each time a rolling element passes it, so every fault
 class has a characteristic impact rate proportional to the shaft speed. The multipliers of the shaft
@@ -38,6 +38,9 @@ SKF_6205_DE = BearingGeometry(n_balls=9, ball_diameter_in=0.3126, pitch_diameter
 
 NSK_6203_FE = BearingGeometry(n_balls=8, ball_diameter_in=0.2656, pitch_diameter_in=1.122)
 """CWRU fan-end bearing (NSK 6203-2RS JEM)."""
+
+BEARINGS: dict[str, BearingGeometry] = {"skf_6205": SKF_6205_DE, "nsk_6203": NSK_6203_FE}
+"""Presets by name (`data.bearing`): the bearing whose faults a dataset's recordings hold."""
 
 NOMINAL_RPM: dict[int, int] = {0: 1797, 1: 1772, 2: 1750, 3: 1730}
 """CWRU motor load (HP) -> nominal shaft speed (rpm): the motor slows slightly as the load grows."""

@@ -1,4 +1,4 @@
-"""A prepared dataset: recordings windowed, split by recording, and written once as versioned arrays.
+"""A prepared dataset: recordings split (see splits.py), windowed, and written once as versioned arrays.
 
 `prepare_dataset` writes `<cache_root>/<source>-<confighash12>/` holding one .npy per array and a
 `manifest.json` (counts, config, content hash). The directory appears atomically, so its presence with a
@@ -22,30 +22,30 @@ import numpy as np
 
 from pipeline.atomic_files import fsync_dir, remove_abandoned, temp_path
 from pipeline.config import DataConfig
-from pipeline.data.bearing import NOMINAL_RPM
+from pipeline.data.bearing import BEARINGS, NOMINAL_RPM
 from pipeline.data.classes import CLASS_NAMES, class_index
 from pipeline.data.cwru import read_cwru_folder
 from pipeline.data.dataset import BearingWindows
+from pipeline.data.errors import DatasetError
 from pipeline.data.simulator import simulate_recording
-from pipeline.data.windows import SPLIT_NAMES, frame, load_shift_split, split_by_recording
+from pipeline.data.splits import Segment, SplitPlan, plan_splits
+from pipeline.data.tasks import class_locations, class_names, task_label
+from pipeline.data.windows import SPLIT_NAMES, frame
 
 log = logging.getLogger(__name__)
 
-DATASET_FORMAT_VERSION = 2  # bump when the arrays or the manifest change meaning: old caches then miss
+DATASET_FORMAT_VERSION = 3  # bump when the arrays or the manifest change meaning: old caches then miss
 MANIFEST = "manifest.json"
-REQUIRED_ARRAYS = ("windows", "labels", "recording", "load", "split", "rpm")
+REQUIRED_ARRAYS = ("windows", "labels", "recording", "load", "split", "rpm", "offset")
 GROUND_TRUTH = ("natural_freq_hz", "damping_ratio")  # synthetic only: targets for system identification
 _ONLY_FOR = {"synthetic": ("recordings_per_load", "duration_s", "snr_db"), "cwru": ("path", "strict")}
-
-
-class DatasetError(ValueError):
-    """A prepared dataset folder is missing, incomplete or corrupt; the message names the folder."""
+_SPLIT_KEYS = {"load_shift": ("train_loads", "test_loads"), "fault_size": ("test_fault_size",)}
 
 
 @dataclass
 class _Recording:
     signal: np.ndarray
-    label: str
+    label: str  # one of the ten CLASS_NAMES, whatever the task
     load_hp: int
     rpm: float
     source: str
@@ -60,23 +60,29 @@ class PreparedDataset:
     arrays: dict[str, np.ndarray]  # read-only memory maps, one window per row
 
     def subset(self, split: str) -> BearingWindows:
-        """The windows of one split ('train', 'val' or 'test') as a torch Dataset."""
+        """The windows of one split ('train', 'val' or 'test') as a torch Dataset whose items carry the
+        window's shaft speed: `(window, label, {"shaft_hz": rpm / 60})`."""
         if split not in SPLIT_NAMES:
             raise ValueError(f"unknown split {split!r}; expected one of {', '.join(SPLIT_NAMES)}")
         a = self.arrays
         indices = np.flatnonzero(a["split"] == SPLIT_NAMES.index(split))
-        return BearingWindows(a["windows"], a["labels"], indices, recording_ids=a["recording"], loads=a["load"])
+        return BearingWindows(a["windows"], a["labels"], indices, recording_ids=a["recording"], loads=a["load"],
+                              shaft_hz=a["rpm"] / np.float32(60))
 
 
 def config_hash(cfg: DataConfig) -> str:
     """12 hex digits over the config fields that change the content, the format version and, for CWRU, the
-    folder's files (name, size, mtime), so edited data gives a new dataset; `cache_dir` never counts."""
+    folder tree's .mat files (relative path, size, mtime), so edited data gives a new dataset; `cache_dir`
+    and the keys of other sources and splits never count."""
     skip = {"cache_dir"} | {name for source, names in _ONLY_FOR.items() if source != cfg.source for name in names}
+    skip |= {name for split, names in _SPLIT_KEYS.items() if split != cfg.split for name in names}
     payload: dict[str, Any] = {f.name: getattr(cfg, f.name) for f in fields(cfg) if f.name not in skip}
     payload["format_version"] = DATASET_FORMAT_VERSION
     if cfg.source == "cwru":
-        payload["path"] = [(p.name, p.stat().st_size, p.stat().st_mtime_ns)
-                           for p in sorted(Path(cfg.path).iterdir()) if p.suffix.lower() == ".mat"]
+        root = Path(cfg.path)
+        files = sorted((p for p in root.rglob("*") if p.is_file() and p.suffix.lower() == ".mat"),
+                       key=lambda p: p.relative_to(root).as_posix())
+        payload["path"] = [(p.relative_to(root).as_posix(), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -92,14 +98,11 @@ def prepare_dataset(cfg: DataConfig, cache_root: str | Path) -> Path:
         log.info("dataset cache hit: %s", final)
         return final
     start = time.perf_counter()
-    recordings, skipped = _synthetic(cfg) if cfg.source == "synthetic" else _cwru(cfg)
-    labels, loads = [r.label for r in recordings], [r.load_hp for r in recordings]
-    if cfg.split == "load_shift":
-        splits = load_shift_split(labels, loads, cfg.val_fraction, cfg.seed)
-    else:
-        splits = split_by_recording(labels, loads, cfg.val_fraction, cfg.test_fraction, cfg.seed)
-    arrays = _window_arrays(cfg, recordings, splits)
-    manifest = _manifest(cfg, recordings, splits, arrays, skipped, config_hash(cfg))
+    recordings, skipped, ignored = _synthetic(cfg) if cfg.source == "synthetic" else _cwru(cfg)
+    plan = plan_splits(cfg, [r.label for r in recordings], [r.load_hp for r in recordings],
+                       [len(r.signal) for r in recordings])
+    arrays = _window_arrays(cfg, recordings, plan.segments)
+    manifest = _manifest(cfg, recordings, plan, arrays, {"skipped_files": skipped, "ignored_files": ignored})
     write_prepared(final, arrays, manifest)
     log.info("prepared %d windows in %.1f s: %s", len(arrays["windows"]), time.perf_counter() - start, final)
     return final
@@ -149,7 +152,19 @@ def content_hash(arrays: dict[str, np.ndarray]) -> str:
     return "sha256:" + digest.hexdigest()
 
 
-def _synthetic(cfg: DataConfig) -> tuple[list[_Recording], list[dict[str, str]]]:
+def split_counts(arrays: dict[str, np.ndarray], names: list[str]) -> dict[str, dict]:
+    """Windows per split and class (`names`, the label order), and recordings with a window in each split."""
+    split_codes, labels, recording = arrays["split"], arrays["labels"], arrays["recording"]
+    return {
+        "windows_per_split": {split: {name: int(np.count_nonzero((split_codes == code) & (labels == k)))
+                                      for k, name in enumerate(names)}
+                              for code, split in enumerate(SPLIT_NAMES)},
+        "recordings_per_split": {split: len(np.unique(recording[split_codes == code]))
+                                 for code, split in enumerate(SPLIT_NAMES)},
+    }
+
+
+def _synthetic(cfg: DataConfig) -> tuple[list[_Recording], list[dict[str, str]], list[dict[str, str]]]:
     """Every class x load 0..3 x recordings_per_load, each with its own seed drawn from cfg.seed."""
     recordings = []
     for label in CLASS_NAMES:
@@ -157,63 +172,73 @@ def _synthetic(cfg: DataConfig) -> tuple[list[_Recording], list[dict[str, str]]]
             for rep in range(cfg.recordings_per_load):
                 seed = int(np.random.SeedSequence([cfg.seed, class_index(label), load, rep]).generate_state(1)[0])
                 sim = simulate_recording(label, load, seed, duration_s=cfg.duration_s, snr_db=cfg.snr_db,
-                                         sample_rate=cfg.sample_rate)
+                                         sample_rate=cfg.sample_rate, bearing=BEARINGS[cfg.bearing])
                 recordings.append(_Recording(sim.signal, label, load, sim.params["rpm"], f"simulator seed={seed}",
                                              [], {name: sim.params[name] for name in GROUND_TRUTH}))
-    return recordings, []
+    return recordings, [], []
 
 
-def _cwru(cfg: DataConfig) -> tuple[list[_Recording], list[dict[str, str]]]:
-    records, skipped = read_cwru_folder(cfg.path, strict=cfg.strict, min_samples=cfg.window)
-    return [_Recording(r.signal, r.label, r.load_hp, r.rpm, r.source, r.notes, {}) for r in records], skipped
+def _cwru(cfg: DataConfig) -> tuple[list[_Recording], list[dict[str, str]], list[dict[str, str]]]:
+    folder = read_cwru_folder(cfg.path, strict=cfg.strict, min_samples=cfg.window)
+    recordings = [_Recording(r.signal, r.label, r.load_hp, r.rpm, r.source, r.notes, {}) for r in folder.records]
+    return recordings, folder.skipped, folder.ignored
 
 
-def _window_arrays(cfg: DataConfig, recordings: list[_Recording], splits: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-window arrays; per-recording facts are repeated for each of the recording's windows."""
-    framed = [frame(r.signal, cfg.window, cfg.hop) for r in recordings]
+def _window_arrays(cfg: DataConfig, recordings: list[_Recording], segments: list[Segment]) -> dict[str, np.ndarray]:
+    """Per-window arrays, windows cut inside each segment; per-recording facts repeat for each window."""
+    framed = [frame(recordings[s.recording].signal[s.start:s.stop], cfg.window, cfg.hop) for s in segments]
     counts = [len(f) for f in framed]
 
     def per_window(values: list, dtype: type) -> np.ndarray:
         return np.repeat(np.asarray(values, dtype=dtype), counts)
 
+    owners = [recordings[s.recording] for s in segments]
     arrays = {
         "windows": np.concatenate(framed).astype(np.float32, copy=False),
-        "labels": per_window([class_index(r.label) for r in recordings], np.int64),
-        "recording": per_window(list(range(len(recordings))), np.int32),
-        "load": per_window([r.load_hp for r in recordings], np.int8),
-        "split": per_window([SPLIT_NAMES.index(s) for s in splits], np.int8),
-        "rpm": per_window([r.rpm for r in recordings], np.float32),
+        "labels": per_window([task_label(cfg.task, r.label) for r in owners], np.int64),
+        "recording": per_window([s.recording for s in segments], np.int32),
+        "load": per_window([r.load_hp for r in owners], np.int8),
+        "split": per_window([SPLIT_NAMES.index(s.split) for s in segments], np.int8),
+        "rpm": per_window([r.rpm for r in owners], np.float32),
+        "offset": np.concatenate([s.start + cfg.hop * np.arange(n, dtype=np.int64) for s, n in zip(segments, counts)]),
     }
     if cfg.source == "synthetic":
-        arrays.update({name: per_window([r.truth[name] for r in recordings], np.float32) for name in GROUND_TRUTH})
+        arrays.update({name: per_window([r.truth[name] for r in owners], np.float32) for name in GROUND_TRUTH})
     return arrays
 
 
-def _manifest(cfg: DataConfig, recordings: list[_Recording], splits: np.ndarray, arrays: dict[str, np.ndarray],
-              skipped: list[dict[str, str]], cfg_hash: str) -> dict[str, Any]:
-    split_codes, labels = arrays["split"], arrays["labels"]
+def _manifest(cfg: DataConfig, recordings: list[_Recording], plan: SplitPlan, arrays: dict[str, np.ndarray],
+              files: dict[str, list]) -> dict[str, Any]:
+    names = list(class_names(cfg.task))
+    hop, window = cfg.hop, cfg.window
+    segments = [[s for s in plan.segments if s.recording == i] for i in range(len(recordings))]
     return {
         "format_version": DATASET_FORMAT_VERSION,
         "source": cfg.source,
-        "class_names": list(CLASS_NAMES),
+        "task": cfg.task,
+        "class_names": names,
+        "class_locations": class_locations(cfg.task),
+        "bearing": {"name": cfg.bearing, **asdict(BEARINGS[cfg.bearing])},
         "sample_rate": cfg.sample_rate,
-        "window": cfg.window,
-        "hop": cfg.hop,
+        "window": window,
+        "hop": hop,
         "split": cfg.split,
-        "n_windows": len(labels),
+        "validation": plan.validation,
+        "fallbacks": plan.fallbacks,
+        "optimistic": plan.optimistic is not None,
+        "optimistic_reason": plan.optimistic,
+        "n_windows": len(arrays["labels"]),
         "n_recordings": len(recordings),
-        "windows_per_split": {
-            split: {name: int(np.count_nonzero((split_codes == code) & (labels == k)))
-                    for k, name in enumerate(CLASS_NAMES)}
-            for code, split in enumerate(SPLIT_NAMES)
-        },
-        "recordings_per_split": {split: int(np.count_nonzero(splits == split)) for split in SPLIT_NAMES},
-        "recordings": [{"label": r.label, "load_hp": r.load_hp, "rpm": r.rpm, "split": str(s), "source": r.source,
-                        "notes": r.notes} for r, s in zip(recordings, splits)],
-        "skipped_files": skipped,
+        **split_counts(arrays, names),
+        "recordings": [{"label": r.label, "load_hp": r.load_hp, "rpm": r.rpm, "source": r.source, "notes": r.notes,
+                        "n_samples": len(r.signal), "split": "+".join(dict.fromkeys(s.split for s in mine)) or "unused",
+                        "segments": [{"split": s.split, "start": s.start, "stop": s.stop,
+                                      "windows": 1 + (s.stop - s.start - window) // hop} for s in mine]}
+                       for r, mine in zip(recordings, segments)],
+        **files,
         "arrays": {name: {"dtype": str(a.dtype), "shape": list(a.shape)} for name, a in arrays.items()},
         "data_config": asdict(cfg),
-        "config_hash": cfg_hash,
+        "config_hash": config_hash(cfg),
         "content_hash": content_hash(arrays),
         "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

@@ -22,7 +22,7 @@ import numpy as np
 from pipeline.config import ConfigError, ExperimentConfig
 from pipeline.data.classes import CLASS_NAMES, fault_size_in
 from pipeline.data.prepared import (MANIFEST, DatasetError, PreparedDataset, content_hash, load_prepared,
-                                    prepare_dataset, write_prepared)
+                                    prepare_dataset, split_counts, write_prepared)
 from pipeline.data.windows import SPLIT_NAMES
 
 TRAIN, VAL = SPLIT_NAMES.index("train"), SPLIT_NAMES.index("val")
@@ -92,7 +92,7 @@ def reduced_labels_dataset(source: PreparedDataset, fraction: float, seed: int) 
     train_recordings = np.unique(a["recording"][a["split"] == TRAIN])
     recording_label = {int(r): int(l) for r, l in zip(a["recording"], a["labels"])}
     kept = []
-    for label in range(len(CLASS_NAMES)):
+    for label in range(len(source.manifest["class_names"])):
         members = [r for r in train_recordings if recording_label[int(r)] == label]
         if members:
             kept.extend(rng.choice(members, size=max(1, round(fraction * len(members))), replace=False))
@@ -131,15 +131,13 @@ def derived_dataset(source: PreparedDataset, keep: np.ndarray, tag: str, selecti
     arrays = {name: np.ascontiguousarray(values[keep]) for name, values in source.arrays.items()}
     used = set(np.unique(arrays["recording"]).tolist())
     recordings = [r if i in used else {**r, "split": "unused"} for i, r in enumerate(source.manifest["recordings"])]
+    counts = split_counts(arrays, source.manifest["class_names"])
+    counts["recordings_per_split"]["unused"] = sum(r["split"] == "unused" for r in recordings)
     manifest = {
         **source.manifest,
         "n_windows": len(arrays["labels"]),
-        "windows_per_split": {split: {name: int(np.count_nonzero((arrays["split"] == code) & (arrays["labels"] == k)))
-                                      for k, name in enumerate(CLASS_NAMES)}
-                              for code, split in enumerate(SPLIT_NAMES)},
+        **counts,
         "recordings": recordings,
-        "recordings_per_split": {split: sum(r["split"] == split for r in recordings)
-                                 for split in (*SPLIT_NAMES, "unused")},
         "arrays": {name: {"dtype": str(a.dtype), "shape": list(a.shape)} for name, a in arrays.items()},
         "content_hash": content_hash(arrays),
         "derived_from": source.path.name,

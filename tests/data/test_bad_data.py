@@ -3,7 +3,8 @@ of each kind of fault, run as `python -m pipeline.prepare data=cwru data.path=..
 interpreter: tests/entry_zygote.py).
 
 Strict (the default) stops with every bad file listed by name and reason, and the run ends FAILED saying so;
-lenient (`data.strict=false`) prepares the good files and records each skipped file in the manifest.
+lenient (`data.strict=false`) prepares the good files and records each skipped file in the manifest. A file of
+another CWRU set is not bad: both runs pass over it, and the manifest lists it under `ignored_files`.
 (The reader's own checks per file are in test_cwru.py; here the whole stage is under test.)
 """
 from __future__ import annotations
@@ -31,12 +32,10 @@ def write_bad_files(folder: Path) -> dict[str, str]:
     (folder / "118.mat").write_bytes(b"MATLAB 5.0 MAT-file" + b"\x00" * 200)  # unreadable
     whole = write_cwru(folder, 119).read_bytes()
     (folder / "119.mat").write_bytes(whole[: len(whole) // 2])  # truncated mid-write
-    write_cwru(folder, 300)  # no such CWRU recording
     scipy.io.savemat(folder / "120.mat", {"X120_FE_time": np.zeros((4096, 1)), "X120RPM": [[1797.0]]})
     write_cwru(folder, 121, n=100)  # shorter than one window
     write_cwru(folder, 185, signal=np.r_[np.zeros(1000), np.nan, np.zeros(1047)])
     return {"118.mat": "cannot read .mat file", "119.mat": "cannot read .mat file",
-            "300.mat": "file number 300 is not a 12 kHz drive-end CWRU recording",
             "120.mat": "no drive-end channel for file number 120",
             "121.mat": "recording has 100 samples at 12 kHz, fewer than 256",
             "185.mat": "X185_DE_time holds 1 NaN/inf value(s)"}
@@ -47,6 +46,7 @@ def folder(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     folder = tmp_path_factory.mktemp("cwru")
     for number in GOOD:
         write_cwru(folder, number, n=8192 if number < 101 else 2048)  # normal files are 48 kHz: 4x longer
+    write_cwru(folder, 300)  # not one of the ten classes: ignored, not bad
     return folder, write_bad_files(folder)
 
 
@@ -90,7 +90,8 @@ def test_strict_prepare_stops_with_every_bad_file_and_its_reason(folder, prepare
     for name, reason in reasons.items():
         assert f"{folder / name}: {reason}" in result.stderr, (name, result.stderr[-3000:])
     assert run.info.status == "FAILED"
-    assert run.data.tags["failure.reason"].startswith(f"CwruError: CWRU folder '{folder}': 6 bad file(s)")
+    assert run.data.tags["failure.reason"].startswith(f"CwruError: CWRU folder '{folder}': 5 bad file(s)")
+    assert "300.mat" not in result.stderr
     assert not (result.tmp / "data").exists() or not any((result.tmp / "data").iterdir())
 
 
@@ -106,5 +107,8 @@ def test_lenient_prepare_skips_them_and_records_them_in_the_manifest(folder, pre
     assert set(skipped) == set(reasons)
     for name, reason in reasons.items():
         assert reason in skipped[name]
+    assert manifest["ignored_files"] == [{"file": str(folder / "300.mat"), "reason": (
+        "file number 300 is not a 12 kHz drive-end recording of the ten classes (another CWRU set: 48 kHz or "
+        "fan-end recordings, outer race @3/@12 o'clock or 0.028 in faults)")}]
     assert manifest["n_recordings"] == len(GOOD)
     assert {Path(r["source"]).name for r in manifest["recordings"]} == {f"{n}.mat" for n in GOOD}

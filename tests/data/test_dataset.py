@@ -32,6 +32,19 @@ def test_items_and_accessors_follow_the_index():
         BearingWindows(windows, labels[:-1])
 
 
+def test_items_carry_their_conditions_when_given():
+    windows, labels, _, _ = arrays()
+    shaft_hz = np.linspace(28.0, 30.0, 40, dtype=np.float32)
+    ds = BearingWindows(windows, labels, np.array([3, 17]), shaft_hz=shaft_hz)
+    window, label, conditions = ds[1]
+    assert int(label) == 7 and conditions["shaft_hz"].dtype == torch.float32
+    assert float(conditions["shaft_hz"]) == pytest.approx(shaft_hz[17])
+    x, y, batch = next(iter(DataLoader(ds, batch_size=2)))
+    assert x.shape == (2, 64) and batch["shaft_hz"].shape == (2,)
+    with pytest.raises(ValueError, match="one shaft_hz per window"):
+        BearingWindows(windows, labels, shaft_hz=shaft_hz[:-1])
+
+
 @pytest.mark.filterwarnings("error")  # e.g. torch's warning about non-writable arrays
 def test_dataloader_batches_from_a_read_only_memmap(tmp_path):
     windows, labels, _, _ = arrays()
