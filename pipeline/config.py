@@ -122,9 +122,10 @@ class ModelConfig(_Section):
     n_modes: int = 32
     n_layers: int = 3
     n_heads: int = 4
-    patch_size: int = 64
+    patch_size: int = 8  # spectrum bins per patch of the attention between frequency bands
     dropout: float = 0.0
     latent_dim: int = 16
+    n_bands: int = 4  # resonance bands the envelope view demodulates; 0 leaves the envelope view out
 
     def __post_init__(self) -> None:
         p = "model."
@@ -138,6 +139,7 @@ class ModelConfig(_Section):
         _check(self.hidden_dim % self.n_heads == 0, p + "hidden_dim", self.hidden_dim,
                f"must be divisible by model.n_heads={self.n_heads}")
         _check(0.0 <= self.dropout < 1.0, p + "dropout", self.dropout, "must be in [0, 1)")
+        _check(self.n_bands >= 0, p + "n_bands", self.n_bands, "must be >= 0")
 
 
 @dataclass

@@ -19,7 +19,7 @@ from pipeline.config import ExperimentConfig, register_configs
 from pipeline.data.prepared import PreparedDataset, load_prepared, prepare_dataset
 from pipeline.distributed import broadcast_from_rank0, launch, process_group, rank, under_launcher, world_size
 from pipeline.liveness import this_process
-from pipeline.model_factory import build_model
+from pipeline.model_factory import build_from_settings, model_settings
 from pipeline.stage import main_with_packed_overrides, run_stage
 from pipeline.tracking.callbacks import MlflowMetricsLogger, ProgressPrinter
 from pipeline.tracking.datasets import log_dataset
@@ -91,7 +91,8 @@ def _train_on_this_rank(config: ExperimentConfig, dataset_dir: Optional[Path], r
         dataset_dir = broadcast_from_rank0(_prepare(config) if logs else None)
     dataset = load_prepared(dataset_dir)
     train_loader, val_loader = make_loaders(dataset, config)
-    model = build_model(config.model, sample_rate=dataset.manifest["sample_rate"])
+    settings = model_settings(config.model, dataset.manifest)
+    model = build_from_settings(settings)
     name = run_name or (f"train-pw{config.loss.physics_weight:g}-cw{config.loss.consistency_weight:g}"
                         f"-e{config.training.epochs}")
     run_tags = {"dataset_dir": str(Path(dataset_dir).resolve()), "world_size": str(world_size()),
@@ -121,7 +122,7 @@ def _train_on_this_rank(config: ExperimentConfig, dataset_dir: Optional[Path], r
         mlflow.log_figure(engine.monitor.plot_training_curves(), "plots/training_curves.html")
         model_uri = None
         if engine.stop_reason is None:
-            model_uri = log_pyfunc_model(trained, config, dataset.arrays["windows"][:2])
+            model_uri = log_pyfunc_model(trained, settings, dataset.arrays["windows"][:2])
             mlflow.set_tag("model_uri", model_uri)
             print(f"train run {run_id}: model {model_uri}")
         else:

@@ -33,6 +33,11 @@ class BearingWindows(Dataset):
         self.loads = None if loads is None else np.asarray(loads[self._indices])
         self.shaft_hz = None if shaft_hz is None else np.asarray(shaft_hz[self._indices], dtype=np.float32)
 
+    @property
+    def windows(self) -> np.ndarray:
+        """The selected windows `[N, L]` as one array (a copy): for scoring a whole split at once."""
+        return np.asarray(self._windows[self._indices], dtype=np.float32)
+
     def __len__(self) -> int:
         return len(self._indices)
 

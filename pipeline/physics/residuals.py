@@ -1,4 +1,4 @@
-"""The physics the fields must obey, as residuals that are zero for an exact solution (design.md §4).
+"""The physics the fields must obey, as residuals that are zero for an exact solution.
 
 One function checks both the simulator's ground truth (residuals at rounding error) and the neural
 operator's outputs (trained towards zero). Everything is torch, batched over the first axis, and
@@ -20,12 +20,12 @@ records it next to the physical resonance it was pre-warped from (Tustin maps w_
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 
 from pipeline.data.bearing import SKF_6205_DE, BearingGeometry, characteristic_frequencies
-from pipeline.data.classes import CLASS_NAMES, fault_location
 
 COMB_LOCATIONS = ("ball", "inner", "outer")
 ORDER_RANGE = (3.0, 17.0)  # envelope-spectrum band checked, in multiples of the shaft frequency
@@ -41,15 +41,18 @@ def physics_residuals(
     natural_freq_hz: Tensor,
     damping_ratio: Tensor,
     class_probs: Tensor | None = None,
+    class_locations: Sequence[str] | None = None,
     shaft_hz: Tensor | float = 29.53,
     bearing: BearingGeometry = SKF_6205_DE,
 ) -> dict[str, Tensor]:
     """Residuals of the structural equations and, given class probabilities, of the bearing kinematics.
 
     fields: `displacement`, `force` [B, T] (per unit mass); signal: measured acceleration [B, T];
-    natural_freq_hz, damping_ratio: [B]; class_probs: [B, 10] over CLASS_NAMES.
+    natural_freq_hz, damping_ratio: [B]; class_probs: [B, C] over classes whose fault locations (normal, ball,
+    inner or outer) are `class_locations`; shaft_hz: a number or [B].
     Returns `equation_of_motion` [B, T-2] and `measurement` [B, T-3], in units of the window's RMS of S a
-    (high-passed for measurement) so that `.pow(2).mean()` is a relative squared error, and `kinematics` [B] when class_probs is given.
+    (high-passed for measurement) so that `.pow(2).mean()` is a relative squared error, and `kinematics` [B] when
+    class_probs and class_locations are given.
     """
     x, force = fields["displacement"], fields["force"]
     dt = 1.0 / sample_rate
@@ -68,14 +71,16 @@ def physics_residuals(
         # motion of the mode, from swamping the residual; sensor noise remains as its floor.
         "measurement": (mismatch[:, 1:] - mismatch[:, :-1]) / _rms(s_a[:, 1:] - s_a[:, :-1]).unsqueeze(-1),
     }
-    if class_probs is not None:
-        residuals["kinematics"] = kinematics_residual(force, class_probs, sample_rate, shaft_hz, bearing)
+    if class_probs is not None and class_locations is not None:
+        residuals["kinematics"] = kinematics_residual(force, class_probs, class_locations, sample_rate, shaft_hz,
+                                                      bearing)
     return residuals
 
 
 def kinematics_residual(
     force: Tensor,
     class_probs: Tensor,
+    class_locations: Sequence[str],
     sample_rate: float,
     shaft_hz: Tensor | float = 29.53,
     bearing: BearingGeometry = SKF_6205_DE,
@@ -87,13 +92,14 @@ def kinematics_residual(
     rho a flat spectrum would put there: C = 1 for a pure impact train of that class, about 0 for
     broadband force. A ball, inner or outer class has residual 1 - C of its location; `normal` has
     max(0, max C): a healthy bearing must not show any impact train, so predicting `normal` is no free
-    way out. The window's residual is the class_probs-weighted mean over the ten classes; it is 0 for a
+    way out. The window's residual is the class_probs-weighted mean over the classes, each scored by its
+    location in `class_locations`; it is 0 for a
     window too short to resolve the combs (under about 0.05 s), which carries no kinematic evidence.
     """
     contrast, resolved = comb_contrast(force, sample_rate, shaft_hz, bearing)
     per_location = {loc: 1 - contrast[:, i] for i, loc in enumerate(COMB_LOCATIONS)}
     per_location["normal"] = contrast.amax(dim=-1).clamp_min(0)
-    per_class = torch.stack([per_location[fault_location(name)] for name in CLASS_NAMES], dim=-1)
+    per_class = torch.stack([per_location[location] for location in class_locations], dim=-1)
     return (class_probs.to(per_class.dtype) * per_class).sum(dim=-1) * resolved
 
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import asdict
 from pathlib import Path
 
 import mlflow
@@ -12,8 +11,6 @@ import torch
 from mlflow.models import infer_signature
 from torch import nn
 
-from pipeline.config import ExperimentConfig
-from pipeline.data.classes import CLASS_NAMES
 
 MODEL_CODE = Path(__file__).with_name("pyfunc_model.py")
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
@@ -21,22 +18,18 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1]
 PIP_REQUIREMENTS = ["torch==2.13.0", "mlflow==3.17.2", "numpy==2.4.6", "pandas==3.1.1", "scipy==1.17.1"]
 
 
-def model_config(config: ExperimentConfig) -> dict:
-    """What the served model needs besides its weights: architecture, window, rate, class names."""
-    return {"model": asdict(config.model), "window": config.data.window,
-            "sample_rate": config.data.sample_rate, "class_names": list(CLASS_NAMES)}
+def log_pyfunc_model(model: nn.Module, settings: dict, example: np.ndarray, name: str = "model") -> str:
+    """Log `model` under the active run; return its model URI (`models:/<model id>`).
 
-
-def log_pyfunc_model(model: nn.Module, config: ExperimentConfig, example: np.ndarray,
-                     name: str = "model") -> str:
-    """Log `model` under the active run; return its model URI (`models:/<model id>`)."""
+    `settings` (pipeline.model_factory.model_settings) is what the served model needs besides its weights:
+    architecture, class names and locations, bearing, window and rate; it is stored as `model_config.json`."""
     from pipeline.tracking.pyfunc_model import AVPinoModel
 
     with tempfile.TemporaryDirectory() as tmp:
         weights = Path(tmp) / "weights.pt"
         torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, weights)
         cfg_path = Path(tmp) / "model_config.json"
-        cfg_path.write_text(json.dumps(model_config(config), indent=2))
+        cfg_path.write_text(json.dumps(settings, indent=2))
         predictor = AVPinoModel()
         predictor.load_context(_Context({"weights": str(weights), "model_config": str(cfg_path)}))
         example = np.asarray(example, dtype=np.float32)

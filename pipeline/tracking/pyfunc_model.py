@@ -15,7 +15,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel
 
-from pipeline.model_factory import build_model
+from pipeline.model_factory import build_from_settings
 
 # Samples (windows x window length) per request. The network's activations take ~650 bytes per sample, so
 # this bounds one request to ~3 GB; 100,000 windows of 1024 would need ~65 GB and take the server down.
@@ -61,7 +61,7 @@ class AVPinoModel(PythonModel):
             self.config = json.load(f)
         self.class_names = self.config["class_names"]
         self.window = int(self.config["window"])
-        self.model = build_model(self.config["model"], sample_rate=self.config["sample_rate"])
+        self.model = build_from_settings(self.config)
         state = torch.load(context.artifacts["weights"], map_location="cpu", weights_only=True)
         self.model.load_state_dict(state)
         self.model.eval()

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.data.classes import CLASS_NAMES, class_index
+from pipeline.data.classes import CLASS_NAMES, class_index, fault_location
 from pipeline.data.simulator import simulate_recording
 from pipeline.physics.residuals import energy_balance, energy_balance_residual, physics_residuals
 
@@ -30,6 +30,9 @@ def windows(labels, loads=(0, 3), seeds=(0, 1), **sim_kwargs):
     return fields, cut([r.signal for r in recs]), params, probs
 
 
+LOCATIONS = [fault_location(name) for name in CLASS_NAMES]  # what each class's kinematics residual checks
+
+
 def one_hot(label, batch):
     return torch.zeros(batch, len(CLASS_NAMES)).index_fill_(1, torch.tensor(class_index(label)), 1.0)
 
@@ -37,7 +40,7 @@ def one_hot(label, batch):
 def residuals(fields, signal, params, probs=None):
     return physics_residuals(
         fields, signal, FS, natural_freq_hz=params["natural_freq_hz"], damping_ratio=params["damping_ratio"],
-        class_probs=probs, shaft_hz=params["shaft_hz"],
+        class_probs=probs, class_locations=LOCATIONS, shaft_hz=params["shaft_hz"],
     )
 
 
@@ -132,7 +135,8 @@ def test_all_zero_window_gives_finite_residuals():
     fields = {"displacement": zeros, "velocity": zeros, "force": zeros}
     ones = torch.ones(2)
     res = physics_residuals(
-        fields, zeros, FS, natural_freq_hz=3000 * ones, damping_ratio=0.03 * ones, class_probs=torch.full((2, 10), 0.1)
+        fields, zeros, FS, natural_freq_hz=3000 * ones, damping_ratio=0.03 * ones, class_probs=torch.full((2, 10), 0.1),
+        class_locations=LOCATIONS,
     )
     coupled = energy_balance(fields, FS, 3000 * ones, 0.03 * ones)
     assert all(torch.isfinite(r).all() for r in [*res.values(), energy_balance_residual(coupled)])
