@@ -1,7 +1,9 @@
 """Stage 3, evaluate: `python -m pipeline.evaluate [evaluate.model_uri=...]` scores a logged model on the test split.
 
 By default it evaluates the model of the newest finished train run, on the dataset that run trained on, and
-logs `test/` metrics, a confusion matrix, a reliability diagram and a per-class table (design.md §6).
+logs `test/` metrics, a confusion matrix, a reliability diagram and a per-class table. The classes are the
+dataset's (its manifest's `class_names`, which the model's config must repeat), and each test window reaches
+the model with its shaft speed.
 """
 from __future__ import annotations
 
@@ -85,14 +87,16 @@ def resolve_target(config: ExperimentConfig, model_uri: Optional[str] = None, da
 
 def logged_metrics(metrics: dict[str, float], per_class: pd.DataFrame,
                    outputs: dict[str, np.ndarray]) -> dict[str, float]:
-    """The `test/` metric names of design.md §6 from classification metrics and model outputs."""
+    """The `test/` metrics from classification metrics and the model outputs `predict_windows` returned:
+    physics and uncertainty metrics only for a model that returns residuals and uncertainties."""
     logged = {f"test/{name}": value for name, value in metrics.items()}
     logged.update({f"test/recall/{name}": float(recall) for name, recall in per_class["recall"].items()})
     physics = {key: float(values.mean()) for key, values in outputs.items() if key.startswith("physics/")}
     logged.update({f"test/{key}": value for key, value in physics.items()})
     if physics:
         logged["test/physics_residual"] = float(np.mean(list(physics.values())))
-    logged["test/mean_uncertainty"] = float(outputs["uncertainty"].mean())
+    if "uncertainty" in outputs:
+        logged["test/mean_uncertainty"] = float(outputs["uncertainty"].mean())
     return logged
 
 
@@ -115,8 +119,12 @@ def evaluate(config: ExperimentConfig, model_uri: Optional[str] = None, dataset_
         windows, labels = dataset.arrays["windows"][test], np.asarray(dataset.arrays["labels"][test])
         if len(labels) == 0:
             raise EvaluationError(f"{target.dataset_dir} has no test windows")
-        outputs = predict_windows(model, windows, config.evaluate.batch_size)
+        shaft_hz = np.asarray(dataset.arrays["rpm"][test], dtype=np.float32) / 60
+        outputs = predict_windows(model, windows, config.evaluate.batch_size, shaft_hz=shaft_hz)
         probs = outputs["probs"]
+        if probs.shape[1] != len(class_names):
+            raise EvaluationError(f"model {target.model_uri} scores {probs.shape[1]} classes, dataset "
+                                  f"{target.dataset_dir} lists {len(class_names)}: {class_names}")
         metrics, per_class = classification_metrics(labels, probs, class_names, config.evaluate.ece_bins)
         logged = logged_metrics(metrics, per_class, outputs)
         mlflow.log_metrics(logged)
@@ -131,16 +139,19 @@ def evaluate(config: ExperimentConfig, model_uri: Optional[str] = None, dataset_
 
 
 def _check_compatible(model_config: dict, manifest: dict, target: Target) -> list[str]:
-    """The class names, once the model and the dataset agree on window length, sample rate and classes."""
+    """The dataset's class names, once the model and the dataset agree on window length, sample rate and
+    classes."""
     if model_config["window"] != manifest["window"]:
         raise EvaluationError(f"model {target.model_uri} takes windows of {model_config['window']} samples, "
                               f"dataset {target.dataset_dir} has {manifest['window']}")
     if float(model_config["sample_rate"]) != float(manifest["sample_rate"]):
         raise EvaluationError(f"model {target.model_uri} was built for {model_config['sample_rate']} Hz, "
                               f"dataset {target.dataset_dir} is sampled at {manifest['sample_rate']} Hz")
-    if list(model_config["class_names"]) != list(manifest["class_names"]):
-        raise EvaluationError(f"model {target.model_uri} and dataset {target.dataset_dir} list different classes")
-    return list(model_config["class_names"])
+    class_names = list(manifest["class_names"])
+    if list(model_config["class_names"]) != class_names:
+        raise EvaluationError(f"model {target.model_uri} classifies {model_config['class_names']}, dataset "
+                              f"{target.dataset_dir} lists {class_names}")
+    return class_names
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 import mlflow
 import numpy as np
@@ -20,43 +20,52 @@ from mlflow.models import Model
 from plotly.subplots import make_subplots
 from torch import nn
 
-from pipeline.model_factory import build_model
+from pipeline.model_factory import build_from_settings
 
 
 def load_logged_model(model_uri: str) -> tuple[nn.Module, dict]:
     """The torch network behind a logged `av-pino` pyfunc, in eval mode, and its `model_config` dict.
 
     Reads the pyfunc's artifacts directly (not `mlflow.pyfunc.load_model`) because evaluation needs the
-    raw outputs the pyfunc hides: logits, physics residuals and uncertainties.
+    raw outputs the pyfunc hides: logits and, when the model has them, physics residuals.
     """
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=tmp))
         artifacts = Model.load(local).flavors["python_function"]["artifacts"]
         config = json.loads((local / artifacts["model_config"]["path"]).read_text())
         state = torch.load(local / artifacts["weights"]["path"], map_location="cpu", weights_only=True)
-    model = build_model(config["model"], sample_rate=config["sample_rate"])
+    model = build_from_settings(config)
     model.load_state_dict(state)
     return model.eval(), config
 
 
-def predict_windows(model: nn.Module, windows: np.ndarray, batch_size: int = 256) -> dict[str, np.ndarray]:
-    """Run `model` over windows [N, L] in batches; puts the model in eval mode (latent mean, no dropout).
+def predict_windows(model: nn.Module, windows: np.ndarray, batch_size: int = 256,
+                    shaft_hz: Optional[np.ndarray] = None) -> dict[str, np.ndarray]:
+    """Run `model` over windows [N, L] in batches, on the model's device; puts it in eval mode (latent mean,
+    no dropout). `shaft_hz` [N], each window's shaft speed, reaches the model as `model(x, shaft_hz=...)`.
 
-    Returns `probs` [N, C], `uncertainty` [N] and, per physics residual, `physics/<name>` [N]: that window's
-    mean squared residual (residuals are normalised, so this is a relative squared error).
+    Returns `probs` [N, C] and, when the model returns them, `uncertainty` [N] and per physics residual
+    `physics/<name>` [N]: that window's mean squared residual (residuals are normalised, so this is a
+    relative squared error).
     """
+    if shaft_hz is not None and len(shaft_hz) != len(windows):
+        raise ValueError(f"shaft_hz has {len(shaft_hz)} values for {len(windows)} windows: give one per window")
     model.eval()
+    device = next(model.parameters(), torch.empty(0)).device
     chunks: dict[str, list[np.ndarray]] = {}
     with torch.inference_mode():
         for start in range(0, len(windows), batch_size):
-            batch = torch.from_numpy(np.asarray(windows[start:start + batch_size], dtype=np.float32))
-            out = model(batch)
-            values = {"probs": out["predictions"].float().softmax(dim=-1),
-                      "uncertainty": out["uncertainties"].float()}
-            for name, residual in out["physics_residuals"].items():
+            batch = torch.as_tensor(np.asarray(windows[start:start + batch_size], dtype=np.float32), device=device)
+            conditions = {} if shaft_hz is None else {"shaft_hz": torch.as_tensor(
+                np.asarray(shaft_hz[start:start + batch_size], dtype=np.float32), device=device)}
+            out = model(batch, **conditions)
+            values = {"probs": out["predictions"].float().softmax(dim=-1)}
+            if "uncertainties" in out:
+                values["uncertainty"] = out["uncertainties"].float()
+            for name, residual in out.get("physics_residuals", {}).items():
                 values[f"physics/{name}"] = residual.float().reshape(len(batch), -1).pow(2).mean(dim=1)
             for key, value in values.items():
-                chunks.setdefault(key, []).append(value.numpy())
+                chunks.setdefault(key, []).append(value.cpu().numpy())
     return {key: np.concatenate(parts) for key, parts in chunks.items()}
 
 

@@ -1,14 +1,16 @@
-"""The evaluate stage end to end on a private MLflow store: a tiny dataset, a tiny model trained one epoch."""
+"""The evaluate stage end to end on a private MLflow store: a tiny dataset, a tiny model trained one epoch; and
+the metrics it logs for a model that returns no physics."""
 import io
 
 import mlflow
+import numpy as np
 import pandas as pd
 import pytest
 
 from pipeline.config import DataConfig, ExperimentConfig, ModelConfig, TrackingConfig, TrainingConfig
-from pipeline.data.classes import CLASS_NAMES
-from pipeline.data.prepared import DatasetError, prepare_dataset
-from pipeline.evaluate import EvaluationError, evaluate
+from pipeline.data.prepared import DatasetError, load_prepared, prepare_dataset
+from pipeline.evaluate import EvaluationError, evaluate, logged_metrics
+from pipeline.evaluation import classification_metrics
 from pipeline.stage import run_stage
 from pipeline.train import train
 
@@ -45,6 +47,7 @@ def artifact_paths(run_id: str) -> set[str]:
 
 def test_evaluates_a_trained_model_and_logs_metrics_and_plots(mlflow_store, config, dataset_dir, tmp_path):
     trained = train(config, dataset_dir, checkpoint_root=tmp_path / "checkpoints")
+    class_names = load_prepared(dataset_dir).manifest["class_names"]
 
     result = evaluate(config)  # nothing named: the newest finished train run
     run = mlflow.get_run(result.run_id)
@@ -54,13 +57,13 @@ def test_evaluates_a_trained_model_and_logs_metrics_and_plots(mlflow_store, conf
     metrics = run.data.metrics
     physics = {name: value for name, value in metrics.items() if name.startswith("test/physics/")}
     expected = {"test/accuracy", "test/macro_f1", "test/ece", "test/physics_residual", "test/mean_uncertainty",
-                *(f"test/recall/{name}" for name in CLASS_NAMES), *physics}
+                *(f"test/recall/{name}" for name in class_names), *physics}
     assert physics and set(metrics) == expected and result.metrics == pytest.approx(metrics)
     assert metrics["test/physics_residual"] == pytest.approx(sum(physics.values()) / len(physics))
     assert 0 <= metrics["test/accuracy"] <= 1 and 0 <= metrics["test/ece"] <= 1
     assert ARTIFACTS <= artifact_paths(result.run_id)
     per_class = pd.read_csv(io.StringIO(mlflow.artifacts.load_text(f"runs:/{result.run_id}/per_class.csv")))
-    assert per_class["class"].tolist() == list(CLASS_NAMES) and per_class["support"].sum() > 0
+    assert per_class["class"].tolist() == class_names and per_class["support"].sum() > 0
 
     # An explicit model URI finds its train run and dataset through the model, and scores the same.
     again = evaluate(config, model_uri=trained.model_uri)
@@ -80,3 +83,12 @@ def test_nothing_to_evaluate_is_a_clear_error_and_starts_no_run(mlflow_store, co
     with pytest.raises(EvaluationError, match="cannot read model 'models:/m-missing'"):
         evaluate(config, model_uri="models:/m-missing")
     assert all_runs() == []
+
+
+def test_a_model_without_physics_or_uncertainty_gets_no_such_metric():
+    labels, probs = np.array([0, 1, 1]), np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+    metrics, per_class = classification_metrics(labels, probs, ["normal", "fault"])
+    logged = logged_metrics(metrics, per_class, {"probs": probs})
+    assert set(logged) == {"test/accuracy", "test/macro_f1", "test/ece", "test/recall/normal", "test/recall/fault"}
+    with_uncertainty = logged_metrics(metrics, per_class, {"probs": probs, "uncertainty": np.array([0.1, 0.2, 0.3])})
+    assert with_uncertainty["test/mean_uncertainty"] == pytest.approx(0.2)

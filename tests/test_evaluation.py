@@ -111,10 +111,33 @@ def test_predict_windows_reduces_residuals_per_window_and_keeps_order():
 
 def test_predict_windows_on_a_real_model_does_not_depend_on_batch_size():
     torch.manual_seed(0)
-    model = build_model(ModelConfig(hidden_dim=8, n_layers=1, n_modes=8, n_heads=2, patch_size=32), 12000)
+    model = build_model(ModelConfig(hidden_dim=8, n_layers=1, n_modes=8, n_heads=2, patch_size=32, output_dim=10),
+                        12000)
     windows = np.random.default_rng(1).standard_normal((5, 256)).astype(np.float32)
     whole, batched = predict_windows(model, windows, batch_size=5), predict_windows(model, windows, batch_size=2)
     assert not model.training and whole["probs"].shape == (5, 10) and whole["uncertainty"].shape == (5,)
     assert whole["probs"].sum(axis=1) == pytest.approx(np.ones(5), abs=1e-5)
     for key in whole:
         assert batched[key] == pytest.approx(whole[key], rel=1e-4, abs=1e-6), key
+
+
+class SpeedAware(nn.Module):
+    """Logits from nothing but each window's shaft speed, and no physics: what it returns is all there is."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(()))
+
+    def forward(self, x, shaft_hz=None):
+        speed = torch.full((len(x),), 30.0) if shaft_hz is None else shaft_hz
+        return {"predictions": torch.stack([self.scale * speed, -self.scale * speed], dim=-1)}
+
+
+def test_predict_windows_passes_each_windows_shaft_speed_and_reads_only_what_the_model_returns():
+    windows, shaft_hz = np.zeros((5, 4), dtype=np.float32), np.array([28.0, 29.0, 0.0, -1.0, 30.0])
+    out = predict_windows(SpeedAware(), windows, batch_size=2, shaft_hz=shaft_hz)
+    assert set(out) == {"probs"}  # no uncertainty, no physics/*: the model has neither
+    expected = torch.tensor(np.stack([shaft_hz, -shaft_hz], axis=1)).float().softmax(dim=-1).numpy()
+    assert out["probs"] == pytest.approx(expected)
+    with pytest.raises(ValueError, match="shaft_hz has 2 values for 5 windows"):
+        predict_windows(SpeedAware(), windows, shaft_hz=shaft_hz[:2])

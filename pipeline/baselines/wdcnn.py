@@ -3,27 +3,27 @@ fault diagnosis with good anti-noise and domain adaptation ability on raw vibrat
 
 A wide first kernel (64 samples, stride 16) acts as a learnt filter bank on the raw signal and suppresses
 high-frequency noise; four small-kernel layers follow, each with batch norm, ReLU and max-pooling by 2, then a
-100-unit dense layer. Two changes, both so that it trains under the same TrainingEngine and is scored like
-AGT-NO: the classifier reads a variational latent (mean, log_var) with AGT-NO's uncertainty (entropy plus
-mean latent variance), and an adaptive pooling before the dense layer accepts any window length (it is the
-identity at the published 1,024-sample window / 2 positions).
+100-unit dense layer. Two changes, both so that it is scored like AGT-NO: the classifier reads a variational
+latent (mean, log_var), which gives it the same predictive uncertainty (`pipeline.physics.uncertainty`) and
+lets the engine's KL term regularise it, and an adaptive pooling before the dense layer accepts any window
+length (it is the identity at the published 1,024-sample window / 2 positions).
 
-The network states no physics. TrainingEngine currently requires at least one physics residual and the
-energy terms of the consistency loss, so the output carries exact zeros under `NO_PHYSICS` and zero energy
-terms: they add 0 to the loss and no gradient. The study leaves them out of its physics metrics.
+The network states no physics: it returns no residuals, energy terms or physical parameters, so the engine
+trains it on the data and KL terms alone and no physics metric is logged for it.
 """
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 from torch import nn
 
-from pipeline.physics.agt_no_architecture import INITIAL_LOG_VAR, AGTNOArchitecture
+from pipeline.physics.uncertainty import INITIAL_LOG_VAR, predictive_uncertainty
 
 WIDE_KERNEL, WIDE_STRIDE = 64, 16
 CHANNELS = (16, 32, 64, 64, 64)  # the published widths: wide layer, then four 3-tap layers
 POOLED_POSITIONS = 2
 DENSE_UNITS = 100
-NO_PHYSICS = "none"  # name of the placeholder residual (always 0): the baseline states no equation
 
 
 def _conv_block(in_channels: int, out_channels: int, kernel: int, stride: int = 1, padding: int = 1) -> nn.Sequential:
@@ -33,14 +33,14 @@ def _conv_block(in_channels: int, out_channels: int, kernel: int, stride: int = 
 
 
 class WDCNN(nn.Module):
-    """Windows `[B, L]` or `[B, L, input_dim]` -> the output dict TrainingEngine and the evaluation read.
+    """Windows `[B, L]` or `[B, L, input_dim]` -> predictions, mean, log_var and uncertainties.
 
-    Takes the keyword arguments `build_model` passes every model; AGT-NO's operator sizes (hidden_dim, n_modes,
-    n_layers, n_heads, patch_size) and the sample rate do not apply: the baseline keeps its published widths.
+    Takes the keyword arguments `build_model` passes every model; the sample rate and AGT-NO's own arguments
+    (operator sizes, class locations, bearing geometry) do not apply: the baseline keeps its published widths.
     """
 
     def __init__(self, input_dim: int = 1, output_dim: int = 10, latent_dim: int = 16, dropout: float = 0.0,
-                 sample_rate: float = 12000.0, **agt_no_sizes: int):  # noqa: ARG002 - see the class docstring
+                 sample_rate: float = 12000.0, **agt_no_only: Any):  # noqa: ARG002 - see the class docstring
         super().__init__()
         self.input_dim = input_dim
         layers = [_conv_block(input_dim, CHANNELS[0], WIDE_KERNEL, WIDE_STRIDE, (WIDE_KERNEL - WIDE_STRIDE) // 2)]
@@ -50,11 +50,12 @@ class WDCNN(nn.Module):
                                    nn.Dropout(dropout))
         self.latent_head = nn.Linear(DENSE_UNITS, 2 * latent_dim)
         self.classifier = nn.Linear(latent_dim, output_dim)
-        with torch.no_grad():  # AGT-NO's latent prior: a small initial variance, so sampling noise starts low
+        with torch.no_grad():  # start with a small latent variance, as AGT-NO does
             self.latent_head.bias[latent_dim:].fill_(INITIAL_LOG_VAR)
 
-    def forward(self, x: torch.Tensor, physics: bool = True) -> dict:
-        """`physics=False` (the serving path) leaves out the placeholders the training losses read."""
+    def forward(self, x: torch.Tensor, *, shaft_hz: torch.Tensor | None = None, physics: bool = True) -> dict:
+        """`shaft_hz` (the operating point AGT-NO's residuals need) is ignored, and so is `physics`: the outputs
+        are the same on the training and the serving path. Both are accepted so every model is called alike."""
         if x.ndim == 2 and self.input_dim == 1:
             x = x.unsqueeze(-1)
         if x.ndim != 3 or x.shape[-1] != self.input_dim:
@@ -63,15 +64,5 @@ class WDCNN(nn.Module):
         mean, log_var = self.latent_head(self.dense(self.features(x.transpose(1, 2)))).chunk(2, dim=-1)
         z = mean + torch.randn_like(mean) * torch.exp(0.5 * log_var) if self.training else mean
         logits = self.classifier(z)
-        outputs = {
-            "predictions": logits,
-            "mean": mean,
-            "log_var": log_var,
-            "uncertainties": AGTNOArchitecture._uncertainty(logits.softmax(dim=-1), log_var),  # the same measure
-        }
-        if physics:
-            zeros = logits.new_zeros(len(x), 2)
-            outputs["physics_residuals"] = {NO_PHYSICS: zeros}
-            outputs["coupled_fields"] = {"kinetic_energy": zeros, "potential_energy": zeros,
-                                         "input_work": zeros[:, 1:], "dissipated_work": zeros[:, 1:]}
-        return outputs
+        return {"predictions": logits, "mean": mean, "log_var": log_var,
+                "uncertainties": predictive_uncertainty(logits, log_var)}

@@ -75,7 +75,7 @@ def _score_cell(config: ExperimentConfig, arm: Arm, seed: int, evaluation: Evalu
     tags = {**tags, "split": evaluation.split, "dataset_dir": str(evaluation.dataset_dir)}
     with stage_run("study_cell", config, experiment=config.tracking.experiment, run_name=name, tags=tags) as run:
         log_dataset(evaluation.dataset_dir, context="evaluation")
-        metrics = score(model, load_prepared(evaluation.dataset_dir), evaluation, states_physics=arm.states_physics,
+        metrics = score(model, load_prepared(evaluation.dataset_dir), evaluation,
                         batch_size=config.evaluate.batch_size, ece_bins=config.evaluate.ece_bins)
         mlflow.log_metrics(metrics)
     return Cell(arm.name, evaluation.split, seed, run.info.run_id, metrics)

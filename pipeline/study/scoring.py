@@ -24,12 +24,11 @@ TEST = SPLIT_NAMES.index("test")
 SYSID_PARAMS = ("natural_freq_hz", "damping_ratio", "resonance_hz")
 
 
-def score(model: nn.Module, dataset: PreparedDataset, evaluation: EvaluationSet, *, states_physics: bool,
+def score(model: nn.Module, dataset: PreparedDataset, evaluation: EvaluationSet, *,
           batch_size: int = 256, ece_bins: int = 15) -> dict[str, float]:
-    """`test/*` metrics on the in-distribution test windows; `test/ood_auroc` when the set has an OOD part;
-    `sysid/*` when the dataset carries the simulator's ground truth and the model infers physical parameters.
-
-    Physics metrics are left out for a model that states no physics (`states_physics=False`).
+    """`test/*` metrics on the in-distribution test windows; `test/ood_auroc` when the set has an OOD part and
+    the model reports uncertainties; `sysid/*` when the dataset carries the simulator's ground truth and the
+    model infers physical parameters. A model that returns no residuals (WDCNN) gets no physics metrics.
     """
     a = dataset.arrays
     test = np.asarray(a["split"]) == TEST
@@ -38,16 +37,15 @@ def score(model: nn.Module, dataset: PreparedDataset, evaluation: EvaluationSet,
         ood = test & held_out_size_mask(a["labels"], evaluation.ood_fault_size_in)
     scored = test & ~ood
     params = PhysicalParams()
+    shaft_hz = np.asarray(a["rpm"][test], dtype=np.float32) / 60
     with params.recorded(model):
-        outputs = predict_windows(model, np.asarray(a["windows"][test]), batch_size)
+        outputs = predict_windows(model, np.asarray(a["windows"][test]), batch_size, shaft_hz=shaft_hz)
     in_dist = ~ood[test]
     labels = np.asarray(a["labels"][scored])
     metrics, per_class = classification_metrics(labels, outputs["probs"][in_dist], dataset.manifest["class_names"],
                                                 ece_bins)
     logged = logged_metrics(metrics, per_class, {k: v[in_dist] for k, v in outputs.items()})
-    if not states_physics:
-        logged = {k: v for k, v in logged.items() if not k.startswith("test/physics")}
-    if ood.any():
+    if ood.any() and "uncertainty" in outputs:
         logged["test/ood_auroc"] = auroc(outputs["uncertainty"][~in_dist], outputs["uncertainty"][in_dist])
     if params.values and "natural_freq_hz" in a:
         truth = ground_truth(dataset, test)

@@ -10,11 +10,15 @@ from a continuous space"): the variational weight ramps linearly from variationa
 in the first epoch to variational_weight from epoch kl_warmup_epochs - 1 on, so the KL term cannot
 collapse the latent to the prior before the classifier has learnt to use it. Call `set_epoch` at the start
 of every epoch (TrainingEngine does). Without it both weights are constant.
+
+Each term applies only when the model returns what it needs (`coupled_fields`; `mean` and `log_var`); a
+term the model cannot have is left out, not reported as zero.
 """
 from __future__ import annotations
 
 from typing import Mapping
 
+import torch
 from torch import Tensor
 
 from pipeline.physics.residuals import energy_balance_residual
@@ -58,15 +62,16 @@ class AdvancedLossManager:
         return 0.5 * (log_var.exp() + mean.pow(2) - 1.0 - log_var).sum(dim=-1).mean()
 
     def compute_losses(self, outputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        """`consistency_loss`, `variational_loss` (unweighted) and their weighted sum `advanced_loss`."""
-        consistency = self.compute_consistency_loss(outputs["coupled_fields"])
-        variational = self.compute_variational_loss(outputs["mean"], outputs["log_var"])
+        """`consistency_loss` when `outputs` carry coupled_fields, `variational_loss` when they carry mean and
+        log_var (both unweighted), and `advanced_loss`, the weighted sum of those present (0 with neither)."""
+        terms = {}
+        if "coupled_fields" in outputs:
+            terms["consistency"] = self.compute_consistency_loss(outputs["coupled_fields"])
+        if "mean" in outputs and "log_var" in outputs:
+            terms["variational"] = self.compute_variational_loss(outputs["mean"], outputs["log_var"])
         w = self.weights
-        return {
-            "consistency_loss": consistency,
-            "variational_loss": variational,
-            "advanced_loss": w["consistency"] * consistency + w["variational"] * variational,
-        }
+        total = sum((w[name] * term for name, term in terms.items()), torch.zeros(()))
+        return {**{f"{name}_loss": term for name, term in terms.items()}, "advanced_loss": total}
 
     def get_total_advanced_loss(self, outputs: Mapping[str, Tensor]) -> Tensor:
         """Weighted sum of the consistency and variational losses of a model's output dict."""

@@ -13,11 +13,14 @@ each epoch, for every term k (the data loss and each residual):
 A term whose loss falls more slowly (or rises) gets more weight; when every term falls at the same rate all
 weights are 1. The weights only redistribute emphasis (their mean is 1), so `physics_weight` stays the
 overall scale of the physics part and a sweep over it keeps its meaning.
+
+A model that states no physics (no residuals) is trained on the data loss alone, and no physics term is
+reported for it: an absent term is not a zero one.
 """
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 import torch
 from torch import Tensor, nn
@@ -29,7 +32,8 @@ class PhysicsInformedLoss(nn.Module):
     """Physics-informed loss: data loss plus the mean squared physics residuals, SoftAdapt-weighted.
 
     `weights` maps "data" and each residual name to its SoftAdapt weight (all 1.0 until the first update;
-    residual names are learnt from the first forward). With `adaptive_weighting=False` they never change.
+    residual names are learnt from the first forward that has them). With `adaptive_weighting=False` they
+    never change.
     """
 
     def __init__(
@@ -48,18 +52,18 @@ class PhysicsInformedLoss(nn.Module):
         self._previous: dict[str, float] = {}  # each term's loss at the last update
 
     def forward(
-        self, predictions: Tensor, targets: Tensor, physics_residuals: Mapping[str, Tensor]
+        self, predictions: Tensor, targets: Tensor, physics_residuals: Optional[Mapping[str, Tensor]] = None
     ) -> dict[str, Tensor]:
-        """`total_loss`, `data_loss`, `physics_loss` and one unweighted `physics/<name>` term per residual."""
+        """`total_loss` and `data_loss`; with residuals also `physics_loss` and one unweighted `physics/<name>`
+        term per residual."""
         data_loss = self.compute_data_loss(predictions, targets)
+        losses = {"total_loss": self.weights[DATA] * data_loss, "data_loss": data_loss}
+        if not physics_residuals:
+            return losses
         terms = self._residual_terms(physics_residuals)
         physics_loss = self._weighted_sum(terms)
-        return {
-            "total_loss": self.weights[DATA] * data_loss + self.physics_weight * physics_loss,
-            "data_loss": data_loss,
-            "physics_loss": physics_loss,
-            **{f"physics/{name}": term for name, term in terms.items()},
-        }
+        losses["total_loss"] = losses["total_loss"] + self.physics_weight * physics_loss
+        return {**losses, "physics_loss": physics_loss, **{f"physics/{name}": term for name, term in terms.items()}}
 
     def compute_data_loss(self, predictions: Tensor, targets: Tensor) -> Tensor:
         """The data-fit term (cross-entropy on logits by default)."""
@@ -78,9 +82,9 @@ class PhysicsInformedLoss(nn.Module):
         """One SoftAdapt step from this epoch's losses (see the module docstring).
 
         `physics_loss` is either each residual's mean squared value by name (every residual balanced on its
-        own; what TrainingEngine passes) or one float for all of them (the seed's call), in which case the
-        residual weights move together. The first call only records the losses; non-finite losses are
-        ignored. `epoch` is accepted for the seed's signature: SoftAdapt needs only consecutive losses.
+        own; what TrainingEngine passes, empty for a model without residuals) or one float for all of them,
+        in which case the residual weights move together. The first call only records the losses; non-finite
+        losses are ignored. `epoch` keeps the documented call signature: SoftAdapt needs only consecutive losses.
         """
         if not self.adaptive_weighting:
             return

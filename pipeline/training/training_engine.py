@@ -1,14 +1,21 @@
-"""TrainingEngine: the physics-informed training loop (design.md §5), readable top to bottom.
+"""TrainingEngine: the physics-informed training loop, readable top to bottom.
+
+Any model plugs in by the outputs it returns: `predictions` (logits) always; the physics loss applies when it
+also returns `physics_residuals`, the consistency loss when it returns `coupled_fields`, the variational loss
+when it returns `mean` and `log_var`. A term the model does not return is absent from the metrics and the
+history, never reported as 0. Batches are `(x, y)` or `(x, y, conditions)`, conditions a dict of per-window
+tensors (e.g. `shaft_hz`) that reach the model as keyword arguments: `model(x, **conditions)`.
 
 One optimisation step: forward (under autocast when `training.mixed_precision`) -> data + physics +
 consistency + variational loss -> backward -> clip gradients -> step, unless the loss or the gradient norm
 is not finite: then the step is skipped and counted, and `training.max_bad_steps` skips in a row raise
-`TrainingDivergedError`. A CUDA out-of-memory error clears the cache and skips the batch, as the seed does.
+`TrainingDivergedError`. A CUDA out-of-memory error clears the cache and skips the batch.
 Per-batch metrics are summed on tensors; the only host sync per batch is the finiteness check.
 
 After each epoch: the cosine schedule and the SoftAdapt weights step, `history` and the monitor get a row,
 `last.pt` is written every `training.checkpoint_every` epochs (when a checkpoint_dir is given), callbacks
-get the epoch's metrics under the tracking names of design.md §6, and early stopping asks the monitor.
+get the epoch's metrics under their tracking names (`train/loss`, `val/accuracy`, `physics/<name>`, ...),
+and early stopping asks the monitor.
 
 Seeding is the caller's job (seed before building the model); resuming restores every RNG, so a resumed
 run repeats the uninterrupted one. Under torch.distributed the model is wrapped in DDP, loaders are
@@ -19,7 +26,7 @@ from __future__ import annotations
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 import torch
 import torch.distributed as dist
@@ -37,6 +44,8 @@ from pipeline.training.physics_informed_loss import PhysicsInformedLoss
 
 Callback = Callable[[int, dict[str, float]], None]
 CHECKPOINT_NAME = "last.pt"
+# what train_epoch reports after an epoch in which no step succeeded (the other terms are unknown then)
+ALWAYS_REPORTED = ("loss", "data_loss")
 __all__ = ["TrainingEngine", "TrainingDivergedError", "StopTraining", "CheckpointError"]
 
 
@@ -49,8 +58,8 @@ class StopTraining(Exception):
 
 
 class TrainingEngine:
-    """Trains an AGT-NO style model (output dict with predictions, physics_residuals, coupled_fields,
-    mean, log_var) with AdamW, a cosine schedule and the physics-informed losses configured in `config`."""
+    """Trains a model whose forward returns a dict with `predictions` and any of physics_residuals,
+    coupled_fields, mean and log_var, with AdamW, a cosine schedule and the losses configured in `config`."""
 
     def __init__(
         self,
@@ -107,10 +116,11 @@ class TrainingEngine:
     ) -> tuple[nn.Module, dict[str, list[float]]]:
         """Train for `training.epochs` epochs (less if early stopping triggers); returns (model, history).
 
-        history: one list entry per epoch for train_loss, data_loss, physics_loss, consistency_loss,
-        variational_loss, physics/<name>, loss_weight/<term>, skipped_steps, lr and, with a val_loader,
-        val_loss, val_accuracy, val_macro_f1, val_physics/<name>. With `checkpoint_dir`, `last.pt` there is
-        written every `training.checkpoint_every` epochs and, if `resume`, picked up at the start.
+        history: one list entry per epoch for train_loss, data_loss, skipped_steps, lr, loss_weight/<term>
+        and, for the terms the model's outputs allow, physics_loss, consistency_loss, variational_loss,
+        physics/<name>; with a val_loader also val_loss, val_accuracy, val_macro_f1 and val_physics/<name>.
+        With `checkpoint_dir`, `last.pt` there is written every `training.checkpoint_every` epochs and, if
+        `resume`, picked up at the start.
         """
         cfg = self.config.training
         last = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
@@ -135,9 +145,9 @@ class TrainingEngine:
     def train_epoch(self, data_loader: DataLoader) -> dict[str, float]:
         """One epoch of optimisation, then one step of the LR schedule and of the loss weights.
 
-        Returns sample-weighted means of loss (the total optimised), data_loss, physics_loss,
-        consistency_loss, variational_loss and physics/<name>, plus loss_weight/<term> (the multipliers
-        used this epoch), skipped_steps and lr.
+        Returns sample-weighted means of loss (the total optimised), data_loss and, when the model's outputs
+        allow them, physics_loss, consistency_loss, variational_loss and physics/<name>; plus
+        loss_weight/<term> (the multipliers used this epoch, for the terms present), skipped_steps and lr.
         """
         epoch = self.epoch
         self._net.train()
@@ -151,10 +161,10 @@ class TrainingEngine:
         self._pending_generator_state = None
         lr = self.scheduler.get_last_lr()[0]
         names, sums, samples, skipped = None, None, 0, 0
-        for inputs, targets in loader:
-            inputs, targets = inputs.to(self.device, non_blocking=True), targets.to(self.device, non_blocking=True)
+        for batch in loader:
+            inputs, targets, conditions = self._to_device(batch)
             try:
-                values = self._train_step(inputs, targets)
+                values = self._train_step(inputs, targets, conditions)
             except torch.OutOfMemoryError:
                 self.optimizer.zero_grad(set_to_none=True)
                 torch.cuda.empty_cache()
@@ -170,29 +180,29 @@ class TrainingEngine:
             sums += torch.stack(list(values.values())).double() * len(targets)
             samples += len(targets)
 
-        names = names or ["loss", "data_loss", "physics_loss", "consistency_loss", "variational_loss"]
+        names = names or list(ALWAYS_REPORTED)
         sums = sums if sums is not None else torch.zeros(len(names), dtype=torch.float64, device=self.device)
         totals = self._all_reduce(torch.cat([sums, sums.new_tensor([samples, skipped])])).tolist()
         samples = totals[-2]
         metrics = {name: (total / samples if samples else float("nan")) for name, total in zip(names, totals)}
         metrics["skipped_steps"] = totals[-1]
         metrics["lr"] = lr
-        metrics.update({f"loss_weight/{k}": v for k, v in {**self.loss_fn.multipliers,
-                                                             **self.advanced_loss.weights}.items()})
+        metrics.update({f"loss_weight/{k}": v for k, v in self._loss_weights(names).items()})
         residuals = {n.removeprefix("physics/"): metrics[n] for n in names if n.startswith("physics/")}
         self.loss_fn.update_weights(epoch, metrics["data_loss"], residuals)
         self.scheduler.step()
         self.epoch += 1
         return metrics
 
-    def _train_step(self, inputs: Tensor, targets: Tensor) -> Optional[dict[str, Tensor]]:
+    def _train_step(self, inputs: Tensor, targets: Tensor,
+                    conditions: Mapping[str, Tensor]) -> Optional[dict[str, Tensor]]:
         """One guarded optimisation step; the detached loss terms, or None when the step was skipped."""
         self.optimizer.zero_grad(set_to_none=True)
         with self._autocast():
-            outputs = self._net(inputs)
-            losses = self.loss_fn(outputs["predictions"], targets, outputs["physics_residuals"])
+            outputs = self._net(inputs, **conditions)
+            losses = self.loss_fn(outputs["predictions"], targets, outputs.get("physics_residuals"))
             advanced = self.advanced_loss.compute_losses(outputs)
-            loss = losses.pop("total_loss") + advanced["advanced_loss"]
+            loss = losses.pop("total_loss") + advanced.pop("advanced_loss")
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.optimizer)
         grad_norm = nn.utils.clip_grad_norm_(self._params, self.config.training.grad_clip)
@@ -211,24 +221,24 @@ class TrainingEngine:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self._bad_steps = 0
-        return {"loss": loss.detach(), "consistency_loss": advanced["consistency_loss"].detach(),
-                "variational_loss": advanced["variational_loss"].detach(),
-                **{k: v.detach() for k, v in losses.items()}}
+        return {"loss": loss.detach(), **{k: v.detach() for k, v in {**losses, **advanced}.items()}}
 
     @torch.no_grad()
     def validate(self, data_loader: DataLoader) -> dict[str, float]:
-        """loss (the data loss: comparable across epochs and physics weights), accuracy, macro_f1, and the
-        mean squared physics/<name> residuals, over the whole loader (all ranks)."""
+        """loss (the data loss: comparable across epochs and physics weights), accuracy, macro_f1, and, for a
+        model that returns residuals, the mean squared physics/<name> residuals, over the whole loader (all
+        ranks)."""
         self._eval_net.eval()
         loader = self._shard(data_loader, train=False)
         sums, names, confusion, samples = None, None, None, 0
-        for inputs, targets in loader:
-            inputs, targets = inputs.to(self.device, non_blocking=True), targets.to(self.device, non_blocking=True)
+        for batch in loader:
+            inputs, targets, conditions = self._to_device(batch)
             with self._autocast():
-                outputs = self._eval_net(inputs)
+                outputs = self._eval_net(inputs, **conditions)
             logits = outputs["predictions"].float()
+            residuals = outputs.get("physics_residuals", {})
             terms = {"loss": self.loss_fn.compute_data_loss(logits, targets),
-                     **{f"physics/{k}": r.float().pow(2).mean() for k, r in outputs["physics_residuals"].items()}}
+                     **{f"physics/{k}": r.float().pow(2).mean() for k, r in residuals.items()}}
             if sums is None:
                 names = list(terms)
                 sums = torch.zeros(len(names), dtype=torch.float64, device=self.device)
@@ -293,7 +303,7 @@ class TrainingEngine:
 
     # --------------------------------------------------------------------------------------- helpers
     def _record(self, epoch: int, train: dict[str, float], val: dict[str, float]) -> dict[str, float]:
-        """Append the epoch to history and the monitor; return it under the tracking names (design.md §6)."""
+        """Append the epoch to history and the monitor; return it under the tracking names."""
         row = {("train_loss" if k == "loss" else k): v for k, v in train.items()}
         row.update({f"val_{k}": v for k, v in val.items()})
         for key, value in row.items():
@@ -326,6 +336,25 @@ class TrainingEngine:
         if error is not None:
             raise error
         return stop
+
+    def _to_device(self, batch: Sequence) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+        """(inputs, targets, conditions) on the engine's device from an `(x, y)` or `(x, y, conditions)` batch."""
+        if not isinstance(batch, Sequence) or len(batch) not in (2, 3):
+            size = f" of {len(batch)} items" if isinstance(batch, Sequence) else ""
+            raise ValueError(f"a batch must be (inputs, targets) or (inputs, targets, conditions), got a "
+                             f"{type(batch).__name__}{size}")
+        inputs, targets, conditions = (*batch, {}) if len(batch) == 2 else batch
+        if not isinstance(conditions, Mapping):
+            raise ValueError(f"the third item of a batch must be a dict of per-window conditions (e.g. shaft_hz), "
+                             f"got {type(conditions).__name__}")
+        to = dict(device=self.device, non_blocking=True)
+        return (inputs.to(**to), targets.to(**to),
+                {name: torch.as_tensor(value).to(**to) for name, value in conditions.items()})
+
+    def _loss_weights(self, names: Sequence[str]) -> dict[str, float]:
+        """The multiplier of each term this epoch's steps had (`names` are their metric names)."""
+        advanced = {term: w for term, w in self.advanced_loss.weights.items() if f"{term}_loss" in names}
+        return {**self.loss_fn.multipliers, **advanced}
 
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)

@@ -1,12 +1,18 @@
 """Scoring helpers: the OOD AUROC is the pairwise probability it claims, system-identification errors are
-percentages of the truth, and a scored model's physical parameters are collected from the one prediction pass."""
+percentages of the truth, a scored model's physical parameters are collected from the one prediction pass, and a
+model without physics is scored on what it returns, each test window at its own shaft speed."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
+from pipeline.data.prepared import PreparedDataset
+from pipeline.data.windows import SPLIT_NAMES
 from pipeline.evaluation import predict_windows
-from pipeline.study.scoring import PhysicalParams, auroc, sysid_errors
-from tests.training.tiny_training import tiny_model
+from pipeline.study.scoring import PhysicalParams, auroc, score, sysid_errors
+from pipeline.study.sets import EvaluationSet
+from tests.training.tiny_training import SpectrumClassifier, tiny_model
 
 
 def pairwise_auroc(pos, neg):
@@ -43,3 +49,26 @@ def test_physical_params_are_collected_during_prediction_and_the_hook_removed():
     expected = model(torch.from_numpy(windows))["physical_params"]["resonance_hz"].detach().numpy()
     np.testing.assert_allclose(collected["resonance_hz"], expected, rtol=1e-5)
     assert not model._forward_hooks
+
+
+class RecordsShaftSpeed(SpectrumClassifier):
+    def __init__(self, n_classes: int):
+        super().__init__(n_classes=n_classes)
+        self.shaft_hz = []
+
+    def forward(self, x, shaft_hz):
+        self.shaft_hz.append(shaft_hz)
+        return super().forward(x)
+
+
+def test_a_model_without_physics_is_scored_on_what_it_returns_at_each_windows_speed():
+    n, classes = 12, ["normal", "ball", "inner", "outer"]
+    split = np.array([SPLIT_NAMES.index("test")] * 8 + [SPLIT_NAMES.index("train")] * 4)
+    rpm = np.linspace(1720.0, 1797.0, n).astype(np.float32)
+    arrays = {"windows": np.random.default_rng(0).standard_normal((n, 256)).astype(np.float32),
+              "labels": np.arange(n) % len(classes), "split": split, "rpm": rpm}
+    dataset = PreparedDataset(Path("in-memory"), {"class_names": classes, "sample_rate": 12000.0}, arrays)
+    model = RecordsShaftSpeed(len(classes))
+    logged = score(model, dataset, EvaluationSet("recording", dataset.path), batch_size=3)
+    assert set(logged) == {"test/accuracy", "test/macro_f1", "test/ece", *(f"test/recall/{c}" for c in classes)}
+    np.testing.assert_allclose(torch.cat(model.shaft_hz).numpy(), rpm[:8] / 60, rtol=1e-6)

@@ -42,6 +42,18 @@ def test_total_is_the_weighted_sum_of_both_terms():
     assert torch.allclose(parts["advanced_loss"], total)
 
 
+def test_each_term_applies_only_when_the_model_returns_what_it_needs():
+    manager = AdvancedLossManager(consistency_weight=0.05, variational_weight=0.02, enable_adaptive=False)
+    latent = {"mean": torch.ones(4, 3), "log_var": torch.zeros(4, 3)}
+    parts = manager.compute_losses({"predictions": torch.zeros(4, 2), **latent})
+    assert set(parts) == {"variational_loss", "advanced_loss"}
+    assert torch.allclose(parts["advanced_loss"], 0.02 * parts["variational_loss"])
+    parts = manager.compute_losses({"predictions": torch.zeros(4, 2), "coupled_fields": coupled_fields()})
+    assert set(parts) == {"consistency_loss", "advanced_loss"}
+    nothing = manager.compute_losses({"predictions": torch.zeros(4, 2)})
+    assert set(nothing) == {"advanced_loss"} and nothing["advanced_loss"].item() == 0.0
+
+
 def test_enable_adaptive_ramps_the_kl_weight_linearly_then_holds_it():
     manager = AdvancedLossManager(variational_weight=0.02, kl_warmup_epochs=4)
     ramp = []

@@ -63,7 +63,7 @@ def train_rows(dataset_dir: Path) -> np.ndarray:
 def non_finite_batches_per_epoch(config: ExperimentConfig, dataset_dir: Path, epochs: int) -> list[int]:
     """What the stage will meet: its own loader, replayed epoch by epoch from the same seed."""
     loader, _ = make_loaders(load_prepared(dataset_dir), config)
-    return [sum(not torch.isfinite(x).all() for x, _ in loader) for _ in range(epochs)]
+    return [sum(not torch.isfinite(batch[0]).all() for batch in loader) for _ in range(epochs)]
 
 
 def metric_steps(run_id: str, name: str) -> list[tuple[int, float]]:

@@ -34,6 +34,18 @@ def test_forward_returns_every_term_and_their_weighted_total():
     assert logits.grad is not None and residuals["equation_of_motion"].grad is not None
 
 
+def test_a_model_without_residuals_gets_the_data_loss_alone():
+    loss_fn = PhysicsInformedLoss(physics_weight=0.3)
+    logits, targets, _ = batch()
+    for residuals in (None, {}):
+        out = loss_fn(logits, targets, residuals)
+        assert set(out) == {"total_loss", "data_loss"}  # no physics term, not a zero one
+        assert torch.allclose(out["total_loss"], nn.functional.cross_entropy(logits, targets))
+    loss_fn.update_weights(0, 2.0, {})
+    loss_fn.update_weights(1, 1.0, {})
+    assert loss_fn.weights == {"data": 1.0} and loss_fn.multipliers == {"data": 1.0}
+
+
 def test_compute_methods_match_forward_and_use_the_weights():
     loss_fn = PhysicsInformedLoss()
     logits, targets, residuals = batch()

@@ -1,4 +1,5 @@
-"""TrainingEngine on a tiny real AGT-NO: learning, metrics, checkpoints, resume, guards, precision."""
+"""TrainingEngine on a tiny real AGT-NO and on a model without physics: learning, metrics, conditions,
+checkpoints, resume, guards, precision."""
 import math
 import pickle
 import warnings
@@ -8,11 +9,20 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from tests.training.tiny_training import tiny_config, tiny_model, tone_windows
+from tests.training.tiny_training import AtShaftSpeed, SpectrumClassifier, tiny_config, tiny_model, tone_windows
 from pipeline.training.checkpoint import CheckpointError
 from pipeline.training.training_engine import TrainingDivergedError, TrainingEngine
 
-RESIDUALS = ("equation_of_motion", "measurement", "kinematics")
+
+def stated_residuals() -> tuple[str, ...]:
+    """The residuals the tiny AGT-NO returns (which ones depends on what it is told about its classes)."""
+    with torch.no_grad():
+        return tuple(tiny_model()(tone_windows(2).tensors[0])["physics_residuals"])
+
+
+RESIDUALS = stated_residuals()
+NO_PHYSICS_HISTORY = {"train_loss", "data_loss", "skipped_steps", "lr", "loss_weight/data", "val_loss",
+                      "val_accuracy", "val_macro_f1"}
 
 
 def small_loaders(n=96, generator=None):
@@ -29,6 +39,7 @@ def test_training_learns_and_the_physics_residuals_fall(loaders):
     model, history = engine.train(*loaders)
 
     assert model is engine.model
+    assert {"equation_of_motion", "measurement"} <= set(RESIDUALS)
     expected = {"train_loss", "data_loss", "physics_loss", "consistency_loss", "variational_loss", "val_loss",
                 "val_accuracy", "val_macro_f1", "skipped_steps", "lr",
                 *(f"physics/{n}" for n in RESIDUALS), *(f"val_physics/{n}" for n in RESIDUALS),
@@ -101,12 +112,13 @@ def test_checkpoint_round_trip_restores_everything(tmp_path):
     assert other.validate(val_loader) == pytest.approx(val)
 
 
+@pytest.mark.parametrize("make_model", [tiny_model, SpectrumClassifier], ids=["agt-no", "no-physics"])
 @pytest.mark.parametrize("own_generator", [False, True], ids=["global-rng", "loader-generator"])
-def test_resumed_run_reproduces_the_uninterrupted_run(tmp_path, own_generator):
+def test_resumed_run_reproduces_the_uninterrupted_run(tmp_path, own_generator, make_model):
     def run(checkpoint_dir, callbacks=()):
         generator = torch.Generator().manual_seed(3) if own_generator else None
         torch.manual_seed(0)
-        engine = TrainingEngine(tiny_model(), tiny_config(epochs=4), torch.device("cpu"), callbacks=callbacks)
+        engine = TrainingEngine(make_model(), tiny_config(epochs=4), torch.device("cpu"), callbacks=callbacks)
         return engine.train(*small_loaders(generator=generator), checkpoint_dir=checkpoint_dir)[1]
 
     straight = run(None)
@@ -265,3 +277,58 @@ def test_a_finished_run_is_not_trained_again_on_resume(tmp_path):
         engine = TrainingEngine(tiny_model(), config, torch.device("cpu"))
         _, history = engine.train(*small_loaders(n=48), checkpoint_dir=tmp_path)
     assert len(history["train_loss"]) == 2 and engine.epoch == 2
+
+
+def test_a_model_returning_only_predictions_trains_without_physics_terms(loaders):
+    torch.manual_seed(0)
+    seen = []
+    engine = TrainingEngine(SpectrumClassifier(), tiny_config(epochs=4), torch.device("cpu"),
+                            callbacks=[lambda epoch, metrics: seen.append(metrics)])
+    _, history = engine.train(*loaders)
+
+    assert set(history) == NO_PHYSICS_HISTORY  # no physics, consistency or KL term: absent, not zero
+    assert history["data_loss"][-1] < 0.5 * history["data_loss"][0]
+    assert history["train_loss"] == history["data_loss"]
+    assert history["val_accuracy"][-1] >= 0.9
+    assert set(seen[-1]) == {"train/loss", "train/data_loss", "train/skipped_steps", "train/lr", "loss_weight/data",
+                             "val/loss", "val/accuracy", "val/macro_f1", "time/epoch_s"}
+    assert set(engine.validate(loaders[1])) == {"loss", "accuracy", "macro_f1"}
+
+
+class RecordsConditions(SpectrumClassifier):
+    """Keeps the keyword arguments of every forward call."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def forward(self, x, shaft_hz):
+        self.calls.append(shaft_hz)
+        return super().forward(x)
+
+
+def test_a_batch_with_conditions_reaches_the_model_as_keyword_arguments():
+    train_set, val_set = AtShaftSpeed(tone_windows(64, seed=0), seed=0), AtShaftSpeed(tone_windows(32, seed=1), seed=1)
+    model = RecordsConditions()
+    engine = TrainingEngine(model, tiny_config(), torch.device("cpu"))
+
+    metrics = engine.train_epoch(DataLoader(train_set, batch_size=16))
+    assert metrics["skipped_steps"] == 0 and math.isfinite(metrics["loss"])
+    assert [tuple(s.shape) for s in model.calls] == [(16,)] * 4
+    assert torch.equal(torch.cat(model.calls), train_set.shaft_hz)  # each window with its own speed, in order
+    model.calls.clear()
+    engine.validate(DataLoader(val_set, batch_size=32))
+    assert torch.equal(torch.cat(model.calls), val_set.shaft_hz)
+
+
+def test_a_malformed_batch_is_a_clear_error():
+    windows, labels = tone_windows(32).tensors
+
+    def batches_of(batch):
+        return DataLoader(range(1), collate_fn=lambda _: batch)
+
+    engine = TrainingEngine(SpectrumClassifier(), tiny_config(), torch.device("cpu"))
+    with pytest.raises(ValueError, match=r"\(inputs, targets\) or \(inputs, targets, conditions\), got a tuple of 4"):
+        engine.train_epoch(batches_of((windows, labels, {}, "extra")))
+    with pytest.raises(ValueError, match="third item of a batch must be a dict.*got Tensor"):
+        engine.validate(batches_of((windows, labels, labels)))

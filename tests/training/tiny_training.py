@@ -1,10 +1,12 @@
-"""Tiny, fast ingredients for the training tests: a separable data set with resonance physics in it, a
-small real AGT-NO, and a validated config shrunk to a few epochs (imported by the tests and conftest)."""
+"""Tiny, fast ingredients for the training tests: a separable data set with resonance physics in it (also with
+each window's shaft speed, as a prepared dataset yields it), a small real AGT-NO, a model without physics, and a
+validated config shrunk to a few epochs (imported by the tests and conftest)."""
 from __future__ import annotations
 
 import numpy as np
 import torch
-from torch.utils.data import TensorDataset
+from torch import nn
+from torch.utils.data import Dataset, TensorDataset
 
 from pipeline.config import ExperimentConfig, TrainingConfig
 from pipeline.data.classes import CLASS_NAMES
@@ -31,6 +33,32 @@ def tone_windows(n: int, seed: int = 0, length: int = WINDOW) -> TensorDataset:
         windows[i] += np.exp(-0.05 * 2 * np.pi * 3000 * lag) * np.sin(2 * np.pi * 3000 * lag)
         windows[i] += 0.3 * np.sin(2 * np.pi * TONES_HZ[label] * t + rng.uniform(0, 2 * np.pi))
     return TensorDataset(torch.from_numpy(windows).float(), torch.from_numpy(labels).long())
+
+
+class AtShaftSpeed(Dataset):
+    """Items `(window, label, {"shaft_hz": float32 scalar})` of `windows`, each at its own shaft speed."""
+
+    def __init__(self, windows: TensorDataset, seed: int = 0):
+        self.windows = windows
+        self.shaft_hz = torch.from_numpy(np.random.default_rng(seed).uniform(28.5, 30.0, len(windows))).float()
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def __getitem__(self, i: int):
+        window, label = self.windows[i]
+        return window, label, {"shaft_hz": self.shaft_hz[i]}
+
+
+class SpectrumClassifier(nn.Module):
+    """A model that states no physics: logits from the window's log magnitude spectrum, and nothing else."""
+
+    def __init__(self, length: int = WINDOW, n_classes: int = len(CLASS_NAMES)):
+        super().__init__()
+        self.linear = nn.Linear(length // 2 + 1, n_classes)
+
+    def forward(self, x: torch.Tensor) -> dict:
+        return {"predictions": self.linear(torch.fft.rfft(x).abs().log1p())}
 
 
 def tiny_model(seed: int = 0, **sizes) -> AGTNOArchitecture:
