@@ -32,9 +32,18 @@ def load_dataset(config: ExperimentConfig):
 def fixed_batches(config: ExperimentConfig, n_batches: int = 20) -> torch.utils.data.DataLoader:
     """The first `n_batches` training batches, materialised, so timed loops pay no data-loading cost."""
     loader, _ = make_loaders(load_dataset(config), config)
-    windows, labels = map(torch.cat, zip(*[batch for _, batch in zip(range(n_batches), loader)]))
-    return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(windows, labels),
-                                       batch_size=config.training.batch_size)
+    batches = [batch for _, batch in zip(range(n_batches), loader)]
+    windows, labels, speeds = (torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches]),
+                               torch.cat([b[2]["shaft_hz"] for b in batches]))
+    return torch.utils.data.DataLoader(_WithSpeed(windows, labels, speeds), batch_size=config.training.batch_size)
+
+
+class _WithSpeed(torch.utils.data.TensorDataset):
+    """Materialised batches that still carry each window's shaft speed, as the pipeline's loaders do."""
+
+    def __getitem__(self, i):
+        window, label, speed = super().__getitem__(i)
+        return window, label, {"shaft_hz": speed}
 
 
 def timed_pair(round_: int, first, second) -> tuple[float, float]:

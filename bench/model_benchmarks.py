@@ -13,7 +13,7 @@ from torch import nn
 
 from common import load_dataset, fixed_batches, timed_pair, benchmark, emit
 from pipeline.config import ExperimentConfig
-from pipeline.model_factory import build_model
+from pipeline.model_factory import untrained_model
 from pipeline.tracking.callbacks import MlflowMetricsLogger
 from pipeline.train import make_loaders
 from pipeline.training.training_engine import TrainingEngine
@@ -25,7 +25,7 @@ def _train_and_test(config: ExperimentConfig, label: str) -> None:
     torch.manual_seed(config.training.seed)
     train_loader, val_loader = make_loaders(dataset, config)
     test_loader = torch.utils.data.DataLoader(dataset.subset("test"), batch_size=256)
-    model = build_model(config.model, sample_rate=config.data.sample_rate)
+    model = untrained_model(config)[0]
     engine = TrainingEngine(model, config, device="cpu")
     start = time.perf_counter()
     engine.train(train_loader, val_loader)
@@ -56,15 +56,15 @@ def engine_overhead(rounds: int = 8) -> None:
     ratio = engine / bare (median over rounds)."""
     config = ExperimentConfig()
     loader = fixed_batches(config)
-    model = build_model(config.model, sample_rate=config.data.sample_rate)
+    model = untrained_model(config)[0]
     engine = TrainingEngine(model, config, device="cpu")
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
 
     def bare_epoch() -> None:
         model.train()
-        for windows, labels in loader:
+        for windows, labels, conditions in loader:
             optimizer.zero_grad(set_to_none=True)
-            outputs = model(windows)
+            outputs = model(windows, **conditions)
             losses = engine.loss_fn(outputs["predictions"], labels, outputs["physics_residuals"])
             total = losses["total_loss"] + engine.advanced_loss.get_total_advanced_loss(outputs)
             total.backward()
@@ -91,7 +91,7 @@ def inference_latency(repeats: int = 200) -> None:
     one. One thread is the configuration for a shared machine: when another process holds a core, every
     parallel op waits for its descheduled helper thread."""
     config = ExperimentConfig()
-    model = build_model(config.model, sample_rate=config.data.sample_rate).eval()
+    model = untrained_model(config)[0].eval()
     default_threads = torch.get_num_threads()
     for threads in sorted({default_threads, 1}, reverse=True):
         torch.set_num_threads(threads)
@@ -121,7 +121,7 @@ def tracking_overhead(rounds: int = 4) -> None:
     batches; ratio = with logging / without (median over rounds)."""
     config = ExperimentConfig()
     loader = fixed_batches(config)
-    engine = TrainingEngine(build_model(config.model, sample_rate=config.data.sample_rate), config, device="cpu")
+    engine = TrainingEngine(untrained_model(config)[0], config, device="cpu")
     log = MlflowMetricsLogger()
     with tempfile.TemporaryDirectory() as tmp:
         mlflow.set_tracking_uri(f"sqlite:///{Path(tmp) / 'mlflow.db'}")

@@ -25,7 +25,7 @@ import torch
 
 from common import benchmark, emit
 from pipeline.config import ExperimentConfig
-from pipeline.model_factory import build_model
+from pipeline.model_factory import untrained_model
 from pipeline.tracking.model_logging import log_pyfunc_model
 from pipeline.tracking.store import ensure_experiment
 
@@ -125,9 +125,9 @@ def serving_load(requests: int = 1000, clients: int = 8) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         uri = f"sqlite:///{Path(tmp) / 'mlflow.db'}"
         mlflow.set_tracking_uri(uri)
-        model = build_model(config.model, sample_rate=config.data.sample_rate)
+        model, settings = untrained_model(config)
         with mlflow.start_run(experiment_id=ensure_experiment("serving-benchmark")):
-            model_uri = log_pyfunc_model(model, config, np.zeros((2, config.data.window), dtype=np.float32))
+            model_uri = log_pyfunc_model(model, settings, np.zeros((2, config.data.window), dtype=np.float32))
         window = torch.randn(1, config.data.window, generator=torch.Generator().manual_seed(0)).numpy()
         body = json.dumps({"inputs": window.tolist()}).encode()
         env = {**os.environ, "MLFLOW_TRACKING_URI": uri}

@@ -13,6 +13,7 @@ from torch import nn
 
 from pipeline.baselines.wdcnn import WDCNN
 from pipeline.data.bearing import BearingGeometry
+from pipeline.data.prepared import dataset_description
 from pipeline.physics.agt_no_architecture import AGTNOArchitecture
 
 MODELS = {"agt_no": AGTNOArchitecture, "wdcnn": WDCNN}
@@ -49,6 +50,13 @@ def model_settings(model_config: Any, manifest: Mapping[str, Any]) -> dict[str, 
     return {"model": model, "class_names": classes, "class_locations": manifest.get("class_locations"),
             "bearing": manifest.get("bearing"), "task": manifest.get("task"), "window": manifest["window"],
             "sample_rate": manifest["sample_rate"]}
+
+
+def untrained_model(config: Any) -> tuple[nn.Module, dict[str, Any]]:
+    """A freshly initialised model for an ExperimentConfig, sized for the data its `data` section describes,
+    and its settings: what the train stage builds before it has seen a batch."""
+    settings = model_settings(config.model, dataset_description(config.data))
+    return build_from_settings(settings), settings
 
 
 def build_from_settings(settings: Mapping[str, Any]) -> nn.Module:

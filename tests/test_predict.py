@@ -14,7 +14,7 @@ import torch
 
 from pipeline.config import DataConfig, ExperimentConfig, ModelConfig
 from pipeline.data.classes import CLASS_NAMES
-from pipeline.model_factory import build_model
+from pipeline.model_factory import untrained_model
 from pipeline.predict import PredictError, predict_file, read_windows
 from pipeline.tracking.model_logging import log_pyfunc_model
 from pipeline.tracking.store import ensure_experiment
@@ -28,11 +28,11 @@ COLUMNS = ["class", "probability", *(f"prob_{name}" for name in CLASS_NAMES), "u
 def model_uri(mlflow_store):
     """An untrained tiny model logged the way the train stage logs one: predictions are arbitrary but valid."""
     config = ExperimentConfig(data=DataConfig(window=WINDOW, hop=WINDOW),
-                              model=ModelConfig(hidden_dim=8, n_layers=1, n_modes=8, n_heads=2, patch_size=32))
+                              model=ModelConfig(hidden_dim=8, n_layers=1, n_modes=8, n_heads=2, patch_size=8))
     torch.manual_seed(0)
-    model = build_model(config.model, sample_rate=config.data.sample_rate)
+    model, settings = untrained_model(config)
     with mlflow.start_run(experiment_id=ensure_experiment("predict-test")):
-        return log_pyfunc_model(model, config, np.zeros((2, WINDOW), dtype=np.float32))
+        return log_pyfunc_model(model, settings, np.zeros((2, WINDOW), dtype=np.float32))
 
 
 def write_mat(folder: Path, samples: int, number: int = 105) -> Path:

@@ -207,6 +207,20 @@ def _window_arrays(cfg: DataConfig, recordings: list[_Recording], segments: list
     return arrays
 
 
+def dataset_description(cfg: DataConfig) -> dict[str, Any]:
+    """What a dataset prepared from `cfg` tells a model about its windows: the task, its class names (label order)
+    and their fault locations, the bearing's geometry, the sampling rate and the window length."""
+    return {
+        "task": cfg.task,
+        "class_names": list(class_names(cfg.task)),
+        "class_locations": class_locations(cfg.task),
+        "bearing_name": cfg.bearing,
+        "bearing": asdict(BEARINGS[cfg.bearing]),
+        "sample_rate": cfg.sample_rate,
+        "window": cfg.window,
+    }
+
+
 def _manifest(cfg: DataConfig, recordings: list[_Recording], plan: SplitPlan, arrays: dict[str, np.ndarray],
               files: dict[str, list]) -> dict[str, Any]:
     names = list(class_names(cfg.task))
@@ -215,12 +229,7 @@ def _manifest(cfg: DataConfig, recordings: list[_Recording], plan: SplitPlan, ar
     return {
         "format_version": DATASET_FORMAT_VERSION,
         "source": cfg.source,
-        "task": cfg.task,
-        "class_names": names,
-        "class_locations": class_locations(cfg.task),
-        "bearing": {"name": cfg.bearing, **asdict(BEARINGS[cfg.bearing])},
-        "sample_rate": cfg.sample_rate,
-        "window": window,
+        **dataset_description(cfg),
         "hop": hop,
         "split": cfg.split,
         "validation": plan.validation,

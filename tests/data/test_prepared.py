@@ -36,8 +36,8 @@ def test_manifest_arrays_and_ground_truth(tiny):
     assert (m["source"], m["class_names"], m["sample_rate"], m["window"], m["hop"], m["split"], m["task"]) == (
         "synthetic", list(CLASS_NAMES), 12000, 256, 128, "recording", "fault_class")
     assert m["class_locations"] == [fault_location(name) for name in CLASS_NAMES]
-    assert m["bearing"] == {"name": "skf_6205", "n_balls": 9, "ball_diameter_in": 0.3126, "pitch_diameter_in": 1.537,
-                            "contact_angle_deg": 0.0}
+    assert m["bearing_name"] == "skf_6205"
+    assert m["bearing"] == {"n_balls": 9, "ball_diameter_in": 0.3126, "pitch_diameter_in": 1.537, "contact_angle_deg": 0.0}
     assert (m["fallbacks"], m["optimistic"]) == ([], False) and m["validation"].startswith("whole recordings")
     assert m["n_windows"] == n and m["n_recordings"] == 120
     assert m["recordings_per_split"] == {"train": 80, "val": 20, "test": 20}

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from pipeline.config import DataConfig, ExperimentConfig, ModelConfig
-from pipeline.model_factory import build_model
+from pipeline.model_factory import untrained_model
 from pipeline.tracking.model_logging import log_pyfunc_model
 from pipeline.tracking.store import ensure_experiment
 
@@ -30,9 +30,9 @@ class TouchesAFile:
 
 def test_a_registered_model_with_a_malicious_weights_file_is_refused_without_running_it(mlflow_store, tmp_path):
     config = ExperimentConfig(data=DataConfig(window=256, hop=256),
-                              model=ModelConfig(hidden_dim=8, n_layers=1, n_modes=8, n_heads=2, patch_size=32))
+                              model=ModelConfig(hidden_dim=8, n_layers=1, n_modes=8, n_heads=2, patch_size=8))
     with mlflow.start_run(experiment_id=ensure_experiment("untrusted")):
-        uri = log_pyfunc_model(build_model(config.model, 12000), config, np.zeros((2, 256), dtype=np.float32))
+        uri = log_pyfunc_model(*untrained_model(config), np.zeros((2, 256), dtype=np.float32))
     version = mlflow.register_model(uri, "av-pino").version
     [weights] = Path(mlflow_store[len("sqlite:///"):]).parent.glob("artifacts/**/weights.pt")
     marker = tmp_path / "pwned"
