@@ -70,6 +70,10 @@ class DataConfig(_Section):
     train_loads: list[int] = field(default_factory=lambda: [0, 1, 2])  # load_shift: loads (HP) trained on
     test_loads: list[int] = field(default_factory=lambda: [3])  # load_shift: loads (HP) tested on
     test_fault_size: float = 0.021  # fault_size: the size (in) tested on, never trained on
+    # how much the recording chain varies between the machines this data stands for: each training window goes
+    # through a random transfer path of this spread and gain (pipeline/training/augmentation.py); 0 dB: off
+    augment_spread_db: float = 0.0
+    augment_gain_db: float = 0.0
     val_fraction: float = 0.15
     test_fraction: float = 0.2
     seed: int = 0
@@ -109,6 +113,9 @@ class DataConfig(_Section):
         _check(self.split != "fault_size" or self.task == "fault_location", p + "split", self.split,
                f"needs data.task=fault_location (got {self.task!r}): a held-out size has no class of its own "
                "in training")
+        for key in ("augment_spread_db", "augment_gain_db"):
+            value = getattr(self, key)
+            _check(math.isfinite(value) and 0 <= value <= 40, p + key, value, "must be in [0, 40] dB")
         _check(0.0 < self.val_fraction < 0.5, p + "val_fraction", self.val_fraction, "must be in (0, 0.5)")
         _check(0.0 < self.test_fraction < 0.5, p + "test_fraction", self.test_fraction, "must be in (0, 0.5)")
 
@@ -119,8 +126,8 @@ class ModelConfig(_Section):
     input_dim: int = 1
     hidden_dim: int = 32
     output_dim: Optional[int] = None  # None: the number of classes of the dataset trained on
-    n_modes: int = 32
-    n_layers: int = 3
+    n_modes: int = 16  # Fourier modes (quefrencies) of the spectrum operator's blocks
+    n_layers: int = 2
     n_heads: int = 4
     patch_size: int = 8  # spectrum bins per patch of the attention between frequency bands
     dropout: float = 0.0
@@ -180,6 +187,7 @@ class TrainingConfig(_Section):
         _check(self.weight_decay >= 0, p + "weight_decay", self.weight_decay, "must be >= 0")
         _check(self.grad_clip > 0, p + "grad_clip", self.grad_clip, "must be > 0")
         _check(self.num_workers >= 0, p + "num_workers", self.num_workers, "must be >= 0")
+
         _check(self.resume in ("auto", "never") or (len(self.resume) == 32 and self.resume.isalnum()),
                p + "resume", self.resume, "must be auto, never or an MLflow run id (32 hex digits)")
 

@@ -74,7 +74,7 @@ def config_hash(cfg: DataConfig) -> str:
     """12 hex digits over the config fields that change the content, the format version and, for CWRU, the
     folder tree's .mat files (relative path, size, mtime), so edited data gives a new dataset; `cache_dir`
     and the keys of other sources and splits never count."""
-    skip = {"cache_dir"} | {name for source, names in _ONLY_FOR.items() if source != cfg.source for name in names}
+    skip = {"cache_dir", "augment_spread_db", "augment_gain_db"} | {name for source, names in _ONLY_FOR.items() if source != cfg.source for name in names}
     skip |= {name for split, names in _SPLIT_KEYS.items() if split != cfg.split for name in names}
     payload: dict[str, Any] = {f.name: getattr(cfg, f.name) for f in fields(cfg) if f.name not in skip}
     payload["format_version"] = DATASET_FORMAT_VERSION

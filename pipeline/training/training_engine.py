@@ -6,7 +6,8 @@ when it returns `mean` and `log_var`. A term the model does not return is absent
 history, never reported as 0. Batches are `(x, y)` or `(x, y, conditions)`, conditions a dict of per-window
 tensors (e.g. `shaft_hz`) that reach the model as keyword arguments: `model(x, **conditions)`.
 
-One optimisation step: forward (under autocast when `training.mixed_precision`) -> data + physics +
+One optimisation step: each window through a random transfer path (`data.augment_*_db`, off at 0) ->
+forward (under autocast when `training.mixed_precision`) -> data + physics +
 consistency + variational loss -> backward -> clip gradients -> step, unless the loss or the gradient norm
 is not finite: then the step is skipped and counted, and `training.max_bad_steps` skips in a row raise
 `TrainingDivergedError`. A CUDA out-of-memory error clears the cache and skips the batch.
@@ -36,6 +37,7 @@ from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Subs
 
 from pipeline.config import ExperimentConfig
 from pipeline.training.advanced_loss_functions import AdvancedLossManager
+from pipeline.training.augmentation import random_transfer_path
 from pipeline.training.checkpoint import (CheckpointError, load_checkpoint_file, rng_state, save_atomic,
                                           set_rng_state)
 from pipeline.training.metrics import accuracy, confusion_matrix, macro_f1
@@ -198,6 +200,9 @@ class TrainingEngine:
                     conditions: Mapping[str, Tensor]) -> Optional[dict[str, Tensor]]:
         """One guarded optimisation step; the detached loss terms, or None when the step was skipped."""
         self.optimizer.zero_grad(set_to_none=True)
+        augment = self.config.data
+        if augment.augment_spread_db or augment.augment_gain_db:
+            inputs = random_transfer_path(inputs, augment.augment_spread_db, augment.augment_gain_db)
         with self._autocast():
             outputs = self._net(inputs, **conditions)
             losses = self.loss_fn(outputs["predictions"], targets, outputs.get("physics_residuals"))
