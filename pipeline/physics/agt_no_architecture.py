@@ -45,7 +45,7 @@ ORDER_STEP = 0.25
 # The spectrum view averages the power of neighbouring bins onto SPECTRUM_BINS bins (47 Hz apart for 1024 samples at
 # 12 kHz): resonances and band energies are broad; the fine lines are the envelope view's job.
 SPECTRUM_BINS = 128
-N_SPECTRUM_BANDS = 16  # the operator's frequency features are pooled into this many bands for the latent
+N_SPECTRUM_BANDS = 32  # the log spectrum and the operator's features are pooled into this many bands for the latent
 NOMINAL_SHAFT_HZ = 29.95  # when no speed is given: CWRU's 1797 rpm
 INFERENCE_CHUNK = 64  # serving runs big batches in chunks, keeping activations in the CPU cache
 
@@ -94,7 +94,7 @@ class AGTNOArchitecture(nn.Module):
         for _ in range(n_layers):
             self.blocks.append(FNOBlock(hidden_dim, n_modes))
             self.blocks.append(PatchAttention(hidden_dim, n_heads, patch_size, dropout))
-        spectrum_dim = hidden_dim * (N_SPECTRUM_BANDS + 1)
+        spectrum_dim = hidden_dim * (N_SPECTRUM_BANDS + 1) + input_dim * N_SPECTRUM_BANDS
         self.spectrum_norm = nn.LayerNorm(spectrum_dim)
         # the envelope view: which bands to demodulate, then a small convolution over shaft orders
         envelope_dim = 0
@@ -160,14 +160,16 @@ class AGTNOArchitecture(nn.Module):
             # log power in the signal's own units (dB re 1 unit^2, in nepers): the level stays readable as an offset
             power = (spectrum.real**2 + spectrum.imag**2).div(length)
             power = F.adaptive_avg_pool1d(power, min(SPECTRUM_BINS, power.shape[-1]))
-        h = pointwise(self.lift, power.clamp_min(1e-12).log().to(self.dtype))
+        log_power = power.clamp_min(1e-12).log().to(self.dtype)
+        h = pointwise(self.lift, log_power)
         for block in self.blocks:
             h = block(h)
+        # band energies (what an analyst's trend chart shows) beside the operator's view of each band
+        band_energy = F.adaptive_avg_pool1d(log_power, N_SPECTRUM_BANDS).flatten(1)
         bands = F.adaptive_avg_pool1d(h, N_SPECTRUM_BANDS).flatten(1)
-        features = [self.spectrum_norm(torch.cat([bands, h.amax(dim=-1)], dim=-1))]
+        features = [self.spectrum_norm(torch.cat([band_energy, bands, h.amax(dim=-1)], dim=-1))]
         if self.n_bands:
-            weights = torch.sigmoid(pointwise(self.band_head, h)).float()  # the bands to demodulate, on h's grid
-            weights = F.interpolate(weights, size=spectrum.shape[-1], mode="linear", align_corners=True)
+            weights = self._band_weights(h, spectrum.shape[-1])
             with torch.autocast(device_type=signal.device.type, enabled=False):
                 lines = envelope_order_spectrum(spectrum[:, 0], weights, length, shaft_hz.float(), self.sample_rate,
                                                 self.orders.float())
@@ -175,6 +177,12 @@ class AGTNOArchitecture(nn.Module):
             features.append(self.envelope_norm(orders.flatten(1)))
         pooled = self.dropout(torch.cat(features, dim=-1))
         return pooled, self.encoder(pooled)
+
+    def _band_weights(self, h: torch.Tensor, n_bins: int) -> torch.Tensor:
+        """`[B, n_bands, n_bins]` weights in [0, 1]: the bands of each window's spectrum to demodulate, chosen by
+        the operator from its features `h` and interpolated onto the `n_bins` bins of the full spectrum."""
+        weights = torch.sigmoid(pointwise(self.band_head, h)).float()
+        return F.interpolate(weights, size=n_bins, mode="linear", align_corners=True)
 
     def _decide(self, hidden: torch.Tensor) -> dict:
         """predictions, mean, log_var and uncertainties from the encoder's hidden layer."""
