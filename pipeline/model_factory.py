@@ -6,6 +6,7 @@ dataset's manifest and is stored with a logged model, so the served model is bui
 """
 from __future__ import annotations
 
+import statistics
 from dataclasses import asdict, is_dataclass
 from typing import Any, Mapping, Optional, Sequence
 
@@ -14,7 +15,7 @@ from torch import nn
 from pipeline.baselines.wdcnn import WDCNN
 from pipeline.data.bearing import BearingGeometry
 from pipeline.data.prepared import dataset_description
-from pipeline.physics.agt_no_architecture import AGTNOArchitecture
+from pipeline.physics.agt_no_architecture import NOMINAL_SHAFT_HZ, AGTNOArchitecture
 
 MODELS = {"agt_no": AGTNOArchitecture, "wdcnn": WDCNN}
 
@@ -40,16 +41,19 @@ def build_model(model_config: Mapping[str, Any] | Any, sample_rate: float, *,
 def model_settings(model_config: Any, manifest: Mapping[str, Any]) -> dict[str, Any]:
     """What building and serving the model needs, from its config and the dataset's manifest: the model config
     with `output_dim` = the dataset's class count, and the dataset's class names, their fault locations, the
-    bearing, window and sampling rate. A set `model.output_dim` that disagrees with the dataset is an error."""
+    bearing, window, sampling rate and typical shaft speed. A set `model.output_dim` that disagrees with the dataset is an error."""
     model = dict(asdict(model_config) if is_dataclass(model_config) else model_config)
     classes = list(manifest["class_names"])
     if model.get("output_dim") not in (None, len(classes)):
         raise ValueError(f"model.output_dim={model['output_dim']}, but the dataset has {len(classes)} classes "
                          f"({', '.join(classes)}): leave model.output_dim unset to take the dataset's")
     model["output_dim"] = len(classes)
+    speeds = [r["rpm"] / 60 for r in manifest.get("recordings", []) if "train" in r.get("split", "")]
     return {"model": model, "class_names": classes, "class_locations": manifest.get("class_locations"),
             "bearing": manifest.get("bearing"), "task": manifest.get("task"), "window": manifest["window"],
-            "sample_rate": manifest["sample_rate"]}
+            "sample_rate": manifest["sample_rate"],
+            # the speed a served window is read at unless the request says otherwise: the training data's median
+            "shaft_hz": float(statistics.median(speeds)) if speeds else NOMINAL_SHAFT_HZ}
 
 
 def untrained_model(config: Any) -> tuple[nn.Module, dict[str, Any]]:

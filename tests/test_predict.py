@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import scipy.io
 import torch
+from mlflow.exceptions import MlflowException
 
 from pipeline.config import DataConfig, ExperimentConfig, ModelConfig
 from pipeline.data.classes import CLASS_NAMES
@@ -120,5 +121,18 @@ def test_unusable_input_is_a_clear_error_naming_the_file(mlflow_store, tmp_path)
     for name, (text, message) in cases.items():
         (tmp_path / name).write_text(text)
         fails(f"{tmp_path / name}: {message}", read, tmp_path / name)
-    not_cwru = write_mat(tmp_path, 1300).rename(tmp_path / "recording.mat")
-    fails(f"{not_cwru}: file name does not end in a CWRU file number", read, not_cwru)
+    not_cwru = tmp_path / "recording.mat"  # neither its name nor its keys say which CWRU recording it is
+    scipy.io.savemat(not_cwru, {"vibration": np.zeros((1300, 1))})
+    fails(f"{not_cwru}: no drive-end channel", read, not_cwru)
+
+
+def test_a_request_may_say_at_which_shaft_speed_its_windows_were_recorded(model_uri):
+    """The envelope view reads fault lines in shaft orders, so the speed is part of the request; without it the
+    model uses the training data's typical speed, recorded in the model's signature."""
+    model = mlflow.pyfunc.load_model(model_uri)
+    assert {p.name: p.default for p in model.metadata.signature.params.params} == {"shaft_hz": pytest.approx(29.95)}
+    windows = np.random.default_rng(0).standard_normal((3, WINDOW)).astype(np.float32)
+    default, slower = model.predict(windows), model.predict(windows, params={"shaft_hz": 20.0})
+    assert not np.allclose(default.filter(like="prob_").to_numpy(), slower.filter(like="prob_").to_numpy())
+    with pytest.raises(MlflowException, match="params.shaft_hz must be a positive number of Hz"):
+        model.predict(windows, params={"shaft_hz": -1.0})

@@ -33,7 +33,8 @@ def log_pyfunc_model(model: nn.Module, settings: dict, example: np.ndarray, name
         predictor = AVPinoModel()
         predictor.load_context(_Context({"weights": str(weights), "model_config": str(cfg_path)}))
         example = np.asarray(example, dtype=np.float32)
-        signature = infer_signature(example, predictor.predict(None, example))
+        params = {"shaft_hz": float(settings["shaft_hz"])}  # a request may pass its machine's speed
+        signature = infer_signature(example, predictor.predict(None, example), params=params)
         info = mlflow.pyfunc.log_model(
             name=name, python_model=str(MODEL_CODE), artifacts={"weights": str(weights),
                                                                 "model_config": str(cfg_path)},

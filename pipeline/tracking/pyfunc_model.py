@@ -53,6 +53,17 @@ def validate_windows(model_input, window: int) -> np.ndarray:
     return array
 
 
+def validate_shaft_hz(value) -> float:
+    """The request's shaft speed as a positive finite number of Hz, or an error that says what is wrong."""
+    try:
+        speed = float(value)
+    except (TypeError, ValueError):
+        raise _bad_input(f"params.shaft_hz must be a number of Hz, got {value!r}") from None
+    if not np.isfinite(speed) or speed <= 0:
+        raise _bad_input(f"params.shaft_hz must be a positive number of Hz, got {value!r}")
+    return speed
+
+
 class AVPinoModel(PythonModel):
     """Windows (N x L float32) -> class name, per-class probabilities and an uncertainty per window."""
 
@@ -67,9 +78,11 @@ class AVPinoModel(PythonModel):
         self.model.eval()
 
     def predict(self, context, model_input, params=None) -> pd.DataFrame:  # noqa: ARG002 - pyfunc signature
+        """`params={"shaft_hz": f}` reads the windows at shaft speed f (Hz); default: the training data's."""
         windows = torch.from_numpy(validate_windows(model_input, self.window))
-        with torch.inference_mode():
-            outputs = self.model(windows, physics=False)  # the serving path: no training-only fields
+        shaft_hz = validate_shaft_hz((params or {}).get("shaft_hz", self.config["shaft_hz"]))
+        with torch.inference_mode():  # the serving path: no training-only fields
+            outputs = self.model(windows, physics=False, shaft_hz=torch.tensor(shaft_hz))
         probs = torch.softmax(outputs["predictions"].float(), dim=-1).numpy()
         table = pd.DataFrame(probs, columns=[f"prob_{name}" for name in self.class_names])
         table.insert(0, "class", [self.class_names[i] for i in probs.argmax(axis=1)])
