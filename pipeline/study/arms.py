@@ -19,11 +19,6 @@ class Arm:
     loss: dict[str, Any] = field(default_factory=dict)  # LossConfig fields set by the arm
     tuned: bool = False  # physics and consistency weights come from a sweep (StudyConfig.tuned_*)
 
-    @property
-    def states_physics(self) -> bool:
-        """Whether the model's residuals are equations worth scoring (the CNN baseline has none)."""
-        return self.model != "wdcnn"
-
 
 ARMS = {arm.name: arm for arm in (
     Arm("data_only", "AGT-NO, data loss only (physics and consistency weights 0)",

@@ -18,7 +18,6 @@ def test_arms_differ_only_in_model_and_loss():
                     "wdcnn": (0.0, 0.0, False)}
     assert {name: c.model.name for name, c in configs.items()} == {**dict.fromkeys(STUDY_ARMS, "agt_no"),
                                                                    "wdcnn": "wdcnn"}
-    assert [ARMS[name].states_physics for name in STUDY_ARMS] == [True, True, True, True, False]
 
 
 @pytest.mark.parametrize("settings, key", [
