@@ -1,0 +1,130 @@
+"""Real CWRU recordings, the reference for any claim about the model: `python bench/run.py real_cwru`.
+
+Protocols (each a prepared dataset of the pipeline's own `data=cwru` source):
+  * load_shift: ten classes, train 0-2 HP, test 3 HP (a new operating point on bearings seen in training);
+  * unseen_<size>: fault location, every recording of one fault size held out (bearings never seen);
+  * time: ten classes, each recording cut in time into train/val/test blocks (optimistic: same bearings, loads).
+Arms: AGT-NO as `data=cwru` configures it (default model and training, training windows through a random transfer
+path), the same with physics weights 0, WDCNN trained with its own recipe (Adam, batch 64, lr 1e-3, no augmentation)
+until its validation loss stops improving, WDCNN with that recipe plus AGT-NO's augmentation, and the envelope-
+spectrum rule (no training; its one threshold fitted on the training windows; it needs windows of 4,096 samples and
+names fault locations only, so on the ten-class protocols it is scored on location). Every trained arm runs seeds 0-2 on the same windows; model
+choices are made on validation data only, and each test split is scored once per trained model.
+Prints one JSON line per (protocol, arm) with the mean and the per-seed values, then a Markdown table.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+
+from common import REPO, benchmark, emit
+from pipeline.baselines.envelope_rule import EnvelopeRule
+from pipeline.config import DataConfig, ExperimentConfig, LossConfig, ModelConfig, TrainingConfig
+from pipeline.data.bearing import BearingGeometry
+from pipeline.data.prepared import load_prepared, prepare_dataset
+from pipeline.evaluation import classification_metrics, predict_windows
+from pipeline.model_factory import build_from_settings, model_settings
+from pipeline.train import make_loaders
+from pipeline.training.training_engine import TrainingEngine
+
+SEEDS = (0, 1, 2)
+CACHE = REPO / "data" / "prepared" / "bench"
+PROTOCOLS = {
+    "load_shift": dict(split="load_shift", task="fault_class"),
+    **{f"unseen_{size:.3f}": dict(split="fault_size", task="fault_location", test_fault_size=size)
+       for size in (0.007, 0.014, 0.021)},
+    "time": dict(split="time", task="fault_class"),
+}
+WDCNN_RECIPE = TrainingConfig(epochs=40, patience=5, weight_decay=0.0)
+NO_PHYSICS = LossConfig(physics_weight=0.0, consistency_weight=0.0)
+ARMS = {  # model, loss, training, whether training windows go through the data source's augmentation
+    "agt_no": (ModelConfig(), LossConfig(), TrainingConfig(), True),
+    "agt_no_physics_0": (ModelConfig(), NO_PHYSICS, TrainingConfig(), True),
+    "wdcnn": (ModelConfig(name="wdcnn"), NO_PHYSICS, WDCNN_RECIPE, False),
+    "wdcnn_augmented": (ModelConfig(name="wdcnn"), NO_PHYSICS, WDCNN_RECIPE, True),
+}
+RULE_WINDOW = 4096
+
+
+def cwru_config(**choices) -> DataConfig:
+    """The data config `data=cwru` composes (conf/data/cwru.yaml), at the CWRU folder, with `choices` on top."""
+    recorded = OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "data" / "cwru.yaml"))
+    return DataConfig(**{**recorded, "path": str(cwru_dir()), **choices})
+
+
+def cwru_dir() -> Path:
+    """`AVPINO_CWRU_DIR`, else the shared copy beside the repository."""
+    path = Path(os.environ.get("AVPINO_CWRU_DIR", REPO.parent / "shared" / "data" / "cwru"))
+    if not path.is_dir():
+        raise SystemExit(f"real_cwru needs the CWRU recordings: {path} does not exist (set AVPINO_CWRU_DIR)")
+    return path
+
+
+def train_and_score(data: DataConfig, arm: str, seed: int) -> dict[str, float]:
+    """Train one arm on the protocol's training split (validation for early stopping), score its test split."""
+    model_cfg, loss_cfg, training_cfg, augmented = ARMS[arm]
+    if not augmented:
+        data = replace(data, augment_spread_db=0.0, augment_gain_db=0.0)
+    config = ExperimentConfig(data=data, model=model_cfg, loss=loss_cfg, training=replace(training_cfg, seed=seed))
+    dataset = load_prepared(prepare_dataset(data, CACHE))
+    torch.manual_seed(seed)
+    model = build_from_settings(model_settings(config.model, dataset.manifest))
+    engine = TrainingEngine(model, config, device="cpu")
+    train_loader, val_loader = make_loaders(dataset, config)
+    start = time.perf_counter()
+    engine.train(train_loader, val_loader)
+    epoch_s = (time.perf_counter() - start) / engine.epoch
+    test = dataset.subset("test")
+    outputs = predict_windows(engine.model, test.windows, shaft_hz=test.shaft_hz)
+    metrics, _ = classification_metrics(test.labels, outputs["probs"], dataset.manifest["class_names"])
+    return {**metrics, "epoch_s": epoch_s, "epochs": engine.epoch}
+
+
+def envelope_rule_score(data: DataConfig) -> dict[str, float]:
+    """The envelope rule's fault-location accuracy on the protocol's test blocks, at its own window length."""
+    located = replace(data, task="fault_location", window=RULE_WINDOW, hop=RULE_WINDOW // 2)
+    dataset = load_prepared(prepare_dataset(located, CACHE))
+    names = dataset.manifest["class_names"]
+
+    def split(name):
+        part = dataset.subset(name)
+        return part.windows, part.shaft_hz, part.labels
+
+    rule = EnvelopeRule(sample_rate=dataset.manifest["sample_rate"],
+                        bearing=BearingGeometry(**dataset.manifest["bearing"]))
+    train_x, train_speed, train_y = split("train")
+    rule.fit(train_x, train_speed, np.asarray(names)[train_y])
+    test_x, test_speed, test_y = split("test")
+    predicted = rule.predict(test_x, test_speed)
+    probs = np.eye(len(names))[[names.index(p) for p in predicted]]
+    metrics, _ = classification_metrics(test_y, probs, names)
+    return {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]}
+
+
+@benchmark
+def real_cwru() -> None:
+    torch.set_num_threads(max(1, (os.cpu_count() or 1)))
+    rows = []
+    for protocol, choices in PROTOCOLS.items():
+        data = cwru_config(**choices)
+        results = {arm: [train_and_score(data, arm, seed) for seed in SEEDS] for arm in ARMS}
+        results["envelope_rule"] = [envelope_rule_score(data)]
+        for arm, runs in results.items():
+            summary = {key: float(np.mean([r[key] for r in runs])) for key in runs[0]}
+            spread = float(np.std([r["accuracy"] for r in runs]))
+            emit(f"real_cwru/{protocol}/{arm}", summary["accuracy"], "accuracy", protocol=protocol, arm=arm,
+                 accuracy_std=round(spread, 4), **{k: round(v, 4) for k, v in summary.items() if k != "accuracy"},
+                 per_seed_accuracy=[round(r["accuracy"], 4) for r in runs])
+            rows.append((protocol, arm, summary, spread))
+    print("\n| protocol | arm | accuracy (mean ± sd, 3 seeds) | macro-F1 | ECE | epoch s |")
+    print("|---|---|---|---|---|---|")
+    for protocol, arm, s, spread in rows:
+        ece = f"{s['ece']:.3f}" if "ece" in s else "n/a"
+        epoch = f"{s['epoch_s']:.1f}" if "epoch_s" in s else "n/a"
+        print(f"| {protocol} | {arm} | {s['accuracy']:.3f} ± {spread:.3f} | {s['macro_f1']:.3f} | {ece} | {epoch} |")
