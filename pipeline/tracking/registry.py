@@ -2,7 +2,7 @@
 
 Every evaluated model is registered and becomes `challenger`; it becomes `champion` only when it beats the
 current champion on `policy.metric` without paying for it in physics consistency (`test/physics_residual`,
-relative tolerance) or calibration (`test/ece`, absolute tolerance). Each version carries its evaluation
+relative tolerance, compared when both models state physics) or calibration (`test/ece`, absolute tolerance). Each version carries its evaluation
 metrics as tags (same names, e.g. `test/macro_f1`), so the champion is compared from the registry alone, and
 the decision as `promotion.*` tags, so `rollback` knows where to go back to.
 
@@ -134,8 +134,9 @@ def _evaluation_run(client: MlflowClient, run_id: str, metric: str) -> Run:
 
 
 def _gate_metrics(metric: str) -> list[str]:
-    """What the gate compares: the policy metric and the two guards (once, should the metric be a guard)."""
-    return list(dict.fromkeys((metric, RESIDUAL, ECE)))
+    """What the gate needs of every model: the policy metric and the calibration guard (once, should the metric be
+    the guard). The physics guard is compared only between models that both state physics (log the residual)."""
+    return list(dict.fromkeys((metric, ECE)))
 
 
 def _decide(name: str, version: str, candidate: dict[str, float], champion: Optional[ModelVersion],
@@ -149,11 +150,12 @@ def _decide(name: str, version: str, candidate: dict[str, float], champion: Opti
     if missing:
         return Decision(name, version, False, f"{held_by} has no {', '.join(missing)} tag(s) to compare with "
                         f"(promoted outside this gate?); move the alias by hand", score, None)
-    best, residual, ece = float(theirs[metric]), float(theirs[RESIDUAL]), float(theirs[ECE])
+    best, ece = float(theirs[metric]), float(theirs[ECE])
+    residual = float(theirs[RESIDUAL]) if RESIDUAL in theirs and RESIDUAL in candidate else None
     problems = []
     if not score > best:
         problems.append(f"{metric} {score:.4f} does not beat {held_by}'s {best:.4f}")
-    if candidate[RESIDUAL] > residual * (1 + policy.max_residual_increase) + _FLOAT_SLACK:
+    if residual is not None and candidate[RESIDUAL] > residual * (1 + policy.max_residual_increase) + _FLOAT_SLACK:
         problems.append(f"{RESIDUAL} rose from {residual:.4g} to {candidate[RESIDUAL]:.4g}, more than the "
                         f"{policy.max_residual_increase:.0%} allowed")
     if candidate[ECE] > ece + policy.max_ece_increase + _FLOAT_SLACK:
@@ -161,8 +163,9 @@ def _decide(name: str, version: str, candidate: dict[str, float], champion: Opti
                         f"{policy.max_ece_increase:.4f} allowed")
     if problems:
         return Decision(name, version, False, "; ".join(problems), score, best)
-    return Decision(name, version, True, f"{metric} {score:.4f} beats {held_by}'s {best:.4f}, residual and "
-                    f"ECE within tolerance", score, best, previous_champion=str(champion.version))
+    guards = "residual and ECE" if residual is not None else "ECE (no physics residual to compare)"
+    return Decision(name, version, True, f"{metric} {score:.4f} beats {held_by}'s {best:.4f}, {guards} within "
+                    f"tolerance", score, best, previous_champion=str(champion.version))
 
 
 def _champion(client: MlflowClient, name: str) -> Optional[ModelVersion]:

@@ -127,6 +127,16 @@ def test_candidate_not_strictly_better_is_only_challenger(model_uri, f1):
     assert "promotion.previous_champion" not in tags
 
 
+def test_a_model_stating_no_physics_is_compared_on_score_and_calibration_only(model_uri):
+    """WDCNN logs no physics residual: the physics guard applies only between models that both state physics."""
+    champion = promote(evaluation_run(model_uri, f1=0.8, residual=1.0), POLICY)
+    cnn = promote(evaluation_run(model_uri, f1=0.9, drop=("test/physics_residual",)), POLICY)
+    assert cnn.promoted and "no physics residual to compare" in cnn.reason
+    assert cnn.previous_champion == champion.version
+    worse_calibrated = promote(evaluation_run(model_uri, f1=0.95, ece=0.2, drop=("test/physics_residual",)), POLICY)
+    assert not worse_calibrated.promoted and "test/ece rose" in worse_calibrated.reason
+
+
 @pytest.mark.parametrize("residual, ece, promoted, why", [
     (1.3, 0.05, False, "test/physics_residual rose"),  # +30% > 25% allowed
     (1.0, 0.08, False, "test/ece rose"),  # +0.03 > 0.02 allowed
