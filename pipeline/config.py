@@ -37,7 +37,7 @@ def _check(ok: bool, key: str, value: Any, why: str) -> None:
 
 
 class _Section:
-    """Lets a config group be read as a mapping, as the seed does (`config.training['epochs']`)."""
+    """Lets a config group be read as a mapping, as the training API documents (`config.training["epochs"]`)."""
 
     def __getitem__(self, key: str) -> Any:
         if key not in self.keys():

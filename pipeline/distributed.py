@@ -1,4 +1,4 @@
-"""Run a training job on several ranks with torch's own launchers (design.md §7).
+"""Run a training job on several ranks with torch's own launchers.
 
 Two ways in, one code path: under `torchrun` (single- or multi-node; WORLD_SIZE is in the environment)
 `process_group` joins the job torchrun started. Without torchrun, `launch` starts the job itself through

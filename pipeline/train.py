@@ -1,6 +1,6 @@
 """Stage 2, train: `python -m pipeline.train [overrides]` trains AGT-NO on a prepared dataset and logs it.
 
-Metrics per epoch go to MLflow under the names of design.md §6; the model is logged as the `av-pino` pyfunc.
+Metrics per epoch go to MLflow (train/*, physics/*, val/*); the model is logged as the `av-pino` pyfunc.
 """
 from __future__ import annotations
 

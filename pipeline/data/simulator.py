@@ -1,4 +1,4 @@
-"""A physics simulator of CWRU-like bearing recordings with exact ground truth (design.md §3).
+"""A physics simulator of CWRU-like bearing recordings with exact ground truth.
 
 A local fault is struck at the class's characteristic rate; each strike is a short force pulse that rings
 a single structural mode x'' + 2 zeta w_n x' + w_n^2 x = f (per unit mass); the accelerometer reads the

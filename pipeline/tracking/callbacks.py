@@ -9,7 +9,7 @@ import mlflow
 
 
 class MlflowMetricsLogger:
-    """Log every epoch's metrics to the active run with step = epoch (names as in design.md §6)."""
+    """Log every epoch's metrics to the active run with step = epoch (train/*, val/*, physics/*, loss_weight/*)."""
 
     def __call__(self, epoch: int, metrics: Mapping[str, float]) -> None:
         finite = {name: float(value) for name, value in metrics.items() if math.isfinite(float(value))}
