@@ -133,11 +133,11 @@ class AGTNOArchitecture(nn.Module):
         signal = self._validated(x)  # [B, L, C], physical units
         shaft = self._shaft(shaft_hz, signal)
         if not physics:
-            parts = [self._decide(self._encode(chunk, speed)[1]) for chunk, speed in
+            parts = [self._decide(self._encode(chunk, speed)) for chunk, speed in
                      zip(signal.split(INFERENCE_CHUNK), shaft.split(INFERENCE_CHUNK))]
             return {key: torch.cat([part[key] for part in parts]) for key in parts[0]}
 
-        _, hidden = self._encode(signal, shaft)
+        hidden = self._encode(signal, shaft)
         outputs = self._decide(hidden)
         fields = self._fields(signal)
         params = self._physical_params(hidden)
@@ -152,8 +152,8 @@ class AGTNOArchitecture(nn.Module):
         return {**outputs, "physics_residuals": residuals, "coupled_fields": coupled, "fields": fields,
                 "physical_params": params}
 
-    def _encode(self, signal: torch.Tensor, shaft_hz: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Pooled features `[B, pooled_dim]` and the encoder's hidden layer `[B, hidden]` of windows `[B, L, C]`."""
+    def _encode(self, signal: torch.Tensor, shaft_hz: torch.Tensor) -> torch.Tensor:
+        """The encoder's hidden layer `[B, hidden]` of windows `[B, L, C]`: both views, pooled and encoded."""
         length = signal.shape[1]
         with torch.autocast(device_type=signal.device.type, enabled=False):
             spectrum = torch.fft.rfft(signal.float().transpose(1, 2), dim=-1)  # [B, C, F]
@@ -175,8 +175,7 @@ class AGTNOArchitecture(nn.Module):
                                                 self.orders.float())
             orders = self.order_conv(torch.log1p(lines / ORDER_STEP).to(self.dtype))
             features.append(self.envelope_norm(orders.flatten(1)))
-        pooled = self.dropout(torch.cat(features, dim=-1))
-        return pooled, self.encoder(pooled)
+        return self.encoder(self.dropout(torch.cat(features, dim=-1)))
 
     def _band_weights(self, h: torch.Tensor, n_bins: int) -> torch.Tensor:
         """`[B, n_bands, n_bins]` weights in [0, 1]: the bands of each window's spectrum to demodulate, chosen by
