@@ -34,7 +34,7 @@ def score(model: nn.Module, dataset: PreparedDataset, evaluation: EvaluationSet,
     test = np.asarray(a["split"]) == TEST
     ood = np.zeros_like(test)
     if evaluation.ood_fault_size_in is not None:
-        ood = test & held_out_size_mask(a["labels"], evaluation.ood_fault_size_in)
+        ood = test & held_out_size_mask(dataset, evaluation.ood_fault_size_in)
     scored = test & ~ood
     params = PhysicalParams()
     shaft_hz = np.asarray(a["rpm"][test], dtype=np.float32) / 60

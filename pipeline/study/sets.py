@@ -20,7 +20,7 @@ from typing import Optional
 import numpy as np
 
 from pipeline.config import ConfigError, ExperimentConfig
-from pipeline.data.classes import CLASS_NAMES, fault_size_in
+from pipeline.data.classes import fault_size_in
 from pipeline.data.prepared import (MANIFEST, DatasetError, PreparedDataset, content_hash, load_prepared,
                                     prepare_dataset, split_counts, write_prepared)
 from pipeline.data.windows import SPLIT_NAMES
@@ -104,16 +104,17 @@ def reduced_labels_dataset(source: PreparedDataset, fraction: float, seed: int) 
 def held_out_size_dataset(source: PreparedDataset, size_in: float) -> Path:
     """`source` without training or validation windows of fault size `size_in` (test windows stay)."""
     a = source.arrays
-    held_out = held_out_size_mask(a["labels"], size_in)
+    held_out = held_out_size_mask(source, size_in)
     keep = ~held_out | ((a["split"] != TRAIN) & (a["split"] != VAL))
     return derived_dataset(source, keep, f"without{size_in:g}in",
                            f"no training or validation window of fault size {size_in:g} in")
 
 
-def held_out_size_mask(labels: np.ndarray, size_in: float) -> np.ndarray:
-    """True for windows whose class has fault size `size_in` (inches)."""
-    classes = [k for k, name in enumerate(CLASS_NAMES) if fault_size_in(name) == size_in]
-    return np.isin(np.asarray(labels), classes)
+def held_out_size_mask(dataset: PreparedDataset, size_in: float) -> np.ndarray:
+    """True for windows of recordings with fault size `size_in` (inches). Read from each recording's ten-class
+    name, since a task's labels may not tell sizes apart (fault_location)."""
+    held_out = [fault_size_in(r["label"]) == size_in for r in dataset.manifest["recordings"]]
+    return np.asarray(held_out, dtype=bool)[np.asarray(dataset.arrays["recording"])]
 
 
 def derived_dataset(source: PreparedDataset, keep: np.ndarray, tag: str, selection: str) -> Path:

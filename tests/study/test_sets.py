@@ -59,13 +59,27 @@ def test_reduced_labels_keep_a_share_of_training_recordings_only(sets):
 
 def test_held_out_size_never_reaches_training_or_validation(sets):
     _, by_name = sets
-    a = load_prepared(by_name["ood_size"].dataset_dir).arrays
-    held_out = held_out_size_mask(a["labels"], 0.021)
+    ood = load_prepared(by_name["ood_size"].dataset_dir)
+    a = ood.arrays
+    held_out = held_out_size_mask(ood, 0.021)
     assert not held_out[a["split"] != TEST].any()
-    full = load_prepared(by_name["recording"].dataset_dir).arrays
-    assert np.count_nonzero(held_out) == np.count_nonzero(held_out_size_mask(full["labels"], 0.021)
-                                                          & (full["split"] == TEST))
+    full = load_prepared(by_name["recording"].dataset_dir)
+    assert np.count_nonzero(held_out) == np.count_nonzero(held_out_size_mask(full, 0.021)
+                                                          & (full.arrays["split"] == TEST))
     assert {CLASS_NAMES[k] for k in np.unique(a["labels"][held_out])} == {"ball_021", "inner_021", "outer_021"}
+
+
+def test_the_held_out_size_is_found_when_labels_name_only_the_fault_location(tiny_study_config):
+    config = tiny_study_config("data.task=fault_location", "study.training_sets=[ood_size]", "study.snr_db=[]")
+    (ood_size,) = training_sets(config, seed=0)
+    dataset = load_prepared(ood_size.dataset_dir)
+    a, recordings = dataset.arrays, dataset.manifest["recordings"]
+    held_out = held_out_size_mask(dataset, 0.021)
+    assert {recordings[r]["label"] for r in np.unique(a["recording"][held_out])} == {"ball_021", "inner_021",
+                                                                                     "outer_021"}
+    assert not held_out[a["split"] != TEST].any()
+    assert {dataset.manifest["class_names"][k] for k in np.unique(a["labels"][held_out])} == {"ball", "inner",
+                                                                                              "outer"}
 
 
 def test_noisy_sets_need_the_simulator(tiny_study_config):
