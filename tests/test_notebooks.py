@@ -1,6 +1,6 @@
 """The notebooks run end to end with nbclient: compare_runs.ipynb on a store of one tiny pipeline and then of
-two that differ in `loss.physics_weight`, drawing its four plotly figures both times; physics_study.ipynb on a
-tiny study, drawing figures that agree with the study's runs."""
+two that differ in `loss.physics_weight`, drawing its four plotly figures both times, with recall bars over the
+classes of the runs' task; physics_study.ipynb on a tiny study, drawing figures that agree with the study's runs."""
 import base64
 import os
 from pathlib import Path
@@ -58,6 +58,14 @@ def test_notebook_compares_one_run_and_then_two(mlflow_store, compose_config, tm
     bars = [trace["name"] for trace in figures[3]["data"]]
     assert len(lines) == 2 and sorted(bars) == sorted(lines)  # residual curves and recall bars of both runs
     assert all(name.startswith(("train-pw0.1-", "train-pw0.5-")) for name in lines)
+
+
+def test_recall_bars_name_the_classes_of_the_task_the_runs_tell_apart(mlflow_store, compose_config, tmp_path):
+    cfg = compose_config(*TINY, "training.epochs=1", "data.task=fault_location",
+                         f"data.cache_dir={tmp_path / 'data'}")
+    run_pipeline(to_experiment_config(cfg))
+    (bars,) = execute_notebook()[3]["data"]
+    assert list(bars["x"]) == ["normal", "ball", "inner", "outer"]
 
 
 def values(array) -> list[float]:
