@@ -2,7 +2,6 @@
 the pruner, and return the objective value(s)."""
 from __future__ import annotations
 
-import math
 from typing import Mapping, Optional
 
 import optuna
@@ -20,7 +19,10 @@ def objective_value(metrics: Mapping[str, float], name: str) -> float:
     """A metric of the train stage by tracking name; `val/physics_residual` is the mean validation residual."""
     if name == "val/physics_residual":
         residuals = [v for k, v in metrics.items() if k.startswith("val/physics/")]
-        return sum(residuals) / len(residuals) if residuals else math.nan
+        if not residuals:  # an objective of NaN would fail every trial without saying why
+            raise KeyError("the trial logged no val/physics/* residual to average for val/physics_residual: the "
+                           "model returns none (WDCNN, or AGT-NO on data whose class locations are unknown)")
+        return sum(residuals) / len(residuals)
     if name not in metrics:
         raise KeyError(f"the trial logged no {name!r}; it logged {sorted(metrics)}")
     return float(metrics[name])
