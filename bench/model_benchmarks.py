@@ -65,7 +65,7 @@ def engine_overhead(rounds: int = 8) -> None:
         for windows, labels, conditions in loader:
             optimizer.zero_grad(set_to_none=True)
             outputs = model(windows, **conditions)
-            losses = engine.loss_fn(outputs["predictions"], labels, outputs["physics_residuals"])
+            losses = engine.loss_fn(outputs["predictions"], labels, outputs.get("physics_residuals"))
             total = losses["total_loss"] + engine.advanced_loss.get_total_advanced_loss(outputs)
             total.backward()
             nn.utils.clip_grad_norm_(model.parameters(), config.training.grad_clip)
