@@ -25,6 +25,7 @@ from pipeline.evaluation import (classification_metrics, confusion_matrix_figure
                                  predict_windows, reliability_figure)
 from pipeline.stage import main_with_packed_overrides, run_stage
 from pipeline.tracking.datasets import log_dataset
+from pipeline.tracking.registry import CLASS_NAMES_TAG
 from pipeline.tracking.run import stage_run
 from pipeline.tracking.store import use_store
 
@@ -114,6 +115,7 @@ def evaluate(config: ExperimentConfig, model_uri: Optional[str] = None, dataset_
         model, model_config = load_logged_model(target.model_uri)
         dataset = load_prepared(target.dataset_dir)
         class_names = _check_compatible(model_config, dataset.manifest, target)
+        mlflow.set_tag(CLASS_NAMES_TAG, ",".join(class_names))  # the registry compares models of one task only
         log_dataset(target.dataset_dir, context="evaluation")
         test = dataset.arrays["split"] == SPLIT_NAMES.index("test")
         windows, labels = dataset.arrays["windows"][test], np.asarray(dataset.arrays["labels"][test])

@@ -40,6 +40,7 @@ from pipeline.config import RegistryConfig
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 RESIDUAL, ECE = "test/physics_residual", "test/ece"
+CLASS_NAMES_TAG = "class_names"  # the evaluated model's classes, comma-joined: only models of one task compete
 PREVIOUS_CHAMPION = "promotion.previous_champion"
 _SET_ATTEMPTS = 3  # re-compares when another promoter moved `champion` under us (stores without a lock)
 _FLOAT_SLACK = 1e-12  # a rise of exactly the allowed amount passes despite float rounding
@@ -70,11 +71,14 @@ def promote(evaluation_run_id: str, policy: RegistryConfig) -> Decision:
     with _registry_lock(name):
         version = str(mlflow.register_model(run.data.tags["model_uri"], name).version)
         tags = {key: str(value) for key, value in metrics.items()} | {"evaluation_run_id": run.info.run_id}
+        if CLASS_NAMES_TAG in run.data.tags:
+            tags[CLASS_NAMES_TAG] = run.data.tags[CLASS_NAMES_TAG]
         for key, value in tags.items():
             client.set_model_version_tag(name, version, key, value)
         client.set_registered_model_alias(name, CHALLENGER, version)
         for _ in range(_SET_ATTEMPTS):
-            decision = _decide(name, version, metrics, _champion(client, name), policy)
+            decision = _decide(name, version, metrics, _champion(client, name), policy,
+                               tags.get(CLASS_NAMES_TAG))
             if not decision.promoted or _move_champion(client, name, version):
                 break
         else:
@@ -140,12 +144,16 @@ def _gate_metrics(metric: str) -> list[str]:
 
 
 def _decide(name: str, version: str, candidate: dict[str, float], champion: Optional[ModelVersion],
-            policy: RegistryConfig) -> Decision:
-    """Promote when there is no champion, or when better on the metric and not worse beyond tolerance."""
+            policy: RegistryConfig, classes: Optional[str] = None) -> Decision:
+    """Promote when there is no champion, or when better on the metric and not worse beyond tolerance, on the
+    same classes (`classes`, comma-joined, compared when both models record theirs)."""
     metric, score = policy.metric, candidate[policy.metric]
     if champion is None:
         return Decision(name, version, True, "no champion yet: the first candidate becomes champion", score, None)
     theirs, held_by = champion.tags, f"champion v{champion.version}"
+    if classes is not None and theirs.get(CLASS_NAMES_TAG, classes) != classes:
+        return Decision(name, version, False, f"{held_by} classifies {theirs[CLASS_NAMES_TAG]}, this model "
+                        f"{classes}: scores on different tasks do not compare; move the alias by hand", score, None)
     missing = [m for m in _gate_metrics(metric) if m not in theirs]
     if missing:
         return Decision(name, version, False, f"{held_by} has no {', '.join(missing)} tag(s) to compare with "

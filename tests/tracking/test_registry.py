@@ -67,10 +67,12 @@ def model_uri(tmp_path_factory, mlflow_store) -> str:
 
 
 def evaluation_run(model_uri: str, f1: float = 0.8, residual: float = 1.0, ece: float = 0.05, *,
-                   stage: str = "evaluate", status: str = "FINISHED", drop: tuple[str, ...] = ()) -> str:
-    """A run shaped like the evaluate stage's (stage tag, model_uri tag, test/ metrics); returns its id."""
+                   stage: str = "evaluate", status: str = "FINISHED", drop: tuple[str, ...] = (),
+                   classes: str = "normal,ball,inner,outer") -> str:
+    """A run shaped like the evaluate stage's (stage, model_uri and class_names tags, test/ metrics); returns its id."""
     client = MlflowClient()
-    run = client.create_run(ensure_experiment(EXPERIMENT), tags={"stage": stage, "model_uri": model_uri})
+    run = client.create_run(ensure_experiment(EXPERIMENT), tags={"stage": stage, "model_uri": model_uri,
+                                                                  "class_names": classes})
     metrics = {"test/accuracy": f1, "test/macro_f1": f1, "test/physics_residual": residual, "test/ece": ece}
     for key, value in metrics.items():
         if key not in drop:
@@ -135,6 +137,13 @@ def test_a_model_stating_no_physics_is_compared_on_score_and_calibration_only(mo
     assert cnn.previous_champion == champion.version
     worse_calibrated = promote(evaluation_run(model_uri, f1=0.95, ece=0.2, drop=("test/physics_residual",)), POLICY)
     assert not worse_calibrated.promoted and "test/ece rose" in worse_calibrated.reason
+
+
+def test_models_of_different_tasks_do_not_compete(model_uri):
+    champion = promote(evaluation_run(model_uri, f1=0.8), POLICY)
+    ten_classes = promote(evaluation_run(model_uri, f1=0.99, classes="normal,ball_007,ball_014"), POLICY)
+    assert not ten_classes.promoted and "scores on different tasks do not compare" in ten_classes.reason
+    assert aliases() == {"champion": champion.version, "challenger": ten_classes.version}
 
 
 @pytest.mark.parametrize("residual, ece, promoted, why", [
