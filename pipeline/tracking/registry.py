@@ -1,10 +1,11 @@
 """Gated promotion in the MLflow model registry.
 
 Every evaluated model is registered and becomes `challenger`; it becomes `champion` only when it beats the
-current champion on `policy.metric` without paying for it in physics consistency (`test/physics_residual`,
-relative tolerance, compared when both models state physics) or calibration (`test/ece`, absolute tolerance). Each version carries its evaluation
-metrics as tags (same names, e.g. `test/macro_f1`), so the champion is compared from the registry alone, and
-the decision as `promotion.*` tags, so `rollback` knows where to go back to.
+current champion, on the same classes, on `policy.metric` without paying for it in physics consistency
+(`test/physics_residual`, relative tolerance, compared when both models state physics) or calibration
+(`test/ece`, absolute tolerance). Each version carries its evaluation metrics as tags (same names, e.g.
+`test/macro_f1`), so the champion is compared from the registry alone, and the decision as `promotion.*`
+tags, so `rollback` knows where to go back to.
 
 Concurrency: registering, reading the champion, comparing and moving `champion` form one critical section.
 - Local SQLite store (`sqlite:///.../mlflow.db`): an `fcntl.flock` on `mlflow.db.registry.lock` beside the
