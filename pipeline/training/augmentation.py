@@ -4,10 +4,10 @@ Between a bearing and its accelerometer the vibration passes through housing, bo
 filter that differs from machine to machine, mounting to mounting and, on CWRU's rig, from one damaged bearing to
 the next: it sets which resonances ring and how loud the window is. The fault's kinematics (where impacts repeat,
 in shaft orders) pass through any such filter unchanged. Filtering each training window through a random smooth
-frequency response and gain makes a model that leans on one rig's resonances and levels pay for it, so it learns
-the kinematics. Real recordings on bearings never seen in training say it helps (README, real_cwru); the
-simulator says the opposite, because there the impact level alone tells fault sizes apart. So it is a choice
-of the data source (`data.augment_*_db`, set for `data=cwru`), off by default.
+frequency response and gain makes a model that leans on one rig's resonances and levels pay for it. Whether that
+buys generalisation is measured, not assumed: `python bench/run.py real_cwru` scores AGT-NO and WDCNN with and
+without it on bearings never seen in training (README). It is a choice of the data (`data.augment_*_db`), off by
+default: on the simulator the impact level is what tells fault sizes apart.
 """
 from __future__ import annotations
 
