@@ -43,9 +43,10 @@ def predict_file(path: str | Path, model_uri: str = DEFAULT_MODEL_URI, hop: Opti
     if hop is not None and (isinstance(hop, bool) or not isinstance(hop, Integral) or hop < 1):
         raise PredictError(f"hop={hop!r}: must be a positive whole number of samples")
     model, window, sample_rate = load_model(model_uri)
-    windows = read_windows(path, window, sample_rate, hop or window)
-    table = pd.concat([model.predict(windows[start:start + BATCH]) for start in range(0, len(windows), BATCH)],
-                      ignore_index=True)
+    windows, shaft_hz = read_windows(path, window, sample_rate, hop or window)
+    params = None if shaft_hz is None else {"shaft_hz": shaft_hz}  # else the model's default speed
+    table = pd.concat([model.predict(windows[start:start + BATCH], params=params)
+                       for start in range(0, len(windows), BATCH)], ignore_index=True)
     table.insert(1, "probability", table.filter(like="prob_").max(axis=1))
     table.index.name = "window"
     return table
@@ -62,8 +63,9 @@ def load_model(model_uri: str) -> tuple[mlflow.pyfunc.PyFuncModel, int, float]:
     return model, int(config["window"]), float(config["sample_rate"])
 
 
-def read_windows(path: Path, window: int, sample_rate: float, hop: int) -> np.ndarray:
-    """float32 windows [N, window] of a .mat recording or a CSV, or a PredictError naming the file."""
+def read_windows(path: Path, window: int, sample_rate: float, hop: int) -> tuple[np.ndarray, Optional[float]]:
+    """float32 windows [N, window] of a .mat recording or a CSV, and the shaft speed (Hz) when the file records
+    it (a CWRU file does, a CSV does not: the model reads fault lines in shaft orders); or a PredictError."""
     if path.suffix.lower() == ".mat":
         try:
             record = read_cwru_file(path, min_samples=1)  # "too short" is judged against the window below
@@ -71,18 +73,18 @@ def read_windows(path: Path, window: int, sample_rate: float, hop: int) -> np.nd
             raise PredictError(str(err)) from None
         if record.sample_rate != sample_rate:
             raise PredictError(f"{path}: sampled at {record.sample_rate} Hz, the model expects {sample_rate:g} Hz")
-        signal = record.signal
+        signal, shaft_hz = record.signal, record.rpm / 60
     else:
-        values = read_csv_numbers(path)
+        values, shaft_hz = read_csv_numbers(path), None
         if values.shape[1] == window:
-            return values
+            return values, shaft_hz
         if values.shape[1] != 1:
             raise PredictError(f"{path}: {values.shape[1]} columns; expected 1 (a signal) or {window} "
                                "(one window per row)")
         signal = values[:, 0]
     if len(signal) < window:
         raise PredictError(f"{path}: {len(signal)} samples, too short for one window of {window} samples")
-    return np.ascontiguousarray(frame(signal, window, hop))
+    return np.ascontiguousarray(frame(signal, window, hop)), shaft_hz
 
 
 def read_csv_numbers(path: Path) -> np.ndarray:

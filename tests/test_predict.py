@@ -136,3 +136,11 @@ def test_a_request_may_say_at_which_shaft_speed_its_windows_were_recorded(model_
     assert not np.allclose(default.filter(like="prob_").to_numpy(), slower.filter(like="prob_").to_numpy())
     with pytest.raises(MlflowException, match="params.shaft_hz must be a positive number of Hz"):
         model.predict(windows, params={"shaft_hz": -1.0})
+
+
+def test_a_cwru_file_is_read_at_the_shaft_speed_it_records(tmp_path):
+    windows, shaft_hz = read_windows(write_mat(tmp_path, 1300), WINDOW, RATE, hop=WINDOW)
+    assert windows.shape == (5, WINDOW) and shaft_hz == pytest.approx(1797.0 / 60)
+    csv = tmp_path / "samples.csv"
+    csv.write_text("\n".join(["0.5"] * 300))
+    assert read_windows(csv, WINDOW, RATE, hop=WINDOW)[1] is None  # a CSV says nothing: the model's default
