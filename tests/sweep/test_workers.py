@@ -62,19 +62,30 @@ def test_two_workers_share_a_postgresql_study(mlflow_store, tmp_path, postgres_d
     two_workers_share(tmp_path, postgres_database)
 
 
+def running_trials(storage: str) -> list:
+    """The study's RUNNING trials owned by a worker; none while the journal or the study in it does not exist yet."""
+    if not Path(storage).exists():
+        return []
+    try:
+        study = optuna.load_study(study_name="shared", storage=open_storage(storage))
+    except KeyError:  # the worker created the file but has not written the study into it yet
+        return []
+    return [t for t in study.get_trials(states=(TrialState.RUNNING,)) if "worker" in t.user_attrs]
+
+
 def test_a_killed_worker_loses_only_its_running_trial(mlflow_store, tmp_path):
     storage = str(tmp_path / "study.log")
     mlflow.search_experiments()
     worker = start_worker(tmp_path, storage, "hydra.sweeper.n_trials=2", "training.epochs=500")
     deadline = time.monotonic() + 300
-    running = []
-    while not running and time.monotonic() < deadline:
+    running, trial_runs = [], []
+    while not trial_runs and time.monotonic() < deadline:  # wait for the state we kill in, not for a proxy
         time.sleep(1)
-        if Path(storage).exists():
-            study = optuna.load_study(study_name="shared", storage=open_storage(storage))
-            running = [t for t in study.get_trials(states=(TrialState.RUNNING,)) if "worker" in t.user_attrs]
-    assert running, "the worker never started a trial"
-    time.sleep(3)  # let the trial's MLflow run start
+        running = running or running_trials(storage)
+        if running:
+            trial_runs = mlflow.search_runs(search_all_experiments=True, output_format="list",
+                                            filter_string=f"tags.`sweep.trial` = '{running[0].number}'")
+    assert trial_runs, "the worker never started a trial with its MLflow run"
     os.killpg(worker.pid, signal.SIGKILL)
     worker.wait()
 
