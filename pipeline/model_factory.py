@@ -41,7 +41,8 @@ def build_model(model_config: Mapping[str, Any] | Any, sample_rate: float, *,
 def model_settings(model_config: Any, manifest: Mapping[str, Any]) -> dict[str, Any]:
     """What building and serving the model needs, from its config and the dataset's manifest: the model config
     with `output_dim` = the dataset's class count, and the dataset's class names, their fault locations, the
-    bearing, window, sampling rate and typical shaft speed. A set `model.output_dim` that disagrees with the dataset is an error."""
+    bearing, window, sampling rate and typical shaft speed. A set `model.output_dim` that disagrees with the
+    dataset is an error."""
     model = dict(asdict(model_config) if is_dataclass(model_config) else model_config)
     classes = list(manifest["class_names"])
     if model.get("output_dim") not in (None, len(classes)):

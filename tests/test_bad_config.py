@@ -10,7 +10,6 @@ The table is data; SWEEP_ROWS hold the rows for distributed training and for swe
 """
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import subprocess

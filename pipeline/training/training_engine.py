@@ -200,9 +200,9 @@ class TrainingEngine:
                     conditions: Mapping[str, Tensor]) -> Optional[dict[str, Tensor]]:
         """One guarded optimisation step; the detached loss terms, or None when the step was skipped."""
         self.optimizer.zero_grad(set_to_none=True)
-        augment = self.config.data
-        if augment.augment_spread_db or augment.augment_gain_db:
-            inputs = random_transfer_path(inputs, augment.augment_spread_db, augment.augment_gain_db)
+        data = self.config.data
+        if data.augment_spread_db or data.augment_gain_db:
+            inputs = random_transfer_path(inputs, data.augment_spread_db, data.augment_gain_db)
         with self._autocast():
             outputs = self._net(inputs, **conditions)
             losses = self.loss_fn(outputs["predictions"], targets, outputs.get("physics_residuals"))
