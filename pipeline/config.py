@@ -20,7 +20,7 @@ from pipeline.data.bearing import BEARINGS, NOMINAL_RPM
 from pipeline.data.cwru import SAMPLE_RATE as CWRU_SAMPLE_RATE
 from pipeline.data.tasks import TASKS
 
-DATA_SOURCES = ("synthetic", "cwru")
+DATA_SOURCES = ("synthetic", "cwru", "files")
 SPLITS = ("recording", "load_shift", "fault_size", "time")
 STUDY_ARMS = ("data_only", "physics_fixed", "physics_adaptive", "physics_tuned", "wdcnn")
 STUDY_TRAINING_SETS = ("recording", "load_shift", "reduced_labels", "ood_size")
@@ -58,6 +58,7 @@ class _Section:
 class DataConfig(_Section):
     source: str = "synthetic"
     path: Optional[str] = None  # folder of CWRU .mat files when source == "cwru"
+    manifest: Optional[str] = None  # CSV listing your own recordings when source == "files" (pipeline/data/files.py)
     sample_rate: int = 12000
     window: int = 1024
     hop: int = 512
@@ -88,6 +89,9 @@ class DataConfig(_Section):
             _check(Path(str(self.path)).is_dir(), p + "path", self.path, "is not an existing folder")
             _check(self.sample_rate == CWRU_SAMPLE_RATE, p + "sample_rate", self.sample_rate,
                    f"CWRU recordings are read at {CWRU_SAMPLE_RATE} Hz")
+        if self.source == "files":
+            _check(bool(self.manifest), p + "manifest", self.manifest, "is required when data.source='files'")
+            _check(Path(str(self.manifest)).is_file(), p + "manifest", self.manifest, "is not an existing file")
         _check(self.sample_rate > 0, p + "sample_rate", self.sample_rate, "must be positive")
         _check(self.window >= 16, p + "window", self.window, "must be at least 16 samples")
         _check(0 < self.hop <= self.window, p + "hop", self.hop, "must be in 1..data.window")
@@ -101,15 +105,17 @@ class DataConfig(_Section):
         _check(self.task in TASKS, p + "task", self.task, f"must be one of {TASKS}")
         _check(self.bearing in BEARINGS, p + "bearing", self.bearing, f"must be one of the presets {tuple(BEARINGS)}")
         _check(self.split in SPLITS, p + "split", self.split, f"must be one of {SPLITS}")
+        own = self.source == "files"  # a manifest's loads and fault sizes are the user's own numbers
         loads = tuple(sorted(NOMINAL_RPM))
         for key in ("train_loads", "test_loads"):
             values = list(getattr(self, key))
-            _check(bool(values) and set(values) <= set(loads) and len(set(values)) == len(values), p + key, values,
-                   f"must be distinct loads out of {loads} (HP)")
+            _check(bool(values) and (own or set(values) <= set(loads)) and min(values, default=0) >= 0
+                   and len(set(values)) == len(values), p + key, values,
+                   "must be distinct loads >= 0" + ("" if own else f" out of {loads} (HP)"))
         _check(not set(self.train_loads) & set(self.test_loads), p + "test_loads", list(self.test_loads),
                f"must not share a load with data.train_loads={list(self.train_loads)}")
-        _check(self.test_fault_size in FAULT_SIZES_IN, p + "test_fault_size", self.test_fault_size,
-               f"must be one of {FAULT_SIZES_IN} (in)")
+        _check(self.test_fault_size in FAULT_SIZES_IN or (own and self.test_fault_size > 0), p + "test_fault_size",
+               self.test_fault_size, "must be positive" if own else f"must be one of {FAULT_SIZES_IN} (in)")
         _check(self.split != "fault_size" or self.task == "fault_location", p + "split", self.split,
                f"needs data.task=fault_location (got {self.task!r}): a held-out size has no class of its own "
                "in training")

@@ -40,25 +40,27 @@ def load_logged_model(model_uri: str) -> tuple[nn.Module, dict]:
 
 
 def predict_windows(model: nn.Module, windows: np.ndarray, batch_size: int = 256,
-                    shaft_hz: Optional[np.ndarray] = None) -> dict[str, np.ndarray]:
+                    **conditions: Optional[np.ndarray]) -> dict[str, np.ndarray]:
     """Run `model` over windows [N, L] in batches, on the model's device; puts it in eval mode (latent mean,
-    no dropout). `shaft_hz` [N], each window's shaft speed, reaches the model as `model(x, shaft_hz=...)`.
+    no dropout). `conditions`, one value per window (`shaft_hz` [N], `bearing` [N, 4]: what
+    `BearingWindows.conditions()` gives), reach the model as `model(x, shaft_hz=..., bearing=...)`.
 
     Returns `probs` [N, C] and, when the model returns them, `uncertainty` [N] and per physics residual
     `physics/<name>` [N]: that window's mean squared residual (residuals are normalised, so this is a
     relative squared error).
     """
-    if shaft_hz is not None and len(shaft_hz) != len(windows):
-        raise ValueError(f"shaft_hz has {len(shaft_hz)} values for {len(windows)} windows: give one per window")
+    conditions = {name: np.asarray(values, dtype=np.float32) for name, values in conditions.items() if values is not None}
+    for name, values in conditions.items():
+        if len(values) != len(windows):
+            raise ValueError(f"{name} has {len(values)} values for {len(windows)} windows: give one per window")
     model.eval()
     device = next(model.parameters(), torch.empty(0)).device
     chunks: dict[str, list[np.ndarray]] = {}
     with torch.inference_mode():
         for start in range(0, len(windows), batch_size):
             batch = torch.as_tensor(np.asarray(windows[start:start + batch_size], dtype=np.float32), device=device)
-            conditions = {} if shaft_hz is None else {"shaft_hz": torch.as_tensor(
-                np.asarray(shaft_hz[start:start + batch_size], dtype=np.float32), device=device)}
-            out = model(batch, **conditions)
+            out = model(batch, **{name: torch.as_tensor(values[start:start + batch_size], device=device)
+                                  for name, values in conditions.items()})
             values = {"probs": out["predictions"].float().softmax(dim=-1)}
             if "uncertainties" in out:
                 values["uncertainty"] = out["uncertainties"].float()

@@ -53,9 +53,11 @@ class WDCNN(nn.Module):
         with torch.no_grad():  # start with a small latent variance, as AGT-NO does
             self.latent_head.bias[latent_dim:].fill_(INITIAL_LOG_VAR)
 
-    def forward(self, x: torch.Tensor, *, shaft_hz: torch.Tensor | None = None, physics: bool = True) -> dict:
-        """`shaft_hz` (the operating point AGT-NO's residuals need) is ignored, and so is `physics`: the outputs
-        are the same on the training and the serving path. Both are accepted so every model is called alike."""
+    def forward(self, x: torch.Tensor, *, shaft_hz: torch.Tensor | None = None, bearing: torch.Tensor | None = None,
+                physics: bool = True) -> dict:
+        """The recording conditions (`shaft_hz`, `bearing`: what AGT-NO's physics needs) are ignored, and so is
+        `physics`: the outputs are the same on the training and the serving path. They are accepted so every
+        model is called alike."""
         if x.ndim == 2 and self.input_dim == 1:
             x = x.unsqueeze(-1)
         if x.ndim != 3 or x.shape[-1] != self.input_dim:

@@ -22,8 +22,9 @@ import numpy as np
 
 from pipeline.atomic_files import fsync_dir, remove_abandoned, temp_path
 from pipeline.config import DataConfig
+from pipeline.data import files as user_files
 from pipeline.data.bearing import BEARINGS, NOMINAL_RPM
-from pipeline.data.classes import CLASS_NAMES, class_index
+from pipeline.data.classes import CLASS_NAMES, class_index, fault_size_in
 from pipeline.data.cwru import read_cwru_folder
 from pipeline.data.dataset import BearingWindows
 from pipeline.data.errors import DatasetError
@@ -34,23 +35,27 @@ from pipeline.data.windows import SPLIT_NAMES, frame
 
 log = logging.getLogger(__name__)
 
-DATASET_FORMAT_VERSION = 3  # bump when the arrays or the manifest change meaning: old caches then miss
+DATASET_FORMAT_VERSION = 4  # bump when the arrays or the manifest change meaning: old caches then miss
 MANIFEST = "manifest.json"
-REQUIRED_ARRAYS = ("windows", "labels", "recording", "load", "split", "rpm", "offset")
+REQUIRED_ARRAYS = ("windows", "labels", "recording", "load", "split", "rpm", "bearing", "offset")
 GROUND_TRUTH = ("natural_freq_hz", "damping_ratio")  # synthetic only: targets for system identification
-_ONLY_FOR = {"synthetic": ("recordings_per_load", "duration_s", "snr_db"), "cwru": ("path", "strict")}
+_ONLY_FOR = {"synthetic": ("recordings_per_load", "duration_s", "snr_db"), "cwru": ("path", "strict"),
+             "files": ("manifest",)}
 _SPLIT_KEYS = {"load_shift": ("train_loads", "test_loads"), "fault_size": ("test_fault_size",)}
 
 
 @dataclass
 class _Recording:
     signal: np.ndarray
-    label: str  # one of the ten CLASS_NAMES, whatever the task
+    label: str  # CWRU and simulator: one of the ten CLASS_NAMES, whatever the task; files: the manifest's label
     load_hp: int
     rpm: float
     source: str
     notes: list[str]
     truth: dict[str, float]  # GROUND_TRUTH values (synthetic only)
+    klass: str  # the class the model learns, one of the dataset's class_names
+    fault_size: float  # 0 for none
+    bearing_name: str
 
 
 @dataclass(frozen=True)
@@ -67,7 +72,12 @@ class PreparedDataset:
         a = self.arrays
         indices = np.flatnonzero(a["split"] == SPLIT_NAMES.index(split))
         return BearingWindows(a["windows"], a["labels"], indices, recording_ids=a["recording"], loads=a["load"],
-                              shaft_hz=a["rpm"] / np.float32(60))
+                              shaft_hz=a["rpm"] / np.float32(60), bearing=self.bearings()[a["bearing"]])
+
+    def bearings(self) -> np.ndarray:
+        """`[n_bearings, 4]` float32 geometries (n_balls, ball and pitch diameter, contact angle in degrees) that
+        the `bearing` array indexes."""
+        return np.array([list(b["geometry"].values()) for b in self.manifest["bearings"]], dtype=np.float32)
 
 
 def config_hash(cfg: DataConfig) -> str:
@@ -83,6 +93,8 @@ def config_hash(cfg: DataConfig) -> str:
         files = sorted((p for p in root.rglob("*") if p.is_file() and p.suffix.lower() == ".mat"),
                        key=lambda p: p.relative_to(root).as_posix())
         payload["path"] = [(p.relative_to(root).as_posix(), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+    if cfg.source == "files":
+        payload["manifest"] = user_files.fingerprint(cfg.manifest)
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -98,11 +110,16 @@ def prepare_dataset(cfg: DataConfig, cache_root: str | Path) -> Path:
         log.info("dataset cache hit: %s", final)
         return final
     start = time.perf_counter()
-    recordings, skipped, ignored = _synthetic(cfg) if cfg.source == "synthetic" else _cwru(cfg)
+    recordings, skipped, ignored = {"synthetic": _synthetic, "cwru": _cwru, "files": _files}[cfg.source](cfg)
     plan = plan_splits(cfg, [r.label for r in recordings], [r.load_hp for r in recordings],
-                       [len(r.signal) for r in recordings])
-    arrays = _window_arrays(cfg, recordings, plan.segments)
-    manifest = _manifest(cfg, recordings, plan, arrays, {"skipped_files": skipped, "ignored_files": ignored})
+                       [len(r.signal) for r in recordings], classes=[r.klass for r in recordings],
+                       sizes=[r.fault_size for r in recordings])
+    description = dataset_description(cfg)
+    bearings = sorted({r.bearing_name for r in recordings})
+    arrays = _window_arrays(cfg, recordings, plan.segments, description["class_names"], bearings)
+    manifest = _manifest(cfg, description, recordings, plan, arrays,
+                         {"skipped_files": skipped, "ignored_files": ignored,
+                          "bearings": [{"name": name, "geometry": asdict(user_files.parse_bearing(name))} for name in bearings]})
     write_prepared(final, arrays, manifest)
     log.info("prepared %d windows in %.1f s: %s", len(arrays["windows"]), time.perf_counter() - start, final)
     return final
@@ -174,18 +191,41 @@ def _synthetic(cfg: DataConfig) -> tuple[list[_Recording], list[dict[str, str]],
                 sim = simulate_recording(label, load, seed, duration_s=cfg.duration_s, snr_db=cfg.snr_db,
                                          sample_rate=cfg.sample_rate, bearing=BEARINGS[cfg.bearing])
                 recordings.append(_Recording(sim.signal, label, load, sim.params["rpm"], f"simulator seed={seed}",
-                                             [], {name: sim.params[name] for name in GROUND_TRUTH}))
+                                             [], {name: sim.params[name] for name in GROUND_TRUTH},
+                                             *_ten_class_facts(cfg, label)))
     return recordings, [], []
 
 
 def _cwru(cfg: DataConfig) -> tuple[list[_Recording], list[dict[str, str]], list[dict[str, str]]]:
     folder = read_cwru_folder(cfg.path, strict=cfg.strict, min_samples=cfg.window)
-    recordings = [_Recording(r.signal, r.label, r.load_hp, r.rpm, r.source, r.notes, {}) for r in folder.records]
+    recordings = [_Recording(r.signal, r.label, r.load_hp, r.rpm, r.source, r.notes, {},
+                             *_ten_class_facts(cfg, r.label)) for r in folder.records]
     return recordings, folder.skipped, folder.ignored
 
 
-def _window_arrays(cfg: DataConfig, recordings: list[_Recording], segments: list[Segment]) -> dict[str, np.ndarray]:
-    """Per-window arrays, windows cut inside each segment; per-recording facts repeat for each window."""
+def _ten_class_facts(cfg: DataConfig, label: str) -> tuple[str, float, str]:
+    """The class, fault size and bearing of a CWRU-named recording: what its name and `cfg` say."""
+    return class_names(cfg.task)[task_label(cfg.task, label)], fault_size_in(label), cfg.bearing
+
+
+def _files(cfg: DataConfig) -> tuple[list[_Recording], list[dict[str, str]], list[dict[str, str]]]:
+    rows = _manifest_rows(cfg)
+    recordings = [_Recording(r.signal, r.row.label, r.row.load, r.row.rpm, str(r.row.path), r.notes, {},
+                             user_files.class_of(r.row, cfg.task), r.row.fault_size, r.row.bearing_name)
+                  for r in user_files.read_recordings(cfg.manifest, rows, cfg.sample_rate, cfg.window)]
+    return recordings, [], []
+
+
+def _manifest_rows(cfg: DataConfig) -> list[user_files.ManifestRow]:
+    rows = user_files.read_manifest(cfg.manifest, cfg.bearing)
+    user_files.check_task(cfg.manifest, rows, cfg.task)
+    return rows
+
+
+def _window_arrays(cfg: DataConfig, recordings: list[_Recording], segments: list[Segment],
+                   names: list[str], bearings: list[str]) -> dict[str, np.ndarray]:
+    """Per-window arrays, windows cut inside each segment; per-recording facts repeat for each window. Labels
+    index `names`, the `bearing` array indexes `bearings`."""
     framed = [frame(recordings[s.recording].signal[s.start:s.stop], cfg.window, cfg.hop) for s in segments]
     counts = [len(f) for f in framed]
 
@@ -195,11 +235,12 @@ def _window_arrays(cfg: DataConfig, recordings: list[_Recording], segments: list
     owners = [recordings[s.recording] for s in segments]
     arrays = {
         "windows": np.concatenate(framed).astype(np.float32, copy=False),
-        "labels": per_window([task_label(cfg.task, r.label) for r in owners], np.int64),
+        "labels": per_window([names.index(r.klass) for r in owners], np.int64),
         "recording": per_window([s.recording for s in segments], np.int32),
         "load": per_window([r.load_hp for r in owners], np.int8),
         "split": per_window([SPLIT_NAMES.index(s.split) for s in segments], np.int8),
         "rpm": per_window([r.rpm for r in owners], np.float32),
+        "bearing": per_window([bearings.index(r.bearing_name) for r in owners], np.int8),
         "offset": np.concatenate([s.start + cfg.hop * np.arange(n, dtype=np.int64) for s, n in zip(segments, counts)]),
     }
     if cfg.source == "synthetic":
@@ -209,27 +250,33 @@ def _window_arrays(cfg: DataConfig, recordings: list[_Recording], segments: list
 
 def dataset_description(cfg: DataConfig) -> dict[str, Any]:
     """What a dataset prepared from `cfg` tells a model about its windows: the task, its class names (label order)
-    and their fault locations, the bearing's geometry, the sampling rate and the window length."""
+    and their fault locations, the (most common) bearing's geometry, the sampling rate and the window length.
+    A manifest of the user's own recordings is read for it (its rows only, not the files)."""
+    names, locations, bearing = list(class_names(cfg.task)), class_locations(cfg.task), cfg.bearing
+    if cfg.source == "files":
+        rows = _manifest_rows(cfg)
+        names, locations = user_files.class_names(rows, cfg.task), user_files.class_locations(rows, cfg.task)
+        bearing = user_files.typical_bearing(rows)[0]
     return {
         "task": cfg.task,
-        "class_names": list(class_names(cfg.task)),
-        "class_locations": class_locations(cfg.task),
-        "bearing_name": cfg.bearing,
-        "bearing": asdict(BEARINGS[cfg.bearing]),
+        "class_names": names,
+        "class_locations": locations,
+        "bearing_name": bearing,
+        "bearing": asdict(user_files.parse_bearing(bearing)),
         "sample_rate": cfg.sample_rate,
         "window": cfg.window,
     }
 
 
-def _manifest(cfg: DataConfig, recordings: list[_Recording], plan: SplitPlan, arrays: dict[str, np.ndarray],
-              files: dict[str, list]) -> dict[str, Any]:
-    names = list(class_names(cfg.task))
+def _manifest(cfg: DataConfig, description: dict[str, Any], recordings: list[_Recording], plan: SplitPlan,
+              arrays: dict[str, np.ndarray], files: dict[str, list]) -> dict[str, Any]:
+    names = description["class_names"]
     hop, window = cfg.hop, cfg.window
     segments = [[s for s in plan.segments if s.recording == i] for i in range(len(recordings))]
     return {
         "format_version": DATASET_FORMAT_VERSION,
         "source": cfg.source,
-        **dataset_description(cfg),
+        **description,
         "hop": hop,
         "split": cfg.split,
         "validation": plan.validation,
@@ -239,7 +286,8 @@ def _manifest(cfg: DataConfig, recordings: list[_Recording], plan: SplitPlan, ar
         "n_windows": len(arrays["labels"]),
         "n_recordings": len(recordings),
         **split_counts(arrays, names),
-        "recordings": [{"label": r.label, "load_hp": r.load_hp, "rpm": r.rpm, "source": r.source, "notes": r.notes,
+        "recordings": [{"label": r.label, "class": r.klass, "load_hp": r.load_hp, "rpm": r.rpm,
+                        "bearing": r.bearing_name, "source": r.source, "notes": r.notes,
                         "n_samples": len(r.signal), "split": "+".join(dict.fromkeys(s.split for s in mine)) or "unused",
                         "segments": [{"split": s.split, "start": s.start, "stop": s.stop,
                                       "windows": 1 + (s.stop - s.start - window) // hop} for s in mine]}

@@ -52,9 +52,18 @@ class SplitPlan:
     optimistic: Optional[str] = None  # why test scores overstate generalisation, when they do
 
 
-def plan_splits(cfg: DataConfig, labels: Sequence[str], loads: Sequence[int], lengths: Sequence[int]) -> SplitPlan:
-    """The segments of `cfg.split` for recordings of ten-class `labels`, `loads` (HP) and `lengths` (samples)."""
+def plan_splits(cfg: DataConfig, labels: Sequence[str], loads: Sequence[int], lengths: Sequence[int],
+                classes: Optional[Sequence[str]] = None, sizes: Optional[Sequence[float]] = None) -> SplitPlan:
+    """The segments of `cfg.split` for recordings of `labels`, `loads` and `lengths` (samples).
+
+    `classes` (what the model learns per recording) and `sizes` (fault size, 0 for none) default to what the
+    ten CWRU class names say under `cfg.task`; a manifest of the user's own recordings gives its own."""
     labels, loads = _check_inputs(labels, loads)
+    if classes is None:
+        classes = [class_names(cfg.task)[task_label(cfg.task, label)] for label in labels]
+    if sizes is None:
+        sizes = [fault_size_in(label) for label in labels]
+    classes, sizes = np.asarray(classes, dtype=str), np.asarray(sizes, dtype=float)
     lengths = np.asarray(lengths, dtype=np.int64)
     cutter = _Cutter(cfg, labels, loads, lengths)
     if cfg.split == "time":
@@ -69,8 +78,7 @@ def plan_splits(cfg: DataConfig, labels: Sequence[str], loads: Sequence[int], le
                          _WHOLE_VALIDATION, [])
 
     rng = np.random.default_rng(cfg.seed)
-    sides = _sides(cfg, labels, loads, rng)
-    classes = np.array([class_names(cfg.task)[task_label(cfg.task, label)] for label in labels])
+    sides = _sides(cfg, labels, loads, sizes, rng)
     segments, fallbacks, whole_train = [], [], []
     for label in sorted(set(classes.tolist())):  # each class the model learns needs a training side
         members = np.flatnonzero(classes == label)
@@ -92,14 +100,14 @@ def plan_splits(cfg: DataConfig, labels: Sequence[str], loads: Sequence[int], le
     return SplitPlan(segments, validation, fallbacks)
 
 
-def _sides(cfg: DataConfig, labels: np.ndarray, loads: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _sides(cfg: DataConfig, labels: np.ndarray, loads: np.ndarray, sizes: np.ndarray,
+           rng: np.random.Generator) -> np.ndarray:
     """'train', 'test' or '' (unused) per recording, by the split's rule."""
     if cfg.split == "load_shift":
         return np.select([np.isin(loads, cfg.test_loads), np.isin(loads, cfg.train_loads)], ["test", "train"], "")
     if cfg.split == "fault_size":  # normal has no size: its recordings are held out like the recording split's
-        sizes = np.array([fault_size_in(label) for label in labels])
         sides = np.where(np.isclose(sizes, cfg.test_fault_size), "test", "train").astype("<U5")
-        held_out_by_recording = ["normal"]
+        held_out_by_recording = sorted(set(labels[sizes == 0].tolist()))
     else:
         sides = np.full(len(labels), "train", dtype="<U5")
         held_out_by_recording = sorted(set(labels.tolist()))

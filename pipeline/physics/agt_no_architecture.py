@@ -122,8 +122,10 @@ class AGTNOArchitecture(nn.Module):
             self.fields_filter.weight[2, 0, FIELD_TAPS // 2] = 1.0
             self.latent_head.bias[self.latent_dim :].fill_(INITIAL_LOG_VAR)
 
-    def forward(self, x: torch.Tensor, physics: bool = True, shaft_hz: Optional[torch.Tensor] = None) -> dict:
-        """x: `[B, L]` or `[B, L, input_dim]`; shaft_hz: `[B]` (or a number) shaft speed, nominal when None.
+    def forward(self, x: torch.Tensor, physics: bool = True, shaft_hz: Optional[torch.Tensor] = None,
+                bearing: Optional[torch.Tensor] = None) -> dict:
+        """x: `[B, L]` or `[B, L, input_dim]`; shaft_hz: `[B]` (or a number) shaft speed, nominal when None;
+        bearing: `[B, 4]` each window's bearing geometry for the kinematics residual, the constructor's when None.
 
         Returns predictions [B, output_dim] logits, mean and log_var [B, latent_dim], uncertainties [B] and, unless
         `physics=False` (the serving path, run in chunks of INFERENCE_CHUNK windows), fields {displacement, velocity,
@@ -146,7 +148,8 @@ class AGTNOArchitecture(nn.Module):
             residuals = physics_residuals(
                 fields, signal[..., 0], self.sample_rate,
                 natural_freq_hz=params["natural_freq_hz"], damping_ratio=params["damping_ratio"],
-                class_probs=class_probs, class_locations=self.class_locations, shaft_hz=shaft, bearing=self.bearing,
+                class_probs=class_probs, class_locations=self.class_locations, shaft_hz=shaft,
+                bearing=self.bearing if bearing is None else bearing,
             )
             coupled = energy_balance(fields, self.sample_rate, params["natural_freq_hz"], params["damping_ratio"])
         return {**outputs, "physics_residuals": residuals, "coupled_fields": coupled, "fields": fields,

@@ -43,13 +43,14 @@ def physics_residuals(
     class_probs: Tensor | None = None,
     class_locations: Sequence[str] | None = None,
     shaft_hz: Tensor | float = 29.53,
-    bearing: BearingGeometry = SKF_6205_DE,
+    bearing: BearingGeometry | Tensor = SKF_6205_DE,
 ) -> dict[str, Tensor]:
     """Residuals of the structural equations and, given class probabilities, of the bearing kinematics.
 
     fields: `displacement`, `force` [B, T] (per unit mass); signal: measured acceleration [B, T];
     natural_freq_hz, damping_ratio: [B]; class_probs: [B, C] over classes whose fault locations (normal, ball,
-    inner or outer) are `class_locations`; shaft_hz: a number or [B].
+    inner or outer) are `class_locations`; shaft_hz: a number or [B]; bearing: one geometry, or one per window
+    as [B, 4] rows (n_balls, ball diameter, pitch diameter, contact angle in degrees).
     Returns `equation_of_motion` [B, T-2] and `measurement` [B, T-3], in units of the window's RMS of S a
     (high-passed for measurement) so that `.pow(2).mean()` is a relative squared error, and `kinematics` [B] when
     class_probs and class_locations are given.
@@ -83,7 +84,7 @@ def kinematics_residual(
     class_locations: Sequence[str],
     sample_rate: float,
     shaft_hz: Tensor | float = 29.53,
-    bearing: BearingGeometry = SKF_6205_DE,
+    bearing: BearingGeometry | Tensor = SKF_6205_DE,
 ) -> Tensor:
     """[B] residual tying the predicted class to where the force's impacts repeat.
 
@@ -104,7 +105,7 @@ def kinematics_residual(
 
 
 def comb_contrast(
-    force: Tensor, sample_rate: float, shaft_hz: Tensor | float, bearing: BearingGeometry = SKF_6205_DE
+    force: Tensor, sample_rate: float, shaft_hz: Tensor | float, bearing: BearingGeometry | Tensor = SKF_6205_DE
 ) -> tuple[Tensor, Tensor]:
     """Contrast [B, 3] of the force envelope spectrum's ball, inner and outer combs (COMB_LOCATIONS), and
     whether every comb kept at least one bin of its own ([B] bool).
@@ -122,7 +123,7 @@ def comb_contrast(
     shaft = _per_window(shaft_hz, force)  # [B, 1]
     orders = torch.fft.rfftfreq(length, 1.0 / sample_rate, device=force.device) / shaft  # [B, K]
     bin_orders = sample_rate / length / shaft  # [B, 1]
-    masks = torch.stack([_comb_mask(orders, bin_orders, centres) for centres in _comb_orders(bearing)], dim=1)
+    masks = _comb_masks(orders, bin_orders, bearing)
     in_range = (orders >= ORDER_RANGE[0]) & (orders <= ORDER_RANGE[1])
     valid = (in_range & (masks.sum(dim=1) < 2)).unsqueeze(1).to(power.dtype)  # [B, 1, K]
     masks = masks.to(power.dtype)
@@ -175,6 +176,21 @@ def _comb_orders(bearing: BearingGeometry) -> list[list[float]]:
         centres = {h * rate + s * sideband for h in range(1, n_harmonics + 1) for s in (-1, 0, 1)}
         lines.append(sorted(c for c in centres if ORDER_RANGE[0] - 1 <= c <= ORDER_RANGE[1] + 1))
     return lines
+
+
+def _comb_masks(orders: Tensor, bin_orders: Tensor, bearing: BearingGeometry | Tensor) -> Tensor:
+    """[B, 3, K] bool: the bins of each window's ball, inner and outer combs, for its own bearing's geometry."""
+    if isinstance(bearing, BearingGeometry):
+        return torch.stack([_comb_mask(orders, bin_orders, centres) for centres in _comb_orders(bearing)], dim=1)
+    rows = torch.as_tensor(bearing).reshape(-1, 4)
+    if rows.shape[0] != orders.shape[0]:
+        raise ValueError(f"bearing has {rows.shape[0]} rows for {orders.shape[0]} windows")
+    masks = orders.new_zeros((orders.shape[0], len(COMB_LOCATIONS), orders.shape[1]), dtype=torch.bool)
+    geometries, which = torch.unique(rows.cpu(), dim=0, return_inverse=True)
+    for k, (n_balls, ball, pitch, angle) in enumerate(geometries.tolist()):
+        mine = (which == k).to(orders.device)
+        masks[mine] = _comb_masks(orders[mine], bin_orders[mine], BearingGeometry(round(n_balls), ball, pitch, angle))
+    return masks
 
 
 def _comb_mask(orders: Tensor, bin_orders: Tensor, centres: list[float]) -> Tensor:

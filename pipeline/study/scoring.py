@@ -37,9 +37,9 @@ def score(model: nn.Module, dataset: PreparedDataset, evaluation: EvaluationSet,
         ood = test & held_out_size_mask(dataset, evaluation.ood_fault_size_in)
     scored = test & ~ood
     params = PhysicalParams()
-    shaft_hz = np.asarray(a["rpm"][test], dtype=np.float32) / 60
+    windows = dataset.subset("test")
     with params.recorded(model):
-        outputs = predict_windows(model, np.asarray(a["windows"][test]), batch_size, shaft_hz=shaft_hz)
+        outputs = predict_windows(model, windows.windows, batch_size, **windows.conditions())
     in_dist = ~ood[test]
     labels = np.asarray(a["labels"][scored])
     metrics, per_class = classification_metrics(labels, outputs["probs"][in_dist], dataset.manifest["class_names"],

@@ -46,7 +46,7 @@ def test_manifest_arrays_and_ground_truth(tiny):
     assert m["data_config"] == asdict(cfg) and m["skipped_files"] == m["ignored_files"] == []
     assert path.name.endswith(m["config_hash"]) and m["content_hash"].startswith("sha256:")
     expected = {"windows": ("float32", (n, 256)), "labels": ("int64", (n,)), "recording": ("int32", (n,)),
-                "load": ("int8", (n,)), "split": ("int8", (n,)), "rpm": ("float32", (n,)),
+                "load": ("int8", (n,)), "split": ("int8", (n,)), "rpm": ("float32", (n,)), "bearing": ("int8", (n,)),
                 "offset": ("int64", (n,)),
                 "natural_freq_hz": ("float32", (n,)), "damping_ratio": ("float32", (n,))}
     assert {k: (str(v.dtype), v.shape) for k, v in a.items()} == expected

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from pipeline.data.bearing import BEARINGS
 from pipeline.data.classes import CLASS_NAMES, class_index, fault_location
 from pipeline.data.simulator import simulate_recording
 from pipeline.physics.residuals import energy_balance, energy_balance_residual, physics_residuals
@@ -158,3 +159,21 @@ def test_measurement_residual_sits_at_the_sensor_noise_floor(snr_db):
     floor = ms(residuals(fields, signal, params)["measurement"])
     assert 0.5 * 10 ** (-snr_db / 10) < floor < 4 * 10 ** (-snr_db / 10)
     assert ms(residuals(fields, signal, params)["equation_of_motion"]) < 1e-9  # noise touches a only
+
+
+def test_each_window_is_checked_against_its_own_bearings_fault_lines():
+    """A batch from two machines: the simulator's NSK 6203 outer-race fault fits its own geometry's comb, and
+    the same window read with the SKF 6205's geometry (where the lines are elsewhere) does not."""
+    skf, nsk = BEARINGS["skf_6205"], BEARINGS["nsk_6203"]
+    fields, signal, params, probs = windows(["outer_014"], loads=(0, 3), bearing=nsk)
+    rows = torch.tensor([[g.n_balls, g.ball_diameter_in, g.pitch_diameter_in, g.contact_angle_deg]
+                         for g in (nsk, skf, nsk, skf)])
+    per_window = physics_residuals(
+        fields, signal, FS, natural_freq_hz=params["natural_freq_hz"], damping_ratio=params["damping_ratio"],
+        class_probs=probs, class_locations=LOCATIONS, shaft_hz=params["shaft_hz"], bearing=rows)["kinematics"]
+    own, other = per_window[rows[:, 0] == nsk.n_balls], per_window[rows[:, 0] == skf.n_balls]
+    assert ms(other) > 30 * ms(own), (ms(own), ms(other))
+    with pytest.raises(ValueError, match="bearing has 2 rows for 4 windows"):
+        physics_residuals(fields, signal, FS, natural_freq_hz=params["natural_freq_hz"],
+                          damping_ratio=params["damping_ratio"], class_probs=probs, class_locations=LOCATIONS,
+                          shaft_hz=params["shaft_hz"], bearing=rows[:2])

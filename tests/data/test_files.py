@@ -1,0 +1,157 @@
+"""Your own recordings (`data.source=files`): a manifest over .wav, .npy, .csv and .mat files becomes a dataset
+whose classes are the labels, whose windows carry their recording's speed and bearing, and which every split
+can cut; a bad row is named by its line, and nothing half-prepared is left behind."""
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.signal
+
+from pipeline.config import ConfigError, DataConfig
+from pipeline.data.bearing import BEARINGS
+from pipeline.data.errors import DatasetError
+from pipeline.data.files import read_manifest, read_recordings
+from pipeline.data.prepared import config_hash, load_prepared, prepare_dataset
+from tests.data.own_recordings import RATE, write_recordings
+
+WINDOW = 512
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory):
+    return write_recordings(tmp_path_factory.mktemp("own"), duration_s=0.6, recordings_per_load=2)
+
+
+def files_config(manifest, **overrides) -> DataConfig:
+    return DataConfig(source="files", manifest=str(manifest), window=WINDOW, hop=WINDOW, **overrides)
+
+
+def test_the_labels_become_the_classes_and_each_window_carries_its_speed_and_bearing(manifest, tmp_path):
+    dataset = load_prepared(prepare_dataset(files_config(manifest), tmp_path))
+    m = dataset.manifest
+    assert m["source"] == "files" and m["n_recordings"] == 32
+    assert m["class_names"] == ["ball", "inner", "normal", "outer"]  # the labels, sorted
+    assert m["class_locations"] == ["ball", "inner", "normal", "outer"]  # from the location column
+    assert all(r["notes"] == ["resampled from 24000 Hz to 12000 Hz (x1/2, anti-alias filtered)"]
+               for r in m["recordings"])
+    table = pd.read_csv(manifest)
+    train = dataset.subset("train")
+    window, label, conditions = train[0]
+    assert window.shape == (WINDOW,)
+    recording = m["recordings"][int(dataset.arrays["recording"][np.flatnonzero(dataset.arrays["split"] == 0)[0]])]
+    assert conditions["shaft_hz"].item() == pytest.approx(recording["rpm"] / 60, rel=1e-6)
+    assert recording["rpm"] in set(table["rpm"])
+    skf = BEARINGS["skf_6205"]
+    np.testing.assert_allclose(conditions["bearing"].numpy(), [skf.n_balls, skf.ball_diameter_in,
+                                                               skf.pitch_diameter_in, skf.contact_angle_deg])
+
+
+def test_each_row_may_name_its_own_bearing_preset_or_geometry(manifest, tmp_path):
+    table = pd.read_csv(manifest)
+    table["bearing"] = np.where(table["load"] < 2, "nsk_6203", "8/0.25/1.2/15")
+    mixed = manifest.parent / "mixed.csv"
+    table.to_csv(mixed, index=False)
+    dataset = load_prepared(prepare_dataset(files_config(mixed), tmp_path))
+    assert [b["name"] for b in dataset.manifest["bearings"]] == ["8/0.25/1.2/15", "nsk_6203"]
+    conditions = dataset.subset("test").conditions()
+    loads = dataset.arrays["load"][dataset.arrays["split"] == 2]
+    nsk = BEARINGS["nsk_6203"]
+    np.testing.assert_allclose(conditions["bearing"][loads < 2][0], [8, nsk.ball_diameter_in, nsk.pitch_diameter_in, 0])
+    np.testing.assert_allclose(conditions["bearing"][loads >= 2][0], [8, 0.25, 1.2, 15])
+
+
+@pytest.mark.parametrize("split, extra", [
+    ("recording", {}),
+    ("load_shift", {"train_loads": [0, 1], "test_loads": [3]}),
+    ("time", {}),
+    ("fault_size", {"task": "fault_location", "test_fault_size": 0.014}),
+])
+def test_every_split_of_the_cwru_source_works_here(manifest, tmp_path, split, extra):
+    table = pd.read_csv(manifest)  # the second recording of each faulty class and load: a larger fault
+    table.loc[table["path"].str.endswith(("_1.wav", "_1.npy", "_1.csv", "_1.mat")) & (table["fault_size"] > 0),
+              "fault_size"] = 0.014
+    sized = manifest.parent / "sized.csv"
+    table.to_csv(sized, index=False)
+    dataset = load_prepared(prepare_dataset(files_config(sized, split=split, **extra), tmp_path))
+    a = dataset.arrays
+    assert {0, 1, 2} <= set(np.unique(a["split"]).tolist())
+    if split != "time":  # whole test recordings: none also feeds training
+        tested = np.unique(a["recording"][a["split"] == 2])
+        assert not np.isin(a["recording"][a["split"] != 2], tested).any()
+    if split == "fault_size":
+        test_sizes = {r["source"].rsplit("_", 1)[1][0] for r in dataset.manifest["recordings"]
+                      if r["split"] == "test" and r["class"] != "normal"}
+        assert test_sizes == {"1"}  # only the larger faults are tested on
+    if split == "load_shift":
+        assert set(a["load"][a["split"] == 2].tolist()) == {3} and 3 not in set(a["load"][a["split"] == 0].tolist())
+
+
+def test_fault_location_needs_a_location_on_every_row(manifest, tmp_path):
+    table = pd.read_csv(manifest)
+    table.loc[3, "location"] = np.nan
+    partial = manifest.parent / "partial.csv"
+    table.to_csv(partial, index=False)
+    with pytest.raises(DatasetError, match="line 5: data.task=fault_location needs a location"):
+        prepare_dataset(files_config(partial, task="fault_location"), tmp_path)
+
+
+def test_resampling_filters_what_the_new_rate_cannot_hold(tmp_path):
+    t = np.arange(RATE) / RATE
+    kept, aliased = 1000.0, 9000.0  # 9 kHz is above the 6 kHz Nyquist of 12 kHz: it must not fold to 3 kHz
+    np.save(tmp_path / "tones.npy", np.sin(2 * np.pi * kept * t) + np.sin(2 * np.pi * aliased * t))
+    pd.DataFrame([{"path": "tones.npy", "label": "a", "rpm": 1800, "sample_rate": RATE}]).to_csv(
+        tmp_path / "m.csv", index=False)
+    rows = read_manifest(tmp_path / "m.csv", "skf_6205")
+    [recording] = read_recordings(tmp_path / "m.csv", rows, sample_rate=12000, min_samples=WINDOW)
+    freqs, power = scipy.signal.welch(recording.signal, fs=12000, nperseg=2048)
+    at = {f: power[np.argmin(np.abs(freqs - f))] for f in (kept, 12000 - aliased)}
+    assert at[kept] > 1e4 * at[12000 - aliased]
+
+
+def test_bad_rows_are_named_by_line_and_nothing_is_prepared(manifest, tmp_path):
+    table = pd.read_csv(manifest).head(6).astype(object)
+    (manifest.parent / "broken.wav").write_bytes(b"RIFF....WAVEfmt not really")
+    table.loc[0, "path"] = "missing.npy"
+    table.loc[1, "bearing"] = "skf_9999"
+    table.loc[2, "rpm"] = 0
+    table.loc[3, "path"] = "broken.wav"
+    table.loc[4, "sample_rate"] = "fast"
+    bad = manifest.parent / "bad.csv"
+    table.to_csv(bad, index=False)
+    cache = tmp_path / "cache"
+    with pytest.raises(DatasetError) as caught:
+        prepare_dataset(files_config(bad), cache)
+    message = str(caught.value)
+    assert "line 2: file 'missing.npy' not found" in message
+    assert "line 3: bearing 'skf_9999' is neither a preset" in message
+    assert "line 4: rpm '0' must be a positive number" in message
+    assert "line 6: sample_rate 'fast' is not a number" in message
+    table.loc[[0, 1, 2, 4]] = pd.read_csv(manifest).head(6).astype(object).loc[[0, 1, 2, 4]]
+    table.to_csv(bad, index=False)  # only the unreadable file left: found when the files are read
+    with pytest.raises(DatasetError, match=re.escape("line 5: broken.wav: unreadable .wav file")):
+        prepare_dataset(files_config(bad), cache)
+    assert not cache.exists() or not any(cache.iterdir())
+
+
+def test_a_manifest_without_the_needed_columns_says_which(tmp_path):
+    pd.DataFrame([{"file": "a.npy", "label": "x"}]).to_csv(tmp_path / "m.csv", index=False)
+    with pytest.raises(DatasetError, match=re.escape("missing column(s) ['path', 'rpm', 'sample_rate']; unknown "
+                                                     "column(s) ['file']")):
+        read_manifest(tmp_path / "m.csv", "skf_6205")
+
+
+def test_an_edited_recording_or_manifest_is_a_new_dataset(manifest, tmp_path):
+    cfg = files_config(manifest)
+    before = config_hash(cfg)
+    assert config_hash(files_config(manifest)) == before
+    copy = manifest.parent / "edited.csv"
+    copy.write_text(manifest.read_text().replace("inner,", "inner_race,", 1))
+    assert config_hash(files_config(copy)) != before
+
+
+def test_the_config_needs_an_existing_manifest(tmp_path):
+    with pytest.raises(ConfigError, match="data.manifest=None: is required when data.source='files'"):
+        DataConfig(source="files")
+    with pytest.raises(ConfigError, match="is not an existing file"):
+        DataConfig(source="files", manifest=str(tmp_path / "nope.csv"))
