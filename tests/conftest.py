@@ -82,8 +82,8 @@ def pipeline_store(tmp_path_factory):
     config (`overrides`); its `av-pino@champion` is a real trained model."""
     root = tmp_path_factory.mktemp("pipeline")
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}", "OMP_NUM_THREADS": "1"}
-    tiny = ["data.window=256", "data.hop=256", "data.duration_s=0.3", "data.recordings_per_load=3",
-            "model.hidden_dim=8", "model.n_layers=1", "model.n_modes=8", "model.n_heads=2", "model.patch_size=32"]
+    tiny_model = ["model.hidden_dim=8", "model.n_layers=1", "model.n_modes=8", "model.n_heads=2", "model.patch_size=32"]
+    tiny = ["data.window=256", "data.hop=256", "data.duration_s=0.3", "data.recordings_per_load=3", *tiny_model]
     overrides = " ".join(tiny + [f"data.cache_dir={root / 'data'}", f"hydra.run.dir={root / 'hydra'}"])
     result = subprocess.run(
         ["mlflow", "run", ".", "--env-manager", "local", "--experiment-name", "av-pino",
@@ -91,7 +91,7 @@ def pipeline_store(tmp_path_factory):
         cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     return {"root": root, "env": env, "uri": env["MLFLOW_TRACKING_URI"], "stdout": result.stdout,
-            "overrides": tiny}
+            "overrides": tiny, "tiny_model": tiny_model, "repo": REPO}
 
 
 @pytest.fixture(scope="session")

@@ -5,10 +5,14 @@ import json
 import subprocess
 import sys
 
+import os
+
 import mlflow
+import numpy as np
 
 from pipeline.config import to_experiment_config
 from pipeline.workflow import run_pipeline
+from tests.data.own_recordings import write_recordings
 
 
 def runs(uri):
@@ -77,3 +81,26 @@ def test_champion_loads_in_a_fresh_process_without_pickle(pipeline_store):
     table = json.loads(result.stdout.strip().splitlines()[-1])
     assert set(table) >= {"class", "uncertainty", "prob_normal", "prob_outer_021"}
     assert len(table["class"]) == 3
+
+
+def test_your_own_recordings_run_end_to_end(pipeline_store, tmp_path):
+    """`mlflow run . -P data=files -P overrides="data.manifest=..."` over .wav/.npy/.csv/.mat files: the
+    champion tells the manifest's labels apart and names them in its predictions."""
+    manifest = write_recordings(tmp_path / "recordings", duration_s=0.4, recordings_per_load=2)
+    tiny = " ".join(["data.window=256", "data.hop=256", *pipeline_store["tiny_model"]])
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "OMP_NUM_THREADS": "1"}
+    overrides = f"data.manifest={manifest} data.cache_dir={tmp_path / 'data'} hydra.run.dir={tmp_path} {tiny}"
+    result = subprocess.run(["mlflow", "run", ".", "--env-manager", "local", "--experiment-name", "own",
+                             "-P", "data=files", "-P", "epochs=2", "-P", f"overrides={overrides}"],
+                            cwd=pipeline_store["repo"], env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
+    stages = {run.data.tags["stage"]: run for run in mlflow.search_runs(experiment_names=["own"],
+                                                                         output_format="list")}
+    assert {name: run.info.status for name, run in stages.items()} == dict.fromkeys(
+        ["pipeline", "prepare", "train", "evaluate", "register"], "FINISHED")
+    assert {"test/recall/ball", "test/recall/inner", "test/recall/normal", "test/recall/outer"} <= set(
+        stages["evaluate"].data.metrics)
+    champion = mlflow.pyfunc.load_model("models:/av-pino@champion")
+    table = champion.predict(np.zeros((2, 256), dtype=np.float32))
+    assert {"prob_ball", "prob_inner", "prob_normal", "prob_outer"} <= set(table.columns)
