@@ -8,8 +8,6 @@ converged when the last `patience` epochs brought no improvement.
 from __future__ import annotations
 
 import math
-import os
-import shutil
 from pathlib import Path
 from typing import Mapping, Optional
 
@@ -17,13 +15,9 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from pipeline.static_figures import write_figure
+
 MONITORED = ("val_loss", "val/loss", "loss", "train_loss", "train/loss")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".svg", ".pdf")
-BROWSER_FIX = (
-    "Static image export (plotly + kaleido) needs Chrome or Chromium. Install it (Debian/Ubuntu: "
-    "`apt-get install -y chromium`) or set BROWSER_PATH to a Chrome/Chromium executable; "
-    "or save the curves as .html, which needs no browser."
-)
 
 
 class TrainingMonitor:
@@ -87,8 +81,8 @@ class TrainingMonitor:
     def plot_training_curves(self, save_path: Optional[str] = None) -> go.Figure:
         """Losses (log scale), physics residuals (log scale) and other metrics, one panel each, by epoch.
 
-        `save_path` ending in .html writes interactive HTML; .png/.svg/.pdf/... a static image (kaleido and
-        a Chrome/Chromium: without one this raises RuntimeError saying how to install it).
+        `save_path` ending in .html writes interactive HTML; .png/.svg/.pdf/... a static image, drawn by
+        matplotlib (no browser needed).
         """
         history = self.history
         panels = {
@@ -107,24 +101,6 @@ class TrainingMonitor:
         fig.update_xaxes(title_text="epoch", row=max(len(panels), 1), col=1)
         fig.update_layout(height=320 * max(len(panels), 1), title="Training curves")
         if save_path is not None:
-            _write_figure(fig, Path(save_path))
+            write_figure(fig, save_path)
         return fig
 
-
-def _write_figure(fig: go.Figure, path: Path) -> None:
-    suffix = path.suffix.lower()
-    if suffix not in (".html", *IMAGE_SUFFIXES):
-        raise ValueError(f"cannot save a figure as {str(path)!r}: use .html or one of {', '.join(IMAGE_SUFFIXES)}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".html":
-        fig.write_html(path)
-        return
-    browser = os.environ.get("BROWSER_PATH")
-    if browser and not shutil.which(browser):
-        raise RuntimeError(f"BROWSER_PATH={browser!r} is not an executable. {BROWSER_FIX}")
-    try:
-        fig.write_image(path)
-    except Exception as err:  # kaleido reports a missing browser as RuntimeError or ChromeNotFoundError
-        if "chrome" in f"{type(err).__name__} {err}".lower():
-            raise RuntimeError(f"could not write {str(path)!r}: no Chrome/Chromium found. {BROWSER_FIX}") from err
-        raise
