@@ -1,0 +1,78 @@
+"""A team's tracking server, started as the README's team section does: `mlflow server` on PostgreSQL with
+proxied artifacts. A machine pointed at it runs the whole pipeline; another process, in another folder, pulls
+the champion over HTTP alone."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+
+import mlflow
+import pytest
+
+from tests.entry_zygote import run_entry_points
+
+TINY = ["data.window=256", "data.hop=256", "data.duration_s=0.3", "data.recordings_per_load=3", "training.epochs=1",
+        "model.hidden_dim=8", "model.n_layers=1", "model.n_modes=8", "model.n_heads=2", "model.patch_size=32"]
+
+
+@pytest.fixture
+def tracking_server(postgres_database, tmp_path) -> Iterator[str]:
+    """`mlflow server` on a fresh PostgreSQL database with artifacts proxied to a folder; yields its URL once
+    its /health answers."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = tmp_path / "server.log"
+    with open(log, "w") as out:
+        server = subprocess.Popen(["mlflow", "server", "--backend-store-uri", postgres_database,
+                                   "--artifacts-destination", str(tmp_path / "server-artifacts"),
+                                   "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+                                  stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while not _healthy(url):
+            assert server.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=60)
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def test_a_machine_runs_the_pipeline_on_the_server_and_another_pulls_the_champion(tracking_server, tmp_path):
+    machine = tmp_path / "machine_a"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_server}
+    [job] = run_entry_points([{
+        "entry": "workflow", "env": env, "stdout": str(tmp_path / "a.out"), "stderr": str(tmp_path / "a.err"),
+        "args": [*TINY, f"data.cache_dir={machine / 'data'}", f"hydra.run.dir={machine / 'hydra'}"]}], tmp_path)
+    assert job["returncode"] == 0, (tmp_path / "a.err").read_text()[-3000:]
+
+    mlflow.set_tracking_uri(tracking_server)
+    runs = mlflow.search_runs(experiment_names=["av-pino"], output_format="list")
+    assert {run.data.tags["stage"]: run.info.status for run in runs} == dict.fromkeys(
+        ["pipeline", "prepare", "train", "evaluate", "register"], "FINISHED")
+    assert all(run.info.artifact_uri.startswith("mlflow-artifacts:") for run in runs)  # proxied by the server
+
+    elsewhere = tmp_path / "machine_b"
+    elsewhere.mkdir()
+    code = ("import mlflow, numpy as np; m = mlflow.pyfunc.load_model('models:/av-pino@champion'); "
+            "print(len(m.predict(np.zeros((3, 256), dtype=np.float32))))")
+    pulled = subprocess.run([sys.executable, "-c", code], cwd=elsewhere, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert pulled.returncode == 0, pulled.stderr[-3000:]
+    assert pulled.stdout.strip().splitlines()[-1] == "3"
