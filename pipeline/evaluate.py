@@ -1,12 +1,14 @@
 """Stage 3, evaluate: `python -m pipeline.evaluate [evaluate.model_uri=...]` scores a logged model on the test split.
 
 By default it evaluates the model of the newest finished train run, on the dataset that run trained on, and
-logs `test/` metrics, a confusion matrix, a reliability diagram and a per-class table. The classes are the
-dataset's (its manifest's `class_names`, which the model's config must repeat), and each test window reaches
-the model with its shaft speed.
+logs `test/` metrics (on its run and against the logged model, so MLflow ranks models by them), a confusion
+matrix, a reliability diagram and a per-class table. The classes are the dataset's (its manifest's
+`class_names`, which the model's config must repeat), and each test window reaches the model with its shaft
+speed and bearing geometry.
 """
 from __future__ import annotations
 
+import logging
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,7 +22,6 @@ from omegaconf import DictConfig
 
 from pipeline.config import ExperimentConfig, register_configs
 from pipeline.data.prepared import load_prepared, prepare_dataset
-from pipeline.data.windows import SPLIT_NAMES
 from pipeline.evaluation import (classification_metrics, confusion_matrix_figure, load_logged_model,
                                  predict_windows, reliability_figure)
 from pipeline.stage import main_with_packed_overrides, run_stage
@@ -30,6 +31,7 @@ from pipeline.tracking.run import stage_run
 from pipeline.tracking.store import use_store
 
 register_configs()
+log = logging.getLogger(__name__)
 
 
 class EvaluationError(RuntimeError):
@@ -117,19 +119,24 @@ def evaluate(config: ExperimentConfig, model_uri: Optional[str] = None, dataset_
         class_names = _check_compatible(model_config, dataset.manifest, target)
         mlflow.set_tag(CLASS_NAMES_TAG, ",".join(class_names))  # the registry compares models of one task only
         log_dataset(target.dataset_dir, context="evaluation")
-        test = dataset.arrays["split"] == SPLIT_NAMES.index("test")
-        windows, labels = dataset.arrays["windows"][test], np.asarray(dataset.arrays["labels"][test])
+        test = dataset.subset("test")
+        labels = test.labels
         if len(labels) == 0:
             raise EvaluationError(f"{target.dataset_dir} has no test windows")
-        shaft_hz = np.asarray(dataset.arrays["rpm"][test], dtype=np.float32) / 60
-        outputs = predict_windows(model, windows, config.evaluate.batch_size, shaft_hz=shaft_hz)
+        outputs = predict_windows(model, test.windows, config.evaluate.batch_size, **test.conditions())
         probs = outputs["probs"]
         if probs.shape[1] != len(class_names):
             raise EvaluationError(f"model {target.model_uri} scores {probs.shape[1]} classes, dataset "
                                   f"{target.dataset_dir} lists {len(class_names)}: {class_names}")
         metrics, per_class = classification_metrics(labels, probs, class_names, config.evaluate.ece_bins)
         logged = logged_metrics(metrics, per_class, outputs)
-        mlflow.log_metrics(logged)
+        # Also against the logged model, on the dataset input just logged: MLflow then ranks models by them.
+        model_id = mlflow.models.get_model_info(target.model_uri).model_id
+        if model_id is None:
+            log.warning("model %s has no model id (logged before MLflow 3): its test metrics go on evaluate run "
+                        "%s only", target.model_uri, run.info.run_id)
+        mlflow.log_metrics(logged, model_id=model_id,
+                           dataset=mlflow.get_run(run.info.run_id).inputs.dataset_inputs[0].dataset)
         mlflow.log_figure(confusion_matrix_figure(labels, probs.argmax(axis=1), class_names),
                           "plots/confusion_matrix.html")
         mlflow.log_figure(reliability_figure(probs, labels, config.evaluate.ece_bins), "plots/reliability.html")

@@ -1,11 +1,15 @@
-"""The evaluate stage end to end on a private MLflow store: a tiny dataset, a tiny model trained one epoch; and
-the metrics it logs for a model that returns no physics."""
+"""The evaluate stage end to end on a private MLflow store: a tiny dataset, a tiny model trained one epoch; the
+logged models ranked by their evaluations; and the metrics it logs for a model that returns no physics."""
+import dataclasses
 import io
+import logging
+from pathlib import Path
 
 import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from mlflow.models import Model
 
 from pipeline.config import DataConfig, ExperimentConfig, ModelConfig, TrackingConfig, TrainingConfig
 from pipeline.data.prepared import DatasetError, load_prepared, prepare_dataset
@@ -34,6 +38,10 @@ def dataset_dir(config):
 
 def all_runs():
     return mlflow.search_runs(search_all_experiments=True, output_format="list")
+
+
+def model_id(model_uri: str) -> str:
+    return mlflow.models.get_model_info(model_uri).model_id
 
 
 def artifact_paths(run_id: str) -> set[str]:
@@ -65,6 +73,15 @@ def test_evaluates_a_trained_model_and_logs_metrics_and_plots(mlflow_store, conf
     per_class = pd.read_csv(io.StringIO(mlflow.artifacts.load_text(f"runs:/{result.run_id}/per_class.csv")))
     assert per_class["class"].tolist() == class_names and per_class["support"].sum() > 0
 
+    # The same metrics sit on the logged model, from this run and on its evaluation dataset.
+    [evaluated] = run.inputs.dataset_inputs
+    model = mlflow.get_logged_model(model_id(trained.model_uri))
+    assert [m.model_id for m in run.inputs.model_inputs] == [model.model_id]
+    on_model = [m for m in model.metrics if m.run_id == result.run_id]
+    assert {m.key: m.value for m in on_model} == pytest.approx(metrics)
+    assert {(m.dataset_name, m.dataset_digest) for m in on_model} == {(evaluated.dataset.name,
+                                                                       evaluated.dataset.digest)}
+
     # An explicit model URI finds its train run and dataset through the model, and scores the same.
     again = evaluate(config, model_uri=trained.model_uri)
     assert mlflow.get_run(again.run_id).data.tags["train_run_id"] == trained.run_id
@@ -75,6 +92,43 @@ def test_evaluates_a_trained_model_and_logs_metrics_and_plots(mlflow_store, conf
         evaluate(config, model_uri=trained.model_uri, dataset_dir=tmp_path / "missing")
     assert [r.info.status for r in all_runs() if r.data.tags.get("stage") == "evaluate"].count("FAILED") == 1
     assert "RUNNING" not in {r.info.status for r in all_runs()}
+
+
+def test_logged_models_rank_by_their_evaluation(mlflow_store, config, dataset_dir, tmp_path):
+    """Two models trained with different seeds, each evaluated: MLflow ranks the logged models by test/accuracy,
+    as the Models tab of the experiment does."""
+    accuracy = {}
+    for seed in (0, 1):
+        seeded = dataclasses.replace(config, training=dataclasses.replace(config.training, seed=seed))
+        trained = train(seeded, dataset_dir, checkpoint_root=tmp_path / "checkpoints")
+        accuracy[model_id(trained.model_uri)] = evaluate(seeded, model_uri=trained.model_uri).metrics["test/accuracy"]
+
+    ranked = mlflow.search_logged_models(
+        experiment_ids=[mlflow.get_experiment_by_name(EXPERIMENT).experiment_id],
+        order_by=[{"field_name": "metrics.test/accuracy", "ascending": False}], output_format="list")
+    scores = [next(m.value for m in model.metrics if m.key == "test/accuracy") for model in ranked]
+    assert dict(zip([model.model_id for model in ranked], scores)) == pytest.approx(accuracy)
+    assert scores == sorted(accuracy.values(), reverse=True)
+
+
+def test_a_model_logged_without_a_model_id_still_evaluates(mlflow_store, config, dataset_dir, tmp_path, caplog):
+    """A model logged before MLflow 3 has no model id: its metrics go on the evaluate run only."""
+    trained = train(config, dataset_dir, checkpoint_root=tmp_path / "checkpoints")
+    local = Path(mlflow.artifacts.download_artifacts(trained.model_uri, dst_path=str(tmp_path / "old")))
+    old = Model.load(local)
+    old.model_id = None
+    old.save(local / "MLmodel")
+    with mlflow.start_run(experiment_id=mlflow.get_experiment_by_name(EXPERIMENT).experiment_id) as run:
+        mlflow.log_artifacts(str(local), "model")  # as MLflow 2 stored a model: among its run's artifacts
+
+    with caplog.at_level(logging.WARNING, logger="pipeline.evaluate"):
+        result = evaluate(config, model_uri=f"runs:/{run.info.run_id}/model")
+
+    evaluated = mlflow.get_run(result.run_id)
+    assert evaluated.data.metrics == pytest.approx(result.metrics) and not evaluated.inputs.model_inputs
+    assert "has no model id" in caplog.text
+    everywhere = mlflow.search_logged_models(experiment_ids=[run.info.experiment_id], output_format="list")
+    assert all(m.run_id != result.run_id for model in everywhere for m in model.metrics or [])
 
 
 def test_nothing_to_evaluate_is_a_clear_error_and_starts_no_run(mlflow_store, config, compose_config):

@@ -3,9 +3,11 @@
 Every evaluated model is registered and becomes `challenger`; it becomes `champion` only when it beats the
 current champion, on the same classes, on `policy.metric` without paying for it in physics consistency
 (`test/physics_residual`, relative tolerance, compared when both models state physics) or calibration
-(`test/ece`, absolute tolerance). Each version carries its evaluation metrics as tags (same names, e.g.
-`test/macro_f1`), so the champion is compared from the registry alone, and the decision as `promotion.*`
-tags, so `rollback` knows where to go back to.
+(`test/ece`, absolute tolerance). Both sides' scores are the metrics their evaluate run logged against their
+logged model, the ones MLflow ranks logged models by; a version whose model has none there (evaluated or
+logged before that) is compared on its evaluate run's metrics or its version tags, as it was before. Each
+version also carries its evaluation metrics as tags (same names, e.g. `test/macro_f1`) for people reading
+the registry, and the decision as `promotion.*` tags, so `rollback` knows where to go back to.
 
 Concurrency: registering, reading the champion, comparing and moving `champion` form one critical section.
 - Local SQLite store (`sqlite:///.../mlflow.db`): an `fcntl.flock` on `mlflow.db.registry.lock` beside the
@@ -25,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
@@ -45,6 +48,9 @@ CLASS_NAMES_TAG = "class_names"  # the evaluated model's classes, comma-joined: 
 PREVIOUS_CHAMPION = "promotion.previous_champion"
 _SET_ATTEMPTS = 3  # re-compares when another promoter moved `champion` under us (stores without a lock)
 _FLOAT_SLACK = 1e-12  # a rise of exactly the allowed amount passes despite float rounding
+EVALUATION_RUN_TAG = "evaluation_run_id"  # on each version: the evaluate run whose metrics it was promoted on
+
+log = logging.getLogger(__name__)
 
 
 class RegistryError(RuntimeError):
@@ -67,19 +73,20 @@ class Decision:
 def promote(evaluation_run_id: str, policy: RegistryConfig) -> Decision:
     """Register the model of an evaluate run as `challenger`, and as `champion` when it passes the gate."""
     client = MlflowClient()
-    run = _evaluation_run(client, evaluation_run_id, policy.metric)
-    name, metrics = policy.model_name, run.data.metrics
+    run, metrics = _evaluation_run(client, evaluation_run_id, policy.metric)
+    name = policy.model_name
     with _registry_lock(name):
         version = str(mlflow.register_model(run.data.tags["model_uri"], name).version)
-        tags = {key: str(value) for key, value in metrics.items()} | {"evaluation_run_id": run.info.run_id}
+        tags = {key: str(value) for key, value in run.data.metrics.items()} | {EVALUATION_RUN_TAG: run.info.run_id}
         if CLASS_NAMES_TAG in run.data.tags:
             tags[CLASS_NAMES_TAG] = run.data.tags[CLASS_NAMES_TAG]
         for key, value in tags.items():
             client.set_model_version_tag(name, version, key, value)
         client.set_registered_model_alias(name, CHALLENGER, version)
         for _ in range(_SET_ATTEMPTS):
-            decision = _decide(name, version, metrics, _champion(client, name), policy,
-                               tags.get(CLASS_NAMES_TAG))
+            champion = _champion(client, name)
+            theirs = _champion_metrics(champion, policy.metric) if champion is not None else {}
+            decision = _decide(name, version, metrics, champion, theirs, policy, tags.get(CLASS_NAMES_TAG))
             if not decision.promoted or _move_champion(client, name, version):
                 break
         else:
@@ -115,8 +122,8 @@ def rollback(model_name: str) -> str:
     return previous
 
 
-def _evaluation_run(client: MlflowClient, run_id: str, metric: str) -> Run:
-    """The finished evaluate run `run_id`, with a model and every metric the gate reads."""
+def _evaluation_run(client: MlflowClient, run_id: str, metric: str) -> tuple[Run, dict[str, float]]:
+    """The finished evaluate run `run_id`, with a model, and the metrics the gate reads (every one it needs)."""
     try:
         run = client.get_run(run_id)
     except MlflowException as err:
@@ -131,11 +138,38 @@ def _evaluation_run(client: MlflowClient, run_id: str, metric: str) -> Run:
         raise RegistryError(f"evaluation run {run_id} is {run.info.status}, not FINISHED; re-run evaluate")
     if "model_uri" not in run.data.tags:
         raise RegistryError(f"evaluation run {run_id} has no model_uri tag: it names no model to register")
-    missing = [m for m in _gate_metrics(metric) if m not in run.data.metrics]
+    metrics = _logged_model_metrics(run.data.tags["model_uri"], run_id)
+    if not metrics:
+        log.warning("evaluation run %s logged no metrics against its model (an older evaluate or model): the gate "
+                    "reads the run's metrics", run_id)
+        metrics = run.data.metrics
+    missing = [m for m in _gate_metrics(metric) if m not in metrics]
     if missing:
         raise RegistryError(f"evaluation run {run_id} lacks metric(s) {', '.join(missing)} needed to compare; "
-                            f"it logged: {', '.join(sorted(run.data.metrics)) or 'no metrics'}")
-    return run
+                            f"it logged: {', '.join(sorted(metrics)) or 'no metrics'}")
+    return run, metrics
+
+
+def _champion_metrics(champion: ModelVersion, metric: str) -> dict[str, float]:
+    """The gate metrics of the champion's logged model, else (promoted before evaluate logged them there) of its
+    version tags."""
+    metrics = _logged_model_metrics(f"models:/{champion.name}/{champion.version}",
+                                    champion.tags.get(EVALUATION_RUN_TAG))
+    if metrics:
+        return metrics
+    log.warning("champion v%s of %r has no evaluation metrics on its logged model: the gate reads its version "
+                "tags", champion.version, champion.name)
+    return {key: float(champion.tags[key]) for key in (*_gate_metrics(metric), RESIDUAL) if key in champion.tags}
+
+
+def _logged_model_metrics(model_uri: str, run_id: Optional[str]) -> dict[str, float]:
+    """What evaluate run `run_id` logged against the logged model behind `model_uri`, latest value per name;
+    empty when the model has no id (logged before MLflow 3) or the run logged nothing against it."""
+    model_id = mlflow.models.get_model_info(model_uri).model_id if run_id else None
+    if model_id is None:
+        return {}
+    logged = [m for m in mlflow.get_logged_model(model_id).metrics or [] if m.run_id == run_id]
+    return {m.key: m.value for m in sorted(logged, key=lambda m: (m.step, m.timestamp))}
 
 
 def _gate_metrics(metric: str) -> list[str]:
@@ -145,22 +179,23 @@ def _gate_metrics(metric: str) -> list[str]:
 
 
 def _decide(name: str, version: str, candidate: dict[str, float], champion: Optional[ModelVersion],
-            policy: RegistryConfig, classes: Optional[str] = None) -> Decision:
-    """Promote when there is no champion, or when better on the metric and not worse beyond tolerance, on the
-    same classes (`classes`, comma-joined, compared when both models record theirs)."""
+            theirs: dict[str, float], policy: RegistryConfig, classes: Optional[str] = None) -> Decision:
+    """Promote when there is no champion, or when better on the metric and not worse beyond tolerance (the
+    champion's metrics: `theirs`), on the same classes (`classes`, comma-joined, compared when both models
+    record theirs)."""
     metric, score = policy.metric, candidate[policy.metric]
     if champion is None:
         return Decision(name, version, True, "no champion yet: the first candidate becomes champion", score, None)
-    theirs, held_by = champion.tags, f"champion v{champion.version}"
-    if classes is not None and theirs.get(CLASS_NAMES_TAG, classes) != classes:
-        return Decision(name, version, False, f"{held_by} classifies {theirs[CLASS_NAMES_TAG]}, this model "
+    held_by = f"champion v{champion.version}"
+    if classes is not None and champion.tags.get(CLASS_NAMES_TAG, classes) != classes:
+        return Decision(name, version, False, f"{held_by} classifies {champion.tags[CLASS_NAMES_TAG]}, this model "
                         f"{classes}: scores on different tasks do not compare; move the alias by hand", score, None)
     missing = [m for m in _gate_metrics(metric) if m not in theirs]
     if missing:
         return Decision(name, version, False, f"{held_by} has no {', '.join(missing)} tag(s) to compare with "
                         f"(promoted outside this gate?); move the alias by hand", score, None)
-    best, ece = float(theirs[metric]), float(theirs[ECE])
-    residual = float(theirs[RESIDUAL]) if RESIDUAL in theirs and RESIDUAL in candidate else None
+    best, ece = theirs[metric], theirs[ECE]
+    residual = theirs[RESIDUAL] if RESIDUAL in theirs and RESIDUAL in candidate else None
     problems = []
     if not score > best:
         problems.append(f"{metric} {score:.4f} does not beat {held_by}'s {best:.4f}")

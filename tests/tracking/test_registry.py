@@ -2,7 +2,8 @@
 
 Creating a store runs MLflow's migrations (~6 s) and logging a model takes ~2 s, so the session builds one
 template store holding one tiny pyfunc, and each test starts from a copy. Evaluation runs are stubs: an
-evaluate-tagged run with the test/ metrics and a `model_uri` tag pointing at that pyfunc.
+evaluate-tagged run with a `model_uri` tag pointing at that pyfunc and the test/ metrics, logged on the run and
+against the logged model as the evaluate stage logs them.
 """
 from __future__ import annotations
 
@@ -68,15 +69,17 @@ def model_uri(tmp_path_factory, mlflow_store) -> str:
 
 def evaluation_run(model_uri: str, f1: float = 0.8, residual: float = 1.0, ece: float = 0.05, *,
                    stage: str = "evaluate", status: str = "FINISHED", drop: tuple[str, ...] = (),
-                   classes: str = "normal,ball,inner,outer") -> str:
-    """A run shaped like the evaluate stage's (stage, model_uri and class_names tags, test/ metrics); returns its id."""
+                   classes: str = "normal,ball,inner,outer", on_model: bool = True) -> str:
+    """A run shaped like the evaluate stage's (stage, model_uri and class_names tags, test/ metrics); returns its id.
+
+    `on_model=False` logs the metrics on the run only, as evaluate did before it logged them against the model."""
     client = MlflowClient()
     run = client.create_run(ensure_experiment(EXPERIMENT), tags={"stage": stage, "model_uri": model_uri,
                                                                   "class_names": classes})
     metrics = {"test/accuracy": f1, "test/macro_f1": f1, "test/physics_residual": residual, "test/ece": ece}
-    for key, value in metrics.items():
-        if key not in drop:
-            client.log_metric(run.info.run_id, key, value)
+    model_id = mlflow.models.get_model_info(model_uri).model_id if on_model else None
+    mlflow.log_metrics({key: value for key, value in metrics.items() if key not in drop}, run_id=run.info.run_id,
+                       model_id=model_id)
     client.set_terminated(run.info.run_id, status)
     return run.info.run_id
 
@@ -157,6 +160,37 @@ def test_guards_reject_a_better_score_bought_with_physics_or_calibration(model_u
 
     assert decision.promoted is promoted and why in decision.reason
     assert aliases()["champion"] == (decision.version if promoted else champion.version)
+
+
+def test_the_gate_compares_the_scores_logged_against_the_models(model_uri):
+    """A value logged on an evaluate run afterwards, or a version tag edited by hand, changes neither side's score:
+    the gate compares what each evaluation logged against its model, the scores MLflow ranks models by."""
+    client = MlflowClient()
+    champion = promote(evaluation_run(model_uri, f1=0.8), POLICY)
+
+    inflated = evaluation_run(model_uri, f1=0.7)
+    client.log_metric(inflated, "test/macro_f1", 0.95, step=1)
+    assert client.get_run(inflated).data.metrics["test/macro_f1"] == 0.95
+    decision = promote(inflated, POLICY)
+    assert not decision.promoted and decision.candidate_score == pytest.approx(0.7)
+    assert "test/macro_f1 0.7000 does not beat" in decision.reason
+
+    client.set_model_version_tag(POLICY.model_name, champion.version, "test/macro_f1", "0.5")
+    decision = promote(evaluation_run(model_uri, f1=0.75), POLICY)
+    assert not decision.promoted and decision.champion_score == pytest.approx(0.8)
+    assert aliases()["champion"] == champion.version
+
+
+def test_evaluations_logged_on_the_run_only_are_compared_as_before(model_uri, caplog):
+    """Versions evaluated before evaluate logged against models: the run's metrics, then the version's tags."""
+    first = promote(evaluation_run(model_uri, f1=0.8, on_model=False), POLICY)
+    second = promote(evaluation_run(model_uri, f1=0.9, on_model=False), POLICY)
+    assert second.promoted and second.previous_champion == first.version
+    assert second.champion_score == pytest.approx(0.8)
+    assert "the gate reads the run's metrics" in caplog.text and "the gate reads its version tags" in caplog.text
+
+    newer = promote(evaluation_run(model_uri, f1=0.85), POLICY)  # logged against its model, against the old champion
+    assert not newer.promoted and newer.champion_score == pytest.approx(0.9)
 
 
 def test_rollback_restores_the_replaced_champion(model_uri):
