@@ -14,6 +14,10 @@ import sqlalchemy
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_STORE_DIR = REPO_ROOT / "mlruns"
 SERVER_DATABASES = ("postgresql", "mysql", "mssql")  # MLflow's SQL stores other than SQLite
+# What an experiment is for, as MLflow 3 records it: "custom_model_development" is the kind its UI names "Machine
+# learning", as opposed to "genai_development" ("GenAI apps & agents", traces). MLflow 3.17's own UI picks an
+# experiment's pages by its sidebar's GenAI / Model training switch instead, whatever the kind.
+EXPERIMENT_KIND, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
 
 
 def tracking_uri(store_dir: Path = DEFAULT_STORE_DIR) -> str:
@@ -85,13 +89,19 @@ def _connect_once(uri: str) -> None:
 
 
 def ensure_experiment(name: str) -> str:
-    """Id of experiment `name`, created with an absolute artifact location when it is new."""
+    """Id of experiment `name`, created with an absolute artifact location when it is new, and marked as a
+    model-training experiment (`EXPERIMENT_KIND`) unless it already states a kind."""
     uri = use_store()
     experiment = mlflow.get_experiment_by_name(name)
-    if experiment is not None:
-        return experiment.experiment_id
-    try:
-        return mlflow.create_experiment(name, artifact_location=artifact_root(uri))
-    except mlflow.exceptions.MlflowException:
-        # Another process created it between our lookup and our create.
-        return mlflow.get_experiment_by_name(name).experiment_id
+    if experiment is None:
+        try:
+            return mlflow.create_experiment(name, artifact_location=artifact_root(uri),
+                                            tags={EXPERIMENT_KIND: MODEL_TRAINING})
+        except mlflow.exceptions.MlflowException:
+            # Another process created it between our lookup and our create.
+            experiment = mlflow.get_experiment_by_name(name)
+    # Without a kind: made by `mlflow run --experiment-name` or an older pipeline. A deleted experiment cannot be
+    # tagged; it fails where it is used, as before.
+    if EXPERIMENT_KIND not in experiment.tags and experiment.lifecycle_stage == "active":
+        mlflow.MlflowClient().set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND, MODEL_TRAINING)
+    return experiment.experiment_id
