@@ -4,7 +4,8 @@ By default it evaluates the model of the newest finished train run, on the datas
 logs `test/` metrics (on its run and against the logged model, so MLflow ranks models by them), a confusion
 matrix, a reliability diagram and a per-class table. The classes are the dataset's (its manifest's
 `class_names`, which the model's config must repeat), and each test window reaches the model with its shaft
-speed and bearing geometry.
+speed and bearing geometry. The model may have been trained on another machine: it is read from the store, and
+its dataset found or rebuilt on this one (`dataset_of_run`).
 """
 from __future__ import annotations
 
@@ -25,9 +26,9 @@ from pipeline.data.prepared import load_prepared, prepare_dataset
 from pipeline.evaluation import (classification_metrics, confusion_matrix_figure, load_logged_model,
                                  predict_windows, reliability_figure)
 from pipeline.stage import main_with_packed_overrides, run_stage
-from pipeline.tracking.datasets import log_dataset
+from pipeline.tracking.datasets import dataset_of_run, log_dataset
 from pipeline.tracking.registry import CLASS_NAMES_TAG
-from pipeline.tracking.run import stage_run
+from pipeline.tracking.run import browse_hint, stage_run
 from pipeline.tracking.store import use_store
 
 register_configs()
@@ -68,8 +69,8 @@ def resolve_target(config: ExperimentConfig, model_uri: Optional[str] = None, da
                    train_run_id: Optional[str] = None) -> Target:
     """Explicit arguments first, then `config.evaluate.model_uri`, then the newest finished train run.
 
-    The dataset is the one the model was trained on (its train run's `dataset_dir` tag) unless given;
-    only when neither is known is it prepared from `config.data`.
+    The dataset is the one the model was trained on (its train run's logged dataset, on this machine) unless
+    given; only when neither is known is it prepared from `config.data`.
     """
     model_uri = model_uri or config.evaluate.model_uri
     if model_uri is None and train_run_id is None:
@@ -79,12 +80,14 @@ def resolve_target(config: ExperimentConfig, model_uri: Optional[str] = None, da
             train_run_id = mlflow.models.get_model_info(model_uri).run_id
         except mlflow.exceptions.MlflowException as err:
             raise EvaluationError(f"cannot read model {model_uri!r}: {err.message}") from None
-    tags = mlflow.get_run(train_run_id).data.tags if train_run_id else {}
-    model_uri = model_uri or tags.get("model_uri")
+    train_run = mlflow.get_run(train_run_id) if train_run_id else None
+    model_uri = model_uri or (train_run.data.tags.get("model_uri") if train_run else None)
     if not model_uri:
         raise EvaluationError(f"train run {train_run_id} has no model_uri tag; pass evaluate.model_uri=<model uri>")
     if dataset_dir is None:
-        dataset_dir = tags.get("dataset_dir") or prepare_dataset(config.data, Path(config.data.cache_dir).resolve())
+        cache_root = Path(config.data.cache_dir).resolve()
+        dataset_dir = (dataset_of_run(train_run, cache_root) if train_run and train_run.inputs.dataset_inputs
+                       else prepare_dataset(config.data, cache_root))
     return Target(model_uri, train_run_id, Path(dataset_dir).resolve())
 
 
@@ -143,7 +146,7 @@ def evaluate(config: ExperimentConfig, model_uri: Optional[str] = None, dataset_
         mlflow.log_text(per_class.to_csv(), "per_class.csv")
     print(f"evaluate run {run.info.run_id}: {len(labels)} test windows, accuracy {logged['test/accuracy']:.4f}, "
           f"macro-F1 {logged['test/macro_f1']:.4f}, ECE {logged['test/ece']:.4f}\n"
-          f"browse: mlflow ui --backend-store-uri {store}")
+          f"browse: {browse_hint(store)}")
     return EvaluationResult(run.info.run_id, logged)
 
 

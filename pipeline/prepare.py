@@ -1,4 +1,8 @@
-"""Stage 1, prepare: `python -m pipeline.prepare [overrides]` writes (or reuses) a versioned dataset."""
+"""Stage 1, prepare: `python -m pipeline.prepare [overrides]` writes (or reuses) a versioned dataset.
+
+Its run records the dataset by content hash and data config (`log_dataset`), so the workflow can reuse it on any
+machine, rebuilding the dataset where it is missing.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,7 +29,7 @@ def prepare(config: ExperimentConfig) -> Path:
         dataset_dir = prepare_dataset(config.data, cache_root)
         manifest = log_dataset(dataset_dir)
         mlflow.set_tag("dataset_dir", str(dataset_dir))
-        print(f"dataset: {dataset_dir} ({manifest['n_windows']} windows, "
+        print(f"dataset: {dataset_dir} ({manifest['n_windows']} windows, {manifest['content_hash']}, "
               f"{'reused' if cached else 'written'})")
     return dataset_dir
 

@@ -1,16 +1,15 @@
 """The whole pipeline, `mlflow run .`: prepare -> train -> evaluate -> register as child runs of one parent.
 
-MLflow's multistep-workflow pattern: each stage run is tagged with a fingerprint of the parameters it
-depends on (including the run ids it consumed) and the code version; a FINISHED run with the same
-fingerprint is reused instead of run again. Stages hand results on by run id and the tags their runs
-carry (`dataset_dir`, `model_uri`), never by guessed paths.
+MLflow's multistep-workflow pattern: a FINISHED run of a stage with the same fingerprint (the params it depends
+on, the run ids and content hashes it consumed, the code version: `pipeline.tracking.run.REUSE_KEYS`) is reused
+instead of run again, whichever machine, workflow or stage command made it. Stages hand results on by run id,
+never by path: the dataset a reused prepare run wrote is found, or rebuilt and checked, on this machine.
 """
 from __future__ import annotations
 
-import hashlib
-import json
-import subprocess
-from dataclasses import asdict, dataclass
+import functools
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import hydra
@@ -19,12 +18,15 @@ from mlflow.entities import Run
 from omegaconf import DictConfig
 
 from pipeline.config import ExperimentConfig, register_configs
+from pipeline.data.prepared import config_hash
 from pipeline.evaluate import evaluate
 from pipeline.prepare import prepare
 from pipeline.register import register
 from pipeline.stage import main_with_packed_overrides, run_stage
-from pipeline.tracking.run import git_commit, stage_run
-from pipeline.tracking.store import REPO_ROOT, tracking_uri
+from pipeline.tracking.datasets import CONFIG_HASH_TAG, CONTENT_HASH_TAG, dataset_of_run
+from pipeline.tracking.run import (CODE_VERSION_TAG, FINGERPRINT_TAG, REUSE_KEYS, browse_hint, code_version,
+                                   param_values, reuse_fingerprint, stage_run)
+from pipeline.tracking.store import tracking_uri
 from pipeline.train import train
 
 register_configs()
@@ -37,22 +39,12 @@ class PipelineResult:
     reused: list[str]
 
 
-def code_version() -> str:
-    """The git commit, plus a digest of uncommitted changes so edited code never reuses old results."""
-    commit = git_commit() or "unversioned"
-    diff = subprocess.run(["git", "diff", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True).stdout
-    return commit if not diff else f"{commit}-dirty-{hashlib.sha256(diff.encode()).hexdigest()[:12]}"
-
-
-def fingerprint(*parts) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
-
-
-def _finished_run(experiment_id: str, stage: str, print_: str) -> Run | None:
+def _finished_run(experiment_id: str, stage: str, fingerprint: str) -> Run | None:
+    """The newest FINISHED run of `stage` with `fingerprint` that holds the stage's result, if any."""
     runs = mlflow.search_runs(
         [experiment_id], output_format="list", max_results=1, order_by=["attributes.start_time DESC"],
-        filter_string=f"tags.stage = '{stage}' and tags.fingerprint = '{print_}' "
-                      "and attributes.status = 'FINISHED'")
+        filter_string=f"tags.stage = '{stage}' and tags.{FINGERPRINT_TAG} = '{fingerprint}' "
+                      f"and tags.`{REUSE_KEYS[stage].output}` != '' and attributes.status = 'FINISHED'")
     return runs[0] if runs else None
 
 
@@ -65,14 +57,15 @@ def _child_run(parent_id: str, experiment_id: str, stage: str) -> Run:
 
 def run_pipeline(config: ExperimentConfig) -> PipelineResult:
     """Run (or reuse) every stage in order under one parent run; return the run ids."""
-    code = code_version()
+    params, code = param_values(config), code_version()
     stage_runs: dict[str, str] = {}
     reused: list[str] = []
     with stage_run("pipeline", config, experiment=config.tracking.experiment, run_name="pipeline") as parent:
         parent_id, experiment_id = parent.info.run_id, parent.info.experiment_id
 
-        def step(stage: str, print_: str, work: Callable[[], object]) -> Run:
-            done = _finished_run(experiment_id, stage, print_)
+        def step(stage: str, inputs: dict[str, str], work: Callable[[], object]) -> Run:
+            done = _finished_run(experiment_id, stage, reuse_fingerprint(stage, params, {CODE_VERSION_TAG: code,
+                                                                                        **inputs}))
             if done is not None:
                 print(f"{stage}: reusing finished run {done.info.run_id}")
                 mlflow.set_tag(f"reused.{stage}", done.info.run_id)
@@ -80,23 +73,22 @@ def run_pipeline(config: ExperimentConfig) -> PipelineResult:
             else:
                 work()
                 done = _child_run(parent_id, experiment_id, stage)
-                mlflow.MlflowClient().set_tag(done.info.run_id, "fingerprint", print_)
             stage_runs[stage] = done.info.run_id
             return done
 
-        prepared = step("prepare", fingerprint(asdict(config.data), code), lambda: prepare(config))
-        dataset_dir = prepared.data.tags["dataset_dir"]
-        trained = step("train", fingerprint(dataset_dir, asdict(config.model), asdict(config.loss),
-                                            asdict(config.training), code),
-                       lambda: train(config, dataset_dir))
-        evaluated = step("evaluate", fingerprint(trained.info.run_id, asdict(config.evaluate), code),
+        prepared = step("prepare", {CONFIG_HASH_TAG: config_hash(config.data)}, lambda: prepare(config))
+        content = prepared.data.tags[CONTENT_HASH_TAG]
+        # Only a stage that runs here reads the dataset: then it is found, or rebuilt, on this machine.
+        dataset = functools.cache(lambda: dataset_of_run(prepared, Path(config.data.cache_dir).resolve()))
+        trained = step("train", {CONTENT_HASH_TAG: content}, lambda: train(config, dataset()))
+        evaluated = step("evaluate", {"train_run_id": trained.info.run_id, CONTENT_HASH_TAG: content},
                          lambda: evaluate(config, model_uri=trained.data.tags["model_uri"],
-                                          dataset_dir=dataset_dir, train_run_id=trained.info.run_id))
-        step("register", fingerprint(evaluated.info.run_id, asdict(config.registry), code),
+                                          dataset_dir=dataset(), train_run_id=trained.info.run_id))
+        step("register", {"evaluation_run_id": evaluated.info.run_id},
              lambda: register(config, evaluation_run_id=evaluated.info.run_id))
 
     print(f"pipeline run {parent_id}: stages {stage_runs}\n"
-          f"  compare runs:  mlflow ui --backend-store-uri {tracking_uri()}\n"
+          f"  compare runs:  {browse_hint(tracking_uri())}\n"
           f"  pull the model: mlflow.pyfunc.load_model('models:/{config.registry.model_name}@champion')")
     return PipelineResult(parent_id, stage_runs, reused)
 

@@ -3,6 +3,7 @@ logged models ranked by their evaluations; and the metrics it logs for a model t
 import dataclasses
 import io
 import logging
+import shutil
 from pathlib import Path
 
 import mlflow
@@ -16,6 +17,7 @@ from pipeline.data.prepared import DatasetError, load_prepared, prepare_dataset
 from pipeline.evaluate import EvaluationError, evaluate, logged_metrics
 from pipeline.evaluation import classification_metrics
 from pipeline.stage import run_stage
+from pipeline.tracking.datasets import CONTENT_HASH_TAG
 from pipeline.train import train
 
 EXPERIMENT = "evaluate-test"
@@ -92,6 +94,25 @@ def test_evaluates_a_trained_model_and_logs_metrics_and_plots(mlflow_store, conf
         evaluate(config, model_uri=trained.model_uri, dataset_dir=tmp_path / "missing")
     assert [r.info.status for r in all_runs() if r.data.tags.get("stage") == "evaluate"].count("FAILED") == 1
     assert "RUNNING" not in {r.info.status for r in all_runs()}
+
+
+def test_a_model_trained_on_another_machine_is_scored_on_its_dataset_rebuilt_here(mlflow_store, config, tmp_path):
+    """The train run names a folder only the other machine has: the dataset is rebuilt in this machine's cache
+    from the run's record, and has the content the model was trained on."""
+    def on(cache):
+        return dataclasses.replace(config, data=dataclasses.replace(config.data, cache_dir=str(cache)))
+
+    elsewhere, here = on(tmp_path / "elsewhere"), on(tmp_path / "here")
+    trained = train(elsewhere, prepare_dataset(elsewhere.data, elsewhere.data.cache_dir),
+                    checkpoint_root=tmp_path / "checkpoints")
+    shutil.rmtree(tmp_path / "elsewhere")
+
+    result = evaluate(here)
+    run, train_run = mlflow.get_run(result.run_id), mlflow.get_run(trained.run_id)
+    rebuilt = Path(run.data.tags["dataset_dir"])
+    assert rebuilt.parent == tmp_path / "here" and run.data.tags["train_run_id"] == trained.run_id
+    assert run.data.tags[CONTENT_HASH_TAG] == train_run.data.tags[CONTENT_HASH_TAG]
+    assert load_prepared(rebuilt, verify=True).manifest["content_hash"] == train_run.data.tags[CONTENT_HASH_TAG]
 
 
 def test_logged_models_rank_by_their_evaluation(mlflow_store, config, dataset_dir, tmp_path):

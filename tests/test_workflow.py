@@ -11,6 +11,7 @@ import mlflow
 import numpy as np
 
 from pipeline.config import to_experiment_config
+from pipeline.tracking.run import browse_hint
 from pipeline.workflow import run_pipeline
 from tests.data.own_recordings import write_recordings
 
@@ -70,6 +71,15 @@ def test_second_run_reuses_every_finished_stage(pipeline_store, monkeypatch, com
     assert result.reused == ["prepare", "train", "evaluate", "register"]
     first = by_stage(pipeline_store["uri"])
     assert result.stage_runs["train"] == first["train"].info.run_id
+
+
+def test_the_printed_hint_opens_the_store_in_use(pipeline_store):
+    """A tracking server is the UI already; a database store is opened with `mlflow ui`, its password hidden."""
+    assert f"compare runs:  mlflow ui --backend-store-uri {pipeline_store['uri']}\n" in pipeline_store["stdout"]
+    assert browse_hint("http://10.0.0.5:5000") == "open http://10.0.0.5:5000"
+    assert browse_hint("https://mlflow.example.org") == "open https://mlflow.example.org"
+    assert browse_hint("postgresql://team:secret@db:5432/mlflow") == (
+        "mlflow ui --backend-store-uri postgresql://team:***@db:5432/mlflow")
 
 
 def test_champion_loads_in_a_fresh_process_without_pickle(pipeline_store):

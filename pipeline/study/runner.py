@@ -18,7 +18,7 @@ from pipeline.study.scoring import score
 from pipeline.study.sets import EvaluationSet, training_sets
 from pipeline.study.tuning import with_tuned_weights
 from pipeline.tracking.datasets import log_dataset
-from pipeline.tracking.run import stage_run
+from pipeline.tracking.run import browse_hint, stage_run
 from pipeline.tracking.store import use_store
 from pipeline.train import train
 
@@ -64,7 +64,7 @@ def run_study(config: ExperimentConfig) -> StudyResult:
         mlflow.log_text(summary(runs).to_csv(), "summary.csv")
         mlflow.log_text(to_markdown(headline_table(runs)), "headline.md")
     print(f"study run {parent.info.run_id}: {len(cells)} scored runs\n{headline_table(runs).to_string()}\n"
-          f"browse: mlflow ui --backend-store-uri {store}")
+          f"browse: {browse_hint(store)}")
     return StudyResult(parent.info.run_id, cells)
 
 

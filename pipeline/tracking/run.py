@@ -2,23 +2,69 @@
 
 `stage_run` logs what makes a run comparable (the flattened config as params, `config.yaml`, the stage and
 code version as tags) and turns SIGTERM into an ordinary exception, so a stopped job marks its run FAILED
-instead of leaving it RUNNING.
+instead of leaving it RUNNING. A finished run of a stage in `REUSE_KEYS` is tagged with its `fingerprint`, so
+the workflow can reuse it whether the workflow or a stage command (`python -m pipeline.prepare`) made it.
 """
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
+import json
 import signal
 import subprocess
-from dataclasses import asdict, is_dataclass
+from dataclasses import asdict, dataclass, is_dataclass
 from typing import Any, Iterator, Mapping
 
 import mlflow
+import sqlalchemy
 import yaml
 
+from pipeline.tracking.datasets import CONFIG_HASH_TAG, CONTENT_HASH_TAG
 from pipeline.tracking.store import REPO_ROOT, ensure_experiment
 
 MAX_PARAM_LENGTH = 6000  # MLflow's limit on a param value
 FAILURE_TAG = "failure.reason"  # on a FAILED run: what stopped it, so the UI says why without the logs
+CODE_VERSION_TAG = "code_version"
+FINGERPRINT_TAG = "fingerprint"
+
+
+@dataclass(frozen=True)
+class ReuseKey:
+    """What a stage's result depends on besides the code: its params under `params` (prefixes) except `ignored`,
+    and the inputs named by the tags `inputs`. A reusable run also carries the tag `output`."""
+    params: tuple[str, ...]
+    inputs: tuple[str, ...]
+    output: str
+    ignored: tuple[str, ...] = ()
+
+
+# Inputs are run ids and content hashes, never paths: a run made on one machine is reusable on any other.
+# A model to evaluate or an evaluation to register is named by its run's tag, not by the param that may pick it.
+REUSE_KEYS = {
+    "prepare": ReuseKey((), (CONFIG_HASH_TAG,), CONTENT_HASH_TAG),
+    "train": ReuseKey(("model.", "loss.", "training.", "data.augment_"), (CONTENT_HASH_TAG,), "model_uri"),
+    "evaluate": ReuseKey(("evaluate.",), ("train_run_id", CONTENT_HASH_TAG), "model_uri", ("evaluate.model_uri",)),
+    "register": ReuseKey(("registry.",), ("evaluation_run_id",), "model_version", ("registry.evaluation_run_id",)),
+}
+
+
+def reuse_fingerprint(stage: str, params: Mapping[str, str], tags: Mapping[str, str]) -> str:
+    """Digest of what `REUSE_KEYS[stage]` names in a run's `params` and `tags`, and of its code version: equal
+    for two runs that would compute the same result."""
+    key = REUSE_KEYS[stage]
+    relevant = {k: v for k, v in params.items() if k.startswith(key.params) and k not in key.ignored}
+    inputs = {name: tags.get(name) for name in (*key.inputs, CODE_VERSION_TAG)}
+    return hashlib.sha256(json.dumps([stage, relevant, inputs], sort_keys=True).encode()).hexdigest()[:20]
+
+
+def browse_hint(uri: str) -> str:
+    """How to look at the runs of store `uri`: a tracking server is already the UI; a database needs `mlflow ui`."""
+    if uri.startswith(("http://", "https://")):
+        return f"open {uri}"
+    if "@" in uri:  # a database server's credentials stay out of logs
+        uri = sqlalchemy.engine.make_url(uri).render_as_string(hide_password=True)
+    return f"mlflow ui --backend-store-uri {uri}"
 
 
 def failure_reason(err: BaseException) -> str:
@@ -42,6 +88,11 @@ def flatten_config(config: Any, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def param_values(config: Any) -> dict[str, str]:
+    """The params `stage_run` logs for `config`: flattened, as the strings MLflow stores."""
+    return {k: str(v)[:MAX_PARAM_LENGTH] for k, v in flatten_config(config).items()}
+
+
 def git_commit() -> str | None:
     """The repository's HEAD commit, or None outside a git checkout."""
     try:
@@ -50,6 +101,15 @@ def git_commit() -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() if out.returncode == 0 else None
+
+
+@functools.cache
+def code_version() -> str:
+    """The git commit, plus a digest of uncommitted changes so edited code never reuses old results. Once per
+    process: the code it runs was read when it started."""
+    commit = git_commit() or "unversioned"
+    diff = subprocess.run(["git", "diff", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True).stdout
+    return commit if not diff else f"{commit}-dirty-{hashlib.sha256(diff.encode()).hexdigest()[:12]}"
 
 
 @contextlib.contextmanager
@@ -82,7 +142,7 @@ def stage_run(stage: str, config: Any, *, experiment: str, run_name: str | None 
     active = mlflow.active_run()
     parent = active or (mlflow.get_run(parent_run_id) if parent_run_id else None)
     experiment_id = parent.info.experiment_id if parent else ensure_experiment(experiment)
-    all_tags = {"stage": stage, **(tags or {})}
+    all_tags = {"stage": stage, CODE_VERSION_TAG: code_version(), **(tags or {})}
     commit = git_commit()
     if commit:
         all_tags["mlflow.source.git.commit"] = commit
@@ -95,11 +155,13 @@ def stage_run(stage: str, config: Any, *, experiment: str, run_name: str | None 
         try:
             mlflow.set_tags(all_tags)
             if run_id is None:
-                params = {k: str(v)[:MAX_PARAM_LENGTH] for k, v in flatten_config(config).items()}
-                mlflow.log_params(params)
+                mlflow.log_params(param_values(config))
                 mlflow.log_text(yaml.safe_dump(asdict(config) if is_dataclass(config) else dict(config),
                                                sort_keys=False), "config.yaml")
             yield run
+            if stage in REUSE_KEYS:  # from what the run recorded, however it was started
+                done = mlflow.get_run(run.info.run_id)
+                mlflow.set_tag(FINGERPRINT_TAG, reuse_fingerprint(stage, done.data.params, done.data.tags))
         except BaseException as err:
             with contextlib.suppress(Exception):  # best effort: the store may be what failed
                 mlflow.set_tag(FAILURE_TAG, failure_reason(err))
