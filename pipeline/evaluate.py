@@ -146,7 +146,7 @@ def evaluate(config: ExperimentConfig, model_uri: Optional[str] = None, dataset_
         mlflow.log_text(per_class.to_csv(), "per_class.csv")
     print(f"evaluate run {run.info.run_id}: {len(labels)} test windows, accuracy {logged['test/accuracy']:.4f}, "
           f"macro-F1 {logged['test/macro_f1']:.4f}, ECE {logged['test/ece']:.4f}\n"
-          f"browse: {browse_hint(store)}")
+          f"browse: {browse_hint(store, run.info.experiment_id)}")
     return EvaluationResult(run.info.run_id, logged)
 
 

@@ -88,7 +88,7 @@ def run_pipeline(config: ExperimentConfig) -> PipelineResult:
              lambda: register(config, evaluation_run_id=evaluated.info.run_id))
 
     print(f"pipeline run {parent_id}: stages {stage_runs}\n"
-          f"  compare runs:  {browse_hint(tracking_uri())}\n"
+          f"  compare runs:  {browse_hint(tracking_uri(), experiment_id)}\n"
           f"  pull the model: mlflow.pyfunc.load_model('models:/{config.registry.model_name}@champion')")
     return PipelineResult(parent_id, stage_runs, reused)
 

@@ -75,9 +75,15 @@ def test_second_run_reuses_every_finished_stage(pipeline_store, monkeypatch, com
 
 def test_the_printed_hint_opens_the_store_in_use(pipeline_store):
     """A tracking server is the UI already; a database store is opened with `mlflow ui`, its password hidden."""
-    assert f"compare runs:  mlflow ui --backend-store-uri {pipeline_store['uri']}\n" in pipeline_store["stdout"]
+    assert f"compare runs:  mlflow ui --backend-store-uri {pipeline_store['uri']}, then open " in pipeline_store["stdout"]
     assert browse_hint("http://10.0.0.5:5000") == "open http://10.0.0.5:5000"
     assert browse_hint("https://mlflow.example.org") == "open https://mlflow.example.org"
+    # with an experiment: straight to its runs table, the UI's Model training view
+    assert browse_hint("http://10.0.0.5:5000", "7") == \
+        "open http://10.0.0.5:5000/#/experiments/7/runs?workflowType=machine_learning"
+    assert browse_hint("sqlite:///mlruns/mlflow.db", "7") == ("mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db, "
+                                                             "then open http://127.0.0.1:5000/#/experiments/7/runs"
+                                                             "?workflowType=machine_learning")
     assert browse_hint("postgresql://team:secret@db:5432/mlflow") == (
         "mlflow ui --backend-store-uri postgresql://team:***@db:5432/mlflow")
 

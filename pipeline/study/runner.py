@@ -64,7 +64,7 @@ def run_study(config: ExperimentConfig) -> StudyResult:
         mlflow.log_text(summary(runs).to_csv(), "summary.csv")
         mlflow.log_text(to_markdown(headline_table(runs)), "headline.md")
     print(f"study run {parent.info.run_id}: {len(cells)} scored runs\n{headline_table(runs).to_string()}\n"
-          f"browse: {browse_hint(store)}")
+          f"browse: {browse_hint(store, parent.info.experiment_id)}")
     return StudyResult(parent.info.run_id, cells)
 
 

@@ -14,7 +14,7 @@ import json
 import signal
 import subprocess
 from dataclasses import asdict, dataclass, is_dataclass
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Optional
 
 import mlflow
 import sqlalchemy
@@ -58,13 +58,24 @@ def reuse_fingerprint(stage: str, params: Mapping[str, str], tags: Mapping[str, 
     return hashlib.sha256(json.dumps([stage, relevant, inputs], sort_keys=True).encode()).hexdigest()[:20]
 
 
-def browse_hint(uri: str) -> str:
-    """How to look at the runs of store `uri`: a tracking server is already the UI; a database needs `mlflow ui`."""
+def browse_hint(uri: str, experiment_id: Optional[str] = None) -> str:
+    """How to look at the runs of store `uri`: a tracking server is already the UI; a database needs `mlflow ui`
+    (at its default address). With `experiment_id`, the link opens that experiment's runs table."""
     if uri.startswith(("http://", "https://")):
-        return f"open {uri}"
+        return f"open {runs_table_url(uri, experiment_id) if experiment_id else uri}"
     if "@" in uri:  # a database server's credentials stay out of logs
         uri = sqlalchemy.engine.make_url(uri).render_as_string(hide_password=True)
-    return f"mlflow ui --backend-store-uri {uri}"
+    command = f"mlflow ui --backend-store-uri {uri}"
+    return f"{command}, then open {runs_table_url(LOCAL_UI, experiment_id)}" if experiment_id else command
+
+
+LOCAL_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default
+
+
+def runs_table_url(ui: str, experiment_id: str) -> str:
+    """The experiment's runs table in MLflow's UI at `ui`. MLflow 3.17's UI picks an experiment's pages by its
+    sidebar's GenAI / Model training switch, not by the experiment's kind, so the link sets the switch."""
+    return f"{ui.rstrip('/')}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
 
 
 def failure_reason(err: BaseException) -> str:

@@ -27,6 +27,7 @@ from pipeline.config import register_configs, to_experiment_config
 from pipeline.sweep.config import SweepConfig
 from pipeline.sweep.sweeper import run_sweep
 from pipeline.tracking.registry import CHALLENGER, CHAMPION
+from pipeline.tracking.run import runs_table_url
 from pipeline.tracking.store import REPO_ROOT
 from pipeline.workflow import run_pipeline
 from tests.sweep.conftest import SPACE, TINY
@@ -111,13 +112,11 @@ def mlflow_ui(store, serving_bench, tmp_path_factory) -> str:
 
 @pytest.fixture(scope="module")
 def page(mlflow_ui) -> Page:
-    """One tab of headless Chromium on the UI, in the browser of someone who trains models: they picked Model
-    training in the sidebar, which the UI remembers. The tests navigate it as a user would, one after another."""
+    """One tab of a fresh headless Chromium on the UI. The tests navigate it as a user would, one after another,
+    starting from the link the pipeline prints."""
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=shutil.which("chromium"), headless=True)
         page = browser.new_page(base_url=mlflow_ui, viewport={"width": 1920, "height": 1400})
-        page.goto("/#/experiments")
-        page.get_by_role("button", name="Model training").click(timeout=WAIT_MS)
         yield page
         browser.close()
 
@@ -151,12 +150,12 @@ def expand(page: Page, parent: Run, shot: str) -> None:
     row.get_by_role("button").click()
 
 
-def test_the_experiment_opens_on_the_runs_table_with_the_pipeline_and_its_stages(page, store):
+def test_the_link_the_pipeline_prints_opens_the_runs_table_with_the_pipeline_and_its_stages(page, store, mlflow_ui):
     with screenshot(page, "experiment_runs") as shot:
-        page.goto("/#/experiments")
-        page.get_by_role("link", name="av-pino", exact=True).click(timeout=WAIT_MS)
+        page.goto(runs_table_url(mlflow_ui, store.experiment_id))  # what `browse_hint` prints
 
         seen(page.get_by_role("heading", name="Runs", exact=True), f"av-pino did not open on its runs table {shot}")
+        seen(page.get_by_role("button", name="Model training"), f"the UI is not in its Model training view {shot}")
         assert f"/experiments/{store.experiment_id}/runs" in page.url, shot
         expand(page, store.pipeline, shot)
         for stage in ("prepare", "train", "evaluate", "register"):
