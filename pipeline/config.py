@@ -19,6 +19,7 @@ from omegaconf.errors import OmegaConfBaseException
 from pipeline.data.bearing import BEARINGS, NOMINAL_RPM
 from pipeline.data.cwru import SAMPLE_RATE as CWRU_SAMPLE_RATE
 from pipeline.data.tasks import TASKS
+from pipeline.liveness import HEARTBEAT_S
 
 DATA_SOURCES = ("synthetic", "cwru", "files")
 SPLITS = ("recording", "load_shift", "fault_size", "time")
@@ -183,6 +184,7 @@ class TrainingConfig(_Section):
     num_workers: int = 0
     seed: int = 0
     resume: str = "auto"  # auto: continue the newest interrupted run of this config; never; or a train run id
+    heartbeat_s: float = HEARTBEAT_S  # seconds between a train run's heartbeats; another host takes it over after 3 missed
 
     def __post_init__(self) -> None:
         p = "training."
@@ -192,6 +194,8 @@ class TrainingConfig(_Section):
                self.learning_rate, "must be a finite number > 0")
         _check(self.weight_decay >= 0, p + "weight_decay", self.weight_decay, "must be >= 0")
         _check(self.grad_clip > 0, p + "grad_clip", self.grad_clip, "must be > 0")
+        _check(math.isfinite(self.heartbeat_s) and self.heartbeat_s > 0, p + "heartbeat_s", self.heartbeat_s,
+               "must be a finite number of seconds > 0")
         _check(self.num_workers >= 0, p + "num_workers", self.num_workers, "must be >= 0")
 
         _check(self.resume in ("auto", "never") or (len(self.resume) == 32 and self.resume.isalnum()),

@@ -5,6 +5,7 @@ Metrics per epoch go to MLflow (train/*, physics/*, val/*); the model is logged 
 from __future__ import annotations
 
 import contextlib
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Optional
@@ -24,8 +25,9 @@ from pipeline.stage import main_with_packed_overrides, run_stage
 from pipeline.tracking.callbacks import MlflowMetricsLogger, ProgressPrinter
 from pipeline.tracking.datasets import log_dataset
 from pipeline.tracking.model_logging import log_pyfunc_model
-from pipeline.tracking.resume import (CONFIG_DIGEST_TAG, OWNER_TAG, config_digest, log_epoch_missing_from_run,
-                                      run_to_resume)
+from pipeline.tracking.remote_checkpoints import RunKeeper
+from pipeline.tracking.resume import (CONFIG_DIGEST_TAG, OWNER_TAG, SkipLoggedEpochs, config_digest,
+                                      log_epoch_missing_from_run, logged_epochs, run_to_resume)
 from pipeline.tracking.run import stage_run
 from pipeline.tracking.store import checkpoint_root as default_checkpoint_root
 from pipeline.training.training_engine import CHECKPOINT_NAME, TrainingEngine
@@ -60,6 +62,9 @@ def train(config: ExperimentConfig, dataset_dir: Optional[Path] = None, *, run_n
     torchrun it runs on torchrun's ranks. Only rank 0 logs, checkpoints and calls `callbacks` (which must be
     picklable to cross into launched ranks); other ranks return None. A callback raising
     `StopTraining` ends the job early on all ranks: the run is kept, without a logged model.
+
+    Checkpoints go to `checkpoint_root/<run id>/` and are uploaded to the run's artifacts, so any machine can
+    resume the run (pipeline.tracking.remote_checkpoints); the local folder is removed once the run FINISHED.
     """
     if config.distributed.nproc_per_node > 1 and not under_launcher():
         dataset_dir = dataset_dir or _prepare(config)
@@ -102,21 +107,25 @@ def _train_on_this_rank(config: ExperimentConfig, dataset_dir: Optional[Path], r
 
     with (stage_run("train", config, experiment=config.tracking.experiment, run_name=name, system_metrics=True,
                     tags=run_tags, parent_run_id=parent_run_id, run_id=resumed_id)
-          if logs else contextlib.nullcontext()) as run:
+          if logs else contextlib.nullcontext()) as run, \
+            (RunKeeper(run.info.run_id, config.training.heartbeat_s) if logs else contextlib.nullcontext()) as keeper:
         run_id, resuming = broadcast_from_rank0((run.info.run_id, resumed_id is not None) if logs else None)
         if logs and not resuming:
             log_dataset(dataset_dir)
+        logged = logged_epochs(run_id) if logs and resuming else set()
         if logs:
-            callbacks = [MlflowMetricsLogger(), ProgressPrinter(config.training.epochs), *callbacks]
+            callbacks = [SkipLoggedEpochs(MlflowMetricsLogger(), logged), ProgressPrinter(config.training.epochs),
+                         keeper, *callbacks]
         engine = TrainingEngine(model, config, device=torch.device("cpu"), callbacks=callbacks if logs else ())
         engine.mlflow_run_id = run_id
         checkpoints = checkpoint_root / run_id
         if resuming:  # every rank loads the same checkpoint
             checkpoint = engine.load_checkpoint(checkpoints / CHECKPOINT_NAME)
             if logs:
-                log_epoch_missing_from_run(run_id, checkpoint)
+                log_epoch_missing_from_run(run_id, checkpoint, logged)
                 print(f"train run {run_id}: resumed after epoch {checkpoint['epoch'] + 1}", flush=True)
-        trained, history = engine.train(train_loader, val_loader, checkpoint_dir=checkpoints, resume=False)
+        trained, history = engine.train(train_loader, val_loader, checkpoint_dir=checkpoints, resume=False,
+                                        on_checkpoint=keeper.upload if logs else None)
         if not logs:
             return None
         mlflow.log_figure(engine.monitor.plot_training_curves(), "plots/training_curves.html")
@@ -128,6 +137,7 @@ def _train_on_this_rank(config: ExperimentConfig, dataset_dir: Optional[Path], r
         else:
             mlflow.set_tag("stopped_early", engine.stop_reason)
             print(f"train run {run_id}: stopped early ({engine.stop_reason}); no model logged")
+    shutil.rmtree(checkpoints, ignore_errors=True)  # FINISHED: a cache of what the run's artifacts keep
     return TrainResult(run_id, model_uri, dict(engine.last_metrics), engine.stop_reason)
 
 

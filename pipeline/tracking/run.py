@@ -43,7 +43,8 @@ class ReuseKey:
 # A model to evaluate or an evaluation to register is named by its run's tag, not by the param that may pick it.
 REUSE_KEYS = {
     "prepare": ReuseKey((), (CONFIG_HASH_TAG,), CONTENT_HASH_TAG),
-    "train": ReuseKey(("model.", "loss.", "training.", "data.augment_"), (CONTENT_HASH_TAG,), "model_uri"),
+    "train": ReuseKey(("model.", "loss.", "training.", "data.augment_"), (CONTENT_HASH_TAG,), "model_uri",
+                      ("training.resume", "training.heartbeat_s")),
     "evaluate": ReuseKey(("evaluate.",), ("train_run_id", CONTENT_HASH_TAG), "model_uri", ("evaluate.model_uri",)),
     "register": ReuseKey(("registry.",), ("evaluation_run_id",), "model_version", ("registry.evaluation_run_id",)),
 }

@@ -66,7 +66,7 @@ def load_checkpoint_file(path: str | os.PathLike, map_location: Any = "cpu") -> 
         ) from None
     except Exception as err:  # zip, pickle and storage errors all mean the bytes are damaged
         raise CheckpointError(
-            f"checkpoint {str(path)!r} is truncated or corrupted ({type(err).__name__}: {_first_line(err)})"
+            f"checkpoint {str(path)!r} is truncated or corrupted ({described(err)})"
         ) from None
     if not isinstance(state, dict) or any(key not in state for key in REQUIRED_KEYS):
         raise CheckpointError(f"checkpoint {str(path)!r} is not a training checkpoint (needs {REQUIRED_KEYS})")
@@ -113,6 +113,12 @@ def _unpickler_reason(err: BaseException) -> str:
     """torch's refusal message opens with advice; the line naming the refused object is the useful one."""
     lines = [line.strip() for line in str(err).splitlines()]
     return next((line for line in lines if line.startswith("WeightsUnpickler error")), _first_line(err))
+
+
+def described(err: BaseException) -> str:
+    """`TypeName: first line of its message`: a cause that fits in a one-line error message."""
+    name, first = type(err).__name__, _first_line(err)
+    return name if first == name else f"{name}: {first}"
 
 
 def _first_line(err: BaseException) -> str:

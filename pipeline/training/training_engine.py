@@ -115,14 +115,15 @@ class TrainingEngine:
     def train(
         self, train_loader: DataLoader, val_loader: Optional[DataLoader] = None,
         checkpoint_dir: Optional[str | Path] = None, resume: bool = True,
+        on_checkpoint: Optional[Callable[[Path, int], None]] = None,
     ) -> tuple[nn.Module, dict[str, list[float]]]:
         """Train for `training.epochs` epochs (less if early stopping triggers); returns (model, history).
 
         history: one list entry per epoch for train_loss, data_loss, skipped_steps, lr, loss_weight/<term>
         and, for the terms the model's outputs allow, physics_loss, consistency_loss, variational_loss,
         physics/<name>; with a val_loader also val_loss, val_accuracy, val_macro_f1 and val_physics/<name>.
-        With `checkpoint_dir`, `last.pt` there is written every `training.checkpoint_every` epochs and, if
-        `resume`, picked up at the start.
+        With `checkpoint_dir`, `last.pt` there is written every `training.checkpoint_every` epochs, then passed
+        to `on_checkpoint(path, epoch)` on rank 0 (e.g. to upload it), and, if `resume`, picked up at the start.
         """
         cfg = self.config.training
         last = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
@@ -137,6 +138,8 @@ class TrainingEngine:
             if last is not None and ((epoch + 1) % cfg.checkpoint_every == 0 or epoch + 1 == cfg.epochs
                                      or self.monitor.check_convergence(cfg.patience)):
                 self.save_checkpoint(last, epoch, tracked)
+                if on_checkpoint is not None and self.rank == 0:
+                    on_checkpoint(last, epoch)
             self.last_metrics = tracked
             stop = self._run_callbacks(epoch, tracked)
             if stop is not None:

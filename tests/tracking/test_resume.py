@@ -1,6 +1,7 @@
 """Kill -9 a training job and run the same command again: it continues the same MLflow run from its last
-checkpoint, ends FINISHED, logs every metric exactly once per epoch, and ends where an uninterrupted run of
-the same seed ends (to 1e-5)."""
+checkpoint, ends FINISHED, logs every metric exactly once per epoch, ends where an uninterrupted run of the
+same seed ends (to 1e-5), and leaves no local checkpoint behind. (From another machine:
+test_remote_checkpoints.py.)"""
 import os
 import signal
 import subprocess
@@ -72,6 +73,7 @@ def test_a_killed_job_resumes_the_same_run_and_matches_an_uninterrupted_one(tmp_
     assert f"train run {killed.info.run_id}: resumed after epoch" in again.stdout
     [resumed] = train_runs(killed_root)
     assert resumed.info.run_id == killed.info.run_id and resumed.info.status == "FINISHED"
+    assert list((killed_root / "checkpoints").iterdir()) == []  # finished: the run's artifacts keep its checkpoint
     [straight] = train_runs(straight_root)
     client = MlflowClient(f"sqlite:///{killed_root / 'mlflow.db'}")
     for name in ("train/loss", "val/accuracy", "val/loss", "physics/equation_of_motion"):

@@ -1,57 +1,18 @@
 """A team's tracking server, started as the README's team section does: `mlflow server` on PostgreSQL with
-proxied artifacts. A machine pointed at it runs the whole pipeline; another process, in another folder, pulls
-the champion over HTTP alone."""
+proxied artifacts (the `tracking_server` fixture, tests/tracking/conftest.py). A machine pointed at it runs the
+whole pipeline; another process, in another folder, pulls the champion over HTTP alone."""
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
-from collections.abc import Iterator
 
 import mlflow
-import pytest
 
 from tests.entry_zygote import run_entry_points
 
 TINY = ["data.window=256", "data.hop=256", "data.duration_s=0.3", "data.recordings_per_load=3", "training.epochs=1",
         "model.hidden_dim=8", "model.n_layers=1", "model.n_modes=8", "model.n_heads=2", "model.patch_size=32"]
-
-
-@pytest.fixture
-def tracking_server(postgres_database, tmp_path) -> Iterator[str]:
-    """`mlflow server` on a fresh PostgreSQL database with artifacts proxied to a folder; yields its URL once
-    its /health answers."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = tmp_path / "server.log"
-    with open(log, "w") as out:
-        server = subprocess.Popen(["mlflow", "server", "--backend-store-uri", postgres_database,
-                                   "--artifacts-destination", str(tmp_path / "server-artifacts"),
-                                   "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-                                  stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while not _healthy(url):
-            assert server.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
-            time.sleep(0.5)
-        yield url
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=60)
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 def test_a_machine_runs_the_pipeline_on_the_server_and_another_pulls_the_champion(tracking_server, tmp_path):

@@ -1,0 +1,165 @@
+"""Checkpoints on the tracking server: a train job killed on one machine continues on another from the
+checkpoint it uploaded; `auto` takes over a run whose owner on another host stopped beating, and not one
+whose heartbeat is fresh; a finished run leaves no local checkpoint folder; a failed upload does not stop
+training."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow.exceptions import MlflowException
+
+from pipeline.data.prepared import prepare_dataset
+from pipeline.liveness import HEARTBEAT_S, MISSED_BEATS, this_process
+from pipeline.tracking.remote_checkpoints import HEARTBEAT_TAG, LATEST_TAG
+from pipeline.tracking.resume import CONFIG_DIGEST_TAG, OWNER_TAG, TAKEOVER_TAG, config_digest, run_to_resume
+from pipeline.tracking.store import ensure_experiment
+from pipeline.train import train
+from tests.tracking.test_resume import EPOCHS, TINY
+from tests.training.test_divergence_faults import tiny_config as tiny_stage_config
+
+REPO = Path(__file__).resolve().parents[2]
+ELSEWHERE = "another-host:4242"  # an owner on a host this one cannot ask about its pid
+
+
+class Killed(BaseException):
+    """Stands in for kill -9 in an in-process job: not an Exception, so nothing on the way handles it."""
+
+
+def tiny_config(cache_dir: Path, **training):
+    return tiny_stage_config(cache_dir, **{"epochs": EPOCHS, **training})
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory) -> Path:
+    config = tiny_config(tmp_path_factory.mktemp("data"))
+    return prepare_dataset(config.data, config.data.cache_dir)
+
+
+def epoch_steps(run_id: str, *names: str) -> dict[str, list[int]]:
+    client = mlflow.MlflowClient()
+    return {name: sorted(m.step for m in client.get_metric_history(run_id, name)) for name in names}
+
+
+def uploaded(run_id: str) -> list[str]:
+    return sorted(f.path for f in mlflow.MlflowClient().list_artifacts(run_id, "checkpoints"))
+
+
+def checkout(folder: Path) -> Path:
+    """A copy of the code and configs: `checkpoints/` of a checkout whose store is a server is its own."""
+    for part in ("pipeline", "conf"):
+        shutil.copytree(REPO / part, folder / part, ignore=shutil.ignore_patterns("__pycache__"))
+    return folder
+
+
+def train_in(folder: Path, *overrides: str) -> list[str]:
+    return [sys.executable, "-m", "pipeline.train", *TINY, f"data.cache_dir={folder / 'data'}",
+            f"hydra.run.dir={folder / 'hydra'}", *overrides]
+
+
+def test_a_job_killed_on_one_machine_continues_on_another(tracking_server, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MLFLOW_TRACKING_URI": tracking_server}
+    machine_a, machine_b = checkout(tmp_path / "a"), checkout(tmp_path / "b")
+    mlflow.set_tracking_uri(tracking_server)
+    job = subprocess.Popen(train_in(machine_a), cwd=machine_a, env=env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline, run = time.monotonic() + 300, None
+    while run is None or run.data.tags.get(LATEST_TAG, "") < "checkpoints/epoch-0001.pt":
+        assert job.poll() is None and time.monotonic() < deadline, "no checkpoint of epoch >= 1 was uploaded"
+        time.sleep(0.2)
+        runs = mlflow.search_runs(search_all_experiments=True, output_format="list",
+                                  filter_string="tags.stage = 'train'")
+        run = runs[0] if runs else None
+    os.killpg(job.pid, signal.SIGKILL)
+    job.wait()
+    run_id = run.info.run_id
+    assert mlflow.get_run(run_id).info.status == "RUNNING"
+    assert (machine_a / "checkpoints" / run_id / "last.pt").is_file()
+
+    again = subprocess.run(train_in(machine_b, f"training.resume={run_id}"), cwd=machine_b,
+                           env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"train run {run_id}: resumed after epoch" in again.stdout
+    resumed = mlflow.get_run(run_id)
+    assert resumed.info.status == "FINISHED"
+    assert epoch_steps(run_id, "train/loss", "val/accuracy", "time/epoch_s") == dict.fromkeys(
+        ["train/loss", "val/accuracy", "time/epoch_s"], list(range(EPOCHS)))  # each epoch exactly once
+    assert resumed.data.tags[LATEST_TAG] == "checkpoints/epoch-0003.pt"
+    assert uploaded(run_id) == ["checkpoints/epoch-0002.pt", "checkpoints/epoch-0003.pt"]  # older ones deleted
+    assert not (machine_b / "checkpoints" / run_id).exists()  # finished: the local cache is gone
+
+
+def test_auto_takes_over_a_run_whose_owner_on_another_host_stopped_beating(mlflow_store, prepared, tmp_path,
+                                                                           capsys):
+    config = tiny_config(prepared.parent, checkpoint_every=2)  # checkpoints after epochs 1 and 3
+
+    def killed_after_epoch_2(epoch, metrics):  # after epoch 2's metrics: they are newer than the checkpoint
+        if epoch == 2:
+            raise Killed()
+
+    with pytest.raises(Killed):
+        train(config, prepared, checkpoint_root=tmp_path / "a", callbacks=[killed_after_epoch_2])
+    [run] = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    run_id, client = run.info.run_id, mlflow.MlflowClient()
+    assert run.data.tags[LATEST_TAG] == "checkpoints/epoch-0001.pt"
+    client.update_run(run_id, status="RUNNING")  # as kill -9 on another host leaves it
+    client.set_tag(run_id, OWNER_TAG, ELSEWHERE)
+    machine_b = tmp_path / "b"
+
+    client.set_tag(run_id, HEARTBEAT_TAG, f"{time.time():.0f}")
+    assert run_to_resume(config, machine_b) is None  # alive, as far as anyone can tell
+    assert not machine_b.exists() and TAKEOVER_TAG not in mlflow.get_run(run_id).data.tags
+
+    client.set_tag(run_id, HEARTBEAT_TAG, f"{time.time() - MISSED_BEATS * HEARTBEAT_S - 5:.0f}")
+    result = train(config, prepared, checkpoint_root=machine_b)
+    assert result.run_id == run_id
+    assert f"train run {run_id}: resumed after epoch 2" in capsys.readouterr().out
+    resumed = mlflow.get_run(run_id)
+    assert resumed.info.status == "FINISHED"
+    assert resumed.data.tags[TAKEOVER_TAG] == ELSEWHERE and resumed.data.tags[OWNER_TAG] == this_process()
+    assert epoch_steps(run_id, "train/loss", "val/accuracy", "time/epoch_s") == dict.fromkeys(
+        ["train/loss", "val/accuracy", "time/epoch_s"], list(range(EPOCHS)))  # epoch 2 retrained, not relogged
+    assert not (machine_b / run_id).exists() and (tmp_path / "a" / run_id / "last.pt").is_file()
+
+
+def test_auto_ends_a_run_whose_owner_on_another_host_died_before_its_first_checkpoint(mlflow_store, tmp_path):
+    config = tiny_config(tmp_path / "data")
+    experiment = ensure_experiment(config.tracking.experiment)  # not set_experiment: it outlives the test
+    client = mlflow.MlflowClient()
+    run = client.create_run(experiment, tags={"stage": "train", CONFIG_DIGEST_TAG: config_digest(config),
+                                              OWNER_TAG: ELSEWHERE,
+                                              HEARTBEAT_TAG: f"{time.time() - MISSED_BEATS * HEARTBEAT_S - 5:.0f}"})
+    assert run_to_resume(config, tmp_path / "checkpoints") is None
+    assert client.get_run(run.info.run_id).info.status == "KILLED"
+
+
+def test_a_failed_upload_warns_once_and_training_goes_on(mlflow_store, prepared, tmp_path, monkeypatch):
+    log_artifact, failures = mlflow.MlflowClient.log_artifact, []
+
+    def server_down_for_two_checkpoints(self, run_id, local_path, artifact_path=None):
+        if artifact_path == "checkpoints" and len(failures) < 2:
+            failures.append(Path(local_path).name)
+            raise MlflowException("API request failed: connection refused")
+        return log_artifact(self, run_id, local_path, artifact_path)
+
+    monkeypatch.setattr(mlflow.MlflowClient, "log_artifact", server_down_for_two_checkpoints)
+    with pytest.warns(UserWarning, match="could not upload checkpoint") as warned:
+        result = train(tiny_config(prepared.parent), prepared, checkpoint_root=tmp_path / "checkpoints")
+
+    assert failures == ["epoch-0000.pt", "epoch-0001.pt"]
+    assert [str(w.message) for w in warned if "could not upload" in str(w.message)] == [
+        f"train run {result.run_id}: could not upload checkpoint checkpoints/epoch-0000.pt (MlflowException: API "
+        f"request failed: connection refused); the local checkpoint "
+        f"{tmp_path / 'checkpoints' / result.run_id / 'last.pt'} stays, and the next checkpoint is uploaded again"]
+    run = mlflow.get_run(result.run_id)
+    assert run.info.status == "FINISHED" and result.model_uri
+    assert run.data.tags[LATEST_TAG] == "checkpoints/epoch-0003.pt"
+    assert uploaded(result.run_id) == ["checkpoints/epoch-0002.pt", "checkpoints/epoch-0003.pt"]
+    assert not (tmp_path / "checkpoints" / result.run_id).exists()
