@@ -234,7 +234,7 @@ class _Drawing:
         """Size the plot area as plotly's automargin does (the right margin grows to hold colour bars and
         legend, the left and bottom ones to hold tick labels and axis titles), put each Axes at its domain in
         it, and the colour bars and legend right of it."""
-        width, height = self.figure.bbox.width, self.figure.bbox.height
+        width = self.figure.bbox.width
         margin = {side: _first(self.layout.margin[side], pixels) for side, pixels in MARGIN.items()}
         renderer = self.figure.canvas.get_renderer()
         legend = self._legend()

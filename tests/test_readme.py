@@ -7,7 +7,6 @@ import re
 import shlex
 from pathlib import Path
 
-import pytest
 
 from tests.entry_zygote import run_entry_points
 

@@ -9,31 +9,21 @@ logged before that) is compared on its evaluate run's metrics or its version tag
 version also carries its evaluation metrics as tags (same names, e.g. `test/macro_f1`) for people reading
 the registry, and the decision as `promotion.*` tags, so `rollback` knows where to go back to.
 
-Concurrency: registering, reading the champion, comparing and moving `champion` form one critical section.
-- Local SQLite store (`sqlite:///.../mlflow.db`): an `fcntl.flock` on `mlflow.db.registry.lock` beside the
-  db guards it. Promotions by threads and processes on this machine run one after another, so two at once
-  can never leave `champion` on the worse version. (flock over a network filesystem is not reliable: keep the db local.)
-- PostgreSQL store: a session-level advisory lock per model name (`pg_advisory_lock`) in the store's own
-  database guards it, for promoters on any machine. PostgreSQL releases it when a promoter's connection
-  ends, so a killed register job never leaves it held.
-- Any other store (tracking server, MySQL, ...): there is no shared lock. After moving `champion` we
-  re-read it and, if another promotion moved it meanwhile, compare again against that version (a few times).
-  This repairs the races it can see, but not all: two promoters that both read the same old champion can
-  still leave the worse one as champion if it wrote last and re-read before the other's check. Run one
-  register job at a time against such a store (for example a single CI queue), or point it at PostgreSQL.
+Concurrency: registering, reading the champion, comparing and moving `champion` form one critical section, held
+under the promotion lock of the model (pipeline/tracking/promotion_lock.py: a queue kept in the registry itself,
+so it works on every store, a tracking server over HTTP included). Two promotions at once therefore never leave
+`champion` on the worse version. It is the one lock on every store, even where a file lock or a PostgreSQL
+advisory lock would do: a database reached both directly and through `mlflow server` is then guarded by one lock,
+at the price that a killed job blocks the next for up to the lock's lease (60 s) instead of being freed at once.
 """
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import hashlib
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterator, Optional
 
 import mlflow
-import sqlalchemy
 from mlflow import MlflowClient
 from mlflow.entities import Run
 from mlflow.entities.model_registry import ModelVersion
@@ -41,12 +31,12 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 
 from pipeline.config import RegistryConfig
+from pipeline.tracking import promotion_lock
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 RESIDUAL, ECE = "test/physics_residual", "test/ece"
 CLASS_NAMES_TAG = "class_names"  # the evaluated model's classes, comma-joined: only models of one task compete
 PREVIOUS_CHAMPION = "promotion.previous_champion"
-_SET_ATTEMPTS = 3  # re-compares when another promoter moved `champion` under us (stores without a lock)
 _FLOAT_SLACK = 1e-12  # a rise of exactly the allowed amount passes despite float rounding
 EVALUATION_RUN_TAG = "evaluation_run_id"  # on each version: the evaluate run whose metrics it was promoted on
 
@@ -73,9 +63,9 @@ class Decision:
 def promote(evaluation_run_id: str, policy: RegistryConfig) -> Decision:
     """Register the model of an evaluate run as `challenger`, and as `champion` when it passes the gate."""
     client = MlflowClient()
+    name = _model_name(policy.model_name)
     run, metrics = _evaluation_run(client, evaluation_run_id, policy.metric)
-    name = policy.model_name
-    with _registry_lock(name):
+    with _promotion_lock(name):
         version = str(mlflow.register_model(run.data.tags["model_uri"], name).version)
         tags = {key: str(value) for key, value in run.data.metrics.items()} | {EVALUATION_RUN_TAG: run.info.run_id}
         if CLASS_NAMES_TAG in run.data.tags:
@@ -83,15 +73,11 @@ def promote(evaluation_run_id: str, policy: RegistryConfig) -> Decision:
         for key, value in tags.items():
             client.set_model_version_tag(name, version, key, value)
         client.set_registered_model_alias(name, CHALLENGER, version)
-        for _ in range(_SET_ATTEMPTS):
-            champion = _champion(client, name)
-            theirs = _champion_metrics(champion, policy.metric) if champion is not None else {}
-            decision = _decide(name, version, metrics, champion, theirs, policy, tags.get(CLASS_NAMES_TAG))
-            if not decision.promoted or _move_champion(client, name, version):
-                break
-        else:
-            raise RegistryError(f"{name!r} v{version}: `champion` kept moving while it was being promoted "
-                                f"({_SET_ATTEMPTS} attempts); another register job is running, retry after it")
+        champion = _champion(client, name)
+        theirs = _champion_metrics(champion, policy.metric) if champion is not None else {}
+        decision = _decide(name, version, metrics, champion, theirs, policy, tags.get(CLASS_NAMES_TAG))
+        if decision.promoted:
+            client.set_registered_model_alias(name, CHAMPION, version)
         _record(client, decision)
     return decision
 
@@ -99,7 +85,7 @@ def promote(evaluation_run_id: str, policy: RegistryConfig) -> Decision:
 def rollback(model_name: str) -> str:
     """Move `champion` back to the version the current champion replaced; return that version."""
     client = MlflowClient()
-    with _registry_lock(model_name):
+    with _promotion_lock(_model_name(model_name)):
         current = _champion(client, model_name)
         if current is None:
             raise RegistryError(f"model {model_name!r} has no `{CHAMPION}` alias: nothing to roll back")
@@ -114,9 +100,7 @@ def rollback(model_name: str) -> str:
                 raise
             raise RegistryError(f"cannot roll {model_name!r} back from v{now}: previous champion v{previous} "
                                 f"no longer exists") from None
-        if not _move_champion(client, model_name, previous):
-            raise RegistryError(f"{model_name!r}: `champion` moved while rolling back to v{previous}; another "
-                                f"register job is running, check the aliases")
+        client.set_registered_model_alias(model_name, CHAMPION, previous)
         client.set_model_version_tag(model_name, now, "rollback.replaced_by", previous)
         client.set_model_version_tag(model_name, previous, "rollback.restored_over", now)
     return previous
@@ -229,12 +213,6 @@ def _not_found(err: MlflowException) -> bool:
     return err.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST)
 
 
-def _move_champion(client: MlflowClient, name: str, version: str) -> bool:
-    """Point `champion` at `version`, then re-read it: False when another promoter moved it meanwhile."""
-    client.set_registered_model_alias(name, CHAMPION, version)
-    return str(client.get_registered_model(name).aliases.get(CHAMPION)) == version
-
-
 def _record(client: MlflowClient, decision: Decision) -> None:
     """Write the decision on its version, so the registry alone explains every alias move."""
     tags = {"promotion.decision": "promoted" if decision.promoted else "rejected",
@@ -247,29 +225,19 @@ def _record(client: MlflowClient, decision: Decision) -> None:
         client.set_model_version_tag(decision.model_name, decision.version, key, value)
 
 
+def _model_name(name: str) -> str:
+    """`name`, unless it names a promotion lock: a lock is never a candidate nor a champion."""
+    if promotion_lock.is_lock(name):
+        raise RegistryError(f"{name!r} is a promotion lock (see its description), not a model: registry.model_name "
+                            f"must name the model itself, {name[:-len(promotion_lock.SUFFIX)]!r}")
+    return name
+
+
 @contextlib.contextmanager
-def _registry_lock(model_name: str) -> Iterator[None]:
-    """Exclusive lock for read-compare-set: flock beside a local SQLite db, an advisory lock in PostgreSQL,
-    nothing elsewhere (module doc)."""
-    uri = mlflow.get_registry_uri()
-    if uri.startswith("sqlite:///"):
-        db = Path(uri[len("sqlite:///"):].split("?")[0])
-        db.parent.mkdir(parents=True, exist_ok=True)
-        with open(db.with_name(db.name + ".registry.lock"), "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes, even on error
+def _promotion_lock(model_name: str) -> Iterator[None]:
+    """Take turns with other promotions of `model_name` (module doc); failing to is a RegistryError like any."""
+    try:
+        with promotion_lock.promotion_lock(model_name):
             yield
-    elif uri.startswith(("postgresql:", "postgresql+")):
-        key = int.from_bytes(hashlib.sha256(f"av-pino registry {model_name}".encode()).digest()[:8], "big",
-                             signed=True)
-        engine = sqlalchemy.create_engine(uri, poolclass=sqlalchemy.pool.NullPool)
-        try:
-            with engine.connect() as connection:  # the lock lives as long as this session
-                connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": key})
-                try:
-                    yield
-                finally:
-                    connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
-        finally:
-            engine.dispose()
-    else:
-        yield
+    except promotion_lock.PromotionLockError as err:
+        raise RegistryError(str(err)) from None

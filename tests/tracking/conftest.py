@@ -14,8 +14,8 @@ import pytest
 
 @pytest.fixture
 def tracking_server(postgres_database, tmp_path) -> Iterator[str]:
-    """`mlflow server` on a fresh PostgreSQL database with artifacts proxied to a folder; yields its URL once
-    its /health answers."""
+    """`mlflow server` on a fresh PostgreSQL database with artifacts proxied to a folder (its background job runner,
+    which the pipeline does not use, off); yields its URL once its /health answers."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -24,6 +24,7 @@ def tracking_server(postgres_database, tmp_path) -> Iterator[str]:
         server = subprocess.Popen(["mlflow", "server", "--backend-store-uri", postgres_database,
                                    "--artifacts-destination", str(tmp_path / "server-artifacts"),
                                    "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+                                  env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
                                   stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:

@@ -243,7 +243,23 @@ def test_concurrent_promotions_end_with_the_better_champion(model_uri, monkeypat
         assert decisions[better].previous_champion == decisions[worse].version
     else:
         assert decisions[worse].champion_score == pytest.approx(0.9)
-    assert (Path(mlflow.get_tracking_uri()[len("sqlite:///"):]).parent / "mlflow.db.registry.lock").exists()
+    assert MlflowClient().search_model_versions(f"name = '{POLICY.model_name}.promotion-lock'") == []  # queue empty
+
+
+def test_the_promotion_lock_is_no_model_to_promote_or_roll_back(model_uri):
+    """The lock's registered model says what it is, holds no alias or version once promotions are done, and is
+    refused as a model name: it can never become a candidate or a champion."""
+    promote(evaluation_run(model_uri, f1=0.8), POLICY)
+    lock = MlflowClient().get_registered_model(f"{POLICY.model_name}.promotion-lock")
+    assert lock.description.startswith("Not a model") and lock.tags["promotion_lock.for"] == POLICY.model_name
+    assert lock.aliases == {} and MlflowClient().search_model_versions(f"name = '{lock.name}'") == []
+
+    refused = f"'{lock.name}' is a promotion lock .* not a model: registry.model_name must name the model itself"
+    with pytest.raises(RegistryError, match=refused):
+        promote(evaluation_run(model_uri, f1=0.9), RegistryConfig(model_name=lock.name))
+    with pytest.raises(RegistryError, match=refused):
+        rollback(lock.name)
+    assert aliases() == {"champion": "1", "challenger": "1"}
 
 
 @pytest.mark.parametrize("make_run, message", [

@@ -1,9 +1,10 @@
 """Registry safety with real concurrent `register` processes (issue 6, item 8).
 
-Three `python -m pipeline.register` commands promote three evaluations at once into one store (SQLite, locked
-with flock; PostgreSQL, locked with an advisory lock) that already has a champion, while this test watches the
-`champion` alias. The alias must never be missing and never step down to a worse version; at the end it holds
-the best, and every version records its decision. The three are forked together from a warm interpreter
+Three `python -m pipeline.register` commands promote three evaluations at once into one store that already has
+a champion (SQLite; PostgreSQL; a team's `mlflow server` on PostgreSQL, reached over HTTP), taking turns through
+the promotion lock (pipeline/tracking/promotion_lock.py), while this test watches the `champion` alias. The alias
+must never be missing and never step down to a worse version; at the end it holds the best, every version records
+its decision, and the lock's queue is empty. The three are forked together from a warm interpreter
 (tests/entry_zygote.py) and each pauses after reading the champion, so without the lock they would interleave.
 (The gate's rules and a two-thread race: test_registry.py, whose template store and stub runs are used here.)
 """
@@ -26,7 +27,6 @@ SCORES = (0.7, 0.9, 0.8)  # started together; 0.9 must end as champion whatever 
 # Each process pauses after reading the champion, widening the read-compare-set window that promoters without
 # the lock would race in (they would all compare against the old champion, and the last writer would win).
 SLOW_CHAMPION_READ = """
-import time
 from pipeline.tracking import registry
 read = registry._champion
 registry._champion = lambda *args: (read(*args), time.sleep(0.5))[0]
@@ -43,15 +43,18 @@ def watch_champion(stop: threading.Event, seen: list[str]) -> None:
         stop.wait(0.05)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", "postgresql", "http"])
 def store(request, tmp_path, monkeypatch) -> tuple[str, str]:
     """(tracking URI, URI of a logged tiny model in it) for a fresh store of each kind."""
     if request.param == "sqlite":
         return request.getfixturevalue("mlflow_store"), request.getfixturevalue("model_uri")
-    uri = request.getfixturevalue("postgres_database")
+    if request.param == "http":
+        uri, artifacts = request.getfixturevalue("tracking_server"), None  # the server keeps them
+    else:
+        uri = request.getfixturevalue("postgres_database")
+        artifacts = (tmp_path / "artifacts").as_uri()  # a server database has no folder to put them beside
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     mlflow.set_tracking_uri(uri)
-    artifacts = (tmp_path / "artifacts").as_uri()  # a server database has no folder to put them beside
     mlflow.create_experiment(EXPERIMENT, artifact_location=artifacts)
     code = tmp_path / "tiny_model.py"
     code.write_text(TINY_MODEL)
@@ -93,3 +96,4 @@ def test_concurrent_register_processes_never_demote_or_drop_the_champion(store, 
             assert score[v.tags["promotion.previous_champion"]] < score[version]
     register_runs = client.search_runs([ensure_experiment(EXPERIMENT)], "tags.stage = 'register'")
     assert [r.info.status for r in register_runs] == ["FINISHED"] * len(SCORES)
+    assert client.search_model_versions(f"name = '{POLICY.model_name}.promotion-lock'") == []  # all released
