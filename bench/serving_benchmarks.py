@@ -1,4 +1,5 @@
-"""Serving benchmark: a real `mlflow models serve` on 127.0.0.1 under concurrent clients.
+"""Serving benchmark: a real `mlflow models serve` on 127.0.0.1 under concurrent clients, of the model and of a
+trivial pyfunc served the same way, side by side: the trivial one is the server's own limit on this machine.
 
 `served` and `run_load` are also what the serving tests use (tests/conftest.py, tests/tracking/), so the load
 test asserts on the very traffic this benchmark measures.
@@ -26,7 +27,7 @@ import torch
 from common import benchmark, emit
 from pipeline.config import ExperimentConfig
 from pipeline.model_factory import untrained_model
-from pipeline.tracking.model_logging import log_pyfunc_model
+from pipeline.tracking.model_logging import PIP_REQUIREMENTS, log_pyfunc_model
 from pipeline.tracking.store import ensure_experiment
 
 
@@ -117,24 +118,77 @@ def run_load(port: int, body: bytes, windows: int, requests: int = 1000, clients
     return Load(latencies, errors, time.perf_counter() - began)
 
 
+def merged(loads: list[Load]) -> Load:
+    """One Load of several runs: their requests together, over their summed time."""
+    return Load([t for load in loads for t in load.latencies_s], [e for load in loads for e in load.errors],
+                sum(load.seconds for load in loads))
+
+
+# The trivial pyfunc, as "models from code" like the model: it answers one row of the model's columns per window.
+TRIVIAL_MODEL = """
+import mlflow
+import pandas as pd
+from mlflow.pyfunc import PythonModel
+
+CLASSES = {classes!r}
+
+
+class Trivial(PythonModel):
+    def predict(self, context, model_input, params=None):
+        rows = len(model_input)
+        columns = {{"class": [CLASSES[0]] * rows}}
+        columns.update({{f"prob_{{name}}": [1 / len(CLASSES)] * rows for name in CLASSES}})
+        columns["uncertainty"] = [0.0] * rows
+        return pd.DataFrame(columns)
+
+
+mlflow.models.set_model(Trivial())
+"""
+
+
+def log_trivial_model(class_names: list[str], model_uri: str, example: np.ndarray, folder: Path) -> str:
+    """Log the trivial pyfunc with the model's signature and input example, so MLflow parses, checks and
+    serialises the same payloads for both; return its model URI."""
+    code = folder / "trivial_model.py"
+    code.write_text(TRIVIAL_MODEL.format(classes=list(class_names)))
+    info = mlflow.pyfunc.log_model(name="trivial", python_model=str(code), input_example=example,
+                                   signature=mlflow.models.get_model_info(model_uri).signature,
+                                   pip_requirements=PIP_REQUIREMENTS)
+    return info.model_uri
+
+
 @benchmark
-def serving_load(requests: int = 1000, clients: int = 8) -> None:
-    """The default model (untrained weights: same cost) behind `mlflow models serve`, one window per request,
-    `requests` requests from `clients` concurrent clients after a warm-up; throughput and latency."""
+def serving_load(requests: int = 1000, clients: int = 8, rounds: int = 4) -> None:
+    """The default model (untrained weights: same cost) and a trivial pyfunc, both behind `mlflow models serve`
+    at once, one window per request: `requests` requests each from `clients` concurrent clients after a
+    warm-up, in `rounds` alternating rounds so both see the same machine; throughput and latency of both, and
+    ratio = model throughput / trivial throughput."""
     config = ExperimentConfig()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         uri = f"sqlite:///{Path(tmp) / 'mlflow.db'}"
         mlflow.set_tracking_uri(uri)
         model, settings = untrained_model(config)
         with mlflow.start_run(experiment_id=ensure_experiment("serving-benchmark")):
-            model_uri = log_pyfunc_model(model, settings, np.zeros((2, config.data.window), dtype=np.float32))
+            example = np.zeros((2, config.data.window), dtype=np.float32)
+            model_uri = log_pyfunc_model(model, settings, example)
+            trivial_uri = log_trivial_model(settings["class_names"], model_uri, example, Path(tmp))
         window = torch.randn(1, config.data.window, generator=torch.Generator().manual_seed(0)).numpy()
         body = json.dumps({"inputs": window.tolist()}).encode()
         env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
-        with served(model_uri, env, Path(tmp) / "server.log") as port:
+        ports = {"model": stack.enter_context(served(model_uri, env, Path(tmp) / "model.log")),
+                 "trivial": stack.enter_context(served(trivial_uri, env, Path(tmp) / "trivial.log"))}
+        loads = {name: [] for name in ports}
+        for name, port in ports.items():
             run_load(port, body, windows=1, requests=50, clients=clients)  # warm-up
-            load = run_load(port, body, windows=1, requests=requests, clients=clients)
-    extra = dict(requests=requests, clients=clients, errors=len(load.errors), window=config.data.window)
-    emit("serving/throughput", load.throughput, "requests/s", **extra)
-    emit("serving/latency_p50", load.percentile_ms(50), "ms", **extra)
-    emit("serving/latency_p99", load.percentile_ms(99), "ms", **extra)
+        for round_ in range(rounds):
+            for name in (ports if round_ % 2 == 0 else reversed(ports)):
+                count = requests // rounds + (round_ < requests % rounds)
+                loads[name].append(run_load(ports[name], body, windows=1, requests=count, clients=clients))
+    model_load, trivial_load = merged(loads["model"]), merged(loads["trivial"])
+    extra = dict(requests=requests, clients=clients, window=config.data.window)
+    for prefix, load in (("serving", model_load), ("serving/trivial", trivial_load)):
+        emit(f"{prefix}/throughput", load.throughput, "requests/s", errors=len(load.errors), **extra)
+        emit(f"{prefix}/latency_p50", load.percentile_ms(50), "ms", **extra)
+        emit(f"{prefix}/latency_p99", load.percentile_ms(99), "ms", **extra)
+    ratio = model_load.throughput / trivial_load.throughput
+    emit("serving/throughput_ratio", ratio, "ratio", ratio=ratio, **extra)

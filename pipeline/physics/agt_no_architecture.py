@@ -16,6 +16,7 @@ The class count, the classes' fault locations and the bearing geometry are const
 data; nothing depends on which or how many classes there are.
 """
 
+import itertools
 import math
 from typing import Optional, Sequence
 
@@ -24,9 +25,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from pipeline.data.bearing import SKF_6205_DE, BearingGeometry
-from pipeline.physics.envelope import envelope_order_spectrum
+from pipeline.physics.envelope import envelope_order_spectrum, envelope_order_spectrum_at
 from pipeline.physics.residuals import energy_balance, physics_residuals
-from pipeline.physics.spectral import FNOBlock, PatchAttention, pointwise
+from pipeline.physics.spectral import FNOBlock, PatchAttention, full_precision, pointwise
 from pipeline.physics.uncertainty import INITIAL_LOG_VAR, predictive_uncertainty
 
 MIN_LENGTH = 16
@@ -122,9 +123,10 @@ class AGTNOArchitecture(nn.Module):
             self.fields_filter.weight[2, 0, FIELD_TAPS // 2] = 1.0
             self.latent_head.bias[self.latent_dim :].fill_(INITIAL_LOG_VAR)
 
-    def forward(self, x: torch.Tensor, physics: bool = True, shaft_hz: Optional[torch.Tensor] = None,
+    def forward(self, x: torch.Tensor, physics: bool = True, shaft_hz: Optional[torch.Tensor | float] = None,
                 bearing: Optional[torch.Tensor] = None) -> dict:
-        """x: `[B, L]` or `[B, L, input_dim]`; shaft_hz: `[B]` (or a number) shaft speed, nominal when None;
+        """x: `[B, L]` or `[B, L, input_dim]`; shaft_hz: `[B]` shaft speed, or one number for every window (what
+        the serving path reads fastest), nominal when None;
         bearing: `[B, 4]` each window's bearing geometry for the kinematics residual, the constructor's when None.
 
         Returns predictions [B, output_dim] logits, mean and log_var [B, latent_dim], uncertainties [B] and, unless
@@ -133,18 +135,22 @@ class AGTNOArchitecture(nn.Module):
         physics_residuals and coupled_fields as pipeline.physics.residuals returns them.
         """
         signal = self._validated(x)  # [B, L, C], physical units
-        shaft = self._shaft(shaft_hz, signal)
+        speed = self._shaft(shaft_hz, signal)
         if not physics:
-            parts = [self._decide(self._encode(chunk, speed)) for chunk, speed in
-                     zip(signal.split(INFERENCE_CHUNK), shaft.split(INFERENCE_CHUNK))]
+            if signal.shape[0] <= INFERENCE_CHUNK:
+                return self._decide(self._encode(signal, speed))
+            speeds = speed.split(INFERENCE_CHUNK) if torch.is_tensor(speed) else itertools.repeat(speed)
+            parts = [self._decide(self._encode(chunk, chunk_speed)) for chunk, chunk_speed in
+                     zip(signal.split(INFERENCE_CHUNK), speeds)]
             return {key: torch.cat([part[key] for part in parts]) for key in parts[0]}
 
+        shaft = speed if torch.is_tensor(speed) else signal.new_full((len(signal),), speed)  # residuals: per window
         hidden = self._encode(signal, shaft)
         outputs = self._decide(hidden)
         fields = self._fields(signal)
         params = self._physical_params(hidden)
         class_probs = outputs["predictions"].softmax(dim=-1) if self.class_locations is not None else None
-        with torch.autocast(device_type=signal.device.type, enabled=False):
+        with full_precision(signal):
             residuals = physics_residuals(
                 fields, signal[..., 0], self.sample_rate,
                 natural_freq_hz=params["natural_freq_hz"], damping_ratio=params["damping_ratio"],
@@ -155,10 +161,11 @@ class AGTNOArchitecture(nn.Module):
         return {**outputs, "physics_residuals": residuals, "coupled_fields": coupled, "fields": fields,
                 "physical_params": params}
 
-    def _encode(self, signal: torch.Tensor, shaft_hz: torch.Tensor) -> torch.Tensor:
-        """The encoder's hidden layer `[B, hidden]` of windows `[B, L, C]`: both views, pooled and encoded."""
+    def _encode(self, signal: torch.Tensor, shaft_hz: torch.Tensor | float) -> torch.Tensor:
+        """The encoder's hidden layer `[B, hidden]` of windows `[B, L, C]`: both views, pooled and encoded.
+        shaft_hz: `[B]`, or one number for every window (the serving path's faster envelope reading)."""
         length = signal.shape[1]
-        with torch.autocast(device_type=signal.device.type, enabled=False):
+        with full_precision(signal):
             spectrum = torch.fft.rfft(signal.float().transpose(1, 2), dim=-1)  # [B, C, F]
             # log power in the signal's own units (dB re 1 unit^2, in nepers): the level stays readable as an offset
             power = (spectrum.real**2 + spectrum.imag**2).div(length)
@@ -173,9 +180,13 @@ class AGTNOArchitecture(nn.Module):
         features = [self.spectrum_norm(torch.cat([band_energy, bands, h.amax(dim=-1)], dim=-1))]
         if self.n_bands:
             weights = self._band_weights(h, spectrum.shape[-1])
-            with torch.autocast(device_type=signal.device.type, enabled=False):
-                lines = envelope_order_spectrum(spectrum[:, 0], weights, length, shaft_hz.float(), self.sample_rate,
-                                                self.orders.float())
+            with full_precision(signal):
+                if torch.is_tensor(shaft_hz):
+                    lines = envelope_order_spectrum(spectrum[:, 0], weights, length, shaft_hz.float(),
+                                                    self.sample_rate, self.orders.float())
+                else:
+                    lines = envelope_order_spectrum_at(spectrum[:, 0], weights, length, shaft_hz, self.sample_rate,
+                                                       self.orders.float())
             orders = self.order_conv(torch.log1p(lines / ORDER_STEP).to(self.dtype))
             features.append(self.envelope_norm(orders.flatten(1)))
         return self.encoder(self.dropout(torch.cat(features, dim=-1)))
@@ -214,14 +225,19 @@ class AGTNOArchitecture(nn.Module):
             raise ValueError(f"AGTNOArchitecture needs >= {MIN_LENGTH} samples per window, got shape {shape}")
         return x.to(self.dtype)
 
-    def _shaft(self, shaft_hz: Optional[torch.Tensor], signal: torch.Tensor) -> torch.Tensor:
-        """Shaft speed per window `[B]` (Hz), nominal when not given; a non-positive speed is an error."""
+    def _shaft(self, shaft_hz: Optional[torch.Tensor | float], signal: torch.Tensor) -> torch.Tensor | float:
+        """Shaft speed (Hz): a number for every window if given as one (nominal when not given), else per window
+        `[B]`; a non-positive speed is an error."""
         value = NOMINAL_SHAFT_HZ if shaft_hz is None else shaft_hz
-        shaft = torch.as_tensor(value, dtype=self.dtype, device=signal.device).reshape(-1)
-        shaft = shaft.expand(signal.shape[0]) if shaft.numel() == 1 else shaft
-        if shaft.shape[0] != signal.shape[0]:
-            raise ValueError(f"shaft_hz has {shaft.shape[0]} values for {signal.shape[0]} windows")
-        if not bool((shaft > 0).all()):
+        if isinstance(value, (int, float)):
+            positive, shaft = value > 0, float(value)
+        else:
+            shaft = torch.as_tensor(value, dtype=self.dtype, device=signal.device).reshape(-1)
+            shaft = shaft.expand(signal.shape[0]) if shaft.numel() == 1 else shaft
+            if shaft.shape[0] != signal.shape[0]:
+                raise ValueError(f"shaft_hz has {shaft.shape[0]} values for {signal.shape[0]} windows")
+            positive = bool((shaft > 0).all())
+        if not positive:
             raise ValueError("shaft_hz must be positive for every window")
         return shaft
 

@@ -4,6 +4,7 @@ All blocks take and return `[batch, channels, time]` and work for any number of 
 weights serves every window length (the FNO idea: weights live on Fourier modes, not on grid points).
 """
 
+import contextlib
 import functools
 import math
 
@@ -34,12 +35,13 @@ class SpectralConv1d(nn.Module):
         scale = 1.0 / math.sqrt(in_channels * out_channels)
         # [..., 0] real part, [..., 1] imaginary part of the per-mode mixing matrices.
         self.weight = nn.Parameter(scale * torch.randn(in_channels, out_channels, n_modes, 2))
+        self._mixing_cache = (None, None)  # (key, matrix): see _mixing
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, _, length = x.shape
         modes = min(self.n_modes, length // 2 + 1)
         dtype = torch.promote_types(x.dtype, torch.float32)  # bf16/fp16 -> float32, float64 stays
-        with torch.autocast(device_type=x.device.type, enabled=False):
+        with full_precision(x):
             basis = _fourier_basis if torch.compiler.is_compiling() else _cached_fourier_basis
             analysis, synthesis = basis(length, modes, x.device, dtype)
             # rfft of the kept modes, real parts then imaginary parts: one matmul, [B, in, 2 modes]
@@ -53,13 +55,33 @@ class SpectralConv1d(nn.Module):
         return y.to(x.dtype)
 
     def _mixing(self, modes: int, dtype: torch.dtype) -> torch.Tensor:
-        """`[modes, 2 in, 2 out]`: (re, im) in -> (re, im) out, i.e. [[w_re, w_im], [-w_im, w_re]] per mode."""
+        """`[modes, 2 in, 2 out]`: (re, im) in -> (re, im) out, i.e. [[w_re, w_im], [-w_im, w_re]] per mode.
+
+        Without autograd (serving, validation) it is kept until the weights change: its strided copies cost a
+        batch-1 forward more than the mixing itself. The weight's version counter moves on every in-place update
+        of it (optimizer steps, load_state_dict; not writes through `.data`), so a stale matrix is not used."""
+        if torch.is_grad_enabled() or torch.compiler.is_compiling():
+            return self._build_mixing(modes, dtype)
+        key = (modes, dtype, self.weight.device, self.weight.data_ptr(), self.weight._version)
+        if self._mixing_cache[0] != key:
+            with torch.inference_mode(False), torch.no_grad():  # a plain tensor, usable outside inference mode
+                self._mixing_cache = (key, self._build_mixing(modes, dtype))
+        return self._mixing_cache[1]
+
+    def _build_mixing(self, modes: int, dtype: torch.dtype) -> torch.Tensor:
         weight = self.weight[:, :, :modes].to(dtype).permute(2, 0, 1, 3)  # [modes, in, out, 2]
         w_re, w_im = weight[..., 0], weight[..., 1]
         return torch.cat([torch.cat([w_re, w_im], dim=-1), torch.cat([-w_im, w_re], dim=-1)], dim=1)
 
     def extra_repr(self) -> str:
         return f"{self.in_channels}, {self.out_channels}, n_modes={self.n_modes}"
+
+
+def full_precision(x: torch.Tensor) -> contextlib.AbstractContextManager:
+    """Autocast off for a block that needs float32 sums; no context at all when autocast is already off, since
+    entering one costs a batch-1 forward several microseconds a block."""
+    device = x.device.type
+    return torch.autocast(device, enabled=False) if torch.is_autocast_enabled(device) else contextlib.nullcontext()
 
 
 def _fourier_basis(
@@ -140,8 +162,8 @@ class PatchAttention(nn.Module):
         batch, channels, length = x.shape
         n_patches = max(1, round(length / self.patch_size))
         patches = F.adaptive_avg_pool1d(x, n_patches).transpose(1, 2)  # [B, P, C]
-        q, k, v = self.qkv(self.norm(patches)).chunk(3, dim=-1)
-        q, k, v = (t.reshape(batch, n_patches, self.n_heads, -1).transpose(1, 2) for t in (q, k, v))
+        qkv = self.qkv(self.norm(patches)).view(batch, n_patches, 3, self.n_heads, -1)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each [B, heads, P, C / heads], as views
         attended = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
         messages = self.out(attended.transpose(1, 2).reshape(batch, n_patches, channels)).transpose(1, 2)
         # Each time step receives the message of the patch it was pooled into (nearest-neighbour upsampling);

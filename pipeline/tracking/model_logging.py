@@ -25,21 +25,27 @@ def log_pyfunc_model(model: nn.Module, settings: dict, example: np.ndarray, name
     architecture, class names and locations, bearing, window and rate; it is stored as `model_config.json`."""
     from pipeline.tracking.pyfunc_model import AVPinoModel
 
+    # Loading the pyfunc (below, and in MLflow's check of the input example) sets the thread count of a server:
+    # the caller's, a trainer's, is restored after.
+    threads = torch.get_num_threads()
     with tempfile.TemporaryDirectory() as tmp:
         weights = Path(tmp) / "weights.pt"
         torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, weights)
         cfg_path = Path(tmp) / "model_config.json"
         cfg_path.write_text(json.dumps(settings, indent=2))
-        predictor = AVPinoModel()
-        predictor.load_context(_Context({"weights": str(weights), "model_config": str(cfg_path)}))
-        example = np.asarray(example, dtype=np.float32)
-        params = {"shaft_hz": float(settings["shaft_hz"])}  # a request may pass its machine's speed
-        signature = infer_signature(example, predictor.predict(None, example), params=params)
-        info = mlflow.pyfunc.log_model(
-            name=name, python_model=str(MODEL_CODE), artifacts={"weights": str(weights),
-                                                                "model_config": str(cfg_path)},
-            code_paths=[str(PACKAGE_DIR)], signature=signature, input_example=example,
-            pip_requirements=PIP_REQUIREMENTS)
+        try:
+            predictor = AVPinoModel()
+            predictor.load_context(_Context({"weights": str(weights), "model_config": str(cfg_path)}))
+            example = np.asarray(example, dtype=np.float32)
+            params = {"shaft_hz": float(settings["shaft_hz"])}  # a request may pass its machine's speed
+            signature = infer_signature(example, predictor.predict(None, example), params=params)
+            info = mlflow.pyfunc.log_model(
+                name=name, python_model=str(MODEL_CODE), artifacts={"weights": str(weights),
+                                                                    "model_config": str(cfg_path)},
+                code_paths=[str(PACKAGE_DIR)], signature=signature, input_example=example,
+                pip_requirements=PIP_REQUIREMENTS)
+        finally:
+            torch.set_num_threads(threads)
     return info.model_uri
 
 

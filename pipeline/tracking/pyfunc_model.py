@@ -6,6 +6,10 @@ preprocessing come from `model_config.json`. So the model loads with MLFLOW_ALLO
 from __future__ import annotations
 
 import json
+import os
+import threading
+from dataclasses import dataclass
+from typing import Callable, Optional
 
 import mlflow
 import numpy as np
@@ -64,30 +68,107 @@ def validate_shaft_hz(value) -> float:
     return speed
 
 
+@dataclass
+class _Request:
+    windows: torch.Tensor
+    shaft_hz: float
+    outputs: Optional[dict] = None
+    error: Optional[Exception] = None
+
+
+class Batcher:
+    """Runs `forward(windows, shaft_hz)` one call at a time, over the windows of all the requests waiting for it.
+
+    The scoring server calls predict from several threads at once. Concurrent forwards would only fight over
+    the GIL and the cores, so they run one after another, and whichever request gets to run takes along the
+    requests queued behind the previous forward, oldest first, up to MAX_SAMPLES in all: a one-window forward is
+    almost all per-op overhead, so k windows cost little more than one. Windows do not influence each other, so
+    each request gets what it would get alone (to float rounding).
+    """
+
+    def __init__(self, forward: Callable[[torch.Tensor, float], dict]):
+        self._forward = forward
+        self._queue: list[_Request] = []
+        self._queue_lock, self._run_lock = threading.Lock(), threading.Lock()
+
+    def __call__(self, windows: torch.Tensor, shaft_hz: float) -> dict:
+        request = _Request(windows, shaft_hz)
+        with self._queue_lock:
+            self._queue.append(request)
+        with self._run_lock:
+            while request.outputs is None and request.error is None:  # not yet run along with earlier requests
+                self._run(self._take())
+        if request.error is not None:
+            raise request.error
+        return request.outputs
+
+    def _take(self) -> list[_Request]:
+        """The oldest queued requests that fit MAX_SAMPLES together (at least one)."""
+        with self._queue_lock:
+            taken, samples = 0, 0
+            for request in self._queue:
+                samples += request.windows.numel()
+                if taken and samples > MAX_SAMPLES:
+                    break
+                taken += 1
+            batch, self._queue = self._queue[:taken], self._queue[taken:]
+        return batch
+
+    def _run(self, batch: list[_Request]) -> None:
+        """One forward per shaft speed in `batch`; each request gets its rows of the outputs, or the error."""
+        for speed in dict.fromkeys(request.shaft_hz for request in batch):
+            group = [request for request in batch if request.shaft_hz == speed]
+            windows = group[0].windows if len(group) == 1 else torch.cat([request.windows for request in group])
+            try:
+                outputs = self._forward(windows, speed)
+            except Exception as err:  # every request of the group answers with it
+                for request in group:
+                    request.error = err
+                continue
+            start = 0
+            for request in group:
+                end = start + len(request.windows)
+                request.outputs = {key: value[start:end] for key, value in outputs.items()}
+                start = end
+
+
 class AVPinoModel(PythonModel):
     """Windows (N x L float32) -> class name, per-class probabilities and an uncertainty per window."""
 
     def load_context(self, context) -> None:
+        """Build the network from its config and weights. Unless OMP_NUM_THREADS says otherwise, torch gets one
+        intra-op thread: a server runs requests in concurrent threads, and a thread team per request fights the
+        others (and the server) for the cores, a batch-1 forward waiting on a descheduled helper thread."""
         with open(context.artifacts["model_config"]) as f:
             self.config = json.load(f)
         self.class_names = self.config["class_names"]
+        self.columns = [f"prob_{name}" for name in self.class_names]
         self.window = int(self.config["window"])
         self.model = build_from_settings(self.config)
         state = torch.load(context.artifacts["weights"], map_location="cpu", weights_only=True)
         self.model.load_state_dict(state)
         self.model.eval()
+        self.batcher = Batcher(self._forward)
+        if "OMP_NUM_THREADS" not in os.environ:
+            torch.set_num_threads(1)
 
     def predict(self, context, model_input, params=None) -> pd.DataFrame:  # noqa: ARG002 - pyfunc signature
         """`params={"shaft_hz": f}` reads the windows at shaft speed f (Hz); default: the training data's."""
         windows = torch.from_numpy(validate_windows(model_input, self.window))
         shaft_hz = validate_shaft_hz((params or {}).get("shaft_hz", self.config["shaft_hz"]))
-        with torch.inference_mode():  # the serving path: no training-only fields
-            outputs = self.model(windows, physics=False, shaft_hz=torch.tensor(shaft_hz))
-        probs = torch.softmax(outputs["predictions"].float(), dim=-1).numpy()
-        table = pd.DataFrame(probs, columns=[f"prob_{name}" for name in self.class_names])
-        table.insert(0, "class", [self.class_names[i] for i in probs.argmax(axis=1)])
-        table["uncertainty"] = outputs["uncertainties"].float().numpy()
-        return table
+        outputs = self.batcher(windows, shaft_hz)
+        probs = outputs["probabilities"].numpy()
+        # one dict of columns: building the frame at once costs half of inserting columns into it
+        columns = {"class": [self.class_names[i] for i in probs.argmax(axis=1)], **dict(zip(self.columns, probs.T)),
+                   "uncertainty": outputs["uncertainties"].numpy()}
+        return pd.DataFrame(columns)
+
+    def _forward(self, windows: torch.Tensor, shaft_hz: float) -> dict:
+        """Class probabilities and uncertainties `[N]` of windows `[N, window]` (the serving path: no fields)."""
+        with torch.inference_mode():
+            outputs = self.model(windows, physics=False, shaft_hz=shaft_hz)
+            return {"probabilities": torch.softmax(outputs["predictions"].float(), dim=-1),
+                    "uncertainties": outputs["uncertainties"].float()}
 
 
 mlflow.models.set_model(AVPinoModel())

@@ -145,15 +145,45 @@ def test_samples_do_not_influence_each_other_in_eval():
             torch.testing.assert_close(before[group][name][0], after[group][name][0], msg=f"{group}/{name}")
 
 
-def test_serving_path_gives_the_full_forwards_decision_without_the_physics():
-    """physics=False (what the pyfunc calls) computes only the decision, in chunks for big batches."""
-    model = tiny_model().eval()
-    x = torch.randn(INFERENCE_CHUNK + 3, 256)
+SERVED_SIZE = dict(hidden_dim=32, n_layers=2, n_heads=4, n_modes=16, patch_size=8, latent_dim=16)  # ModelConfig
+
+
+@pytest.mark.parametrize("size, length", [({}, 256), (SERVED_SIZE, 1024)], ids=["tiny", "served"])
+@pytest.mark.parametrize("shaft_hz", [29.95, 7.5, 700.0])  # 700 Hz puts the top orders past Nyquist (clamped)
+def test_serving_path_gives_the_full_forwards_decisions(size, length, shaft_hz):
+    """physics=False (what the pyfunc calls, with one speed per request) computes only the decision, in chunks
+    for big batches, with its own reading of the envelope: the same predictions as the full forward, which
+    reads every window at its own speed, for the same weights."""
+    model = tiny_model(**size).eval()
+    x = torch.cat([impact_windows(INFERENCE_CHUNK, length, rate_hz=105.9), torch.randn(3, length)])
     with torch.inference_mode():
-        full, served = model(x), model(x, physics=False)
+        full = model(x, shaft_hz=torch.full((len(x),), shaft_hz))
+        served = model(x, physics=False, shaft_hz=shaft_hz)
     assert served.keys() == {"predictions", "mean", "log_var", "uncertainties"}
     for key in served:
         torch.testing.assert_close(served[key], full[key], rtol=1e-5, atol=1e-5)
+    assert torch.equal(served["predictions"].argmax(-1), full["predictions"].argmax(-1))
+
+
+def test_serving_follows_every_change_of_the_weights():
+    """What the serving path keeps between calls is rebuilt when the weights change, by a step or a load."""
+    model, other, x = tiny_model().eval(), tiny_model().eval(), torch.randn(4, 256)
+    with torch.no_grad():
+        for p in other.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    with torch.inference_mode():
+        model(x, physics=False)
+    model.load_state_dict(other.state_dict())
+    with torch.inference_mode():
+        torch.testing.assert_close(model(x, physics=False)["predictions"], other(x, physics=False)["predictions"])
+    optimiser = torch.optim.SGD(model.parameters(), lr=0.5)
+    physics_loss(model.train()(x)).backward()
+    optimiser.step()
+    model.eval()
+    with torch.inference_mode():
+        served = model(x, physics=False)["predictions"]
+    torch.testing.assert_close(served, model(x)["predictions"].detach(), rtol=1e-5, atol=1e-5)  # grad on: no cache
+    assert not torch.allclose(served, other(x, physics=False)["predictions"])
 
 
 def test_training_after_serving_still_backpropagates():

@@ -47,6 +47,8 @@ BAD_REQUESTS = {  # id -> (body, content type, status, what the message must say
     "unknown-field": (json.dumps({"windows": windows(1)}), "application/json", 400,
                       "exactly one of the input fields"),
     "wrong-content-type": ("hello", "text/plain", 415, "only supports the following content types"),
+    "negative-shaft-speed": (json.dumps({"inputs": windows(1), "params": {"shaft_hz": -3.0}}), "application/json",
+                             400, "params.shaft_hz must be a positive number of Hz, got -3.0"),
 }
 
 
