@@ -27,6 +27,7 @@ SCORES = (0.7, 0.9, 0.8)  # started together; 0.9 must end as champion whatever 
 # Each process pauses after reading the champion, widening the read-compare-set window that promoters without
 # the lock would race in (they would all compare against the old champion, and the last writer would win).
 SLOW_CHAMPION_READ = """
+import time
 from pipeline.tracking import registry
 read = registry._champion
 registry._champion = lambda *args: (read(*args), time.sleep(0.5))[0]
