@@ -105,8 +105,9 @@ def param_values(config: Any) -> dict[str, str]:
     return {k: str(v)[:MAX_PARAM_LENGTH] for k, v in flatten_config(config).items()}
 
 
+@functools.cache
 def git_commit() -> str | None:
-    """The repository's HEAD commit, or None outside a git checkout."""
+    """The repository's HEAD commit, or None outside a git checkout; read once per process, as `code_version`."""
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
                              timeout=10)
