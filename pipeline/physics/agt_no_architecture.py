@@ -25,10 +25,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from pipeline.data.bearing import SKF_6205_DE, BearingGeometry
-from pipeline.physics.envelope import envelope_order_spectrum, envelope_order_spectrum_at
 from pipeline.physics.residuals import energy_balance, physics_residuals
+from pipeline.physics.serving import ServingPlan
 from pipeline.physics.spectral import FNOBlock, PatchAttention, full_precision, pointwise
 from pipeline.physics.uncertainty import INITIAL_LOG_VAR, predictive_uncertainty
+from pipeline.physics.views import (
+    N_SPECTRUM_BANDS,
+    ORDER_RANGE,
+    ORDER_STEP,
+    envelope_lines,
+    pooled_spectrum,
+    spectrum_view,
+)
 
 MIN_LENGTH = 16
 # Heads output O(1) numbers; fields are rescaled by w_ref, this resonance pre-warped the way the residuals'
@@ -39,14 +47,6 @@ DAMPING_RANGE = (0.005, 0.2)
 # The fields are a short FIR on the measured acceleration: at 12 kHz, 17 taps span ~4 periods of a 3 kHz resonance,
 # enough for the phase shifts integration needs (v ~ a / jw) and for the inverse filter that gives the force.
 FIELD_TAPS = 17
-# Envelope spectrum read from ORDER_RANGE shaft orders in ORDER_STEP steps: it holds the fundamental and first
-# harmonics of every characteristic rate of a common ball bearing (cage ~0.4, ball ~4.7, outer ~3.6, inner ~5.4).
-ORDER_RANGE = (0.25, 12.0)
-ORDER_STEP = 0.25
-# The spectrum view averages the power of neighbouring bins onto SPECTRUM_BINS bins (47 Hz apart for 1024 samples at
-# 12 kHz): resonances and band energies are broad; the fine lines are the envelope view's job.
-SPECTRUM_BINS = 128
-N_SPECTRUM_BANDS = 32  # the log spectrum and the operator's features are pooled into this many bands for the latent
 NOMINAL_SHAFT_HZ = 29.95  # when no speed is given: CWRU's 1797 rpm
 INFERENCE_CHUNK = 64  # serving runs big batches in chunks, keeping activations in the CPU cache
 
@@ -88,6 +88,7 @@ class AGTNOArchitecture(nn.Module):
         self.w_ref = float(tustin_omega(REFERENCE_RESONANCE_HZ, sample_rate))
         self.register_buffer("orders", torch.arange(ORDER_RANGE[0], ORDER_RANGE[1] + 1e-9, ORDER_STEP),
                              persistent=False)
+        self.order_grid = tuple(self.orders.tolist())  # the same orders, as the one-speed reading's cache key
 
         # the spectrum view: log power of every input channel over frequency
         self.lift = nn.Conv1d(input_dim, hidden_dim, kernel_size=1)
@@ -113,6 +114,7 @@ class AGTNOArchitecture(nn.Module):
         self.params_head = nn.Linear(hidden_dim, 2)
         self.fields_filter = nn.Conv1d(input_dim, 3, FIELD_TAPS, padding=FIELD_TAPS // 2, bias=False)
         self._init_heads()
+        self._plan: Optional[ServingPlan] = None  # see _serving_plan
 
     def _init_heads(self) -> None:
         """Start displacement at the resonance-band prior x = -a / w_ref^2 and force at the measured acceleration,
@@ -137,11 +139,11 @@ class AGTNOArchitecture(nn.Module):
         signal = self._validated(x)  # [B, L, C], physical units
         speed = self._shaft(shaft_hz, signal)
         if not physics:
+            decide = self._serving_plan().decide if self._servable(signal) else self._decide_only
             if signal.shape[0] <= INFERENCE_CHUNK:
-                return self._decide(self._encode(signal, speed))
+                return decide(signal, speed)
             speeds = speed.split(INFERENCE_CHUNK) if torch.is_tensor(speed) else itertools.repeat(speed)
-            parts = [self._decide(self._encode(chunk, chunk_speed)) for chunk, chunk_speed in
-                     zip(signal.split(INFERENCE_CHUNK), speeds)]
+            parts = [decide(chunk, chunk_speed) for chunk, chunk_speed in zip(signal.split(INFERENCE_CHUNK), speeds)]
             return {key: torch.cat([part[key] for part in parts]) for key in parts[0]}
 
         shaft = speed if torch.is_tensor(speed) else signal.new_full((len(signal),), speed)  # residuals: per window
@@ -164,32 +166,36 @@ class AGTNOArchitecture(nn.Module):
     def _encode(self, signal: torch.Tensor, shaft_hz: torch.Tensor | float) -> torch.Tensor:
         """The encoder's hidden layer `[B, hidden]` of windows `[B, L, C]`: both views, pooled and encoded.
         shaft_hz: `[B]`, or one number for every window (the serving path's faster envelope reading)."""
-        length = signal.shape[1]
+        length, dtype = signal.shape[1], self.dtype
         with full_precision(signal):
-            spectrum = torch.fft.rfft(signal.float().transpose(1, 2), dim=-1)  # [B, C, F]
-            # log power in the signal's own units (dB re 1 unit^2, in nepers): the level stays readable as an offset
-            power = (spectrum.real**2 + spectrum.imag**2).div(length)
-            power = F.adaptive_avg_pool1d(power, min(SPECTRUM_BINS, power.shape[-1]))
-        log_power = power.clamp_min(1e-12).log().to(self.dtype)
+            spectrum, log_power = spectrum_view(signal.float())
+        log_power = log_power.to(dtype)
         h = pointwise(self.lift, log_power)
         for block in self.blocks:
             h = block(h)
-        # band energies (what an analyst's trend chart shows) beside the operator's view of each band
-        band_energy = F.adaptive_avg_pool1d(log_power, N_SPECTRUM_BANDS).flatten(1)
-        bands = F.adaptive_avg_pool1d(h, N_SPECTRUM_BANDS).flatten(1)
-        features = [self.spectrum_norm(torch.cat([band_energy, bands, h.amax(dim=-1)], dim=-1))]
+        features = [self.spectrum_norm(pooled_spectrum(log_power, h))]
         if self.n_bands:
             weights = self._band_weights(h, spectrum.shape[-1])
             with full_precision(signal):
-                if torch.is_tensor(shaft_hz):
-                    lines = envelope_order_spectrum(spectrum[:, 0], weights, length, shaft_hz.float(),
-                                                    self.sample_rate, self.orders.float())
-                else:
-                    lines = envelope_order_spectrum_at(spectrum[:, 0], weights, length, shaft_hz, self.sample_rate,
-                                                       self.orders.float())
-            orders = self.order_conv(torch.log1p(lines / ORDER_STEP).to(self.dtype))
-            features.append(self.envelope_norm(orders.flatten(1)))
+                lines = envelope_lines(spectrum[:, 0], weights, length, shaft_hz, self.sample_rate, self.orders,
+                                       self.order_grid)
+            features.append(self.envelope_norm(self.order_conv(lines.to(dtype)).flatten(1)))
         return self.encoder(self.dropout(torch.cat(features, dim=-1)))
+
+    def _decide_only(self, signal: torch.Tensor, shaft_hz: torch.Tensor | float) -> dict:
+        return self._decide(self._encode(signal, shaft_hz))
+
+    def _servable(self, signal: torch.Tensor) -> bool:
+        """Whether the serving plan may run: eval mode (no dropout, no latent sampling), no autograd to record,
+        no autocast or compilation to honour, float32."""
+        return not (self.training or torch.is_grad_enabled() or torch.is_autocast_enabled(signal.device.type)
+                    or torch.compiler.is_compiling() or signal.dtype != torch.float32)
+
+    def _serving_plan(self) -> ServingPlan:
+        """The serving plan of the current weights (pipeline.physics.serving), rebuilt when they change."""
+        if self._plan is None or self._plan.version != self._plan.weights_version():
+            self._plan = ServingPlan(self)
+        return self._plan
 
     def _band_weights(self, h: torch.Tensor, n_bins: int) -> torch.Tensor:
         """`[B, n_bands, n_bins]` weights in [0, 1]: the bands of each window's spectrum to demodulate, chosen by

@@ -23,10 +23,8 @@ def envelope_order_spectrum(spectrum: Tensor, bands: Tensor, length: int, shaft_
     `[B, K, F]`; shaft_hz: `[B]`; orders: `[n]`. Returns `[B, K, n]`, unit-free: each envelope is divided by
     its mean before its spectrum is taken, so a line of height 1 means the band's energy is fully modulated.
     """
-    # positive frequencies only: the analytic signal's factor 2 would cancel in the division by the mean
-    analytic = torch.fft.ifft(spectrum.unsqueeze(1) * bands, n=length, dim=-1)
-    energy = analytic.real**2 + analytic.imag**2  # [B, K, L] squared envelope
-    energy = energy / energy.mean(dim=-1, keepdim=True).clamp_min(torch.finfo(energy.dtype).tiny) - 1
+    energy, mean = _squared_envelope(spectrum, bands, length)
+    energy = energy / mean - 1
     taper, scale = _taper(length, energy.dtype, energy.device)
     lines = torch.fft.rfft(energy * taper, dim=-1).abs() * scale  # [B, K, F]
     # the bin of each order at each window's speed, read by linear interpolation between neighbouring bins
@@ -38,18 +36,25 @@ def envelope_order_spectrum(spectrum: Tensor, bands: Tensor, length: int, shaft_
 
 
 def envelope_order_spectrum_at(spectrum: Tensor, bands: Tensor, length: int, shaft_hz: float, sample_rate: float,
-                               orders: Tensor) -> Tensor:
+                               orders: tuple[float, ...]) -> Tensor:
     """`envelope_order_spectrum` of windows that all turn at one `shaft_hz` (serving: one speed per request),
     equal to float tolerance in fewer, smaller steps: the division by the mean is done on the few bins the
     orders fall between (the transform is linear), and the reading is one matmul with a matrix made once per
-    speed."""
+    speed. `orders` is a tuple, the key of that matrix, so that the model converts its grid once, not per call."""
+    energy, mean = _squared_envelope(spectrum, bands, length)
+    taper, minus_taper_lines, reading = _order_reading(length, shaft_hz, sample_rate, orders, energy.dtype,
+                                                       energy.device)
+    lines = torch.fft.rfft(energy * taper, dim=-1)[..., : len(reading)]
+    return torch.addcdiv(minus_taper_lines, lines, mean).abs() @ reading  # |lines / mean - taper lines|
+
+
+def _squared_envelope(spectrum: Tensor, bands: Tensor, length: int) -> tuple[Tensor, Tensor]:
+    """Each band's squared envelope `[B, K, L]` and its mean over time `[B, K, 1]` (floored above zero).
+    Positive frequencies only: the analytic signal's factor 2 cancels in the division by the mean, and so does
+    the spectrum's scale (any rfft normalisation will do)."""
     analytic = torch.fft.ifft(spectrum.unsqueeze(1) * bands, n=length, dim=-1)
-    energy = analytic.real**2 + analytic.imag**2
-    mean = energy.mean(dim=-1, keepdim=True).clamp_min(torch.finfo(energy.dtype).tiny)
-    taper, taper_lines, reading = _order_reading(length, shaft_hz, sample_rate, tuple(orders.tolist()),
-                                                 energy.dtype, energy.device)
-    lines = torch.fft.rfft(energy * taper, dim=-1)[..., : len(taper_lines)]
-    return (lines / mean - taper_lines).abs() @ reading
+    energy = (analytic * analytic.conj()).real  # |analytic|^2 in one complex product
+    return energy, energy.mean(dim=-1, keepdim=True).clamp_min(torch.finfo(energy.dtype).tiny)
 
 
 @functools.lru_cache(maxsize=8)
@@ -64,7 +69,7 @@ def _taper(length: int, dtype: torch.dtype, device: torch.device) -> tuple[Tenso
 @functools.lru_cache(maxsize=64)
 def _order_reading(length: int, shaft_hz: float, sample_rate: float, orders: tuple[float, ...], dtype: torch.dtype,
                    device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
-    """For `envelope_order_spectrum_at`: the taper, the spectrum of the taper on the n bins read (what the
+    """For `envelope_order_spectrum_at`: the taper, minus the spectrum of the taper on the n bins read (what the
     envelope's mean contributes there), and `[n, len(orders)]` interpolation weights times the line scale,
     from the same positions `envelope_order_spectrum` computes."""
     with torch.inference_mode(False), torch.no_grad():
@@ -78,4 +83,4 @@ def _order_reading(length: int, shaft_hz: float, sample_rate: float, orders: tup
         reading = torch.zeros(int(low.max()) + 2, len(orders), dtype=dtype, device=device)
         reading[low, columns] = (1 - frac) * scale
         reading[low + 1, columns] = frac * scale
-        return taper, torch.fft.rfft(taper)[: len(reading)], reading
+        return taper, -torch.fft.rfft(taper)[: len(reading)], reading

@@ -7,6 +7,7 @@ weights serves every window length (the FNO idea: weights live on Fourier modes,
 import contextlib
 import functools
 import math
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -22,9 +23,9 @@ class SpectralConv1d(nn.Module):
 
     Only a few of the L/2+1 modes are kept, so the transforms are matmuls with a cos/sin basis
     rather than full FFTs (one `[2 modes, L]` cos/sin matmul each way, and one batched matmul mixing all modes):
-    the same numbers, about 3x faster on CPU, and real-valued, so `torch.compile`
-    generates code for them. They run in float32 (float64 for a double model) even under bf16 autocast, to
-    keep the sums over L accurate.
+    the same numbers, about 3x faster on CPU, and real-valued, so `torch.compile` generates code for them
+    (`mix_modes`, shared with the serving path). They run in float32 (float64 for a double model) even under
+    bf16 autocast, to keep the sums over L accurate.
     """
 
     def __init__(self, in_channels: int, out_channels: int, n_modes: int):
@@ -42,39 +43,46 @@ class SpectralConv1d(nn.Module):
         modes = min(self.n_modes, length // 2 + 1)
         dtype = torch.promote_types(x.dtype, torch.float32)  # bf16/fp16 -> float32, float64 stays
         with full_precision(x):
-            basis = _fourier_basis if torch.compiler.is_compiling() else _cached_fourier_basis
+            basis = _fourier_basis if torch.compiler.is_compiling() else cached_fourier_basis
             analysis, synthesis = basis(length, modes, x.device, dtype)
-            # rfft of the kept modes, real parts then imaginary parts: one matmul, [B, in, 2 modes]
-            spectrum = x.to(dtype) @ analysis.T
-            # complex mixing per mode as one real [2 in, 2 out] block matrix: a single batched matmul
-            spectrum = spectrum.view(batch, self.in_channels, 2, modes).permute(3, 0, 2, 1)
-            mixed = torch.bmm(spectrum.reshape(modes, batch, 2 * self.in_channels), self._mixing(modes, dtype))
-            mixed = mixed.view(modes, batch, 2, self.out_channels).permute(1, 3, 2, 0)
+            mixed = mix_modes(x.to(dtype), analysis, self._mixing(modes, dtype))
             # irfft with the dropped modes at zero (the per-mode counts live in the synthesis basis)
-            y = mixed.reshape(batch, self.out_channels, 2 * modes) @ synthesis
+            y = torch.bmm(mixed.transpose(1, 2), synthesis.expand(batch, -1, -1))
         return y.to(x.dtype)
 
     def _mixing(self, modes: int, dtype: torch.dtype) -> torch.Tensor:
-        """`[modes, 2 in, 2 out]`: (re, im) in -> (re, im) out, i.e. [[w_re, w_im], [-w_im, w_re]] per mode.
-
-        Without autograd (serving, validation) it is kept until the weights change: its strided copies cost a
-        batch-1 forward more than the mixing itself. The weight's version counter moves on every in-place update
-        of it (optimizer steps, load_state_dict; not writes through `.data`), so a stale matrix is not used."""
+        """`mixing_matrices` of the weight. Without autograd (validation) they are kept until the weight changes:
+        its strided copies cost a batch-1 forward more than the mixing itself. The weight's version counter moves
+        on every in-place update of it (optimizer steps, load_state_dict; not writes through `.data`), so a stale
+        matrix is not used."""
         if torch.is_grad_enabled() or torch.compiler.is_compiling():
-            return self._build_mixing(modes, dtype)
+            return mixing_matrices(self.weight, modes, dtype)
         key = (modes, dtype, self.weight.device, self.weight.data_ptr(), self.weight._version)
         if self._mixing_cache[0] != key:
             with torch.inference_mode(False), torch.no_grad():  # a plain tensor, usable outside inference mode
-                self._mixing_cache = (key, self._build_mixing(modes, dtype))
+                self._mixing_cache = (key, mixing_matrices(self.weight, modes, dtype))
         return self._mixing_cache[1]
-
-    def _build_mixing(self, modes: int, dtype: torch.dtype) -> torch.Tensor:
-        weight = self.weight[:, :, :modes].to(dtype).permute(2, 0, 1, 3)  # [modes, in, out, 2]
-        w_re, w_im = weight[..., 0], weight[..., 1]
-        return torch.cat([torch.cat([w_re, w_im], dim=-1), torch.cat([-w_im, w_re], dim=-1)], dim=1)
 
     def extra_repr(self) -> str:
         return f"{self.in_channels}, {self.out_channels}, n_modes={self.n_modes}"
+
+
+def mixing_matrices(weight: torch.Tensor, modes: int, dtype: torch.dtype) -> torch.Tensor:
+    """`[modes, 2 in, 2 out]` of a spectral weight `[in, out, n_modes, 2]`: (re, im) in -> (re, im) out, i.e.
+    [[w_re, w_im], [-w_im, w_re]] per mode, so that complex mixing is a real batched matmul."""
+    weight = weight[:, :, :modes].to(dtype).permute(2, 0, 1, 3)  # [modes, in, out, 2]
+    w_re, w_im = weight[..., 0], weight[..., 1]
+    return torch.cat([torch.cat([w_re, w_im], dim=-1), torch.cat([-w_im, w_re], dim=-1)], dim=1)
+
+
+def mix_modes(x: torch.Tensor, analysis: torch.Tensor, mixing: torch.Tensor) -> torch.Tensor:
+    """`[B, 2 modes, out]`: the kept modes of `x` `[B, in, L]` (real then imaginary part of every channel, mode by
+    mode) times their `mixing_matrices`. The analysis comes out grouped by mode, the layout the batched matmul
+    over modes takes: no strided copies in between for a single window."""
+    batch, modes = len(x), len(mixing)
+    spectrum = torch.bmm(analysis.expand(batch, -1, -1), x.transpose(1, 2))  # [B, 2 modes, in]
+    mixed = torch.bmm(spectrum.view(batch, modes, -1).transpose(0, 1), mixing)  # [modes, B, 2 out]
+    return mixed.transpose(0, 1).reshape(batch, 2 * modes, -1)
 
 
 def full_precision(x: torch.Tensor) -> contextlib.AbstractContextManager:
@@ -87,12 +95,12 @@ def full_precision(x: torch.Tensor) -> contextlib.AbstractContextManager:
 def _fourier_basis(
     length: int, modes: int, device: torch.device, dtype: torch.dtype
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The truncated real DFT and its inverse as matrices, each stacking cosine then sine rows.
+    """The truncated real DFT and its inverse as matrices, a cosine and a sine row per mode.
 
-    analysis `[2 modes, L]`: rows cos and -sin of 2 pi k t / L (k < modes), so `x @ analysis.T` gives the real
-    then the imaginary parts of rfft(x)[:modes]. synthesis `[2 modes, L]`: irfft with the dropped modes at zero,
-    i.e. rows c_k cos and -c_k sin, where each kept mode counts twice (itself and its mirror, c_k = 2 / L)
-    except DC and, for even lengths, the Nyquist mode (c_k = 1 / L).
+    analysis `[2 modes, L]`: rows cos and -sin of 2 pi k t / L (k < modes), so `analysis @ x` gives the real
+    and imaginary part of each of rfft(x)[:modes] in turn. synthesis `[2 modes, L]`: irfft with the dropped modes
+    at zero, i.e. rows c_k cos and -c_k sin, where each kept mode counts twice (itself and its mirror,
+    c_k = 2 / L) except DC and, for even lengths, the Nyquist mode (c_k = 1 / L).
     """
     k = torch.arange(modes, device=device, dtype=dtype)
     t = torch.arange(length, device=device, dtype=dtype)
@@ -102,11 +110,12 @@ def _fourier_basis(
     count[0] = 1.0 / length
     if 2 * (modes - 1) == length:
         count[-1] = 1.0 / length
-    return torch.cat([cos, -sin]), torch.cat([count * cos, -count * sin])
+    analysis = torch.stack([cos, -sin], dim=1)  # [modes, 2, L]
+    return analysis.reshape(2 * modes, length), (count[..., None] * analysis).reshape(2 * modes, length)
 
 
 @functools.lru_cache(maxsize=32)
-def _cached_fourier_basis(
+def cached_fourier_basis(
     length: int, modes: int, device: torch.device, dtype: torch.dtype
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """`_fourier_basis`, built once per shape instead of by every layer on every call. Built outside inference
@@ -159,15 +168,21 @@ class PatchAttention(nn.Module):
         self.out = nn.Linear(channels, channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        batch, channels, length = x.shape
-        n_patches = max(1, round(length / self.patch_size))
-        patches = F.adaptive_avg_pool1d(x, n_patches).transpose(1, 2)  # [B, P, C]
-        qkv = self.qkv(self.norm(patches)).view(batch, n_patches, 3, self.n_heads, -1)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each [B, heads, P, C / heads], as views
-        attended = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
-        messages = self.out(attended.transpose(1, 2).reshape(batch, n_patches, channels)).transpose(1, 2)
-        # Each time step receives the message of the patch it was pooled into (nearest-neighbour upsampling);
-        # when the patches tile the window exactly, a broadcast add does it without building the upsampled copy.
-        if length % n_patches == 0:
-            return (x.reshape(batch, channels, n_patches, -1) + messages[..., None]).reshape(batch, channels, length)
-        return x + F.interpolate(messages, size=length, mode="nearest")
+        dropout = self.dropout if self.training else 0.0
+        return patch_attention(x, self.n_heads, self.patch_size, self.norm, self.qkv, self.out, dropout)
+
+
+def patch_attention(x: torch.Tensor, n_heads: int, patch_size: int, norm: Callable, qkv: Callable, out: Callable,
+                    dropout: float = 0.0) -> torch.Tensor:
+    """PatchAttention's forward, given its layers as callables: its modules, or (serving) their functional forms."""
+    batch, channels, length = x.shape
+    n_patches = max(1, round(length / patch_size))
+    patches = F.adaptive_avg_pool1d(x, n_patches).transpose(1, 2)  # [B, P, C]
+    q, k, v = qkv(norm(patches)).view(batch, n_patches, 3, n_heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
+    attended = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)  # each [B, heads, P, C / heads]
+    messages = out(attended.transpose(1, 2).reshape(batch, n_patches, channels)).transpose(1, 2)
+    # Each time step receives the message of the patch it was pooled into (nearest-neighbour upsampling);
+    # when the patches tile the window exactly, a broadcast add does it without building the upsampled copy.
+    if length % n_patches == 0:
+        return (x.reshape(batch, channels, n_patches, -1) + messages[..., None]).reshape(batch, channels, length)
+    return x + F.interpolate(messages, size=length, mode="nearest")

@@ -152,8 +152,12 @@ class AVPinoModel(PythonModel):
         if "OMP_NUM_THREADS" not in os.environ:
             torch.set_num_threads(1)
 
-    def predict(self, context, model_input, params=None) -> pd.DataFrame:  # noqa: ARG002 - pyfunc signature
-        """`params={"shaft_hz": f}` reads the windows at shaft speed f (Hz); default: the training data's."""
+    def predict(self, context, model_input: np.ndarray, params: Optional[dict] = None) -> pd.DataFrame:  # noqa: ARG002
+        """`params={"shaft_hz": f}` reads the windows at shaft speed f (Hz); default: the training data's.
+
+        The tensor signature hands MLflow's callers' windows over as an ndarray, hence the hint; an ndarray hint
+        is one MLflow infers no schema from and validates nothing against, so the logged signature and
+        `validate_windows` (which also takes DataFrames and lists, for direct calls) stay the checks."""
         windows = torch.from_numpy(validate_windows(model_input, self.window))
         shaft_hz = validate_shaft_hz((params or {}).get("shaft_hz", self.config["shaft_hz"]))
         outputs = self.batcher(windows, shaft_hz)

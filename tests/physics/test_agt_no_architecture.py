@@ -165,6 +165,22 @@ def test_serving_path_gives_the_full_forwards_decisions(size, length, shaft_hz):
     assert torch.equal(served["predictions"].argmax(-1), full["predictions"].argmax(-1))
 
 
+@pytest.mark.parametrize("size, length", [({}, 256), (SERVED_SIZE, 1024)], ids=["tiny", "served"])
+def test_served_single_windows_get_the_full_forwards_probabilities(size, length):
+    """One window per request, as the server mostly sees them, at several speeds: the serving plan's class
+    probabilities and uncertainties are the full forward's."""
+    model = tiny_model(**size).eval()
+    windows = torch.cat([impact_windows(2, length, rate_hz=105.9), 10 * torch.randn(2, length)])
+    for shaft_hz in (29.95, 7.5, 24.3, 700.0):
+        for window in windows:
+            with torch.inference_mode():
+                full = model(window[None], shaft_hz=torch.tensor([shaft_hz]))
+                served = model(window[None], physics=False, shaft_hz=shaft_hz)
+            torch.testing.assert_close(served["predictions"].softmax(-1), full["predictions"].softmax(-1),
+                                       rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(served["uncertainties"], full["uncertainties"], rtol=1e-5, atol=1e-5)
+
+
 def test_serving_follows_every_change_of_the_weights():
     """What the serving path keeps between calls is rebuilt when the weights change, by a step or a load."""
     model, other, x = tiny_model().eval(), tiny_model().eval(), torch.randn(4, 256)
