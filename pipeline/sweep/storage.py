@@ -8,7 +8,10 @@ the workers sharing it share the host.
 """
 from __future__ import annotations
 
+import contextlib
 import time
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -44,8 +47,9 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
             raise ConfigError(f"hydra.sweeper.storage={url!r}: cannot open the journal file ({err})") from None
     for attempt in range(CREATE_ATTEMPTS):
         try:
-            return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-                                              engine_kwargs={"pool_pre_ping": True})  # survive dropped connections
+            with _heartbeat_is_chosen():
+                return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+                                                  engine_kwargs={"pool_pre_ping": True})  # survive dropped links
         except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
             # workers starting together on a fresh database race to create Optuna's tables: the loser
             # finds them made on its next attempt
@@ -57,11 +61,21 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
             raise ConfigError(f"hydra.sweeper.storage={url!r}: cannot use this storage ({reason})") from None
 
 
+@contextlib.contextmanager
+def _heartbeat_is_chosen() -> Iterator[None]:
+    """Silence Optuna's ExperimentalWarning for its heartbeat: the project chose the feature (and tests it), so
+    the warning would tell every sweep's user about a decision they cannot act on."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        yield
+
+
 def fail_stale_trials(study: optuna.Study, storage: optuna.storages.BaseStorage) -> list[int]:
     """Fail the RUNNING trials of `study` (kept in `storage`) whose worker is gone; returns their numbers."""
     before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
     if isinstance(storage, optuna.storages.RDBStorage):
-        optuna.storages.fail_stale_trials(study)
+        with _heartbeat_is_chosen():
+            optuna.storages.fail_stale_trials(study)
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if WORKER_ATTR in trial.user_attrs and is_gone(trial.user_attrs[WORKER_ATTR]):
             study.tell(trial.number, state=TrialState.FAIL)
