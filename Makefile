@@ -1,5 +1,6 @@
-# `make test`: install the package with its test extras, then run the whole suite (what CI runs).
+# `make test`: install the package with its test extras, then run the whole suite (what CI runs) on two workers,
+# each test file on one worker, which builds the file's fixtures once.
 .PHONY: test
 test:
 	python -m pip install -q -e ".[test]"
-	python -m pytest -q
+	python -m pytest -q -n 2 --dist loadfile

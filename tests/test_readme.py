@@ -30,7 +30,7 @@ RUN_BY = {
     "mlflow ui": "tests/tracking/test_mlflow_ui.py::mlflow_ui",
     "python -m pipeline.train -m hparams_search=physics_weights": "tests/sweep/test_workers.py::sweep_command",
     "mlflow models serve -m models:/av-pino@champion": "bench/serving_benchmarks.py::served",
-    "mlflow server --backend-store-uri postgresql://": "tests/tracking/conftest.py::tracking_server",
+    "mlflow server --backend-store-uri postgresql://": "tests/tracking/conftest.py::mlflow_server",
 }
 
 

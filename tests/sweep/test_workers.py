@@ -1,5 +1,6 @@
-"""Several sweep workers on one study, started from the command line as users do: on a journal file and on
-PostgreSQL they share the study without repeating points; a worker killed mid-trial loses only that trial."""
+"""Several sweep workers on one study, started from the command line as users do: on a journal file they share
+the study without repeating points (on PostgreSQL, one worker on each of two machines: tests/test_team.py); a
+worker killed mid-trial loses only that trial; a worker rides out dropped PostgreSQL connections."""
 import os
 import signal
 import subprocess
@@ -14,20 +15,20 @@ from optuna.trial import TrialState
 from pipeline.sweep.storage import open_storage
 from tests.sweep.conftest import TINY
 
-REPO = Path(__file__).resolve().parents[2]
 POSTGRES = "postgresql://postgres@127.0.0.1:5432"
 
 
-def sweep_command(tmp_path, storage, *overrides):
+def sweep_command(folder, storage, *overrides):
     return [sys.executable, "-m", "pipeline.train", "-m", "hparams_search=physics_weights", *TINY,
-            f"data.cache_dir={tmp_path / 'data'}", f"hydra.sweep.dir={tmp_path / 'multirun'}",
+            f"data.cache_dir={folder / 'data'}", f"hydra.sweep.dir={folder / 'multirun'}",
             "distributed.nproc_per_node=1", "hydra.sweeper.study_name=shared", f"hydra.sweeper.storage={storage}",
             "hydra.sweeper.sampler.kwargs.n_startup_trials=2", *overrides]
 
 
-def start_worker(tmp_path, storage, *overrides):
+def start_worker(folder, storage, *overrides):
+    """A worker started in `folder`, its data cache and sweep outputs there too."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen(sweep_command(tmp_path, storage, *overrides), cwd=REPO, env=env, text=True,
+    return subprocess.Popen(sweep_command(folder, storage, *overrides), cwd=folder, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
 
 
@@ -37,11 +38,8 @@ def finish(worker, timeout=600):
     return output
 
 
-def two_workers_share(tmp_path, storage):
-    mlflow.search_experiments()  # create the SQLite store once: concurrent first use races on its migrations
-    workers = [start_worker(tmp_path, storage, "hydra.sweeper.n_trials=4") for _ in range(2)]
-    for worker in workers:
-        finish(worker)
+def assert_two_workers_shared(storage):
+    """What two workers asked for 4 trials leave: both ran trials, no point twice, their sweep runs FINISHED."""
     study = optuna.load_study(study_name="shared", storage=open_storage(storage))
     finished = study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))
     assert len(finished) >= 4
@@ -55,11 +53,11 @@ def two_workers_share(tmp_path, storage):
 
 
 def test_two_workers_share_a_journal_file(mlflow_store, tmp_path):
-    two_workers_share(tmp_path, str(tmp_path / "study.log"))
-
-
-def test_two_workers_share_a_postgresql_study(mlflow_store, tmp_path, postgres_database):
-    two_workers_share(tmp_path, postgres_database)
+    storage = str(tmp_path / "study.log")
+    mlflow.search_experiments()  # create the SQLite store once: concurrent first use races on its migrations
+    for worker in [start_worker(tmp_path, storage, "hydra.sweeper.n_trials=4") for _ in range(2)]:
+        finish(worker)
+    assert_two_workers_shared(storage)
 
 
 def running_trials(storage: str) -> list:

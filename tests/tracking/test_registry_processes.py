@@ -52,7 +52,7 @@ def store(request, tmp_path, monkeypatch) -> tuple[str, str]:
     if request.param == "http":
         uri, artifacts = request.getfixturevalue("tracking_server"), None  # the server keeps them
     else:
-        uri = request.getfixturevalue("postgres_database")
+        uri = request.getfixturevalue("mlflow_postgres_database")
         artifacts = (tmp_path / "artifacts").as_uri()  # a server database has no folder to put them beside
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     mlflow.set_tracking_uri(uri)

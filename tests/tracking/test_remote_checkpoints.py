@@ -1,14 +1,9 @@
-"""Checkpoints on the tracking server: a train job killed on one machine continues on another from the
-checkpoint it uploaded; `auto` takes over a run whose owner on another host stopped beating, and not one
-whose heartbeat is fresh; a finished run leaves no local checkpoint folder; a failed upload does not stop
-training."""
+"""Checkpoints on the tracking server: `auto` takes over a run whose owner on another host stopped beating, and
+not one whose heartbeat is fresh; a finished run leaves no local checkpoint folder; a failed upload does not stop
+training. (A train job killed on one machine and continued on another from the checkpoint it uploaded:
+tests/test_team.py.)"""
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -22,10 +17,9 @@ from pipeline.tracking.remote_checkpoints import HEARTBEAT_TAG, LATEST_TAG
 from pipeline.tracking.resume import CONFIG_DIGEST_TAG, OWNER_TAG, TAKEOVER_TAG, config_digest, run_to_resume
 from pipeline.tracking.store import ensure_experiment
 from pipeline.train import train
-from tests.tracking.test_resume import EPOCHS, TINY
+from tests.tracking.test_resume import EPOCHS
 from tests.training.test_divergence_faults import tiny_config as tiny_stage_config
 
-REPO = Path(__file__).resolve().parents[2]
 ELSEWHERE = "another-host:4242"  # an owner on a host this one cannot ask about its pid
 
 
@@ -50,50 +44,6 @@ def epoch_steps(run_id: str, *names: str) -> dict[str, list[int]]:
 
 def uploaded(run_id: str) -> list[str]:
     return sorted(f.path for f in mlflow.MlflowClient().list_artifacts(run_id, "checkpoints"))
-
-
-def checkout(folder: Path) -> Path:
-    """A copy of the code and configs: `checkpoints/` of a checkout whose store is a server is its own."""
-    for part in ("pipeline", "conf"):
-        shutil.copytree(REPO / part, folder / part, ignore=shutil.ignore_patterns("__pycache__"))
-    return folder
-
-
-def train_in(folder: Path, *overrides: str) -> list[str]:
-    return [sys.executable, "-m", "pipeline.train", *TINY, f"data.cache_dir={folder / 'data'}",
-            f"hydra.run.dir={folder / 'hydra'}", *overrides]
-
-
-def test_a_job_killed_on_one_machine_continues_on_another(tracking_server, tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MLFLOW_TRACKING_URI": tracking_server}
-    machine_a, machine_b = checkout(tmp_path / "a"), checkout(tmp_path / "b")
-    mlflow.set_tracking_uri(tracking_server)
-    job = subprocess.Popen(train_in(machine_a), cwd=machine_a, env=env, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline, run = time.monotonic() + 300, None
-    while run is None or run.data.tags.get(LATEST_TAG, "") < "checkpoints/epoch-0001.pt":
-        assert job.poll() is None and time.monotonic() < deadline, "no checkpoint of epoch >= 1 was uploaded"
-        time.sleep(0.2)
-        runs = mlflow.search_runs(search_all_experiments=True, output_format="list",
-                                  filter_string="tags.stage = 'train'")
-        run = runs[0] if runs else None
-    os.killpg(job.pid, signal.SIGKILL)
-    job.wait()
-    run_id = run.info.run_id
-    assert mlflow.get_run(run_id).info.status == "RUNNING"
-    assert (machine_a / "checkpoints" / run_id / "last.pt").is_file()
-
-    again = subprocess.run(train_in(machine_b, f"training.resume={run_id}"), cwd=machine_b,
-                           env=env, capture_output=True, text=True, timeout=600)
-    assert again.returncode == 0, again.stderr[-3000:]
-    assert f"train run {run_id}: resumed after epoch" in again.stdout
-    resumed = mlflow.get_run(run_id)
-    assert resumed.info.status == "FINISHED"
-    assert epoch_steps(run_id, "train/loss", "val/accuracy", "time/epoch_s") == dict.fromkeys(
-        ["train/loss", "val/accuracy", "time/epoch_s"], list(range(EPOCHS)))  # each epoch exactly once
-    assert resumed.data.tags[LATEST_TAG] == "checkpoints/epoch-0003.pt"
-    assert uploaded(run_id) == ["checkpoints/epoch-0002.pt", "checkpoints/epoch-0003.pt"]  # older ones deleted
-    assert not (machine_b / "checkpoints" / run_id).exists()  # finished: the local cache is gone
 
 
 def test_auto_takes_over_a_run_whose_owner_on_another_host_stopped_beating(mlflow_store, prepared, tmp_path,

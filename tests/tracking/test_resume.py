@@ -1,7 +1,7 @@
 """Kill -9 a training job and run the same command again: it continues the same MLflow run from its last
 checkpoint, ends FINISHED, logs every metric exactly once per epoch, ends where an uninterrupted run of the
 same seed ends (to 1e-5), and leaves no local checkpoint behind. (From another machine:
-test_remote_checkpoints.py.)"""
+tests/test_team.py.)"""
 import os
 import signal
 import subprocess
