@@ -83,6 +83,20 @@ def stage_run(pipeline: mlflow.entities.Run, stage: str) -> mlflow.entities.Run:
     return run
 
 
+def assert_ran_on_rebuilt_dataset(pipeline: mlflow.entities.Run, prepared: mlflow.entities.Run, rebuilt: Path):
+    """`pipeline` reused the `prepared` run and no later stage, and trained, evaluated and registered on
+    `rebuilt`, a dataset this machine built with the content hash `prepared` recorded."""
+    assert pipeline.data.tags["reused.prepare"] == prepared.info.run_id
+    assert not any(f"reused.{stage}" in pipeline.data.tags for stage in ("train", "evaluate", "register"))
+    content = prepared.data.tags[CONTENT_HASH_TAG]
+    assert load_prepared(rebuilt, verify=True).manifest["content_hash"] == content
+    for stage in ("train", "evaluate"):
+        run = stage_run(pipeline, stage)
+        assert run.info.status == "FINISHED" and run.data.tags["dataset_dir"] == str(rebuilt)
+        assert run.data.tags[CONTENT_HASH_TAG] == content
+    assert stage_run(pipeline, "register").info.status == "FINISHED"
+
+
 def test_a_standalone_prepare_run_is_reused_by_a_later_workflow(machines):
     root, (prepare, workflow, *_), uri = machines
     assert prepare["returncode"] == 0 and workflow["returncode"] == 0, workflow["err"][-3000:]
@@ -107,20 +121,9 @@ def test_another_machine_reuses_every_stage_without_reading_data(machines):
 def test_a_changed_parameter_rebuilds_the_dataset_here_and_trains_on_it(machines):
     root, (_, on_a, _, _, changed), _ = machines
     assert changed["returncode"] == 0, changed["err"][-3000:]
-    a, c = parent(on_a), parent(changed)
-    prepared = stage_run(a, "prepare")
-    assert c.data.tags["reused.prepare"] == prepared.info.run_id
-    assert not any(f"reused.{stage}" in c.data.tags for stage in ("train", "evaluate", "register"))
     assert not cache(root, "a").exists()  # A's folder, which the prepare run names, is not on this machine
-
     [rebuilt] = cache(root, "c").iterdir()
-    content = prepared.data.tags[CONTENT_HASH_TAG]
-    assert load_prepared(rebuilt, verify=True).manifest["content_hash"] == content
-    for stage in ("train", "evaluate"):
-        run = stage_run(c, stage)
-        assert run.info.status == "FINISHED" and run.data.tags["dataset_dir"] == str(rebuilt)
-        assert run.data.tags[CONTENT_HASH_TAG] == content
-    assert stage_run(c, "register").info.status == "FINISHED"
+    assert_ran_on_rebuilt_dataset(parent(changed), stage_run(parent(on_a), "prepare"), rebuilt)
 
 
 def test_a_machine_that_rebuilds_other_content_is_refused(machines):
