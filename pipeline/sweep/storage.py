@@ -8,10 +8,8 @@ the workers sharing it share the host.
 """
 from __future__ import annotations
 
-import contextlib
 import time
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -61,13 +59,10 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
             raise ConfigError(f"hydra.sweeper.storage={url!r}: cannot use this storage ({reason})") from None
 
 
-@contextlib.contextmanager
-def _heartbeat_is_chosen() -> Iterator[None]:
+def _heartbeat_is_chosen() -> warnings.catch_warnings:
     """Silence Optuna's ExperimentalWarning for its heartbeat: the project chose the feature (and tests it), so
     the warning would tell every sweep's user about a decision they cannot act on."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        yield
+    return warnings.catch_warnings(action="ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
 def fail_stale_trials(study: optuna.Study, storage: optuna.storages.BaseStorage) -> list[int]:
