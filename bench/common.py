@@ -9,7 +9,7 @@ import torch
 
 from pipeline.config import ExperimentConfig
 from pipeline.data.prepared import load_prepared, prepare_dataset
-from pipeline.train import make_loaders
+from pipeline.stages.train import make_loaders
 
 REPO = Path(__file__).resolve().parents[1]
 BENCHMARKS = {}

@@ -16,7 +16,7 @@ from common import load_dataset, fixed_batches, timed_pair, benchmark, emit
 from pipeline.config import ExperimentConfig
 from pipeline.model_factory import untrained_model
 from pipeline.tracking.callbacks import MlflowMetricsLogger
-from pipeline.train import make_loaders
+from pipeline.stages.train import make_loaders
 from pipeline.training.training_engine import TrainingEngine
 
 

@@ -33,7 +33,7 @@ from pipeline.data.bearing import BearingGeometry
 from pipeline.data.prepared import load_prepared, prepare_dataset
 from pipeline.evaluation import classification_metrics, predict_windows
 from pipeline.model_factory import build_from_settings, model_settings
-from pipeline.train import make_loaders
+from pipeline.stages.train import make_loaders
 from pipeline.training.training_engine import TrainingEngine
 
 SEEDS = (0, 1, 2)

@@ -17,7 +17,7 @@ from pipeline.config import DistributedConfig, ExperimentConfig
 from pipeline.sweep.config import SweepConfig
 from pipeline.sweep.storage import open_storage
 from pipeline.sweep.sweeper import SweepResult, run_sweep
-from pipeline.train import train
+from pipeline.stages.train import train
 
 
 def _shipped_sweep(**changes) -> SweepConfig:

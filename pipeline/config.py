@@ -8,24 +8,25 @@ key and the value.
 from __future__ import annotations
 
 import math
-import os
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Optional
 
+from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from pipeline.data.bearing import BEARINGS, NOMINAL_RPM
+from pipeline.data.classes import FAULT_SIZES_IN
 from pipeline.data.cwru import SAMPLE_RATE as CWRU_SAMPLE_RATE
 from pipeline.data.tasks import TASKS
 from pipeline.liveness import HEARTBEAT_S
+from pipeline.study.design import ARMS, TRAINING_SETS
 
 DATA_SOURCES = ("synthetic", "cwru", "files")
 SPLITS = ("recording", "load_shift", "fault_size", "time")
-STUDY_ARMS = ("data_only", "physics_fixed", "physics_adaptive", "physics_tuned", "wdcnn")
-STUDY_TRAINING_SETS = ("recording", "load_shift", "reduced_labels", "ood_size")
-FAULT_SIZES_IN = (0.007, 0.014, 0.021)
+DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
 class ConfigError(ValueError):
@@ -143,9 +144,7 @@ class ModelConfig(_Section):
 
     def __post_init__(self) -> None:
         p = "model."
-        from pipeline.model_factory import MODELS  # here, not at the top: the factory imports torch
-
-        _check(self.name in MODELS, p + "name", self.name, f"must be one of {sorted(MODELS)}")
+        _check(bool(self.name.strip()), p + "name", self.name, "must name a model (pipeline/model_factory.py)")
         for key in ("input_dim", "hidden_dim", "n_modes", "n_layers", "n_heads", "patch_size", "latent_dim"):
             _check(getattr(self, key) > 0, p + key, getattr(self, key), "must be positive")
         _check(self.output_dim is None or self.output_dim > 1, p + "output_dim", self.output_dim,
@@ -185,6 +184,7 @@ class TrainingConfig(_Section):
     seed: int = 0
     resume: str = "auto"  # auto: continue the newest interrupted run of this config; never; or a train run id
     heartbeat_s: float = HEARTBEAT_S  # seconds between a train run's heartbeats; another host takes it over after 3 missed
+    device: str = "auto"  # auto (the local GPU when there is one, else the CPU), cpu, cuda or cuda:<index>
 
     def __post_init__(self) -> None:
         p = "training."
@@ -197,6 +197,7 @@ class TrainingConfig(_Section):
         _check(math.isfinite(self.heartbeat_s) and self.heartbeat_s > 0, p + "heartbeat_s", self.heartbeat_s,
                "must be a finite number of seconds > 0")
         _check(self.num_workers >= 0, p + "num_workers", self.num_workers, "must be >= 0")
+        _check(bool(DEVICE.match(self.device)), p + "device", self.device, "must be auto, cpu, cuda or cuda:<index>")
 
         _check(self.resume in ("auto", "never") or (len(self.resume) == 32 and self.resume.isalnum()),
                p + "resume", self.resume, "must be auto, never or an MLflow run id (32 hex digits)")
@@ -205,30 +206,21 @@ class TrainingConfig(_Section):
 @dataclass
 class DistributedConfig(_Section):
     """Ranks per training job. With nproc_per_node > 1 the train stage launches itself through torch's
-    elastic launcher (what torchrun runs); under torchrun the launcher's WORLD_SIZE wins."""
+    elastic launcher (what torchrun runs); under torchrun the launcher's WORLD_SIZE wins. Whether this machine
+    has the cores or GPUs asked for is checked before a stage starts (pipeline/training/device.py)."""
     nproc_per_node: int = 1
     backend: str = "auto"  # gloo on CPU, nccl on CUDA
     rdzv_endpoint: Optional[str] = None  # host:port of the rendezvous; default a free port on 127.0.0.1
 
     def __post_init__(self) -> None:
         p = "distributed."
-        limit = max(os.cpu_count() or 1, _cuda_devices())
-        _check(1 <= self.nproc_per_node <= limit, p + "nproc_per_node", self.nproc_per_node,
-               f"must be in 1..{limit} (the CPU cores or GPUs of this machine)")
+        _check(self.nproc_per_node >= 1, p + "nproc_per_node", self.nproc_per_node, "must be at least 1")
         _check(self.backend in ("auto", "gloo", "nccl"), p + "backend", self.backend,
                "must be one of auto, gloo, nccl")
-        _check(self.backend != "nccl" or _cuda_devices() > 0, p + "backend", self.backend,
-               "nccl needs CUDA GPUs; use gloo (or auto) on a CPU machine")
         if self.rdzv_endpoint is not None:
             host, _, port = self.rdzv_endpoint.rpartition(":")
             _check(bool(host) and port.isdigit() and 0 < int(port) < 65536, p + "rdzv_endpoint",
                    self.rdzv_endpoint, "must be host:port")
-
-
-def _cuda_devices() -> int:
-    import torch  # config stays importable without initialising torch
-
-    return torch.cuda.device_count()
 
 
 @dataclass
@@ -272,15 +264,16 @@ class RegistryConfig(_Section):
 @dataclass
 class StudyConfig(_Section):
     """The ablation study (`python -m pipeline.study`): every arm is trained on every training set with every
-    seed, on the same data and budget (pipeline/study/). The noisy sets re-score the `recording` models."""
-    arms: list[str] = field(default_factory=lambda: list(STUDY_ARMS))
-    training_sets: list[str] = field(default_factory=lambda: list(STUDY_TRAINING_SETS))
+    seed, on the same data and budget (pipeline/study/). The noisy sets re-score the `recording` models. Arms
+    and training sets are defined in pipeline/study/design.py."""
+    arms: list[str] = field(default_factory=lambda: list(ARMS))
+    training_sets: list[str] = field(default_factory=lambda: list(TRAINING_SETS))
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     snr_db: list[float] = field(default_factory=lambda: [10.0, 0.0, -5.0])  # noisy copies of the test recordings
     label_fraction: float = 0.1  # reduced_labels: share of each class's training recordings that is kept
     ood_fault_size_in: float = 0.021  # ood_size: never trained on; its test windows are out of distribution
-    # physics_tuned: these weights (conf/study/default.yaml says where they come from), or with tune_with_sweep
-    # the best of a sweep of sweep_trials trials (conf/hparams_search/physics_weights.yaml) the study runs first
+    # physics_tuned: these weights, or with tune_with_sweep the best of a sweep of sweep_trials trials
+    # (conf/hparams_search/physics_weights.yaml) the study runs first
     tuned_physics_weight: float = 0.1
     tuned_consistency_weight: float = 0.05
     tune_with_sweep: bool = False
@@ -288,7 +281,7 @@ class StudyConfig(_Section):
 
     def __post_init__(self) -> None:
         p = "study."
-        for key, allowed in (("arms", STUDY_ARMS), ("training_sets", STUDY_TRAINING_SETS)):
+        for key, allowed in (("arms", tuple(ARMS)), ("training_sets", TRAINING_SETS)):
             values = list(getattr(self, key))
             _check(bool(values) and set(values) <= set(allowed) and len(set(values)) == len(values), p + key,
                    values, f"must be distinct names out of {allowed}")
@@ -359,7 +352,6 @@ def _describe(err: OmegaConfBaseException) -> str:
 
 
 def register_configs() -> None:
-    """Make the schema Hydra's `base_config`, so composed configs are type-checked and closed to unknown keys."""
-    from hydra.core.config_store import ConfigStore
-
+    """Make the schema Hydra's `base_config`, so composed configs are type-checked and closed to unknown keys.
+    Called where Hydra starts (the entry points' `run_hydra`), not on import."""
     ConfigStore.instance().store(name="base_config", node=ExperimentConfig)

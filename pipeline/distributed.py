@@ -5,6 +5,9 @@ Two ways in, one code path: under `torchrun` (single- or multi-node; WORLD_SIZE 
 `torch.distributed.launcher.elastic_launch`, the API torchrun is built on, with a c10d rendezvous on a free
 port of 127.0.0.1 (or `distributed.rdzv_endpoint`). Either way every rank runs the same function; a rank
 that fails fails the whole job with torch's ChildFailedError, which names the rank and its error.
+
+A job that trains on CUDA gives each rank the GPU of its local rank (pipeline.training.device) and, with
+`distributed.backend=auto`, reduces with nccl; a CPU job uses gloo.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ import torch.distributed as dist
 from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
 from pipeline.config import DistributedConfig
+from pipeline.training.device import resolve_device
 
 
 def under_launcher() -> bool:
@@ -34,24 +38,32 @@ def world_size() -> int:
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
-def backend_for(config: DistributedConfig) -> str:
+def local_rank() -> int:
+    """This rank's index on its machine (which GPU it trains on); 0 outside a launcher."""
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def backend_for(config: DistributedConfig, device: str = "auto") -> str:
+    """`distributed.backend`, with auto meaning nccl when `training.device=device` trains on CUDA, else gloo."""
     if config.backend != "auto":
         return config.backend
-    return "nccl" if torch.cuda.is_available() else "gloo"
+    return "nccl" if resolve_device(device, local_rank()).type == "cuda" else "gloo"
 
 
 @contextlib.contextmanager
-def process_group(config: DistributedConfig) -> Iterator[None]:
+def process_group(config: DistributedConfig, device: str = "auto") -> Iterator[None]:
     """Join the launcher's process group for the duration of the block; nothing to do in a single process
-    or when the caller already joined one. CPU threads are shared out so ranks do not oversubscribe cores."""
+    or when the caller already joined one. `device` is `training.device`: on CUDA each rank makes its own GPU
+    the current one (nccl needs that); CPU threads are shared out so ranks do not oversubscribe cores."""
     if not under_launcher() or dist.is_initialized():
         yield
         return
     local_ranks = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_ranks))
-    if torch.cuda.is_available() and backend_for(config) == "nccl":
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    dist.init_process_group(backend_for(config))
+    target = resolve_device(device, local_rank())
+    if target.type == "cuda":
+        torch.cuda.set_device(target)
+    dist.init_process_group(backend_for(config, device))
     try:
         yield
     finally:
@@ -77,7 +89,7 @@ def launch(fn: Callable[..., Any], args: tuple, config: DistributedConfig) -> li
     """Run `fn(*args)` on `config.nproc_per_node` local ranks (spawned processes); their results by rank.
 
     `fn` must be importable and `args` picklable. The job does not restart failed ranks: a training job that
-    should survive a lost rank resumes from its checkpoint instead (pipeline.train).
+    should survive a lost rank resumes from its checkpoint instead (pipeline.stages.train).
     """
     launch_config = LaunchConfig(
         min_nodes=1, max_nodes=1, nproc_per_node=config.nproc_per_node, run_id=f"av-pino-{uuid.uuid4().hex[:8]}",

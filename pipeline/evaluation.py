@@ -21,6 +21,7 @@ from plotly.subplots import make_subplots
 from torch import nn
 
 from pipeline.model_factory import build_from_settings
+from pipeline.model_outputs import window_readings
 
 
 def load_logged_model(model_uri: str) -> tuple[nn.Module, dict]:
@@ -45,11 +46,11 @@ def predict_windows(model: nn.Module, windows: np.ndarray, batch_size: int = 256
     no dropout). `conditions`, one value per window (`shaft_hz` [N], `bearing` [N, 4]: what
     `BearingWindows.conditions()` gives), reach the model as `model(x, shaft_hz=..., bearing=...)`.
 
-    Returns `probs` [N, C] and, when the model returns them, `uncertainty` [N] and per physics residual
-    `physics/<name>` [N]: that window's mean squared residual (residuals are normalised, so this is a
-    relative squared error).
+    Returns `probs` [N, C] and, for the optional outputs the model returns, `uncertainty`, `physics/<name>`
+    and `params/<name>`, each [N] (`pipeline.model_outputs.window_readings`).
     """
-    conditions = {name: np.asarray(values, dtype=np.float32) for name, values in conditions.items() if values is not None}
+    conditions = {name: np.asarray(values, dtype=np.float32)
+                  for name, values in conditions.items() if values is not None}
     for name, values in conditions.items():
         if len(values) != len(windows):
             raise ValueError(f"{name} has {len(values)} values for {len(windows)} windows: give one per window")
@@ -61,12 +62,7 @@ def predict_windows(model: nn.Module, windows: np.ndarray, batch_size: int = 256
             batch = torch.as_tensor(np.asarray(windows[start:start + batch_size], dtype=np.float32), device=device)
             out = model(batch, **{name: torch.as_tensor(values[start:start + batch_size], device=device)
                                   for name, values in conditions.items()})
-            values = {"probs": out["predictions"].float().softmax(dim=-1)}
-            if "uncertainties" in out:
-                values["uncertainty"] = out["uncertainties"].float()
-            for name, residual in out.get("physics_residuals", {}).items():
-                values[f"physics/{name}"] = residual.float().reshape(len(batch), -1).pow(2).mean(dim=1)
-            for key, value in values.items():
+            for key, value in window_readings(out).items():
                 chunks.setdefault(key, []).append(value.cpu().numpy())
     return {key: np.concatenate(parts) for key, parts in chunks.items()}
 

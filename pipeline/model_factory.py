@@ -13,11 +13,19 @@ from typing import Any, Mapping, Optional, Sequence
 from torch import nn
 
 from pipeline.baselines.wdcnn import WDCNN
+from pipeline.config import ConfigError
 from pipeline.data.bearing import BearingGeometry
 from pipeline.data.prepared import dataset_description
 from pipeline.physics.agt_no_architecture import NOMINAL_SHAFT_HZ, AGTNOArchitecture
 
 MODELS = {"agt_no": AGTNOArchitecture, "wdcnn": WDCNN}
+
+
+def model_class(name: str) -> type[nn.Module]:
+    """The class `model.name` names; a ConfigError naming the choices otherwise."""
+    if name not in MODELS:
+        raise ConfigError(f"model.name={name!r}: must be one of {sorted(MODELS)}")
+    return MODELS[name]
 
 
 def build_model(model_config: Mapping[str, Any] | Any, sample_rate: float, *,
@@ -26,16 +34,14 @@ def build_model(model_config: Mapping[str, Any] | Any, sample_rate: float, *,
     """`model_config` is a ModelConfig or its dict (as stored with a registered model), with `output_dim` set
     (see `model_settings`); `bearing` is a BearingGeometry's fields."""
     kwargs = dict(asdict(model_config) if is_dataclass(model_config) else model_config)
-    name = kwargs.pop("name")
-    if name not in MODELS:
-        raise ValueError(f"model.name={name!r}: must be one of {sorted(MODELS)}")
+    model = model_class(kwargs.pop("name"))
     if kwargs.get("output_dim") is None:
         raise ValueError("model.output_dim is not set: take it from the dataset with model_settings()")
     if class_locations is not None:
         kwargs["class_locations"] = list(class_locations)
     if bearing is not None:
         kwargs["bearing"] = BearingGeometry(**bearing)
-    return MODELS[name](sample_rate=float(sample_rate), **kwargs)
+    return model(sample_rate=float(sample_rate), **kwargs)
 
 
 def model_settings(model_config: Any, manifest: Mapping[str, Any]) -> dict[str, Any]:

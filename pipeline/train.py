@@ -1,152 +1,18 @@
-"""Stage 2, train: `python -m pipeline.train [overrides]` trains AGT-NO on a prepared dataset and logs it.
-
-Metrics per epoch go to MLflow (train/*, physics/*, val/*); the model is logged as the `av-pino` pyfunc.
-"""
-from __future__ import annotations
-
-import contextlib
-import shutil
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable, Iterable, Optional
-
+"""Stage 2, train: `python -m pipeline.train [overrides]` trains a model on a prepared dataset and logs it
+(pipeline.stages.train); `-m hparams_search=...` sweeps it with Optuna (hydra_plugins/av_pino_sweeper)."""
 import hydra
-import mlflow
-import torch
 from omegaconf import DictConfig
-from torch.utils.data import DataLoader
 
-from pipeline.config import ExperimentConfig, register_configs
-from pipeline.data.prepared import PreparedDataset, load_prepared, prepare_dataset
-from pipeline.distributed import broadcast_from_rank0, launch, process_group, rank, under_launcher, world_size
-from pipeline.liveness import this_process
-from pipeline.model_factory import build_from_settings, model_settings
-from pipeline.stage import main_with_packed_overrides, run_stage
-from pipeline.tracking.callbacks import MlflowMetricsLogger, ProgressPrinter
-from pipeline.tracking.datasets import log_dataset
-from pipeline.tracking.model_logging import log_pyfunc_model
-from pipeline.tracking.remote_checkpoints import RunKeeper
-from pipeline.tracking.resume import (CONFIG_DIGEST_TAG, OWNER_TAG, SkipLoggedEpochs, config_digest,
-                                      log_epoch_missing_from_run, logged_epochs, run_to_resume)
-from pipeline.tracking.run import stage_run
-from pipeline.tracking.store import checkpoint_root as default_checkpoint_root
-from pipeline.training.training_engine import CHECKPOINT_NAME, TrainingEngine
-
-register_configs()
-
-
-@dataclass
-class TrainResult:
-    run_id: str
-    model_uri: Optional[str]  # None when a callback stopped training early (e.g. a pruned trial)
-    metrics: dict[str, float]  # the last epoch's metrics under the tracking names (`val/accuracy`, ...)
-    stop_reason: Optional[str] = None
-
-
-def make_loaders(dataset: PreparedDataset, config: ExperimentConfig) -> tuple[DataLoader, DataLoader]:
-    """Shuffled, seeded training batches and ordered validation batches (sharded per rank by the engine)."""
-    generator = torch.Generator().manual_seed(config.training.seed)
-    kwargs = {"batch_size": config.training.batch_size, "num_workers": config.training.num_workers}
-    train = DataLoader(dataset.subset("train"), shuffle=True, drop_last=False, generator=generator, **kwargs)
-    val = DataLoader(dataset.subset("val"), shuffle=False, **kwargs)
-    return train, val
-
-
-def train(config: ExperimentConfig, dataset_dir: Optional[Path] = None, *, run_name: Optional[str] = None,
-          callbacks: Iterable[Callable] = (), checkpoint_root: Optional[Path] = None, tags: Optional[dict] = None,
-          parent_run_id: Optional[str] = None) -> Optional[TrainResult]:
-    """Train on `dataset_dir` (prepared from config.data when None) inside an MLflow run of stage `train`.
-
-    The run nests under the active run, else under `parent_run_id` when given. With
-    `distributed.nproc_per_node > 1` the job runs on that many ranks through the elastic launcher; under
-    torchrun it runs on torchrun's ranks. Only rank 0 logs, checkpoints and calls `callbacks` (which must be
-    picklable to cross into launched ranks); other ranks return None. A callback raising
-    `StopTraining` ends the job early on all ranks: the run is kept, without a logged model.
-
-    Checkpoints go to `checkpoint_root/<run id>/` and are uploaded to the run's artifacts, so any machine can
-    resume the run (pipeline.tracking.remote_checkpoints); the local folder is removed once the run FINISHED.
-    """
-    if config.distributed.nproc_per_node > 1 and not under_launcher():
-        dataset_dir = dataset_dir or _prepare(config)
-        active = mlflow.active_run()
-        return launch(_train_on_rank, (config, dataset_dir, run_name, tuple(callbacks), checkpoint_root, tags,
-                                       active.info.run_id if active else parent_run_id, mlflow.get_tracking_uri()),
-                      config.distributed)[0]
-    with process_group(config.distributed):
-        return _train_on_this_rank(config, dataset_dir, run_name, callbacks, checkpoint_root, tags, parent_run_id)
-
-
-def _train_on_rank(config, dataset_dir, run_name, callbacks, checkpoint_root, tags, parent_run_id, tracking_uri):
-    """Entry point of each rank started by `launch` (module level, so spawned processes can import it)."""
-    mlflow.set_tracking_uri(tracking_uri)
-    with process_group(config.distributed):
-        return _train_on_this_rank(config, dataset_dir, run_name, callbacks, checkpoint_root, tags, parent_run_id)
-
-
-def _prepare(config: ExperimentConfig) -> Path:
-    return prepare_dataset(config.data, Path(config.data.cache_dir).resolve())
-
-
-def _train_on_this_rank(config: ExperimentConfig, dataset_dir: Optional[Path], run_name: Optional[str],
-                        callbacks: Iterable[Callable], checkpoint_root: Optional[Path], tags: Optional[dict],
-                        parent_run_id: Optional[str]) -> Optional[TrainResult]:
-    torch.manual_seed(config.training.seed)
-    logs = rank() == 0
-    if dataset_dir is None:
-        dataset_dir = broadcast_from_rank0(_prepare(config) if logs else None)
-    dataset = load_prepared(dataset_dir)
-    train_loader, val_loader = make_loaders(dataset, config)
-    settings = model_settings(config.model, dataset.manifest)
-    model = build_from_settings(settings)
-    name = run_name or (f"train-pw{config.loss.physics_weight:g}-cw{config.loss.consistency_weight:g}"
-                        f"-e{config.training.epochs}")
-    run_tags = {"dataset_dir": str(Path(dataset_dir).resolve()), "world_size": str(world_size()),
-                CONFIG_DIGEST_TAG: config_digest(config), OWNER_TAG: this_process(), **(tags or {})}
-    checkpoint_root = checkpoint_root or default_checkpoint_root()
-    resumed_id = run_to_resume(config, checkpoint_root) if logs else None
-
-    with (stage_run("train", config, experiment=config.tracking.experiment, run_name=name, system_metrics=True,
-                    tags=run_tags, parent_run_id=parent_run_id, run_id=resumed_id)
-          if logs else contextlib.nullcontext()) as run, \
-            (RunKeeper(run.info.run_id, config.training.heartbeat_s) if logs else contextlib.nullcontext()) as keeper:
-        run_id, resuming = broadcast_from_rank0((run.info.run_id, resumed_id is not None) if logs else None)
-        if logs and not resuming:
-            log_dataset(dataset_dir)
-        logged = logged_epochs(run_id) if logs and resuming else set()
-        if logs:
-            callbacks = [SkipLoggedEpochs(MlflowMetricsLogger(), logged), ProgressPrinter(config.training.epochs),
-                         keeper, *callbacks]
-        engine = TrainingEngine(model, config, device=torch.device("cpu"), callbacks=callbacks if logs else ())
-        engine.mlflow_run_id = run_id
-        checkpoints = checkpoint_root / run_id
-        if resuming:  # every rank loads the same checkpoint
-            checkpoint = engine.load_checkpoint(checkpoints / CHECKPOINT_NAME)
-            if logs:
-                log_epoch_missing_from_run(run_id, checkpoint, logged)
-                print(f"train run {run_id}: resumed after epoch {checkpoint['epoch'] + 1}", flush=True)
-        trained, history = engine.train(train_loader, val_loader, checkpoint_dir=checkpoints, resume=False,
-                                        on_checkpoint=keeper.upload if logs else None)
-        if not logs:
-            return None
-        mlflow.log_figure(engine.monitor.plot_training_curves(), "plots/training_curves.html")
-        model_uri = None
-        if engine.stop_reason is None:
-            model_uri = log_pyfunc_model(trained, settings, dataset.arrays["windows"][:2])
-            mlflow.set_tag("model_uri", model_uri)
-            print(f"train run {run_id}: model {model_uri}")
-        else:
-            mlflow.set_tag("stopped_early", engine.stop_reason)
-            print(f"train run {run_id}: stopped early ({engine.stop_reason}); no model logged")
-    shutil.rmtree(checkpoints, ignore_errors=True)  # FINISHED: a cache of what the run's artifacts keep
-    return TrainResult(run_id, model_uri, dict(engine.last_metrics), engine.stop_reason)
+from pipeline.stages.command_line import run_hydra, run_stage
+from pipeline.stages.train import train
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float:
-    """Returns the final validation accuracy: the value a Hydra sweeper optimises."""
+    """Returns the final validation accuracy: the value a generic Hydra sweeper would optimise."""
     result = run_stage(train, cfg)
     return result.metrics.get("val/accuracy", float("nan")) if result is not None else float("nan")
 
 
 if __name__ == "__main__":
-    main_with_packed_overrides(main)
+    run_hydra(main)

@@ -1,6 +1,6 @@
 """Run many `python -m pipeline.<entry> <args>` commands without paying Python's imports each time.
 
-`python tests/entry_zygote.py JOBS.json` imports the entry modules once, then forks one child per job. The
+`python tests/entry_zygote.py JOBS.json` imports the stages' library once, then forks one child per job. The
 child runs the entry module as `__main__`, as `python -m` does, with the job's own argv, environment,
 stdout/stderr files and exit status; only the already-imported libraries are shared. A fresh `python -m`
 spends ~4 s importing torch and MLflow, so a table of 30 failing commands would take minutes instead of
@@ -21,7 +21,7 @@ import sys
 import traceback
 from pathlib import Path
 
-ENTRIES = ("prepare", "train", "evaluate", "register", "workflow")
+STAGES = ("prepare", "train", "evaluate", "register", "workflow")  # pipeline.stages.*, what the entries run
 
 
 def run_entry_points(jobs: list[dict], folder: Path, together: bool = False) -> list[dict]:
@@ -72,8 +72,8 @@ def fork(job: dict) -> int:
 
 
 def main(jobs_file: Path, together: bool) -> None:
-    for entry in ENTRIES:
-        importlib.import_module(f"pipeline.{entry}")
+    for stage in STAGES:
+        importlib.import_module(f"pipeline.stages.{stage}")
     jobs = json.loads(jobs_file.read_text())
     pids = [fork(job) for job in jobs] if together else []
     for i, job in enumerate(jobs):

@@ -114,6 +114,6 @@ def test_missing_config_file_is_named(tmp_path):
     (["+extra=1 ~gone"], ["+extra=1", "~gone"]),
 ])
 def test_packed_overrides_are_unpacked(argv, expected):
-    from pipeline.stage import split_packed_overrides
+    from pipeline.stages.command_line import split_packed_overrides
 
     assert split_packed_overrides(argv) == expected

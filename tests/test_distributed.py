@@ -85,7 +85,7 @@ def test_a_failing_callback_on_rank_0_fails_the_job_instead_of_hanging_it():
 
 def test_train_stage_on_two_ranks_logs_one_run(mlflow_store, tmp_path, compose_config):
     from pipeline.config import to_experiment_config
-    from pipeline.train import train
+    from pipeline.stages.train import train
 
     config = to_experiment_config(compose_config(*TINY_STAGE, f"data.cache_dir={tmp_path / 'data'}",
                                                  "distributed.nproc_per_node=2"))

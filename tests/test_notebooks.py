@@ -11,8 +11,8 @@ import numpy as np
 from nbclient import NotebookClient
 
 from pipeline.config import to_experiment_config
-from pipeline.study import run_study
-from pipeline.workflow import run_pipeline
+from pipeline.study.runner import run_study
+from pipeline.stages.workflow import run_pipeline
 from tests.study.tiny_study import study_config
 
 REPO = Path(__file__).resolve().parents[1]

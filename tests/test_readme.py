@@ -21,7 +21,7 @@ TINY = ["data.window=256", "data.hop=256", "data.duration_s=0.3", "data.recordin
 RUN_BY = {
     SETUP[0]: "tests/conftest.py::pipeline_store",
     "make test": ".ci/run",
-    "mlflow run . --env-manager local -P data=files": "tests/test_workflow.py::test_your_own_recordings_run_end_to_end",
+    "mlflow run . --env-manager local -P data=files": "tests/stages/test_workflow.py::test_your_own_recordings_run_end_to_end",
     "python -m pipeline.prepare": "tests/test_readme.py::test_the_stage_commands_run_as_written",
     "python -m pipeline.train loss.physics_weight": "tests/test_readme.py::test_the_stage_commands_run_as_written",
     "python -m pipeline.evaluate": "tests/test_readme.py::test_the_stage_commands_run_as_written",

@@ -2,12 +2,13 @@
 
 A thin adapter (Hydra finds sweepers only in the `hydra_plugins` package): it composes the experiment config
 from the command line, adds any sweep expressions given there (`loss.physics_weight='interval(0.01, 1)'`) to
-the search space, and hands both to `pipeline.sweep.sweeper.run_sweep`.
+the search space, and hands both to `pipeline.sweep.sweeper.run_sweep`. Hydra imports this module at every
+startup, so it must not import Optuna, torch or MLflow.
 """
 
 import sys
-from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from dataclasses import dataclass
+from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -15,23 +16,26 @@ from hydra.plugins.sweeper import Sweeper
 from omegaconf import DictConfig, OmegaConf
 
 from pipeline.config import ConfigError, to_experiment_config
+from pipeline.sweep.config import SweepConfig
 
 
 @dataclass
-class AvPinoSweeperConf:
+class AvPinoSweeperConf(SweepConfig):
+    """`hydra.sweeper`'s schema: SweepConfig's fields and defaults, so a default changed there changes every
+    sweep and overrides are type-checked against them, plus the class Hydra instantiates."""
     _target_: str = "hydra_plugins.av_pino_sweeper.av_pino_sweeper.AvPinoSweeper"
-    study_name: str = "av-pino-physics-weights"
-    storage: Optional[str] = None
-    n_trials: int = 8
-    directions: List[str] = field(default_factory=lambda: ["maximize"])
-    metrics: List[str] = field(default_factory=lambda: ["val/accuracy"])
-    sampler: Dict[str, Any] = field(default_factory=lambda: {"name": "tpe", "seed": 0, "kwargs": {}})
-    pruner: Dict[str, Any] = field(default_factory=lambda: {"name": "median", "kwargs": {}})
-    params: Dict[str, str] = field(default_factory=dict)
 
 
-ConfigStore.instance().store(group="hydra/sweeper", name="av_pino_optuna", node=AvPinoSweeperConf,
-                             provider="av-pino")
+def _schema() -> DictConfig:
+    """The schema with open sampler and pruner `kwargs`, so `hydra.sweeper.sampler.kwargs.n_startup_trials=2`
+    needs no `+` although the argument is pinned by SweepConfig, not written in the search's YAML."""
+    schema = OmegaConf.structured(AvPinoSweeperConf)
+    for part in (schema.sampler, schema.pruner):
+        OmegaConf.set_struct(part.kwargs, False)
+    return schema
+
+
+ConfigStore.instance().store(group="hydra/sweeper", name="av_pino_optuna", node=_schema(), provider="av-pino")
 
 
 class AvPinoSweeper(Sweeper):
@@ -42,9 +46,13 @@ class AvPinoSweeper(Sweeper):
     def setup(self, *, hydra_context, task_function, config: DictConfig) -> None:  # noqa: ARG002 - Hydra's API
         self.hydra_context, self.config = hydra_context, config
 
-    def sweep(self, arguments: List[str]) -> Any:
-        from pipeline.sweep.config import SweepConfig  # imported here: the plugin scan must stay light
-        from pipeline.sweep.sweeper import run_sweep
+    def sweep_config(self, params: dict[str, str]) -> SweepConfig:
+        """The composed `hydra.sweeper` settings, with `params` (the command line's sweep expressions) added."""
+        settings = OmegaConf.to_container(OmegaConf.create(self.settings), resolve=True)
+        return SweepConfig(**{**settings, "params": {**settings["params"], **params}})
+
+    def sweep(self, arguments: list[str]) -> Any:
+        from pipeline.sweep.sweeper import run_sweep  # here, not at the top: it imports torch, Optuna and MLflow
 
         fixed, params = [], {}
         for override in OverridesParser.create().parse_overrides(arguments):
@@ -54,9 +62,7 @@ class AvPinoSweeper(Sweeper):
                 fixed.append(override.input_line)
         try:
             composed = self.hydra_context.config_loader.load_sweep_config(self.config, fixed)
-            settings = OmegaConf.to_container(OmegaConf.create(self.settings), resolve=True)
-            settings["params"] = {**settings.get("params", {}), **params}
-            sweep = SweepConfig(**settings)
+            sweep = self.sweep_config(params)
             experiment = OmegaConf.masked_copy(composed, [key for key in composed if key != "hydra"])
             result = run_sweep(to_experiment_config(experiment), sweep)
         except ConfigError as err:

@@ -3,10 +3,10 @@ fault diagnosis with good anti-noise and domain adaptation ability on raw vibrat
 
 A wide first kernel (64 samples, stride 16) acts as a learnt filter bank on the raw signal and suppresses
 high-frequency noise; four small-kernel layers follow, each with batch norm, ReLU and max-pooling by 2, then a
-100-unit dense layer. Two changes, both so that it is scored like AGT-NO: the classifier reads a variational
-latent (mean, log_var), which gives it the same predictive uncertainty (`pipeline.physics.uncertainty`) and
-lets the engine's KL term regularise it, and an adaptive pooling before the dense layer accepts any window
-length (it is the identity at the published 1,024-sample window / 2 positions).
+100-unit dense layer. Two changes, both so that it is scored like AGT-NO: the classifier reads AGT-NO's
+variational head (`pipeline.model_outputs`), which gives it the same predictive uncertainty and lets the
+engine's KL term regularise it, and an adaptive pooling before the dense layer accepts any window length (it is
+the identity at the published 1,024-sample window / 2 positions).
 
 The network states no physics: it returns no residuals, energy terms or physical parameters, so the engine
 trains it on the data and KL terms alone and no physics metric is logged for it.
@@ -18,7 +18,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from pipeline.physics.uncertainty import INITIAL_LOG_VAR, predictive_uncertainty
+from pipeline.config import DataConfig, ModelConfig
+from pipeline.model_outputs import DEFAULT_CLASSES, VariationalClassifier
 
 WIDE_KERNEL, WIDE_STRIDE = 64, 16
 CHANNELS = (16, 32, 64, 64, 64)  # the published widths: wide layer, then four 3-tap layers
@@ -32,15 +33,17 @@ def _conv_block(in_channels: int, out_channels: int, kernel: int, stride: int = 
                          nn.BatchNorm1d(out_channels), nn.ReLU(), nn.MaxPool1d(2, ceil_mode=True))
 
 
-class WDCNN(nn.Module):
+class WDCNN(VariationalClassifier):
     """Windows `[B, L]` or `[B, L, input_dim]` -> predictions, mean, log_var and uncertainties.
 
     Takes the keyword arguments `build_model` passes every model; the sample rate and AGT-NO's own arguments
     (operator sizes, class locations, bearing geometry) do not apply: the baseline keeps its published widths.
+    The others default to ModelConfig's, the class count to the ten CWRU classes.
     """
 
-    def __init__(self, input_dim: int = 1, output_dim: int = 10, latent_dim: int = 16, dropout: float = 0.0,
-                 sample_rate: float = 12000.0, **agt_no_only: Any):  # noqa: ARG002 - see the class docstring
+    def __init__(self, input_dim: int = ModelConfig.input_dim, output_dim: int = DEFAULT_CLASSES,
+                 latent_dim: int = ModelConfig.latent_dim, dropout: float = ModelConfig.dropout,
+                 sample_rate: float = DataConfig.sample_rate, **agt_no_only: Any):  # noqa: ARG002 - see above
         super().__init__()
         self.input_dim = input_dim
         layers = [_conv_block(input_dim, CHANNELS[0], WIDE_KERNEL, WIDE_STRIDE, (WIDE_KERNEL - WIDE_STRIDE) // 2)]
@@ -48,10 +51,7 @@ class WDCNN(nn.Module):
         self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool1d(POOLED_POSITIONS), nn.Flatten())
         self.dense = nn.Sequential(nn.Linear(CHANNELS[-1] * POOLED_POSITIONS, DENSE_UNITS), nn.ReLU(),
                                    nn.Dropout(dropout))
-        self.latent_head = nn.Linear(DENSE_UNITS, 2 * latent_dim)
-        self.classifier = nn.Linear(latent_dim, output_dim)
-        with torch.no_grad():  # start with a small latent variance, as AGT-NO does
-            self.latent_head.bias[latent_dim:].fill_(INITIAL_LOG_VAR)
+        self.build_head(DENSE_UNITS, latent_dim, output_dim)
 
     def forward(self, x: torch.Tensor, *, shaft_hz: torch.Tensor | None = None, bearing: torch.Tensor | None = None,
                 physics: bool = True) -> dict:
@@ -63,8 +63,4 @@ class WDCNN(nn.Module):
         if x.ndim != 3 or x.shape[-1] != self.input_dim:
             raise ValueError(f"WDCNN expects [B, L] or [B, L, {self.input_dim}], got {list(x.shape)}")
         x = x.to(self.classifier.weight.dtype)
-        mean, log_var = self.latent_head(self.dense(self.features(x.transpose(1, 2)))).chunk(2, dim=-1)
-        z = mean + torch.randn_like(mean) * torch.exp(0.5 * log_var) if self.training else mean
-        logits = self.classifier(z)
-        return {"predictions": logits, "mean": mean, "log_var": log_var,
-                "uncertainties": predictive_uncertainty(logits, log_var)}
+        return self.decide(self.dense(self.features(x.transpose(1, 2))))

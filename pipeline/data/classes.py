@@ -14,6 +14,7 @@ CLASS_NAMES: tuple[str, ...] = (
 )
 
 FAULT_LOCATIONS: tuple[str, ...] = ("normal", "ball", "inner", "outer")
+FAULT_SIZES_IN: tuple[float, ...] = (0.007, 0.014, 0.021)  # the seeded fault diameters (in) of the classes
 
 
 def class_index(label: str) -> int:

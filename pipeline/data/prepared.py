@@ -32,6 +32,7 @@ from pipeline.data.simulator import simulate_recording
 from pipeline.data.splits import Segment, SplitPlan, plan_splits
 from pipeline.data.tasks import class_locations, class_names, task_label
 from pipeline.data.windows import SPLIT_NAMES, frame
+from pipeline.stages.contract import config_digest
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ class PreparedDataset:
 
 
 def config_hash(cfg: DataConfig) -> str:
-    """12 hex digits over the config fields that change the content, the format version and, for CWRU, the
+    """The digest of the config fields that change the content, the format version and, for CWRU, the
     folder tree's .mat files (relative path, size, mtime), so edited data gives a new dataset; `cache_dir`
     and the keys of other sources and splits never count."""
     skip = {"cache_dir", "augment_spread_db", "augment_gain_db"} | {name for source, names in _ONLY_FOR.items() if source != cfg.source for name in names}
@@ -95,7 +96,7 @@ def config_hash(cfg: DataConfig) -> str:
         payload["path"] = [(p.relative_to(root).as_posix(), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
     if cfg.source == "files":
         payload["manifest"] = user_files.fingerprint(cfg.manifest)
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+    return config_digest(payload)
 
 
 def dataset_dir_for(cfg: DataConfig, cache_root: str | Path) -> Path:

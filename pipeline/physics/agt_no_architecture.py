@@ -1,4 +1,4 @@
-"""AGT-NO: a neural operator that reads a vibration window the way an analyst does, and explains it with physical fields.
+"""AGT-NO: a neural operator that reads a vibration window as an analyst does, and explains it with physical fields.
 
 Two views of the window, each a function on its own grid, carry the operator blocks (pipeline.physics.spectral):
   * the log power spectrum, on the frequency grid: FNO blocks over frequency, whose Fourier modes are quefrencies,
@@ -6,11 +6,12 @@ Two views of the window, each a function on its own grid, carry the operator blo
     resonances sit, which bands rise together);
   * the squared-envelope spectrum, in shaft orders, of bands the operator picks from that spectrum for each window
     (pipeline.physics.envelope): where the impacts repeat as multiples of the shaft speed, the same at every load.
-Pooled, they feed a variational latent (mean, log_var) and the class logits. For the physics losses the model also
-returns displacement, velocity and force on the time grid (an inverse filter of the measured acceleration), the
-resonance and damping of the structural mode, and the residuals of the equations they must satisfy
-(pipeline.physics.residuals), including, when the classes' fault locations are known, the kinematics residual that
-ties the decision to the comb of fault lines in the force's envelope.
+Pooled, they feed a variational latent (mean, log_var) and the class logits, the head WDCNN shares
+(pipeline.model_outputs). For the physics losses the model also returns displacement, velocity and force on the
+time grid (an inverse filter of the measured acceleration), the resonance and damping of the structural mode, and
+the residuals of the equations they must satisfy (pipeline.physics.residuals), including, when the classes' fault
+locations are known, the kinematics residual that ties the decision to the comb of fault lines in the force's
+envelope.
 
 The class count, the classes' fault locations and the bearing geometry are constructor arguments that come from the
 data; nothing depends on which or how many classes there are.
@@ -24,11 +25,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pipeline.config import DataConfig, ModelConfig
 from pipeline.data.bearing import SKF_6205_DE, BearingGeometry
+from pipeline.model_outputs import DEFAULT_CLASSES, VariationalClassifier
 from pipeline.physics.residuals import energy_balance, physics_residuals
 from pipeline.physics.serving import ServingPlan
 from pipeline.physics.spectral import FNOBlock, PatchAttention, full_precision, pointwise
-from pipeline.physics.uncertainty import INITIAL_LOG_VAR, predictive_uncertainty
 from pipeline.physics.views import (
     N_SPECTRUM_BANDS,
     ORDER_RANGE,
@@ -51,27 +53,29 @@ NOMINAL_SHAFT_HZ = 29.95  # when no speed is given: CWRU's 1797 rpm
 INFERENCE_CHUNK = 64  # serving runs big batches in chunks, keeping activations in the CPU cache
 
 
-class AGTNOArchitecture(nn.Module):
+class AGTNOArchitecture(VariationalClassifier):
     """Fault classifier and physical-field estimator over windows `[B, L]` or `[B, L, input_dim]`, any L >= 16.
 
     The first input channel is the measured acceleration the physics residuals check the fields against.
     `class_locations` (one of normal/ball/inner/outer per class, or None) switches on the kinematics residual;
     `n_bands` is how many resonance bands the envelope view demodulates (0 leaves the envelope view out).
+    The sizes default to ModelConfig's, so a model built by hand is the one the pipeline trains; the class count
+    to the ten CWRU classes.
     """
 
     def __init__(
         self,
-        input_dim: int = 1,
-        hidden_dim: int = 128,
-        output_dim: int = 10,
-        n_modes: int = 16,
-        n_layers: int = 4,
-        n_heads: int = 4,
-        patch_size: int = 64,
-        dropout: float = 0.0,
-        sample_rate: float = 12000.0,
-        latent_dim: int = 16,
-        n_bands: int = 4,
+        input_dim: int = ModelConfig.input_dim,
+        hidden_dim: int = ModelConfig.hidden_dim,
+        output_dim: int = DEFAULT_CLASSES,
+        n_modes: int = ModelConfig.n_modes,
+        n_layers: int = ModelConfig.n_layers,
+        n_heads: int = ModelConfig.n_heads,
+        patch_size: int = ModelConfig.patch_size,
+        dropout: float = ModelConfig.dropout,
+        sample_rate: float = DataConfig.sample_rate,
+        latent_dim: int = ModelConfig.latent_dim,
+        n_bands: int = ModelConfig.n_bands,
         class_locations: Optional[Sequence[Optional[str]]] = None,
         bearing: BearingGeometry = SKF_6205_DE,
     ):
@@ -109,21 +113,18 @@ class AGTNOArchitecture(nn.Module):
         pooled_dim = spectrum_dim + envelope_dim
         self.dropout = nn.Dropout(dropout)
         self.encoder = nn.Sequential(nn.Linear(pooled_dim, hidden_dim), nn.GELU(), nn.Dropout(dropout))
-        self.latent_head = nn.Linear(hidden_dim, 2 * latent_dim)
-        self.classifier = nn.Linear(latent_dim, output_dim)
+        self.build_head(hidden_dim, latent_dim, output_dim)
         self.params_head = nn.Linear(hidden_dim, 2)
         self.fields_filter = nn.Conv1d(input_dim, 3, FIELD_TAPS, padding=FIELD_TAPS // 2, bias=False)
-        self._init_heads()
+        self._init_fields()
         self._plan: Optional[ServingPlan] = None  # see _serving_plan
 
-    def _init_heads(self) -> None:
-        """Start displacement at the resonance-band prior x = -a / w_ref^2 and force at the measured acceleration,
-        and the latent with a small variance so early training is not drowned in sampling noise."""
+    def _init_fields(self) -> None:
+        """Start displacement at the resonance-band prior x = -a / w_ref^2 and force at the measured acceleration."""
         with torch.no_grad():
             self.fields_filter.weight.zero_()
             self.fields_filter.weight[0, 0, FIELD_TAPS // 2] = -1.0
             self.fields_filter.weight[2, 0, FIELD_TAPS // 2] = 1.0
-            self.latent_head.bias[self.latent_dim :].fill_(INITIAL_LOG_VAR)
 
     def forward(self, x: torch.Tensor, physics: bool = True, shaft_hz: Optional[torch.Tensor | float] = None,
                 bearing: Optional[torch.Tensor] = None) -> dict:
@@ -148,7 +149,7 @@ class AGTNOArchitecture(nn.Module):
 
         shaft = speed if torch.is_tensor(speed) else signal.new_full((len(signal),), speed)  # residuals: per window
         hidden = self._encode(signal, shaft)
-        outputs = self._decide(hidden)
+        outputs = self.decide(hidden)
         fields = self._fields(signal)
         params = self._physical_params(hidden)
         class_probs = outputs["predictions"].softmax(dim=-1) if self.class_locations is not None else None
@@ -183,7 +184,7 @@ class AGTNOArchitecture(nn.Module):
         return self.encoder(self.dropout(torch.cat(features, dim=-1)))
 
     def _decide_only(self, signal: torch.Tensor, shaft_hz: torch.Tensor | float) -> dict:
-        return self._decide(self._encode(signal, shaft_hz))
+        return self.decide(self._encode(signal, shaft_hz))
 
     def _servable(self, signal: torch.Tensor) -> bool:
         """Whether the serving plan may run: eval mode (no dropout, no latent sampling), no autograd to record,
@@ -202,16 +203,6 @@ class AGTNOArchitecture(nn.Module):
         the operator from its features `h` and interpolated onto the `n_bins` bins of the full spectrum."""
         weights = torch.sigmoid(pointwise(self.band_head, h)).float()
         return F.interpolate(weights, size=n_bins, mode="linear", align_corners=True)
-
-    def _decide(self, hidden: torch.Tensor) -> dict:
-        """predictions, mean, log_var and uncertainties from the encoder's hidden layer."""
-        mean, log_var = self.latent_head(hidden).to(self.dtype).chunk(2, dim=-1)
-        z = mean
-        if self.training:  # reparameterised sample; eval uses the mean, so predictions are deterministic
-            z = mean + torch.randn_like(mean) * torch.exp(0.5 * log_var)
-        logits = self.classifier(z).to(self.dtype)
-        return {"predictions": logits, "mean": mean, "log_var": log_var,
-                "uncertainties": predictive_uncertainty(logits, log_var)}
 
     @property
     def dtype(self) -> torch.dtype:

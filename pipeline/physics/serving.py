@@ -11,18 +11,15 @@ test_agt_no_architecture.py compares the two); training, and anything needing au
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, NamedTuple, Optional
+from typing import NamedTuple, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from pipeline.model_outputs import variational_outputs
 from pipeline.physics.spectral import FNOBlock, cached_fourier_basis, mix_modes, mixing_matrices, patch_attention
-from pipeline.physics.uncertainty import predictive_uncertainty
 from pipeline.physics.views import envelope_lines, pooled_spectrum, spectrum_view
-
-if TYPE_CHECKING:  # the model builds its plan: the plan reads the model's layers, it does not import the model
-    from pipeline.physics.agt_no_architecture import AGTNOArchitecture
 
 
 class _Fno(NamedTuple):
@@ -44,7 +41,8 @@ class _Attention(NamedTuple):
 class ServingPlan:
     """The weights of an AGTNOArchitecture in the form the serving path's ops take them."""
 
-    def __init__(self, model: AGTNOArchitecture):
+    def __init__(self, model: nn.Module):
+        """`model`: the AGTNOArchitecture that builds this plan (read by its layers, so not imported here)."""
         self._slots = [(module._parameters, name) for module in model.modules()
                        for name, param in module._parameters.items() if param is not None]
         self.version = self.weights_version()
@@ -91,9 +89,7 @@ class ServingPlan:
             features.append(self.envelope_norm(orders.flatten(1)))
         hidden = F.gelu(self.encoder(torch.cat(features, dim=-1)))
         mean, log_var = self.latent_head(hidden).chunk(2, dim=-1)
-        logits = self.classifier(mean)
-        return {"predictions": logits, "mean": mean, "log_var": log_var,
-                "uncertainties": predictive_uncertainty(logits, log_var)}
+        return variational_outputs(self.classifier(mean), mean, log_var)  # VariationalClassifier.decide in eval
 
     def _fourier_tables(self, h: Tensor) -> list[Optional[tuple[Tensor, Tensor, Tensor]]]:
         """Per block, for features `h` of this length and dtype: analysis, synthesis and mixing matrices."""

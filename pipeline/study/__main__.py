@@ -4,11 +4,9 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from pipeline.config import register_configs
-from pipeline.stage import main_with_packed_overrides, run_stage
+from pipeline.stages.command_line import run_hydra, run_stage
 from pipeline.study.runner import run_study
 
-register_configs()
 
 
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="study")
@@ -17,4 +15,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main_with_packed_overrides(main)
+    run_hydra(main)

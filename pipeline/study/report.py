@@ -9,7 +9,8 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from pipeline.config import STUDY_ARMS
+from pipeline.stages.contract import STAGE_TAG, latest_finished_run
+from pipeline.study.design import ARMS
 
 METRICS = ("test/accuracy", "test/macro_f1", "test/ece", "test/physics_residual", "test/mean_uncertainty",
            "test/ood_auroc", "sysid/resonance_hz_error_pct", "sysid/resonance_hz_baseline_error_pct",
@@ -24,12 +25,10 @@ QUALITY = (("ECE, held-out", "test/ece", "recording"), ("ECE, load shift", "test
 def newest_study_run_id(experiment: str) -> str:
     """The most recently started FINISHED `study` run of `experiment`."""
     found = mlflow.get_experiment_by_name(experiment)
-    runs = [] if found is None else mlflow.search_runs(
-        [found.experiment_id], filter_string="tags.stage = 'study' and attributes.status = 'FINISHED'",
-        order_by=["attributes.start_time DESC"], max_results=1, output_format="list")
-    if not runs:
+    run = None if found is None else latest_finished_run([found.experiment_id], "study")
+    if run is None:
         raise LookupError(f"no finished study run in experiment {experiment!r} of {mlflow.get_tracking_uri()}")
-    return runs[0].info.run_id
+    return run.info.run_id
 
 
 def study_runs(study_run_id: Optional[str] = None, experiment: str = "av-pino-study") -> pd.DataFrame:
@@ -38,7 +37,7 @@ def study_runs(study_run_id: Optional[str] = None, experiment: str = "av-pino-st
     study_run_id = study_run_id or newest_study_run_id(experiment)
     experiment_id = mlflow.get_run(study_run_id).info.experiment_id
     runs = mlflow.search_runs([experiment_id], filter_string=(
-        f"tags.stage = 'study_cell' and tags.mlflow.parentRunId = '{study_run_id}'"))
+        f"tags.{STAGE_TAG} = 'study_cell' and tags.mlflow.parentRunId = '{study_run_id}'"))
     columns = {f"tags.{tag}": tag for tag in ("arm", "split", "seed", "training_set")}
     columns.update({c: c.removeprefix("metrics.") for c in runs.columns if c.startswith("metrics.")})
     frame = runs.rename(columns=columns)[["run_id", *columns.values()]]
@@ -98,7 +97,7 @@ def _split_rank(split: str) -> tuple:
 
 
 def _rank(value: str) -> tuple:
-    return (0, STUDY_ARMS.index(value), 0.0) if value in STUDY_ARMS else (1, *_split_rank(value))
+    return (0, list(ARMS).index(value), 0.0) if value in ARMS else (1, *_split_rank(value))
 
 
 def _sorted(values) -> list[str]:

@@ -12,15 +12,16 @@ import mlflow
 from pipeline.config import ExperimentConfig
 from pipeline.data.prepared import load_prepared
 from pipeline.evaluation import load_logged_model
-from pipeline.study.arms import ARMS, Arm, arm_config
+from pipeline.study.design import ARMS, Arm, arm_config
 from pipeline.study.report import headline_table, study_runs, summary, to_markdown
 from pipeline.study.scoring import score
 from pipeline.study.sets import EvaluationSet, training_sets
 from pipeline.study.tuning import with_tuned_weights
+from pipeline.stages.contract import DATASET_DIR_TAG, MODEL_URI_TAG, TRAIN_RUN_TAG
+from pipeline.stages.train import train
 from pipeline.tracking.datasets import log_dataset
 from pipeline.tracking.run import browse_hint, stage_run
 from pipeline.tracking.store import use_store
-from pipeline.train import train
 
 
 @dataclass
@@ -59,7 +60,7 @@ def run_study(config: ExperimentConfig) -> StudyResult:
                     model, _ = load_logged_model(trained.model_uri)
                     for evaluation in training.evaluations:
                         cells.append(_score_cell(arm_cfg, arm, seed, evaluation, model, {
-                            **tags, "train_run_id": trained.run_id, "model_uri": trained.model_uri}))
+                            **tags, TRAIN_RUN_TAG: trained.run_id, MODEL_URI_TAG: trained.model_uri}))
         runs = study_runs(parent.info.run_id)
         mlflow.log_text(summary(runs).to_csv(), "summary.csv")
         mlflow.log_text(to_markdown(headline_table(runs)), "headline.md")
@@ -72,7 +73,7 @@ def _score_cell(config: ExperimentConfig, arm: Arm, seed: int, evaluation: Evalu
                 tags: dict[str, str]) -> Cell:
     """One `study_cell` run: the model of (arm, training set, seed) scored on one evaluation set."""
     name = f"{arm.name}-{evaluation.split}-seed{seed}"
-    tags = {**tags, "split": evaluation.split, "dataset_dir": str(evaluation.dataset_dir)}
+    tags = {**tags, "split": evaluation.split, DATASET_DIR_TAG: str(evaluation.dataset_dir)}
     with stage_run("study_cell", config, experiment=config.tracking.experiment, run_name=name, tags=tags) as run:
         log_dataset(evaluation.dataset_dir, context="evaluation")
         metrics = score(model, load_prepared(evaluation.dataset_dir), evaluation,

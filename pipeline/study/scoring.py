@@ -1,7 +1,7 @@
 """Scores of one trained model on one evaluation set: the test/ metrics of the evaluate stage, plus
 out-of-distribution AUROC of the model's uncertainty and system identification against the simulator.
 
-Reuses `pipeline.evaluation` (prediction, accuracy, macro-F1, ECE) and `pipeline.evaluate.logged_metrics`, so
+Reuses `pipeline.evaluation` (prediction, accuracy, macro-F1, ECE) and `pipeline.stages.evaluate.logged_metrics`, so
 a study run's `test/accuracy` means exactly what an evaluate run's does.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ from torch import nn
 
 from pipeline.data.prepared import PreparedDataset
 from pipeline.data.windows import SPLIT_NAMES
-from pipeline.evaluate import logged_metrics
+from pipeline.stages.evaluate import logged_metrics
 from pipeline.evaluation import classification_metrics, predict_windows
 from pipeline.study.sets import EvaluationSet, held_out_size_mask
 

@@ -90,7 +90,7 @@ def reduced_labels_dataset(source: PreparedDataset, fraction: float, seed: int) 
     a = source.arrays
     rng = np.random.default_rng(seed)
     train_recordings = np.unique(a["recording"][a["split"] == TRAIN])
-    recording_label = {int(r): int(l) for r, l in zip(a["recording"], a["labels"])}
+    recording_label = {int(rec): int(lab) for rec, lab in zip(a["recording"], a["labels"])}
     kept = []
     for label in range(len(source.manifest["class_names"])):
         members = [r for r in train_recordings if recording_label[int(r)] == label]

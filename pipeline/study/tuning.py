@@ -1,7 +1,7 @@
 """Where the `physics_tuned` arm's weights come from: the study config, or a sweep the study runs first.
 
-The sweep is the project's Optuna sweeper (`pipeline.sweep`) with the search space, sampler and pruner of
-conf/hparams_search/physics_weights.yaml, run on the first seed's `recording` data with the arm's settings
+The sweep is the project's Optuna sweeper (`pipeline.sweep`) with the search space of
+conf/hparams_search/physics_weights.yaml and SweepConfig's objective, sampler and pruner, run on the first seed's `recording` data with the arm's settings
 and scored on its validation split, never on a test split. Its trials are child runs of the study run.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ import mlflow
 from omegaconf import OmegaConf
 
 from pipeline.config import ExperimentConfig
-from pipeline.study.arms import ARMS, arm_config
+from pipeline.study.design import ARMS, arm_config
 from pipeline.sweep.config import SweepConfig
 from pipeline.sweep.sweeper import run_sweep
 from pipeline.tracking.store import checkpoint_root

@@ -1,16 +1,16 @@
 """What a sweep is: its study, storage, objectives, sampler, pruner and search space, validated up front.
 
 The search space is written in Hydra's sweep grammar (`tag(log, interval(0.001, 1.0))`, `choice(16, 32)`,
-`range(1, 4)`), the grammar hydra-optuna-sweeper users already know. Sampler and pruner arguments are passed
-to Optuna as written: a sweep config pins them (Optuna 5 changed TPE's defaults), so a study is repeatable.
+`range(1, 4)`), the grammar hydra-optuna-sweeper users already know. The defaults are the shipped search's, so
+a search in conf/hparams_search/ writes only what it changes, and the sweeper plugin's schema is SweepConfig
+itself. Hydra imports that plugin at every startup, so this module imports no Optuna: pipeline/sweep/samplers.py
+builds the sampler and pruner.
 """
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Optional
-
-import optuna
 
 from pipeline.config import ConfigError
 
@@ -20,6 +20,14 @@ SAMPLERS = ("tpe", "gp", "random", "nsga2")
 PRUNERS = ("median", "percentile", "successive_halving", "hyperband", "threshold", "nop")
 DIRECTIONS = ("maximize", "minimize")
 STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+# Arguments pinned per sampler and pruner, under a config's own `kwargs`: Optuna 5 changed TPE's defaults, and a
+# study should not change with the Optuna version. Pinned per name, not as `kwargs` defaults, because Hydra
+# merges a search's `kwargs` into the defaults key by key: TPE's arguments would reach NSGA-II.
+PINNED_SAMPLER_KWARGS = {  # constant_liar: workers sharing a study do not propose the points others run
+    "tpe": {"n_startup_trials": 4, "n_ei_candidates": 24, "multivariate": True, "group": False, "constant_liar": True}}
+PINNED_PRUNER_KWARGS = {  # 2 warm-up epochs: physics-heavy trials start slow and end best (docs/sweeps.md)
+    "median": {"n_startup_trials": 2, "n_warmup_steps": 2, "interval_steps": 1, "n_min_trials": 1}}
 
 
 def _check(ok: bool, key: str, value: Any, why: str) -> None:
@@ -31,57 +39,44 @@ def _check(ok: bool, key: str, value: Any, why: str) -> None:
 class SamplerConfig:
     name: str = "tpe"
     seed: int = 0
-    kwargs: dict[str, Any] = field(default_factory=dict)  # passed to the Optuna sampler as written
+    kwargs: dict[str, Any] = field(default_factory=dict)  # the Optuna sampler's arguments
 
     def __post_init__(self) -> None:
         _check(self.name in SAMPLERS, "sampler.name", self.name, f"must be one of {SAMPLERS}")
-
-    def build(self, seed: int) -> optuna.samplers.BaseSampler:
-        """The sampler with `seed` (the worker's: see pipeline.sweep.sweeper) and the pinned arguments."""
-        kinds = {"tpe": optuna.samplers.TPESampler, "gp": optuna.samplers.GPSampler,
-                 "random": optuna.samplers.RandomSampler, "nsga2": optuna.samplers.NSGAIISampler}
-        try:
-            return kinds[self.name](seed=seed, **self.kwargs)
-        except TypeError as err:
-            raise ConfigError(f"hydra.sweeper.sampler.kwargs={self.kwargs!r}: {err}") from None
 
 
 @dataclass
 class PrunerConfig:
     name: str = "median"
-    kwargs: dict[str, Any] = field(default_factory=dict)  # passed to the Optuna pruner as written
+    kwargs: dict[str, Any] = field(default_factory=dict)  # the Optuna pruner's arguments
 
     def __post_init__(self) -> None:
         _check(self.name in PRUNERS, "pruner.name", self.name, f"must be one of {PRUNERS}")
 
-    def build(self) -> optuna.pruners.BasePruner:
-        kinds = {"median": optuna.pruners.MedianPruner, "percentile": optuna.pruners.PercentilePruner,
-                 "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
-                 "hyperband": optuna.pruners.HyperbandPruner, "threshold": optuna.pruners.ThresholdPruner,
-                 "nop": optuna.pruners.NopPruner}
-        try:
-            return kinds[self.name](**self.kwargs)
-        except (TypeError, ValueError) as err:
-            raise ConfigError(f"hydra.sweeper.pruner.kwargs={self.kwargs!r}: {err}") from None
+
+def _pinned(part: SamplerConfig | PrunerConfig | dict, kind: type, pins: dict) -> SamplerConfig | PrunerConfig:
+    """`part` as a `kind`, its `kwargs` laid over the arguments `pins` holds for its name."""
+    part = kind(**part) if isinstance(part, dict) else part
+    return replace(part, kwargs={**pins.get(part.name, {}), **part.kwargs})
 
 
 @dataclass
 class SweepConfig:
+    """The sampler's and the pruner's `kwargs` are laid over PINNED_SAMPLER_KWARGS and PINNED_PRUNER_KWARGS."""
     study_name: str = "av-pino-physics-weights"
     storage: Optional[str] = None  # an Optuna RDB URL (postgresql://...), a journal file path, or None:
     # the journal file mlruns/optuna/<study_name>.log
     n_trials: int = 8  # finished (complete or pruned) trials the study should reach, over all workers
-    directions: list[str] = field(default_factory=lambda: ["maximize"])
-    metrics: list[str] = field(default_factory=lambda: ["val/accuracy"])  # one per direction
+    directions: list[str] = field(default_factory=lambda: ["minimize"])
+    # val/loss, not val/accuracy: on the default data most trials tie on accuracy (docs/sweeps.md)
+    metrics: list[str] = field(default_factory=lambda: ["val/loss"])  # one per direction
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     pruner: PrunerConfig = field(default_factory=PrunerConfig)
     params: dict[str, str] = field(default_factory=dict)  # config key -> Hydra sweep expression
 
     def __post_init__(self) -> None:
-        if isinstance(self.sampler, dict):
-            self.sampler = SamplerConfig(**self.sampler)
-        if isinstance(self.pruner, dict):
-            self.pruner = PrunerConfig(**self.pruner)
+        self.sampler = _pinned(self.sampler, SamplerConfig, PINNED_SAMPLER_KWARGS)
+        self.pruner = _pinned(self.pruner, PrunerConfig, PINNED_PRUNER_KWARGS)
         _check(bool(STUDY_NAME.match(self.study_name)), "study_name", self.study_name,
                "must be 1-128 letters, digits, '_', '.' or '-', starting with a letter or digit")
         _check(self.n_trials > 0, "n_trials", self.n_trials, "must be positive")

@@ -4,9 +4,10 @@ Trials run through Optuna's own ask/tell loop (`Study.optimize`): a crashing tri
 error and the loop goes on (a failed trial does not count towards `n_trials`, and a worker stops after
 `n_trials` failures of its own); on RDB storages Optuna's heartbeat runs beside each trial. Several workers with
 the same study name and storage share the study: the first creates it with the sampler's seed and opens the
-sweep's parent MLflow run; a worker that joins opens a worker run under it (its trials nest there), and draws its own seed (recorded on its run), so workers do not
-propose the same points, and TPE's constant liar keeps them apart while trials run. Starting a worker again
-continues the study, after failing trials a killed worker left RUNNING.
+sweep's parent MLflow run; a worker that joins opens a worker run under it (its trials nest there), and draws
+its own seed (recorded on its run), so workers do not propose the same points, and TPE's constant liar keeps
+them apart while trials run. Starting a worker again continues the study, after failing trials a killed worker
+left RUNNING.
 """
 from __future__ import annotations
 
@@ -20,7 +21,9 @@ import optuna
 from optuna.trial import TrialState
 
 from pipeline.config import ConfigError, ExperimentConfig
+from pipeline.stages.command_line import check_before_work
 from pipeline.sweep.config import SweepConfig
+from pipeline.sweep.samplers import build_pruner, build_sampler
 from pipeline.sweep.space import search_space
 from pipeline.sweep.storage import fail_stale_trials, open_storage, storage_url
 from pipeline.sweep.trial import run_trial
@@ -48,6 +51,7 @@ class SweepResult:
 def run_sweep(config: ExperimentConfig, sweep: SweepConfig) -> SweepResult:
     """Run (or continue, or join) the study `sweep.study_name`; every trial trains `config` with the trial's
     values as a child MLflow run of the sweep's parent run. Bad settings raise ConfigError before any trial."""
+    check_before_work(config)
     space = search_space(sweep.params, config)
     url = storage_url(sweep.storage, sweep.study_name)
     storage = open_storage(url)
@@ -103,16 +107,16 @@ def _log_summary(study: optuna.Study, parent_id: str, metrics: list[str], attemp
 
 def _open_study(sweep: SweepConfig, storage) -> tuple[optuna.Study, bool, int]:
     """Create the study, or join it: a joining worker samples with a seed of its own (returned)."""
-    pruner = sweep.pruner.build()
+    pruner = build_pruner(sweep.pruner)
     try:
         study = optuna.create_study(study_name=sweep.study_name, storage=storage, directions=sweep.directions,
-                                    sampler=sweep.sampler.build(sweep.sampler.seed), pruner=pruner)
+                                    sampler=build_sampler(sweep.sampler, sweep.sampler.seed), pruner=pruner)
         return study, True, sweep.sampler.seed
     except optuna.exceptions.DuplicatedStudyError:
         pass
     seed = sweep.sampler.seed + 1 + uuid.uuid4().int % 1_000_000
     study = optuna.load_study(study_name=sweep.study_name, storage=storage,
-                              sampler=sweep.sampler.build(seed), pruner=pruner)
+                              sampler=build_sampler(sweep.sampler, seed), pruner=pruner)
     directions = [d.name.lower() for d in study.directions]
     if directions != list(sweep.directions):
         raise ConfigError(f"hydra.sweeper.directions={list(sweep.directions)!r}: study {sweep.study_name!r} "

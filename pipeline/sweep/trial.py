@@ -8,10 +8,12 @@ import optuna
 
 from pipeline.config import ExperimentConfig
 from pipeline.sweep.config import PrunerConfig, SweepConfig
+from pipeline.sweep.samplers import build_pruner
 from pipeline.sweep.space import apply_params
 from pipeline.liveness import this_process
+from pipeline.stages.contract import MODEL_URI_TAG
+from pipeline.stages.train import train
 from pipeline.sweep.storage import WORKER_ATTR, open_storage
-from pipeline.train import train
 from pipeline.training.training_engine import StopTraining
 
 
@@ -46,7 +48,7 @@ class PruningReporter:
     def __call__(self, epoch: int, metrics: Mapping[str, float]) -> None:
         if self._trial is None:
             storage = open_storage(self.storage)
-            study = optuna.load_study(study_name=self.study_name, storage=storage, pruner=self.pruner.build())
+            study = optuna.load_study(study_name=self.study_name, storage=storage, pruner=build_pruner(self.pruner))
             trial_id = storage.get_trial_id_from_study_id_trial_number(
                 storage.get_study_id_from_name(self.study_name), self.trial_number)
             self._trial = optuna.Trial(study, trial_id)
@@ -89,7 +91,7 @@ def run_trial(trial: optuna.Trial, base: ExperimentConfig, sweep: SweepConfig, s
     trial.set_user_attr("mlflow_run_id", result.run_id)
     if result.stop_reason is not None:
         raise optuna.TrialPruned(result.stop_reason)
-    trial.set_user_attr("model_uri", result.model_uri)
+    trial.set_user_attr(MODEL_URI_TAG, result.model_uri)
     values = [objective_value(result.metrics, name) for name in sweep.metrics]
     return values if sweep.multi_objective else values[0]
 

@@ -18,9 +18,7 @@ from mlflow.entities import Run
 from pipeline.data.errors import DatasetError
 from pipeline.data.locate import locate_dataset
 from pipeline.data.prepared import MANIFEST
-
-CONTENT_HASH_TAG = "dataset.content_hash"
-CONFIG_HASH_TAG = "dataset.config_hash"
+from pipeline.stages.contract import CONFIG_HASH_TAG, CONTENT_HASH_TAG, DATASET_DIR_TAG
 MANIFEST_ARTIFACT = f"dataset/{MANIFEST}"
 
 
@@ -48,4 +46,4 @@ def dataset_of_run(run: Run, cache_root: str | Path) -> Path:
     except mlflow.exceptions.MlflowException:
         raise DatasetError(f"run {run.info.run_id} logged no dataset ({MANIFEST_ARTIFACT} is not among its "
                            "artifacts)") from None
-    return locate_dataset(recorded, cache_root, run.data.tags.get("dataset_dir"))
+    return locate_dataset(recorded, cache_root, run.data.tags.get(DATASET_DIR_TAG))

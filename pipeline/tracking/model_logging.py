@@ -11,6 +11,7 @@ import torch
 from mlflow.models import infer_signature
 from torch import nn
 
+from pipeline.tracking.pyfunc_model import AVPinoModel
 
 MODEL_CODE = Path(__file__).with_name("pyfunc_model.py")
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
@@ -23,30 +24,32 @@ def log_pyfunc_model(model: nn.Module, settings: dict, example: np.ndarray, name
 
     `settings` (pipeline.model_factory.model_settings) is what the served model needs besides its weights:
     architecture, class names and locations, bearing, window and rate; it is stored as `model_config.json`."""
-    from pipeline.tracking.pyfunc_model import AVPinoModel
-
     # Loading the pyfunc (below, and in MLflow's check of the input example) sets the thread count of a server:
     # the caller's, a trainer's, is restored after.
     threads = torch.get_num_threads()
     with tempfile.TemporaryDirectory() as tmp:
-        weights = Path(tmp) / "weights.pt"
-        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, weights)
-        cfg_path = Path(tmp) / "model_config.json"
-        cfg_path.write_text(json.dumps(settings, indent=2))
         try:
-            predictor = AVPinoModel()
-            predictor.load_context(_Context({"weights": str(weights), "model_config": str(cfg_path)}))
+            predictor, artifacts = served_model(model, settings, Path(tmp))
             example = np.asarray(example, dtype=np.float32)
             params = {"shaft_hz": float(settings["shaft_hz"])}  # a request may pass its machine's speed
             signature = infer_signature(example, predictor.predict(None, example), params=params)
             info = mlflow.pyfunc.log_model(
-                name=name, python_model=str(MODEL_CODE), artifacts={"weights": str(weights),
-                                                                    "model_config": str(cfg_path)},
-                code_paths=[str(PACKAGE_DIR)], signature=signature, input_example=example,
-                pip_requirements=PIP_REQUIREMENTS)
+                name=name, python_model=str(MODEL_CODE), artifacts=artifacts, code_paths=[str(PACKAGE_DIR)],
+                signature=signature, input_example=example, pip_requirements=PIP_REQUIREMENTS)
         finally:
             torch.set_num_threads(threads)
     return info.model_uri
+
+
+def served_model(model: nn.Module, settings: dict, folder: Path) -> tuple[AVPinoModel, dict[str, str]]:
+    """`model` as the registry serves it: its weights and `settings` written to `folder` as the pyfunc's
+    artifacts (returned too), and loaded from there as MLflow loads them, with the thread count of a server."""
+    artifacts = {"weights": str(folder / "weights.pt"), "model_config": str(folder / "model_config.json")}
+    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, artifacts["weights"])
+    Path(artifacts["model_config"]).write_text(json.dumps(settings, indent=2))
+    predictor = AVPinoModel()
+    predictor.load_context(_Context(artifacts))
+    return predictor, artifacts
 
 
 class _Context:

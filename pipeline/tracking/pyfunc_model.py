@@ -20,6 +20,7 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel
 
 from pipeline.model_factory import build_from_settings
+from pipeline.model_outputs import window_readings
 
 # Samples (windows x window length) per request. The network's activations take ~650 bytes per sample, so
 # this bounds one request to ~3 GB; 100,000 windows of 1024 would need ~65 GB and take the server down.
@@ -133,7 +134,9 @@ class Batcher:
 
 
 class AVPinoModel(PythonModel):
-    """Windows (N x L float32) -> class name, per-class probabilities and an uncertainty per window."""
+    """Windows (N x L float32) -> a table, one row per window: class name, per-class probabilities `prob_<class>`
+    and what else the model reads per window (`pipeline.model_outputs.window_readings`), by name: `uncertainty`
+    for a model that returns uncertainties."""
 
     def load_context(self, context) -> None:
         """Build the network from its config and weights. Unless OMP_NUM_THREADS says otherwise, torch gets one
@@ -160,19 +163,17 @@ class AVPinoModel(PythonModel):
         `validate_windows` (which also takes DataFrames and lists, for direct calls) stay the checks."""
         windows = torch.from_numpy(validate_windows(model_input, self.window))
         shaft_hz = validate_shaft_hz((params or {}).get("shaft_hz", self.config["shaft_hz"]))
-        outputs = self.batcher(windows, shaft_hz)
-        probs = outputs["probabilities"].numpy()
+        readings = {key: value.numpy() for key, value in self.batcher(windows, shaft_hz).items()}
+        probs = readings.pop("probs")
         # one dict of columns: building the frame at once costs half of inserting columns into it
         columns = {"class": [self.class_names[i] for i in probs.argmax(axis=1)], **dict(zip(self.columns, probs.T)),
-                   "uncertainty": outputs["uncertainties"].numpy()}
+                   **readings}
         return pd.DataFrame(columns)
 
     def _forward(self, windows: torch.Tensor, shaft_hz: float) -> dict:
-        """Class probabilities and uncertainties `[N]` of windows `[N, window]` (the serving path: no fields)."""
+        """The window readings of windows `[N, window]` on the serving path (`physics=False`: no fields)."""
         with torch.inference_mode():
-            outputs = self.model(windows, physics=False, shaft_hz=shaft_hz)
-            return {"probabilities": torch.softmax(outputs["predictions"].float(), dim=-1),
-                    "uncertainties": outputs["uncertainties"].float()}
+            return window_readings(self.model(windows, physics=False, shaft_hz=shaft_hz))
 
 
 mlflow.models.set_model(AVPinoModel())

@@ -31,6 +31,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 
 from pipeline.config import RegistryConfig
+from pipeline.stages.contract import EVALUATION_RUN_TAG, MODEL_URI_TAG, STAGE_TAG
 from pipeline.tracking import promotion_lock
 
 CHAMPION, CHALLENGER = "champion", "challenger"
@@ -38,7 +39,6 @@ RESIDUAL, ECE = "test/physics_residual", "test/ece"
 CLASS_NAMES_TAG = "class_names"  # the evaluated model's classes, comma-joined: only models of one task compete
 PREVIOUS_CHAMPION = "promotion.previous_champion"
 _FLOAT_SLACK = 1e-12  # a rise of exactly the allowed amount passes despite float rounding
-EVALUATION_RUN_TAG = "evaluation_run_id"  # on each version: the evaluate run whose metrics it was promoted on
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def promote(evaluation_run_id: str, policy: RegistryConfig) -> Decision:
     name = _model_name(policy.model_name)
     run, metrics = _evaluation_run(client, evaluation_run_id, policy.metric)
     with _promotion_lock(name):
-        version = str(mlflow.register_model(run.data.tags["model_uri"], name).version)
+        version = str(mlflow.register_model(run.data.tags[MODEL_URI_TAG], name).version)
         tags = {key: str(value) for key, value in run.data.metrics.items()} | {EVALUATION_RUN_TAG: run.info.run_id}
         if CLASS_NAMES_TAG in run.data.tags:
             tags[CLASS_NAMES_TAG] = run.data.tags[CLASS_NAMES_TAG]
@@ -114,15 +114,15 @@ def _evaluation_run(client: MlflowClient, run_id: str, metric: str) -> tuple[Run
         if not _not_found(err):
             raise
         raise RegistryError(f"evaluation run {run_id!r} does not exist in {mlflow.get_tracking_uri()}") from None
-    stage = run.data.tags.get("stage")
+    stage = run.data.tags.get(STAGE_TAG)
     if stage != "evaluate":
         raise RegistryError(f"run {run_id} is a {stage or 'untagged'} run, not an evaluate run "
                             f"(tag stage={stage!r}); pass the id of an evaluate run")
     if run.info.status != "FINISHED":
         raise RegistryError(f"evaluation run {run_id} is {run.info.status}, not FINISHED; re-run evaluate")
-    if "model_uri" not in run.data.tags:
+    if MODEL_URI_TAG not in run.data.tags:
         raise RegistryError(f"evaluation run {run_id} has no model_uri tag: it names no model to register")
-    metrics = _logged_model_metrics(run.data.tags["model_uri"], run_id)
+    metrics = _logged_model_metrics(run.data.tags[MODEL_URI_TAG], run_id)
     if not metrics:
         log.warning("evaluation run %s logged no metrics against its model (an older evaluate or model): the gate "
                     "reads the run's metrics", run_id)

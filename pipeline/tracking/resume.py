@@ -7,15 +7,12 @@ on its own (divergence, bad data) is not resumed: it would fail again. A RUNNING
 over: the `taken_over_from` tag names its old owner, and the new owner ends it. A killed run that left no
 checkpoint cannot be resumed; `auto` ends it KILLED rather than leave it RUNNING forever. (MLflow tags have
 no compare-and-swap: two jobs that pick the same run at the same moment both take it over.) The configuration
-is compared by a digest of everything that shapes training (data, model, loss, training), so changing any of
-it starts a new run.
+is compared by a digest of everything that shapes training (the data config, model, loss, training), so changing
+any of it starts a new run.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
@@ -24,23 +21,22 @@ from mlflow.entities import RunTag
 from mlflow.exceptions import MlflowException
 
 from pipeline.config import ConfigError, ExperimentConfig
+from pipeline.data.prepared import config_hash
 from pipeline.liveness import is_gone, this_process
 from pipeline.tracking.remote_checkpoints import LATEST_TAG, heartbeat_now, last_heartbeat, local_checkpoint
+from pipeline.stages.contract import CONFIG_DIGEST_TAG, STAGE_TAG, training_digest
 from pipeline.tracking.run import FAILURE_TAG
 from pipeline.tracking.store import ensure_experiment
 
-CONFIG_DIGEST_TAG = "config_digest"
 OWNER_TAG = "owner"  # host:pid of the process that holds the run
 INTERRUPTED_TAG = "interrupted"
 TAKEOVER_TAG = "taken_over_from"  # the owner a resumed RUNNING run had
-NOT_SHAPING = ("resume", "heartbeat_s")  # training keys that do not change what is trained
 EPOCH_MARKER = "time/epoch_s"  # logged every epoch, always finite: its steps are the epochs a run has logged
 
 
-def config_digest(config: ExperimentConfig) -> str:
-    shaping = {"data": asdict(config.data), "model": asdict(config.model), "loss": asdict(config.loss),
-               "training": {k: v for k, v in asdict(config.training).items() if k not in NOT_SHAPING}}
-    return hashlib.sha256(json.dumps(shaping, sort_keys=True, default=str).encode()).hexdigest()[:16]
+def resume_digest(config: ExperimentConfig) -> str:
+    """The digest `training.resume=auto` matches train runs by (tag CONFIG_DIGEST_TAG)."""
+    return training_digest(config, config_hash(config.data))
 
 
 def run_to_resume(config: ExperimentConfig, checkpoint_root: Path) -> Optional[str]:
@@ -53,7 +49,7 @@ def run_to_resume(config: ExperimentConfig, checkpoint_root: Path) -> Optional[s
         return _take_over(_explicit(config.training.resume, checkpoint_root))
     candidates = mlflow.search_runs(
         experiment_ids=[ensure_experiment(config.tracking.experiment)], output_format="list",
-        filter_string=f"tags.stage = 'train' AND tags.{CONFIG_DIGEST_TAG} = '{config_digest(config)}'",
+        filter_string=f"tags.{STAGE_TAG} = 'train' AND tags.{CONFIG_DIGEST_TAG} = '{resume_digest(config)}'",
         order_by=["attributes.start_time DESC"], max_results=20)
     for run in candidates:
         if not _interrupted(run):
@@ -81,7 +77,7 @@ def _explicit(run_id: str, checkpoint_root: Path) -> Any:
         run = mlflow.get_run(run_id)
     except MlflowException:
         raise ConfigError(f"training.resume={run_id!r}: no such MLflow run in this store") from None
-    if run.data.tags.get("stage") != "train":
+    if run.data.tags.get(STAGE_TAG) != "train":
         raise ConfigError(f"training.resume={run_id!r}: not a train run")
     if run.info.status == "RUNNING" and not _owner_gone(run):
         raise ConfigError(f"training.resume={run_id!r}: the run is still running "

@@ -2,7 +2,8 @@
 
 `stage_run` logs what makes a run comparable (the flattened config as params, `config.yaml`, the stage and
 code version as tags) and turns SIGTERM into an ordinary exception, so a stopped job marks its run FAILED
-instead of leaving it RUNNING. A finished run of a stage in `REUSE_KEYS` is tagged with its `fingerprint`, so
+instead of leaving it RUNNING. A finished run of a stage in `REUSE_KEYS` (pipeline/stages/contract.py) is tagged
+with its `fingerprint`, so
 the workflow can reuse it whether the workflow or a stage command (`python -m pipeline.prepare`) made it.
 """
 from __future__ import annotations
@@ -10,53 +11,20 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-import json
 import signal
 import subprocess
-from dataclasses import asdict, dataclass, is_dataclass
+from dataclasses import asdict, is_dataclass
 from typing import Any, Iterator, Mapping, Optional
 
 import mlflow
 import sqlalchemy
 import yaml
 
-from pipeline.tracking.datasets import CONFIG_HASH_TAG, CONTENT_HASH_TAG
+from pipeline.stages.contract import (CODE_VERSION_TAG, FINGERPRINT_TAG, MAX_PARAM_LENGTH, REUSE_KEYS, STAGE_TAG,
+                                      param_values, reuse_fingerprint)
 from pipeline.tracking.store import REPO_ROOT, ensure_experiment
 
-MAX_PARAM_LENGTH = 6000  # MLflow's limit on a param value
 FAILURE_TAG = "failure.reason"  # on a FAILED run: what stopped it, so the UI says why without the logs
-CODE_VERSION_TAG = "code_version"
-FINGERPRINT_TAG = "fingerprint"
-
-
-@dataclass(frozen=True)
-class ReuseKey:
-    """What a stage's result depends on besides the code: its params under `params` (prefixes) except `ignored`,
-    and the inputs named by the tags `inputs`. A reusable run also carries the tag `output`."""
-    params: tuple[str, ...]
-    inputs: tuple[str, ...]
-    output: str
-    ignored: tuple[str, ...] = ()
-
-
-# Inputs are run ids and content hashes, never paths: a run made on one machine is reusable on any other.
-# A model to evaluate or an evaluation to register is named by its run's tag, not by the param that may pick it.
-REUSE_KEYS = {
-    "prepare": ReuseKey((), (CONFIG_HASH_TAG,), CONTENT_HASH_TAG),
-    "train": ReuseKey(("model.", "loss.", "training.", "data.augment_"), (CONTENT_HASH_TAG,), "model_uri",
-                      ("training.resume", "training.heartbeat_s")),
-    "evaluate": ReuseKey(("evaluate.",), ("train_run_id", CONTENT_HASH_TAG), "model_uri", ("evaluate.model_uri",)),
-    "register": ReuseKey(("registry.",), ("evaluation_run_id",), "model_version", ("registry.evaluation_run_id",)),
-}
-
-
-def reuse_fingerprint(stage: str, params: Mapping[str, str], tags: Mapping[str, str]) -> str:
-    """Digest of what `REUSE_KEYS[stage]` names in a run's `params` and `tags`, and of its code version: equal
-    for two runs that would compute the same result."""
-    key = REUSE_KEYS[stage]
-    relevant = {k: v for k, v in params.items() if k.startswith(key.params) and k not in key.ignored}
-    inputs = {name: tags.get(name) for name in (*key.inputs, CODE_VERSION_TAG)}
-    return hashlib.sha256(json.dumps([stage, relevant, inputs], sort_keys=True).encode()).hexdigest()[:20]
 
 
 def browse_hint(uri: str, experiment_id: Optional[str] = None) -> str:
@@ -84,25 +52,6 @@ def failure_reason(err: BaseException) -> str:
     if isinstance(err, SystemExit) and err.code == 128 + signal.SIGTERM:
         return "stopped by SIGTERM"
     return f"{type(err).__name__}: {err}"[:MAX_PARAM_LENGTH]
-
-
-def flatten_config(config: Any, prefix: str = "") -> dict[str, Any]:
-    """`{'loss': {'physics_weight': 0.1}}` -> `{'loss.physics_weight': 0.1}` (dataclasses too)."""
-    if is_dataclass(config):
-        config = asdict(config)
-    flat: dict[str, Any] = {}
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping) or is_dataclass(value):
-            flat.update(flatten_config(value, name + "."))
-        else:
-            flat[name] = value
-    return flat
-
-
-def param_values(config: Any) -> dict[str, str]:
-    """The params `stage_run` logs for `config`: flattened, as the strings MLflow stores."""
-    return {k: str(v)[:MAX_PARAM_LENGTH] for k, v in flatten_config(config).items()}
 
 
 @functools.cache
@@ -155,7 +104,7 @@ def stage_run(stage: str, config: Any, *, experiment: str, run_name: str | None 
     active = mlflow.active_run()
     parent = active or (mlflow.get_run(parent_run_id) if parent_run_id else None)
     experiment_id = parent.info.experiment_id if parent else ensure_experiment(experiment)
-    all_tags = {"stage": stage, CODE_VERSION_TAG: code_version(), **(tags or {})}
+    all_tags = {STAGE_TAG: stage, CODE_VERSION_TAG: code_version(), **(tags or {})}
     commit = git_commit()
     if commit:
         all_tags["mlflow.source.git.commit"] = commit

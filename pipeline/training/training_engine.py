@@ -6,12 +6,14 @@ when it returns `mean` and `log_var`. A term the model does not return is absent
 history, never reported as 0. Batches are `(x, y)` or `(x, y, conditions)`, conditions a dict of per-window
 tensors (e.g. `shaft_hz`) that reach the model as keyword arguments: `model(x, **conditions)`.
 
-One optimisation step: each window through a random transfer path (`data.augment_*_db`, off at 0) ->
-forward (under autocast when `training.mixed_precision`) -> data + physics +
-consistency + variational loss -> backward -> clip gradients -> step, unless the loss or the gradient norm
-is not finite: then the step is skipped and counted, and `training.max_bad_steps` skips in a row raise
-`TrainingDivergedError`. A CUDA out-of-memory error clears the cache and skips the batch.
-Per-batch metrics are summed on tensors; the only host sync per batch is the finiteness check.
+The engine trains on `training.device` (pipeline.training.device: the rank's own GPU, or the CPU). One
+optimisation step: each window through a random transfer path (`data.augment_*_db`, off at 0) -> forward
+(under autocast when `training.mixed_precision`: fp16 on CUDA, bf16 on CPU) -> data + physics + consistency +
+variational loss -> backward (of the loss scaled by a GradScaler under fp16) -> clip gradients -> step,
+unless the loss or the gradient norm is not finite: then the step is skipped and counted, and
+`training.max_bad_steps` skips in a row raise `TrainingDivergedError`. A CUDA out-of-memory error clears the
+cache and skips the batch. Per-batch metrics are summed on tensors; the only host sync per batch is the
+finiteness check.
 
 After each epoch: the cosine schedule and the SoftAdapt weights step, `history` and the monitor get a row,
 `last.pt` is written every `training.checkpoint_every` epochs (when a checkpoint_dir is given), callbacks
@@ -36,10 +38,12 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Subset
 
 from pipeline.config import ExperimentConfig
+from pipeline.distributed import local_rank
 from pipeline.training.advanced_loss_functions import AdvancedLossManager
 from pipeline.training.augmentation import random_transfer_path
 from pipeline.training.checkpoint import (CheckpointError, load_checkpoint_file, rng_state, save_atomic,
                                           set_rng_state)
+from pipeline.training.device import precision_for, resolve_device
 from pipeline.training.metrics import accuracy, confusion_matrix, macro_f1
 from pipeline.training.monitoring import TrainingMonitor
 from pipeline.training.physics_informed_loss import PhysicsInformedLoss
@@ -61,7 +65,8 @@ class StopTraining(Exception):
 
 class TrainingEngine:
     """Trains a model whose forward returns a dict with `predictions` and any of physics_residuals,
-    coupled_fields, mean and log_var, with AdamW, a cosine schedule and the losses configured in `config`."""
+    coupled_fields, mean and log_var, with AdamW, a cosine schedule and the losses configured in `config`.
+    `device` None means `training.device` for this rank."""
 
     def __init__(
         self,
@@ -73,7 +78,7 @@ class TrainingEngine:
     ):
         train, loss = config.training, config.loss
         self.config = config
-        self.device = torch.device(device if device is not None else "cuda" if torch.cuda.is_available() else "cpu")
+        self.device = torch.device(device) if device is not None else resolve_device(train.device, local_rank())
         self.model = model.to(self.device)
         self.distributed = dist.is_available() and dist.is_initialized()
         self.rank = dist.get_rank() if self.distributed else 0
@@ -93,9 +98,8 @@ class TrainingEngine:
         self.optimizer = torch.optim.AdamW(self._params, lr=train.learning_rate, weight_decay=train.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
             self.optimizer, T_max=train.epochs, eta_min=min(1e-6, train.learning_rate))
-        cuda = self.device.type == "cuda"
-        self.amp_dtype = (torch.float16 if cuda else torch.bfloat16) if train.mixed_precision else None
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=train.mixed_precision and cuda)
+        self.precision = precision_for(self.device, train.mixed_precision)
+        self.scaler = self.precision.grad_scaler()
 
         self.callbacks = list(callbacks)
         self.monitor = monitor if monitor is not None else TrainingMonitor(log_dir=None)
@@ -206,7 +210,7 @@ class TrainingEngine:
         data = self.config.data
         if data.augment_spread_db or data.augment_gain_db:
             inputs = random_transfer_path(inputs, data.augment_spread_db, data.augment_gain_db)
-        with self._autocast():
+        with self.precision.autocast():
             outputs = self._net(inputs, **conditions)
             losses = self.loss_fn(outputs["predictions"], targets, outputs.get("physics_residuals"))
             advanced = self.advanced_loss.compute_losses(outputs)
@@ -241,7 +245,7 @@ class TrainingEngine:
         sums, names, confusion, samples = None, None, None, 0
         for batch in loader:
             inputs, targets, conditions = self._to_device(batch)
-            with self._autocast():
+            with self.precision.autocast():
                 outputs = self._eval_net(inputs, **conditions)
             logits = outputs["predictions"].float()
             residuals = outputs.get("physics_residuals", {})
@@ -363,9 +367,6 @@ class TrainingEngine:
         """The multiplier of each term this epoch's steps had (`names` are their metric names)."""
         advanced = {term: w for term, w in self.advanced_loss.weights.items() if f"{term}_loss" in names}
         return {**self.loss_fn.multipliers, **advanced}
-
-    def _autocast(self):
-        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
 
     def _all_reduce(self, tensor: Tensor) -> Tensor:
         if self.distributed:

@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from pipeline.config import ModelConfig
 from pipeline.data.classes import CLASS_NAMES, FAULT_LOCATIONS, class_index, fault_location
 from pipeline.physics.agt_no_architecture import INFERENCE_CHUNK, AGTNOArchitecture
 from pipeline.physics.residuals import physics_residuals
@@ -145,7 +146,8 @@ def test_samples_do_not_influence_each_other_in_eval():
             torch.testing.assert_close(before[group][name][0], after[group][name][0], msg=f"{group}/{name}")
 
 
-SERVED_SIZE = dict(hidden_dim=32, n_layers=2, n_heads=4, n_modes=16, patch_size=8, latent_dim=16)  # ModelConfig
+SIZES = ("hidden_dim", "n_layers", "n_heads", "n_modes", "patch_size", "latent_dim")
+SERVED_SIZE = {key: getattr(ModelConfig, key) for key in SIZES}  # the pipeline's model
 
 
 @pytest.mark.parametrize("size, length", [({}, 256), (SERVED_SIZE, 1024)], ids=["tiny", "served"])

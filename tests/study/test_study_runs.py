@@ -9,8 +9,8 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from pipeline.config import STUDY_ARMS
-from pipeline.study import run_study
+from pipeline.study.design import ARMS
+from pipeline.study.runner import run_study
 from pipeline.study.report import headline_table, split_table, study_runs, to_markdown
 from tests.study.tiny_study import study_config
 
@@ -42,10 +42,10 @@ def test_one_finished_run_per_arm_split_and_seed_under_one_study_run(study):
     assert all(run.info.status == "FINISHED" for run in runs.values())
     cells = children(runs, result.run_id, "study_cell")
     keys = sorted((r.data.tags["arm"], r.data.tags["split"], r.data.tags["seed"]) for r in cells)
-    assert keys == sorted(product(STUDY_ARMS, SPLITS, ["0"]))
+    assert keys == sorted(product(list(ARMS), SPLITS, ["0"]))
     trains = children(runs, result.run_id, "train")
     assert sorted((r.data.tags["arm"], r.data.tags["training_set"]) for r in trains) == sorted(
-        product(STUDY_ARMS, TRAINING_SETS))
+        product(list(ARMS), TRAINING_SETS))
     for cell in cells:  # each cell names the train run of its own arm and seed
         train = runs[cell.data.tags["train_run_id"]]
         assert (train.data.tags["arm"], train.data.tags["seed"]) == (cell.data.tags["arm"], cell.data.tags["seed"])
@@ -87,9 +87,9 @@ def test_each_cell_has_the_metrics_its_arm_and_split_can_have(study):
 def test_tables_agree_with_the_runs_and_the_parent_logs_them(study):
     result, runs = study
     table = study_runs(result.run_id)
-    assert len(table) == len(STUDY_ARMS) * len(SPLITS)
+    assert len(table) == len(list(ARMS)) * len(SPLITS)
     accuracy = split_table(table)
-    assert list(accuracy.index) == list(STUDY_ARMS) and list(accuracy.columns) == SPLITS
+    assert list(accuracy.index) == list(list(ARMS)) and list(accuracy.columns) == SPLITS
     cell = next(c for c in children(runs, result.run_id, "study_cell")
                 if (c.data.tags["arm"], c.data.tags["split"]) == ("wdcnn", "load_shift"))
     assert accuracy.loc["wdcnn", "load_shift"] == f"{cell.data.metrics['test/accuracy']:.3g}"  # one seed: no spread

@@ -21,6 +21,7 @@ def tiny_sweep(tmp_path):
     """tiny_sweep(**settings) -> a SweepConfig on a journal file in tmp_path."""
     def make(**settings):
         defaults = dict(study_name="tiny", storage=str(tmp_path / "study.log"), n_trials=3, params=SPACE,
+                        directions=["maximize"], metrics=["val/accuracy"],  # the tests' thresholds are accuracies
                         sampler={"name": "tpe", "seed": 0, "kwargs": {"n_startup_trials": 2}},
                         pruner={"name": "median", "kwargs": {"n_startup_trials": 1}})
         return SweepConfig(**{**defaults, **settings})

@@ -1,9 +1,11 @@
-"""A sweep's settings are checked before any trial runs; samplers and pruners are built as configured."""
+"""A sweep's settings are checked before any trial runs; samplers and pruners are built as configured, over the
+arguments the project pins for them."""
 import optuna
 import pytest
 
 from pipeline.config import ConfigError
-from pipeline.sweep.config import PrunerConfig, SamplerConfig, SweepConfig
+from pipeline.sweep.config import PINNED_SAMPLER_KWARGS, PRUNERS, SAMPLERS, PrunerConfig, SamplerConfig, SweepConfig
+from pipeline.sweep.samplers import PRUNER_CLASSES, SAMPLER_CLASSES, build_pruner, build_sampler
 
 SPACE = {"loss.physics_weight": "tag(log, interval(0.001, 1.0))"}
 
@@ -29,15 +31,28 @@ def test_multi_objective_sweeps_take_one_metric_per_direction_and_no_pruner():
                         metrics=["val/accuracy", "val/physics_residual"], pruner={"name": "nop"},
                         sampler={"name": "nsga2", "seed": 3})
     assert sweep.multi_objective
-    assert isinstance(sweep.sampler.build(3), optuna.samplers.NSGAIISampler)
+    assert isinstance(build_sampler(sweep.sampler, 3), optuna.samplers.NSGAIISampler)
 
 
 def test_sampler_and_pruner_take_their_arguments_as_written():
-    sampler = SamplerConfig("tpe", 7, {"n_startup_trials": 3, "multivariate": True}).build(7)
+    sampler = build_sampler(SamplerConfig("tpe", 7, {"n_startup_trials": 3, "multivariate": True}), 7)
     assert isinstance(sampler, optuna.samplers.TPESampler)
-    pruner = PrunerConfig("median", {"n_startup_trials": 2, "n_warmup_steps": 1}).build()
+    pruner = build_pruner(PrunerConfig("median", {"n_startup_trials": 2, "n_warmup_steps": 1}))
     assert isinstance(pruner, optuna.pruners.MedianPruner)
     with pytest.raises(ConfigError, match="sampler.kwargs"):
-        SamplerConfig("tpe", 0, {"n_startup": 3}).build(0)
+        build_sampler(SamplerConfig("tpe", 0, {"n_startup": 3}), 0)
     with pytest.raises(ConfigError, match="pruner.kwargs"):
-        PrunerConfig("percentile", {"percentile": 150.0}).build()
+        build_pruner(PrunerConfig("percentile", {"percentile": 150.0}))
+
+
+def test_a_sweeps_arguments_go_over_the_ones_pinned_for_its_sampler_only():
+    tpe = SweepConfig(params=SPACE, sampler={"name": "tpe", "kwargs": {"n_startup_trials": 2}})
+    assert tpe.sampler.kwargs == {**PINNED_SAMPLER_KWARGS["tpe"], "n_startup_trials": 2}
+    assert SweepConfig(**vars(tpe)) == tpe  # pinning twice changes nothing
+    other = SweepConfig(params=SPACE, sampler={"name": "random"}, pruner={"name": "nop"})
+    assert other.sampler.kwargs == other.pruner.kwargs == {}  # TPE's and the median pruner's stay theirs
+    assert isinstance(build_sampler(other.sampler, 0), optuna.samplers.RandomSampler)
+
+
+def test_every_sampler_and_pruner_a_config_names_can_be_built():
+    assert set(SAMPLER_CLASSES) == set(SAMPLERS) and set(PRUNER_CLASSES) == set(PRUNERS)

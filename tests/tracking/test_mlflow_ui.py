@@ -29,7 +29,7 @@ from pipeline.sweep.sweeper import run_sweep
 from pipeline.tracking.registry import CHALLENGER, CHAMPION
 from pipeline.tracking.run import runs_table_url
 from pipeline.tracking.store import REPO_ROOT
-from pipeline.workflow import run_pipeline
+from pipeline.stages.workflow import run_pipeline
 from tests.sweep.conftest import SPACE, TINY
 
 if shutil.which("chromium") is None:

@@ -42,7 +42,7 @@ mlflow.models.set_model(Echo())
 def template_store(root: Path) -> tuple[Path, str]:
     """(db path, model URI) of a migrated store under `root` holding one tiny models-from-code pyfunc.
 
-    A cached function rather than a session fixture: tests/test_register.py imports `model_uri`, and a fixture
+    A cached function rather than a session fixture: tests/stages/test_register.py imports `model_uri`, and a fixture
     imported into a second module would be built a second time.
     """
     root.mkdir()

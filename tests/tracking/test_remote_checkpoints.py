@@ -14,9 +14,10 @@ from mlflow.exceptions import MlflowException
 from pipeline.data.prepared import prepare_dataset
 from pipeline.liveness import HEARTBEAT_S, MISSED_BEATS, this_process
 from pipeline.tracking.remote_checkpoints import HEARTBEAT_TAG, LATEST_TAG
-from pipeline.tracking.resume import CONFIG_DIGEST_TAG, OWNER_TAG, TAKEOVER_TAG, config_digest, run_to_resume
+from pipeline.stages.contract import CONFIG_DIGEST_TAG
+from pipeline.tracking.resume import OWNER_TAG, TAKEOVER_TAG, resume_digest, run_to_resume
 from pipeline.tracking.store import ensure_experiment
-from pipeline.train import train
+from pipeline.stages.train import train
 from tests.tracking.test_resume import EPOCHS
 from tests.training.test_divergence_faults import tiny_config as tiny_stage_config
 
@@ -83,7 +84,7 @@ def test_auto_ends_a_run_whose_owner_on_another_host_died_before_its_first_check
     config = tiny_config(tmp_path / "data")
     experiment = ensure_experiment(config.tracking.experiment)  # not set_experiment: it outlives the test
     client = mlflow.MlflowClient()
-    run = client.create_run(experiment, tags={"stage": "train", CONFIG_DIGEST_TAG: config_digest(config),
+    run = client.create_run(experiment, tags={"stage": "train", CONFIG_DIGEST_TAG: resume_digest(config),
                                               OWNER_TAG: ELSEWHERE,
                                               HEARTBEAT_TAG: f"{time.time() - MISSED_BEATS * HEARTBEAT_S - 5:.0f}"})
     assert run_to_resume(config, tmp_path / "checkpoints") is None

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from types import SimpleNamespace
 
 import mlflow
 import numpy as np
@@ -19,7 +18,7 @@ import torch
 from pipeline.config import DataConfig, ExperimentConfig, ModelConfig
 from pipeline.model_factory import untrained_model
 from pipeline.tracking import pyfunc_model
-from pipeline.tracking.model_logging import log_pyfunc_model
+from pipeline.tracking.model_logging import log_pyfunc_model, served_model
 from pipeline.tracking.pyfunc_model import AVPinoModel, Batcher
 
 
@@ -119,13 +118,7 @@ TINY = ExperimentConfig(data=DataConfig(window=256, hop=256),
 def loaded_pyfunc(folder) -> AVPinoModel:
     """The pyfunc of a tiny untrained model, loaded from its weights and config as MLflow loads it."""
     torch.manual_seed(0)
-    model, settings = untrained_model(TINY)
-    torch.save(model.state_dict(), folder / "weights.pt")
-    (folder / "config.json").write_text(json.dumps(settings))
-    predictor = AVPinoModel()
-    predictor.load_context(SimpleNamespace(artifacts={"weights": str(folder / "weights.pt"),
-                                                      "model_config": str(folder / "config.json")}))
-    return predictor
+    return served_model(*untrained_model(TINY), folder)[0]
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ import torch
 from pipeline.config import DataConfig, ExperimentConfig, ModelConfig, TrainingConfig
 from pipeline.data.prepared import load_prepared, prepare_dataset
 from pipeline.data.windows import SPLIT_NAMES
-from pipeline.train import make_loaders, train
+from pipeline.stages.train import make_loaders, train
 from pipeline.training.checkpoint import load_checkpoint_file
 from pipeline.training.training_engine import TrainingDivergedError
 

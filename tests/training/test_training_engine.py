@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from tests.training.tiny_training import AtShaftSpeed, SpectrumClassifier, tiny_config, tiny_model, tone_windows
 from pipeline.training.checkpoint import CheckpointError
+from pipeline.training.device import Precision
 from pipeline.training.training_engine import TrainingDivergedError, TrainingEngine
 
 
@@ -246,12 +247,39 @@ def test_cuda_out_of_memory_skips_the_batch(monkeypatch):
 
 def test_bf16_mixed_precision_on_cpu():
     engine = TrainingEngine(tiny_model(), tiny_config(epochs=2, mixed_precision=True), torch.device("cpu"))
-    assert engine.amp_dtype == torch.bfloat16 and not engine.scaler.is_enabled()
+    assert engine.precision.dtype == torch.bfloat16 and not engine.scaler.is_enabled()
     seen = []
     engine.model.classifier.register_forward_hook(lambda module, args, out: seen.append(out.dtype))
     _, history = engine.train(*small_loaders())
     assert torch.bfloat16 in seen
     assert all(math.isfinite(v) for v in history["train_loss"] + history["val_loss"])
+
+
+def test_a_resumed_run_continues_with_the_gradient_scaler_state(tmp_path, monkeypatch):
+    """CUDA's fp16 path steps through a GradScaler; here a float32 CPU run does, which takes the same steps."""
+    monkeypatch.setattr("pipeline.training.training_engine.precision_for",
+                        lambda device, mixed_precision: Precision(device.type, None, scaled=True))
+
+    def run(checkpoint_dir, callbacks=()):
+        torch.manual_seed(0)
+        engine = TrainingEngine(tiny_model(), tiny_config(epochs=4, mixed_precision=True), torch.device("cpu"),
+                                callbacks=callbacks)
+        return engine, engine.train(*small_loaders(), checkpoint_dir=checkpoint_dir)[1]
+
+    straight, straight_history = run(None)
+
+    def crash_after_second_epoch(epoch, metrics):
+        if epoch == 1:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        run(tmp_path, callbacks=[crash_after_second_epoch])
+    resumed, resumed_history = run(tmp_path)
+
+    assert straight.scaler.is_enabled() and straight.scaler.state_dict()["_growth_tracker"] == 4 * 6  # steps
+    assert resumed.scaler.state_dict() == straight.scaler.state_dict()
+    for key, values in straight_history.items():
+        assert resumed_history[key] == pytest.approx(values, rel=1e-6, abs=1e-6), key
 
 
 def test_compile_flag_compiles_the_model(monkeypatch):

@@ -10,8 +10,8 @@ import pytest
 from mlflow import MlflowClient
 
 from pipeline.config import to_experiment_config
-from pipeline.register import register, register_or_rollback
-from pipeline.stage import run_stage
+from pipeline.stages.register import register, register_or_rollback
+from pipeline.stages.command_line import run_stage
 from pipeline.tracking.registry import RegistryError
 from pipeline.tracking.store import ensure_experiment
 from tests.tracking.test_registry import EXPERIMENT, MISSING_RUN, evaluation_run, model_uri  # noqa: F401

@@ -14,11 +14,11 @@ from mlflow.models import Model
 
 from pipeline.config import DataConfig, ExperimentConfig, ModelConfig, TrackingConfig, TrainingConfig
 from pipeline.data.prepared import DatasetError, load_prepared, prepare_dataset
-from pipeline.evaluate import EvaluationError, evaluate, logged_metrics
+from pipeline.stages.evaluate import EvaluationError, evaluate, logged_metrics
 from pipeline.evaluation import classification_metrics
-from pipeline.stage import run_stage
+from pipeline.stages.command_line import run_stage
 from pipeline.tracking.datasets import CONTENT_HASH_TAG
-from pipeline.train import train
+from pipeline.stages.train import train
 
 EXPERIMENT = "evaluate-test"
 ARTIFACTS = {"plots/confusion_matrix.html", "plots/reliability.html", "per_class.csv"}
@@ -142,7 +142,7 @@ def test_a_model_logged_without_a_model_id_still_evaluates(mlflow_store, config,
     with mlflow.start_run(experiment_id=mlflow.get_experiment_by_name(EXPERIMENT).experiment_id) as run:
         mlflow.log_artifacts(str(local), "model")  # as MLflow 2 stored a model: among its run's artifacts
 
-    with caplog.at_level(logging.WARNING, logger="pipeline.evaluate"):
+    with caplog.at_level(logging.WARNING, logger="pipeline.stages.evaluate"):
         result = evaluate(config, model_uri=f"runs:/{run.info.run_id}/model")
 
     evaluated = mlflow.get_run(result.run_id)

@@ -1,4 +1,5 @@
-"""What every Hydra entry point shares: validate the composed config, run the stage, fail cleanly."""
+"""What every Hydra entry point shares: register the schema, validate the composed config against it and
+against this machine, run the stage, fail cleanly."""
 from __future__ import annotations
 
 import os
@@ -10,12 +11,14 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from pipeline.config import ConfigError, ExperimentConfig, to_experiment_config
+from pipeline.config import ConfigError, ExperimentConfig, register_configs, to_experiment_config
 from pipeline.data.cwru import CwruError
 from pipeline.data.prepared import DatasetError
+from pipeline.model_factory import model_class
 from pipeline.tracking.registry import RegistryError
 from pipeline.tracking.store import StoreError, check_store
 from pipeline.training.checkpoint import CheckpointError
+from pipeline.training.device import check_hardware
 from pipeline.training.training_engine import TrainingDivergedError
 
 # Failures whose message already says what went wrong and what to do: the command line shows the message
@@ -23,8 +26,15 @@ from pipeline.training.training_engine import TrainingDivergedError
 EXPLAINED_FAILURES = (CheckpointError, CwruError, DatasetError, RegistryError, TrainingDivergedError)
 
 
+def check_before_work(config: ExperimentConfig) -> None:
+    """What the schema cannot check without torch: the model is one the factory builds, and this machine has
+    the cores, GPUs and backend the config asks for. Raises ConfigError."""
+    model_class(config.model.name)
+    check_hardware(config)
+
+
 def run_stage(stage: Callable[[ExperimentConfig], Any], cfg: DictConfig) -> Any:
-    """Validate `cfg` and reach the tracking store before any work, then run the stage.
+    """Validate `cfg` (`check_before_work` too) and reach the tracking store before any work, then run the stage.
 
     A bad config value or an unusable store exits with status 2 and a message naming the key (or URI) and the
     value. On the command line (a single Hydra run) an explained failure exits with status 1 and its message;
@@ -32,6 +42,7 @@ def run_stage(stage: Callable[[ExperimentConfig], Any], cfg: DictConfig) -> Any:
     """
     try:
         config = to_experiment_config(cfg)
+        check_before_work(config)
         if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 tracks (and may create the store)
             check_store()
     except (ConfigError, StoreError) as err:
@@ -63,7 +74,9 @@ def split_packed_overrides(argv: list[str]) -> list[str]:
     return unpacked
 
 
-def main_with_packed_overrides(main: Callable[[], Any]) -> None:
-    """Run a Hydra main after unpacking MLproject's `{overrides}` argument."""
+def run_hydra(main: Callable[[], Any]) -> None:
+    """Start a Hydra main (`python -m pipeline.<stage>`): register the schema, unpack MLproject's `{overrides}`
+    argument, run."""
+    register_configs()
     sys.argv = [sys.argv[0], *split_packed_overrides(sys.argv[1:])]
     main()

@@ -12,7 +12,7 @@ import numpy as np
 
 from pipeline.config import to_experiment_config
 from pipeline.tracking.run import browse_hint
-from pipeline.workflow import run_pipeline
+from pipeline.stages.workflow import run_pipeline
 from tests.data.own_recordings import write_recordings
 
 

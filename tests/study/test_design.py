@@ -1,13 +1,13 @@
 """Arms share data, budget and seed and differ only in model and loss; the study config is validated."""
 import pytest
 
-from pipeline.config import STUDY_ARMS, ConfigError, ExperimentConfig, StudyConfig
-from pipeline.study.arms import ARMS, arm_config
+from pipeline.config import ConfigError, ExperimentConfig, StudyConfig
+from pipeline.study.design import ARMS, arm_config
 
 
 def test_arms_differ_only_in_model_and_loss():
     base = ExperimentConfig(study=StudyConfig(tuned_physics_weight=0.4, tuned_consistency_weight=0.2))
-    configs = {name: arm_config(base, ARMS[name], seed=7) for name in STUDY_ARMS}
+    configs = {name: arm_config(base, ARMS[name], seed=7) for name in list(ARMS)}
     for config in configs.values():
         assert config.data == base.data and config.evaluate == base.evaluate
         assert config.training.seed == 7 and config.training.epochs == base.training.epochs
@@ -16,7 +16,7 @@ def test_arms_differ_only_in_model_and_loss():
     assert loss == {"data_only": (0.0, 0.0, False), "physics_fixed": (0.1, 0.05, False),
                     "physics_adaptive": (0.1, 0.05, True), "physics_tuned": (0.4, 0.2, True),
                     "wdcnn": (0.0, 0.0, False)}
-    assert {name: c.model.name for name, c in configs.items()} == {**dict.fromkeys(STUDY_ARMS, "agt_no"),
+    assert {name: c.model.name for name, c in configs.items()} == {**dict.fromkeys(list(ARMS), "agt_no"),
                                                                    "wdcnn": "wdcnn"}
 
 

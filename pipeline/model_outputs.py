@@ -1,0 +1,84 @@
+"""What a model returns, and what the pipeline reads from it: a model plugs in by its outputs, never by its class.
+
+A model (named in pipeline.model_factory.MODELS) maps windows `[B, L]` to a dict with "predictions", the class
+logits `[B, C]`, and takes as keywords what it may ignore: the recording conditions (`shaft_hz`, `bearing`) and
+`physics=False` on the serving path. Anything else it returns is optional and read by name where present:
+"uncertainties" `[B]`, "physics_residuals" and "physical_params" (dicts of per-window tensors). `window_readings`
+turns those into one number per window, for the evaluation and the served model alike.
+
+AGT-NO and the WDCNN baseline share the variational head (`VariationalClassifier`), so that an uncertainty (and
+the OOD AUROC read from it) means the same for both: uncertainty = entropy of the class distribution (nats) + mean
+variance of the latent the classifier reads. The entropy is high when the classes compete; the latent variance is
+high when the encoder is unsure where the window sits, which the entropy of a confident but unfamiliar window does
+not show.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from pipeline.data.classes import CLASS_NAMES
+
+# A model's class count comes from the dataset (ModelConfig.output_dim is None until then); built on its own, a
+# model scores the ten CWRU classes.
+DEFAULT_CLASSES = len(CLASS_NAMES)
+
+# Initial bias of the log-variance head: a small latent variance (e^-4 ~ 0.02), so early training is not
+# drowned in sampling noise and the variance grows only where the KL term and the data allow.
+INITIAL_LOG_VAR = -4.0
+
+
+def predictive_uncertainty(logits: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
+    """`[B]`: softmax entropy of `logits` `[B, C]` (logits or log-probabilities) plus the mean of
+    exp(`log_var`) `[B, latent]`."""
+    entropy = torch.special.entr(logits.softmax(dim=-1)).sum(dim=-1)  # -p log p, 0 where p = 0
+    return entropy + log_var.exp().mean(dim=-1)
+
+
+def variational_outputs(logits: torch.Tensor, mean: torch.Tensor, log_var: torch.Tensor) -> dict:
+    """The outputs of a variational classifier: the engine's KL term reads mean and log_var."""
+    return {"predictions": logits, "mean": mean, "log_var": log_var,
+            "uncertainties": predictive_uncertainty(logits, log_var)}
+
+
+class VariationalClassifier(nn.Module):
+    """A classifier that reads a variational latent of its encoder's hidden vector.
+
+    `latent_head` maps the hidden vector to the latent's mean and log-variance, `classifier` the latent to class
+    logits. A subclass builds the two with `build_head` where its own layers put them (the order of the
+    parameters fixes seeded initialisation and the optimizer state of checkpoints), and turns its hidden vector
+    into the outputs with `decide`. The attribute names are the state-dict keys of every logged model.
+    """
+
+    latent_head: nn.Linear
+    classifier: nn.Linear
+
+    def build_head(self, hidden_dim: int, latent_dim: int, output_dim: int) -> None:
+        self.latent_head = nn.Linear(hidden_dim, 2 * latent_dim)
+        self.classifier = nn.Linear(latent_dim, output_dim)
+        with torch.no_grad():
+            self.latent_head.bias[latent_dim:].fill_(INITIAL_LOG_VAR)
+
+    def decide(self, hidden: torch.Tensor) -> dict:
+        """predictions, mean, log_var and uncertainties of a hidden vector `[B, hidden]`. Training samples the
+        latent (reparameterised); eval reads its mean, so predictions are deterministic. The outputs are cast
+        back to the parameters' dtype from bf16 autocast: the losses need full precision."""
+        dtype = self.classifier.weight.dtype
+        mean, log_var = self.latent_head(hidden).to(dtype).chunk(2, dim=-1)
+        z = mean + torch.randn_like(mean) * torch.exp(0.5 * log_var) if self.training else mean
+        return variational_outputs(self.classifier(z).to(dtype), mean, log_var)
+
+
+def window_readings(outputs: dict) -> dict[str, torch.Tensor]:
+    """Per window, in float32: `probs` `[B, C]` and, for what the model returned, `uncertainty`, `physics/<name>`
+    (the window's mean squared residual: residuals are normalised, so a relative squared error) and
+    `params/<name>` (an inferred physical parameter). A model that returns only predictions gets only `probs`."""
+    logits = outputs["predictions"].float()
+    readings = {"probs": logits.softmax(dim=-1)}
+    if "uncertainties" in outputs:
+        readings["uncertainty"] = outputs["uncertainties"].float()
+    for name, residual in outputs.get("physics_residuals", {}).items():
+        readings[f"physics/{name}"] = residual.float().reshape(len(logits), -1).pow(2).mean(dim=1)
+    for name, value in outputs.get("physical_params", {}).items():
+        readings[f"params/{name}"] = value.float()
+    return readings
