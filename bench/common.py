@@ -1,4 +1,5 @@
 """What every benchmark module shares: the registry (`@benchmark`), the JSON line printer and data helpers."""
+
 from __future__ import annotations
 
 import json
@@ -33,8 +34,11 @@ def fixed_batches(config: ExperimentConfig, n_batches: int = 20) -> torch.utils.
     """The first `n_batches` training batches, materialised, so timed loops pay no data-loading cost."""
     loader, _ = make_loaders(load_dataset(config), config)
     batches = [batch for _, batch in zip(range(n_batches), loader)]
-    windows, labels, speeds = (torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches]),
-                               torch.cat([b[2]["shaft_hz"] for b in batches]))
+    windows, labels, speeds = (
+        torch.cat([b[0] for b in batches]),
+        torch.cat([b[1] for b in batches]),
+        torch.cat([b[2]["shaft_hz"] for b in batches]),
+    )
     return torch.utils.data.DataLoader(_WithSpeed(windows, labels, speeds), batch_size=config.training.batch_size)
 
 
@@ -50,7 +54,7 @@ def timed_pair(round_: int, first, second) -> tuple[float, float]:
     """Seconds of one call each of `first` and `second`, run in alternating order across rounds so neither
     always pays for a cold start."""
     seconds = {}
-    for fn in ((first, second) if round_ % 2 == 0 else (second, first)):
+    for fn in (first, second) if round_ % 2 == 0 else (second, first):
         start = time.perf_counter()
         fn()
         seconds[fn] = time.perf_counter() - start

@@ -1,4 +1,5 @@
 """Model and trainer benchmarks: accuracy, engine and tracking overhead, inference latency."""
+
 from __future__ import annotations
 
 import gc
@@ -10,13 +11,13 @@ from pathlib import Path
 
 import mlflow
 import torch
+from common import benchmark, emit, fixed_batches, load_dataset, timed_pair
 from torch import nn
 
-from common import load_dataset, fixed_batches, timed_pair, benchmark, emit
 from pipeline.config import ExperimentConfig
 from pipeline.model_factory import untrained_model
-from pipeline.tracking.callbacks import MlflowMetricsLogger
 from pipeline.stages.train import make_loaders
+from pipeline.tracking.callbacks import MlflowMetricsLogger
 from pipeline.training.training_engine import TrainingEngine
 
 
@@ -80,9 +81,15 @@ def engine_overhead(rounds: int = 8) -> None:
         engine_times.append(engine_s)
         bare_times.append(bare_s)
         ratios.append(engine_s / bare_s)
-    emit("engine_overhead/epoch_time_ratio", statistics.median(ratios), "ratio",
-         ratio=statistics.median(ratios), engine_s=statistics.median(engine_times),
-         bare_s=statistics.median(bare_times), batches=len(loader))
+    emit(
+        "engine_overhead/epoch_time_ratio",
+        statistics.median(ratios),
+        "ratio",
+        ratio=statistics.median(ratios),
+        engine_s=statistics.median(engine_times),
+        bare_s=statistics.median(bare_times),
+        batches=len(loader),
+    )
 
 
 @benchmark
@@ -118,10 +125,22 @@ def inference_latency(repeats: int = 1000, warmup: int = 50) -> None:
             times.sort()
             p50, p99 = times[len(times) // 2], times[min(len(times) - 1, int(len(times) * 0.99))]
             suffix = "" if threads == default_threads else f"/threads{threads}"
-            emit(f"inference/batch{batch}/p50{suffix}", p50 * 1e3, "ms", per_window_ms=p50 * 1e3 / batch,
-                 threads=threads, calls=calls)
-            emit(f"inference/batch{batch}/p99{suffix}", p99 * 1e3, "ms", per_window_ms=p99 * 1e3 / batch,
-                 threads=threads, calls=calls)
+            emit(
+                f"inference/batch{batch}/p50{suffix}",
+                p50 * 1e3,
+                "ms",
+                per_window_ms=p50 * 1e3 / batch,
+                threads=threads,
+                calls=calls,
+            )
+            emit(
+                f"inference/batch{batch}/p99{suffix}",
+                p99 * 1e3,
+                "ms",
+                per_window_ms=p99 * 1e3 / batch,
+                threads=threads,
+                calls=calls,
+            )
     torch.set_num_threads(default_threads)
 
 
@@ -139,7 +158,9 @@ def tracking_overhead(rounds: int = 4) -> None:
             ratios = []
             for round_ in range(rounds):
                 logged, bare = timed_pair(
-                    round_, lambda: log(round_, {f"train/{k}": v for k, v in engine.train_epoch(loader).items()}),
-                    lambda: engine.train_epoch(loader))
+                    round_,
+                    lambda: log(round_, {f"train/{k}": v for k, v in engine.train_epoch(loader).items()}),
+                    lambda: engine.train_epoch(loader),
+                )
                 ratios.append(logged / bare)
     emit("tracking_overhead/epoch_time_ratio", statistics.median(ratios), "ratio", ratio=statistics.median(ratios))

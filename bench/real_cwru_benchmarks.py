@@ -10,10 +10,11 @@ recipe (Adam, batch 64, lr 1e-3) until its validation loss stops improving, WDCN
 transfer path, and the envelope-spectrum rule (no training; its one threshold fitted on the training windows; it
 needs windows of 4,096 samples and names fault locations only, so on the ten-class protocols it is scored on
 location). Protocols run in parallel, one process per core, each on one thread; the arms of a protocol run one
-after another in its process, so their epoch times are comparable. Every trained arm runs seeds 0-2 on the same windows; model
-choices are made on validation data only, and each test split is scored once per trained model.
+after another in its process, so their epoch times are comparable. Every trained arm runs seeds 0-2 on the same
+windows; model choices are made on validation data only, and each test split is scored once per trained model.
 Prints one JSON line per (protocol, arm) with the mean and the per-seed values, then a Markdown table.
 """
+
 from __future__ import annotations
 
 import os
@@ -24,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from common import REPO, benchmark, emit
 from omegaconf import OmegaConf
 
-from common import REPO, benchmark, emit
 from pipeline.baselines.envelope_rule import EnvelopeRule
 from pipeline.config import DataConfig, ExperimentConfig, LossConfig, ModelConfig, TrainingConfig
 from pipeline.data.bearing import BearingGeometry
@@ -40,8 +41,10 @@ SEEDS = (0, 1, 2)
 CACHE = REPO / "data" / "prepared" / "bench"
 PROTOCOLS = {
     "load_shift": dict(split="load_shift", task="fault_class"),
-    **{f"unseen_{size:.3f}": dict(split="fault_size", task="fault_location", test_fault_size=size)
-       for size in (0.007, 0.014, 0.021)},
+    **{
+        f"unseen_{size:.3f}": dict(split="fault_size", task="fault_location", test_fault_size=size)
+        for size in (0.007, 0.014, 0.021)
+    },
     "time": dict(split="time", task="fault_class"),
 }
 WDCNN_RECIPE = TrainingConfig(epochs=40, patience=5, weight_decay=0.0)
@@ -100,8 +103,9 @@ def envelope_rule_score(data: DataConfig) -> dict[str, float]:
         part = dataset.subset(name)
         return part.windows, part.shaft_hz, part.labels
 
-    rule = EnvelopeRule(sample_rate=dataset.manifest["sample_rate"],
-                        bearing=BearingGeometry(**dataset.manifest["bearing"]))
+    rule = EnvelopeRule(
+        sample_rate=dataset.manifest["sample_rate"], bearing=BearingGeometry(**dataset.manifest["bearing"])
+    )
     train_x, train_speed, train_y = split("train")
     rule.fit(train_x, train_speed, np.asarray(names)[train_y])
     test_x, test_speed, test_y = split("test")
@@ -117,8 +121,10 @@ def protocol_rows(protocol: str) -> list[tuple[str, str, dict[str, float], list[
     data = cwru_config(**PROTOCOLS[protocol])
     results = {arm: [train_and_score(data, arm, seed) for seed in SEEDS] for arm in ARMS}
     results["envelope_rule"] = [envelope_rule_score(data)]
-    return [(protocol, arm, {key: float(np.mean([r[key] for r in runs])) for key in runs[0]},
-             [r["accuracy"] for r in runs]) for arm, runs in results.items()]
+    return [
+        (protocol, arm, {key: float(np.mean([r[key] for r in runs])) for key in runs[0]}, [r["accuracy"] for r in runs])
+        for arm, runs in results.items()
+    ]
 
 
 @benchmark
@@ -128,14 +134,22 @@ def real_cwru() -> None:
     with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         rows = [row for rows in pool.map(protocol_rows, PROTOCOLS) for row in rows]
     for protocol, arm, summary, accuracies in rows:
-        emit(f"real_cwru/{protocol}/{arm}", summary["accuracy"], "accuracy", protocol=protocol, arm=arm,
-             accuracy_std=round(float(np.std(accuracies)), 4),
-             **{k: round(v, 4) for k, v in summary.items() if k != "accuracy"},
-             per_seed_accuracy=[round(a, 4) for a in accuracies])
+        emit(
+            f"real_cwru/{protocol}/{arm}",
+            summary["accuracy"],
+            "accuracy",
+            protocol=protocol,
+            arm=arm,
+            accuracy_std=round(float(np.std(accuracies)), 4),
+            **{k: round(v, 4) for k, v in summary.items() if k != "accuracy"},
+            per_seed_accuracy=[round(a, 4) for a in accuracies],
+        )
     print("\n| protocol | arm | accuracy (mean ± sd, 3 seeds) | macro-F1 | ECE | epoch s |")
     print("|---|---|---|---|---|---|")
     for protocol, arm, s, accuracies in rows:
         ece = f"{s['ece']:.3f}" if "ece" in s else "n/a"
         epoch = f"{s['epoch_s']:.1f}" if "epoch_s" in s else "n/a"
-        print(f"| {protocol} | {arm} | {s['accuracy']:.3f} ± {np.std(accuracies):.3f} | {s['macro_f1']:.3f} | {ece} "
-              f"| {epoch} |")
+        print(
+            f"| {protocol} | {arm} | {s['accuracy']:.3f} ± {np.std(accuracies):.3f} | {s['macro_f1']:.3f} | {ece} "
+            f"| {epoch} |"
+        )

@@ -4,6 +4,7 @@ Each line has `name`, `value`, `unit`, and `ratio` where two things run side by 
 (machines are shared and noisy, so only ratios measured together are comparable). Nothing here is asserted;
 tests check behaviour, this measures it. Benchmarks live in the `*_benchmarks.py` modules beside this file.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -11,7 +12,6 @@ import importlib
 from pathlib import Path
 
 import torch
-
 from common import BENCHMARKS
 
 for module in sorted(Path(__file__).parent.glob("*_benchmarks.py")):

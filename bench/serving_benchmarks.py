@@ -4,6 +4,7 @@ trivial pyfunc served the same way, side by side: the trivial one is the server'
 `served` and `run_load` are also what the serving tests use (tests/conftest.py, tests/tracking/), so the load
 test asserts on the very traffic this benchmark measures.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -23,8 +24,8 @@ from typing import Iterator
 import mlflow
 import numpy as np
 import torch
-
 from common import benchmark, emit
+
 from pipeline.config import ExperimentConfig
 from pipeline.model_factory import untrained_model
 from pipeline.tracking.model_logging import PIP_REQUIREMENTS, log_pyfunc_model
@@ -41,9 +42,27 @@ def served(model_uri: str, env: dict[str, str], log: Path, start_timeout_s: floa
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     with open(log, "w") as out:
-        server = subprocess.Popen(["mlflow", "models", "serve", "-m", model_uri, "--env-manager", "local",
-                                   "-h", "127.0.0.1", "-p", str(port), "-w", "1"],
-                                  env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        server = subprocess.Popen(
+            [
+                "mlflow",
+                "models",
+                "serve",
+                "-m",
+                model_uri,
+                "--env-manager",
+                "local",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-w",
+                "1",
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + start_timeout_s
         while invoke(port, None, path="/ping")[0] != 200:
@@ -56,8 +75,13 @@ def served(model_uri: str, env: dict[str, str], log: Path, start_timeout_s: floa
         server.wait(timeout=60)
 
 
-def invoke(port: int, body: bytes | None, path: str = "/invocations", content_type: str = "application/json",
-           connection: http.client.HTTPConnection | None = None) -> tuple[int, dict | str]:
+def invoke(
+    port: int,
+    body: bytes | None,
+    path: str = "/invocations",
+    content_type: str = "application/json",
+    connection: http.client.HTTPConnection | None = None,
+) -> tuple[int, dict | str]:
     """POST `body` (GET when None); (status, parsed JSON or text), or (0, error) if nobody answered."""
     conn = connection or http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     try:
@@ -120,8 +144,11 @@ def run_load(port: int, body: bytes, windows: int, requests: int = 1000, clients
 
 def merged(loads: list[Load]) -> Load:
     """One Load of several runs: their requests together, over their summed time."""
-    return Load([t for load in loads for t in load.latencies_s], [e for load in loads for e in load.errors],
-                sum(load.seconds for load in loads))
+    return Load(
+        [t for load in loads for t in load.latencies_s],
+        [e for load in loads for e in load.errors],
+        sum(load.seconds for load in loads),
+    )
 
 
 # The trivial pyfunc, as "models from code" like the model: it answers one row of the model's columns per window.
@@ -151,9 +178,13 @@ def log_trivial_model(class_names: list[str], model_uri: str, example: np.ndarra
     serialises the same payloads for both; return its model URI."""
     code = folder / "trivial_model.py"
     code.write_text(TRIVIAL_MODEL.format(classes=list(class_names)))
-    info = mlflow.pyfunc.log_model(name="trivial", python_model=str(code), input_example=example,
-                                   signature=mlflow.models.get_model_info(model_uri).signature,
-                                   pip_requirements=PIP_REQUIREMENTS)
+    info = mlflow.pyfunc.log_model(
+        name="trivial",
+        python_model=str(code),
+        input_example=example,
+        signature=mlflow.models.get_model_info(model_uri).signature,
+        pip_requirements=PIP_REQUIREMENTS,
+    )
     return info.model_uri
 
 
@@ -175,13 +206,15 @@ def serving_load(requests: int = 1000, clients: int = 8, rounds: int = 4) -> Non
         window = torch.randn(1, config.data.window, generator=torch.Generator().manual_seed(0)).numpy()
         body = json.dumps({"inputs": window.tolist()}).encode()
         env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
-        ports = {"model": stack.enter_context(served(model_uri, env, Path(tmp) / "model.log")),
-                 "trivial": stack.enter_context(served(trivial_uri, env, Path(tmp) / "trivial.log"))}
+        ports = {
+            "model": stack.enter_context(served(model_uri, env, Path(tmp) / "model.log")),
+            "trivial": stack.enter_context(served(trivial_uri, env, Path(tmp) / "trivial.log")),
+        }
         loads = {name: [] for name in ports}
         for name, port in ports.items():
             run_load(port, body, windows=1, requests=50, clients=clients)  # warm-up
         for round_ in range(rounds):
-            for name in (ports if round_ % 2 == 0 else reversed(ports)):
+            for name in ports if round_ % 2 == 0 else reversed(ports):
                 count = requests // rounds + (round_ < requests % rounds)
                 loads[name].append(run_load(ports[name], body, windows=1, requests=count, clients=clients))
     model_load, trivial_load = merged(loads["model"]), merged(loads["trivial"])

@@ -4,6 +4,7 @@ writing process, and the sweep of those a killed writer left behind.
 `kill -9` gives a writer no chance to delete its temporary, so each one carries the writer's pid; the next
 writer of the same target removes those whose process is gone, and leaves alone those of live writers.
 """
+
 from __future__ import annotations
 
 import os
@@ -22,7 +23,7 @@ def remove_abandoned(final: Path) -> list[Path]:
     removed = []
     prefix = f".{final.name}."
     for tmp in final.parent.glob(".*.tmp") if final.parent.is_dir() else ():
-        pid = tmp.name[len(prefix):].split("-", 1)[0] if tmp.name.startswith(prefix) else ""
+        pid = tmp.name[len(prefix) :].split("-", 1)[0] if tmp.name.startswith(prefix) else ""
         if pid.isdigit() and not _alive(int(pid)):
             shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
             removed.append(tmp)

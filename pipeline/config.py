@@ -5,6 +5,7 @@ rejected by OmegaConf) and `load_experiment_config(path)` for plain YAML files. 
 `__post_init__`, so every way of building a config ends in the same validation, and every error names the
 key and the value.
 """
+
 from __future__ import annotations
 
 import math
@@ -89,21 +90,36 @@ class DataConfig(_Section):
         if self.source == "cwru":
             _check(bool(self.path), p + "path", self.path, "is required when data.source='cwru'")
             _check(Path(str(self.path)).is_dir(), p + "path", self.path, "is not an existing folder")
-            _check(self.sample_rate == CWRU_SAMPLE_RATE, p + "sample_rate", self.sample_rate,
-                   f"CWRU recordings are read at {CWRU_SAMPLE_RATE} Hz")
+            _check(
+                self.sample_rate == CWRU_SAMPLE_RATE,
+                p + "sample_rate",
+                self.sample_rate,
+                f"CWRU recordings are read at {CWRU_SAMPLE_RATE} Hz",
+            )
         if self.source == "files":
             _check(bool(self.manifest), p + "manifest", self.manifest, "is required when data.source='files'")
             _check(Path(str(self.manifest)).is_file(), p + "manifest", self.manifest, "is not an existing file")
         _check(self.sample_rate > 0, p + "sample_rate", self.sample_rate, "must be positive")
         _check(self.window >= 16, p + "window", self.window, "must be at least 16 samples")
         _check(0 < self.hop <= self.window, p + "hop", self.hop, "must be in 1..data.window")
-        _check(self.recordings_per_load >= 3, p + "recordings_per_load", self.recordings_per_load,
-               "must be at least 3 (one recording each for train, val and test)")
-        _check(self.source != "synthetic" or self.duration_s * self.sample_rate >= self.window, p + "window",
-               self.window, f"is longer than a recording of data.duration_s={self.duration_s} s at "
-               f"{self.sample_rate} Hz")
-        _check(-20.0 <= self.snr_db <= 80.0 or math.isinf(self.snr_db), p + "snr_db", self.snr_db,
-               "must be in [-20, 80] dB (or inf for no noise)")
+        _check(
+            self.recordings_per_load >= 3,
+            p + "recordings_per_load",
+            self.recordings_per_load,
+            "must be at least 3 (one recording each for train, val and test)",
+        )
+        _check(
+            self.source != "synthetic" or self.duration_s * self.sample_rate >= self.window,
+            p + "window",
+            self.window,
+            f"is longer than a recording of data.duration_s={self.duration_s} s at {self.sample_rate} Hz",
+        )
+        _check(
+            -20.0 <= self.snr_db <= 80.0 or math.isinf(self.snr_db),
+            p + "snr_db",
+            self.snr_db,
+            "must be in [-20, 80] dB (or inf for no noise)",
+        )
         _check(self.task in TASKS, p + "task", self.task, f"must be one of {TASKS}")
         _check(self.bearing in BEARINGS, p + "bearing", self.bearing, f"must be one of the presets {tuple(BEARINGS)}")
         _check(self.split in SPLITS, p + "split", self.split, f"must be one of {SPLITS}")
@@ -111,16 +127,33 @@ class DataConfig(_Section):
         loads = tuple(sorted(NOMINAL_RPM))
         for key in ("train_loads", "test_loads"):
             values = list(getattr(self, key))
-            _check(bool(values) and (own or set(values) <= set(loads)) and min(values, default=0) >= 0
-                   and len(set(values)) == len(values), p + key, values,
-                   "must be distinct loads >= 0" + ("" if own else f" out of {loads} (HP)"))
-        _check(not set(self.train_loads) & set(self.test_loads), p + "test_loads", list(self.test_loads),
-               f"must not share a load with data.train_loads={list(self.train_loads)}")
-        _check(self.test_fault_size in FAULT_SIZES_IN or (own and self.test_fault_size > 0), p + "test_fault_size",
-               self.test_fault_size, "must be positive" if own else f"must be one of {FAULT_SIZES_IN} (in)")
-        _check(self.split != "fault_size" or self.task == "fault_location", p + "split", self.split,
-               f"needs data.task=fault_location (got {self.task!r}): a held-out size has no class of its own "
-               "in training")
+            _check(
+                bool(values)
+                and (own or set(values) <= set(loads))
+                and min(values, default=0) >= 0
+                and len(set(values)) == len(values),
+                p + key,
+                values,
+                "must be distinct loads >= 0" + ("" if own else f" out of {loads} (HP)"),
+            )
+        _check(
+            not set(self.train_loads) & set(self.test_loads),
+            p + "test_loads",
+            list(self.test_loads),
+            f"must not share a load with data.train_loads={list(self.train_loads)}",
+        )
+        _check(
+            self.test_fault_size in FAULT_SIZES_IN or (own and self.test_fault_size > 0),
+            p + "test_fault_size",
+            self.test_fault_size,
+            "must be positive" if own else f"must be one of {FAULT_SIZES_IN} (in)",
+        )
+        _check(
+            self.split != "fault_size" or self.task == "fault_location",
+            p + "split",
+            self.split,
+            f"needs data.task=fault_location (got {self.task!r}): a held-out size has no class of its own in training",
+        )
         for key in ("augment_spread_db", "augment_gain_db"):
             value = getattr(self, key)
             _check(math.isfinite(value) and 0 <= value <= 40, p + key, value, "must be in [0, 40] dB")
@@ -147,10 +180,18 @@ class ModelConfig(_Section):
         _check(bool(self.name.strip()), p + "name", self.name, "must name a model (pipeline/model_factory.py)")
         for key in ("input_dim", "hidden_dim", "n_modes", "n_layers", "n_heads", "patch_size", "latent_dim"):
             _check(getattr(self, key) > 0, p + key, getattr(self, key), "must be positive")
-        _check(self.output_dim is None or self.output_dim > 1, p + "output_dim", self.output_dim,
-               "must be at least 2 classes (or unset: the dataset's number of classes)")
-        _check(self.hidden_dim % self.n_heads == 0, p + "hidden_dim", self.hidden_dim,
-               f"must be divisible by model.n_heads={self.n_heads}")
+        _check(
+            self.output_dim is None or self.output_dim > 1,
+            p + "output_dim",
+            self.output_dim,
+            "must be at least 2 classes (or unset: the dataset's number of classes)",
+        )
+        _check(
+            self.hidden_dim % self.n_heads == 0,
+            p + "hidden_dim",
+            self.hidden_dim,
+            f"must be divisible by model.n_heads={self.n_heads}",
+        )
         _check(0.0 <= self.dropout < 1.0, p + "dropout", self.dropout, "must be in [0, 1)")
         _check(self.n_bands >= 0, p + "n_bands", self.n_bands, "must be >= 0")
 
@@ -183,24 +224,38 @@ class TrainingConfig(_Section):
     num_workers: int = 0
     seed: int = 0
     resume: str = "auto"  # auto: continue the newest interrupted run of this config; never; or a train run id
-    heartbeat_s: float = HEARTBEAT_S  # seconds between a train run's heartbeats; another host takes it over after 3 missed
+    heartbeat_s: float = (
+        HEARTBEAT_S  # seconds between a train run's heartbeats; another host takes it over after 3 missed
+    )
     device: str = "auto"  # auto (the local GPU when there is one, else the CPU), cpu, cuda or cuda:<index>
 
     def __post_init__(self) -> None:
         p = "training."
         for key in ("epochs", "batch_size", "patience", "max_bad_steps", "checkpoint_every"):
             _check(getattr(self, key) > 0, p + key, getattr(self, key), "must be positive")
-        _check(math.isfinite(self.learning_rate) and self.learning_rate > 0, p + "learning_rate",
-               self.learning_rate, "must be a finite number > 0")
+        _check(
+            math.isfinite(self.learning_rate) and self.learning_rate > 0,
+            p + "learning_rate",
+            self.learning_rate,
+            "must be a finite number > 0",
+        )
         _check(self.weight_decay >= 0, p + "weight_decay", self.weight_decay, "must be >= 0")
         _check(self.grad_clip > 0, p + "grad_clip", self.grad_clip, "must be > 0")
-        _check(math.isfinite(self.heartbeat_s) and self.heartbeat_s > 0, p + "heartbeat_s", self.heartbeat_s,
-               "must be a finite number of seconds > 0")
+        _check(
+            math.isfinite(self.heartbeat_s) and self.heartbeat_s > 0,
+            p + "heartbeat_s",
+            self.heartbeat_s,
+            "must be a finite number of seconds > 0",
+        )
         _check(self.num_workers >= 0, p + "num_workers", self.num_workers, "must be >= 0")
         _check(bool(DEVICE.match(self.device)), p + "device", self.device, "must be auto, cpu, cuda or cuda:<index>")
 
-        _check(self.resume in ("auto", "never") or (len(self.resume) == 32 and self.resume.isalnum()),
-               p + "resume", self.resume, "must be auto, never or an MLflow run id (32 hex digits)")
+        _check(
+            self.resume in ("auto", "never") or (len(self.resume) == 32 and self.resume.isalnum()),
+            p + "resume",
+            self.resume,
+            "must be auto, never or an MLflow run id (32 hex digits)",
+        )
 
 
 @dataclass
@@ -208,6 +263,7 @@ class DistributedConfig(_Section):
     """Ranks per training job. With nproc_per_node > 1 the train stage launches itself through torch's
     elastic launcher (what torchrun runs); under torchrun the launcher's WORLD_SIZE wins. Whether this machine
     has the cores or GPUs asked for is checked before a stage starts (pipeline/training/device.py)."""
+
     nproc_per_node: int = 1
     backend: str = "auto"  # gloo on CPU, nccl on CUDA
     rdzv_endpoint: Optional[str] = None  # host:port of the rendezvous; default a free port on 127.0.0.1
@@ -215,12 +271,15 @@ class DistributedConfig(_Section):
     def __post_init__(self) -> None:
         p = "distributed."
         _check(self.nproc_per_node >= 1, p + "nproc_per_node", self.nproc_per_node, "must be at least 1")
-        _check(self.backend in ("auto", "gloo", "nccl"), p + "backend", self.backend,
-               "must be one of auto, gloo, nccl")
+        _check(self.backend in ("auto", "gloo", "nccl"), p + "backend", self.backend, "must be one of auto, gloo, nccl")
         if self.rdzv_endpoint is not None:
             host, _, port = self.rdzv_endpoint.rpartition(":")
-            _check(bool(host) and port.isdigit() and 0 < int(port) < 65536, p + "rdzv_endpoint",
-                   self.rdzv_endpoint, "must be host:port")
+            _check(
+                bool(host) and port.isdigit() and 0 < int(port) < 65536,
+                p + "rdzv_endpoint",
+                self.rdzv_endpoint,
+                "must be host:port",
+            )
 
 
 @dataclass
@@ -254,10 +313,13 @@ class RegistryConfig(_Section):
     def __post_init__(self) -> None:
         p = "registry."
         _check(bool(self.model_name.strip()), p + "model_name", self.model_name, "must not be empty")
-        _check(self.metric.startswith("test/"), p + "metric", self.metric,
-               "must be a test/ metric logged by the evaluate stage (e.g. test/macro_f1)")
-        _check(self.max_residual_increase >= 0, p + "max_residual_increase", self.max_residual_increase,
-               "must be >= 0")
+        _check(
+            self.metric.startswith("test/"),
+            p + "metric",
+            self.metric,
+            "must be a test/ metric logged by the evaluate stage (e.g. test/macro_f1)",
+        )
+        _check(self.max_residual_increase >= 0, p + "max_residual_increase", self.max_residual_increase, "must be >= 0")
         _check(self.max_ece_increase >= 0, p + "max_ece_increase", self.max_ece_increase, "must be >= 0")
 
 
@@ -266,6 +328,7 @@ class StudyConfig(_Section):
     """The ablation study (`python -m pipeline.study`): every arm is trained on every training set with every
     seed, on the same data and budget (pipeline/study/). The noisy sets re-score the `recording` models. Arms
     and training sets are defined in pipeline/study/design.py."""
+
     arms: list[str] = field(default_factory=lambda: list(ARMS))
     training_sets: list[str] = field(default_factory=lambda: list(TRAINING_SETS))
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
@@ -283,17 +346,34 @@ class StudyConfig(_Section):
         p = "study."
         for key, allowed in (("arms", tuple(ARMS)), ("training_sets", TRAINING_SETS)):
             values = list(getattr(self, key))
-            _check(bool(values) and set(values) <= set(allowed) and len(set(values)) == len(values), p + key,
-                   values, f"must be distinct names out of {allowed}")
-        _check(bool(self.seeds) and len(set(self.seeds)) == len(self.seeds), p + "seeds", self.seeds,
-               "must be a non-empty list of distinct integers")
-        _check(all(-20.0 <= snr <= 80.0 for snr in self.snr_db), p + "snr_db", self.snr_db,
-               "each must be in [-20, 80] dB")
-        _check(not self.snr_db or "recording" in self.training_sets, p + "snr_db", self.snr_db,
-               "noisy sets re-score the models of training set 'recording'; add it or set study.snr_db=[]")
+            _check(
+                bool(values) and set(values) <= set(allowed) and len(set(values)) == len(values),
+                p + key,
+                values,
+                f"must be distinct names out of {allowed}",
+            )
+        _check(
+            bool(self.seeds) and len(set(self.seeds)) == len(self.seeds),
+            p + "seeds",
+            self.seeds,
+            "must be a non-empty list of distinct integers",
+        )
+        _check(
+            all(-20.0 <= snr <= 80.0 for snr in self.snr_db), p + "snr_db", self.snr_db, "each must be in [-20, 80] dB"
+        )
+        _check(
+            not self.snr_db or "recording" in self.training_sets,
+            p + "snr_db",
+            self.snr_db,
+            "noisy sets re-score the models of training set 'recording'; add it or set study.snr_db=[]",
+        )
         _check(0.0 < self.label_fraction <= 1.0, p + "label_fraction", self.label_fraction, "must be in (0, 1]")
-        _check(self.ood_fault_size_in in FAULT_SIZES_IN, p + "ood_fault_size_in", self.ood_fault_size_in,
-               f"must be one of {FAULT_SIZES_IN}")
+        _check(
+            self.ood_fault_size_in in FAULT_SIZES_IN,
+            p + "ood_fault_size_in",
+            self.ood_fault_size_in,
+            f"must be one of {FAULT_SIZES_IN}",
+        )
         for key in ("tuned_physics_weight", "tuned_consistency_weight"):
             value = getattr(self, key)
             _check(math.isfinite(value) and value >= 0.0, p + key, value, "must be a finite number >= 0")

@@ -9,6 +9,7 @@ that fails fails the whole job with torch's ChildFailedError, which names the ra
 A job that trains on CUDA gives each rank the GPU of its local rank (pipeline.training.device) and, with
 `distributed.backend=auto`, reduces with nccl; a CPU job uses gloo.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -92,8 +93,15 @@ def launch(fn: Callable[..., Any], args: tuple, config: DistributedConfig) -> li
     should survive a lost rank resumes from its checkpoint instead (pipeline.stages.train).
     """
     launch_config = LaunchConfig(
-        min_nodes=1, max_nodes=1, nproc_per_node=config.nproc_per_node, run_id=f"av-pino-{uuid.uuid4().hex[:8]}",
-        rdzv_backend="c10d", rdzv_endpoint=config.rdzv_endpoint or f"127.0.0.1:{free_port()}",
-        max_restarts=0, monitor_interval=0.2, start_method="spawn")
+        min_nodes=1,
+        max_nodes=1,
+        nproc_per_node=config.nproc_per_node,
+        run_id=f"av-pino-{uuid.uuid4().hex[:8]}",
+        rdzv_backend="c10d",
+        rdzv_endpoint=config.rdzv_endpoint or f"127.0.0.1:{free_port()}",
+        max_restarts=0,
+        monitor_interval=0.2,
+        start_method="spawn",
+    )
     results = elastic_launch(launch_config, fn)(*args)
     return [results[rank] for rank in sorted(results)]

@@ -1,5 +1,6 @@
 """Stage 3, evaluate: `python -m pipeline.evaluate [evaluate.model_uri=...]` scores a logged model on the test
 split (pipeline.stages.evaluate)."""
+
 import sys
 
 import hydra

@@ -4,6 +4,7 @@ Metrics are computed with numpy so that the pipeline does not depend on scikit-l
 follow scikit-learn's and the training loop's (`pipeline.training.metrics`), so `val/macro_f1` and
 `test/macro_f1` mean the same thing.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,8 +41,9 @@ def load_logged_model(model_uri: str) -> tuple[nn.Module, dict]:
     return model.eval(), config
 
 
-def predict_windows(model: nn.Module, windows: np.ndarray, batch_size: int = 256,
-                    **conditions: Optional[np.ndarray]) -> dict[str, np.ndarray]:
+def predict_windows(
+    model: nn.Module, windows: np.ndarray, batch_size: int = 256, **conditions: Optional[np.ndarray]
+) -> dict[str, np.ndarray]:
     """Run `model` over windows [N, L] in batches, on the model's device; puts it in eval mode (latent mean,
     no dropout). `conditions`, one value per window (`shaft_hz` [N], `bearing` [N, 4]: what
     `BearingWindows.conditions()` gives), reach the model as `model(x, shaft_hz=..., bearing=...)`.
@@ -49,8 +51,9 @@ def predict_windows(model: nn.Module, windows: np.ndarray, batch_size: int = 256
     Returns `probs` [N, C] and, for the optional outputs the model returns, `uncertainty`, `physics/<name>`
     and `params/<name>`, each [N] (`pipeline.model_outputs.window_readings`).
     """
-    conditions = {name: np.asarray(values, dtype=np.float32)
-                  for name, values in conditions.items() if values is not None}
+    conditions = {
+        name: np.asarray(values, dtype=np.float32) for name, values in conditions.items() if values is not None
+    }
     for name, values in conditions.items():
         if len(values) != len(windows):
             raise ValueError(f"{name} has {len(values)} values for {len(windows)} windows: give one per window")
@@ -59,9 +62,14 @@ def predict_windows(model: nn.Module, windows: np.ndarray, batch_size: int = 256
     chunks: dict[str, list[np.ndarray]] = {}
     with torch.inference_mode():
         for start in range(0, len(windows), batch_size):
-            batch = torch.as_tensor(np.asarray(windows[start:start + batch_size], dtype=np.float32), device=device)
-            out = model(batch, **{name: torch.as_tensor(values[start:start + batch_size], device=device)
-                                  for name, values in conditions.items()})
+            batch = torch.as_tensor(np.asarray(windows[start : start + batch_size], dtype=np.float32), device=device)
+            out = model(
+                batch,
+                **{
+                    name: torch.as_tensor(values[start : start + batch_size], device=device)
+                    for name, values in conditions.items()
+                },
+            )
             for key, value in window_readings(out).items():
                 chunks.setdefault(key, []).append(value.cpu().numpy())
     return {key: np.concatenate(parts) for key, parts in chunks.items()}
@@ -81,8 +89,9 @@ def calibration_bins(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15) ->
         mean_conf = np.bincount(bins, weights=confidence, minlength=n_bins) / count
         accuracy = np.bincount(bins, weights=correct, minlength=n_bins) / count
     edges = np.linspace(0.0, 1.0, n_bins + 1)
-    return pd.DataFrame({"lower": edges[:-1], "upper": edges[1:], "count": count,
-                         "confidence": mean_conf, "accuracy": accuracy})
+    return pd.DataFrame(
+        {"lower": edges[:-1], "upper": edges[1:], "count": count, "confidence": mean_conf, "accuracy": accuracy}
+    )
 
 
 def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15) -> float:
@@ -101,8 +110,9 @@ def confusion_counts(labels: np.ndarray, preds: np.ndarray, n_classes: int) -> n
     return np.bincount(index, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
 
 
-def classification_metrics(labels: np.ndarray, probs: np.ndarray, class_names: Sequence[str],
-                           n_bins: int = 15) -> tuple[dict[str, float], pd.DataFrame]:
+def classification_metrics(
+    labels: np.ndarray, probs: np.ndarray, class_names: Sequence[str], n_bins: int = 15
+) -> tuple[dict[str, float], pd.DataFrame]:
     """`{accuracy, macro_f1, ece}` and a per-class table (precision, recall, f1, support) indexed by class.
 
     Precision is NaN for a class never predicted and recall NaN for a class absent from `labels` (undefined
@@ -113,12 +123,15 @@ def classification_metrics(labels: np.ndarray, probs: np.ndarray, class_names: S
     confusion = confusion_counts(labels, np.asarray(probs).argmax(axis=1), len(class_names)).astype(np.float64)
     true_pos, support, predicted = confusion.diagonal(), confusion.sum(axis=1), confusion.sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        per_class = pd.DataFrame({
-            "precision": true_pos / predicted,
-            "recall": true_pos / support,
-            "f1": 2 * true_pos / (support + predicted),
-            "support": support.astype(np.int64),
-        }, index=pd.Index(list(class_names), name="class"))
+        per_class = pd.DataFrame(
+            {
+                "precision": true_pos / predicted,
+                "recall": true_pos / support,
+                "f1": 2 * true_pos / (support + predicted),
+                "support": support.astype(np.int64),
+            },
+            index=pd.Index(list(class_names), name="class"),
+        )
     present = (support + predicted) > 0
     total = confusion.sum()
     metrics = {
@@ -135,14 +148,34 @@ def confusion_matrix_figure(labels: np.ndarray, preds: np.ndarray, class_names: 
     counts = confusion_counts(labels, preds, len(names))
     with np.errstate(invalid="ignore", divide="ignore"):
         normalised = counts / counts.sum(axis=1, keepdims=True)
-    figure = make_subplots(rows=1, cols=2, subplot_titles=("counts", "fraction of true class"),
-                           horizontal_spacing=0.15)
-    figure.add_trace(go.Heatmap(z=counts, x=names, y=names, colorscale="Blues", showscale=False,
-                                texttemplate="%{z}", hovertemplate="true %{y}<br>predicted %{x}<br>%{z}"
-                                                                   "<extra></extra>"), row=1, col=1)
-    figure.add_trace(go.Heatmap(z=normalised, x=names, y=names, colorscale="Blues", zmin=0, zmax=1,
-                                texttemplate="%{z:.2f}", hovertemplate="true %{y}<br>predicted %{x}<br>"
-                                                                       "%{z:.3f}<extra></extra>"), row=1, col=2)
+    figure = make_subplots(rows=1, cols=2, subplot_titles=("counts", "fraction of true class"), horizontal_spacing=0.15)
+    figure.add_trace(
+        go.Heatmap(
+            z=counts,
+            x=names,
+            y=names,
+            colorscale="Blues",
+            showscale=False,
+            texttemplate="%{z}",
+            hovertemplate="true %{y}<br>predicted %{x}<br>%{z}<extra></extra>",
+        ),
+        row=1,
+        col=1,
+    )
+    figure.add_trace(
+        go.Heatmap(
+            z=normalised,
+            x=names,
+            y=names,
+            colorscale="Blues",
+            zmin=0,
+            zmax=1,
+            texttemplate="%{z:.2f}",
+            hovertemplate="true %{y}<br>predicted %{x}<br>%{z:.3f}<extra></extra>",
+        ),
+        row=1,
+        col=2,
+    )
     for col in (1, 2):
         figure.update_xaxes(title_text="predicted", row=1, col=col)
         figure.update_yaxes(title_text="true", autorange="reversed", row=1, col=col)
@@ -156,14 +189,30 @@ def reliability_figure(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15) 
     centres = (bins["lower"] + bins["upper"]) / 2
     ece = expected_calibration_error(probs, labels, n_bins)
     figure = go.Figure()
-    figure.add_trace(go.Bar(x=centres, y=bins["accuracy"], width=1.0 / n_bins, name="accuracy",
-                            customdata=np.stack([bins["count"], bins["confidence"]], axis=1),
-                            hovertemplate="accuracy %{y:.3f}<br>mean confidence %{customdata[1]:.3f}"
-                                          "<br>%{customdata[0]} windows<extra></extra>"))
-    figure.add_trace(go.Scatter(x=bins["confidence"], y=bins["accuracy"], mode="markers",
-                                name="bin at its mean confidence"))
-    figure.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfect calibration",
-                                line={"dash": "dash", "color": "grey"}))
-    figure.update_layout(title=f"Reliability (ECE {ece:.3f}, {n_bins} bins)", xaxis_title="confidence",
-                         yaxis_title="accuracy", xaxis_range=[0, 1], yaxis_range=[0, 1], width=640, height=560)
+    figure.add_trace(
+        go.Bar(
+            x=centres,
+            y=bins["accuracy"],
+            width=1.0 / n_bins,
+            name="accuracy",
+            customdata=np.stack([bins["count"], bins["confidence"]], axis=1),
+            hovertemplate="accuracy %{y:.3f}<br>mean confidence %{customdata[1]:.3f}"
+            "<br>%{customdata[0]} windows<extra></extra>",
+        )
+    )
+    figure.add_trace(
+        go.Scatter(x=bins["confidence"], y=bins["accuracy"], mode="markers", name="bin at its mean confidence")
+    )
+    figure.add_trace(
+        go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfect calibration", line={"dash": "dash", "color": "grey"})
+    )
+    figure.update_layout(
+        title=f"Reliability (ECE {ece:.3f}, {n_bins} bins)",
+        xaxis_title="confidence",
+        yaxis_title="accuracy",
+        xaxis_range=[0, 1],
+        yaxis_range=[0, 1],
+        width=640,
+        height=560,
+    )
     return figure

@@ -7,6 +7,7 @@ seconds, UTC epoch seconds): it counts as gone once its last beat is more than `
 Clocks of the hosts are assumed to agree to well within an interval (NTP). An owner on another host without
 a heartbeat is never declared gone.
 """
+
 from __future__ import annotations
 
 import os
@@ -74,8 +75,10 @@ class Heartbeat:
                 self.beat()
             except Exception as err:  # any store error: the next beat may get through
                 if not warned:
-                    warnings.warn(f"heartbeat failed ({type(err).__name__}: {err}); trying again every "
-                                  f"{self.interval_s:g} s", RuntimeWarning)
+                    warnings.warn(
+                        f"heartbeat failed ({type(err).__name__}: {err}); trying again every {self.interval_s:g} s",
+                        RuntimeWarning,
+                    )
                 warned = True
             self._wake.wait(self.interval_s)
             self._wake.clear()

@@ -4,6 +4,7 @@ The one place that maps config names to classes. What a model needs from the dat
 fault location each class stands for, the bearing's geometry, the sampling rate) comes from the prepared
 dataset's manifest and is stored with a logged model, so the served model is built exactly as trained.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -28,9 +29,13 @@ def model_class(name: str) -> type[nn.Module]:
     return MODELS[name]
 
 
-def build_model(model_config: Mapping[str, Any] | Any, sample_rate: float, *,
-                class_locations: Optional[Sequence[Optional[str]]] = None,
-                bearing: Optional[Mapping[str, Any]] = None) -> nn.Module:
+def build_model(
+    model_config: Mapping[str, Any] | Any,
+    sample_rate: float,
+    *,
+    class_locations: Optional[Sequence[Optional[str]]] = None,
+    bearing: Optional[Mapping[str, Any]] = None,
+) -> nn.Module:
     """`model_config` is a ModelConfig or its dict (as stored with a registered model), with `output_dim` set
     (see `model_settings`); `bearing` is a BearingGeometry's fields."""
     kwargs = dict(asdict(model_config) if is_dataclass(model_config) else model_config)
@@ -52,15 +57,23 @@ def model_settings(model_config: Any, manifest: Mapping[str, Any]) -> dict[str, 
     model = dict(asdict(model_config) if is_dataclass(model_config) else model_config)
     classes = list(manifest["class_names"])
     if model.get("output_dim") not in (None, len(classes)):
-        raise ValueError(f"model.output_dim={model['output_dim']}, but the dataset has {len(classes)} classes "
-                         f"({', '.join(classes)}): leave model.output_dim unset to take the dataset's")
+        raise ValueError(
+            f"model.output_dim={model['output_dim']}, but the dataset has {len(classes)} classes "
+            f"({', '.join(classes)}): leave model.output_dim unset to take the dataset's"
+        )
     model["output_dim"] = len(classes)
     speeds = [r["rpm"] / 60 for r in manifest.get("recordings", []) if "train" in r.get("split", "")]
-    return {"model": model, "class_names": classes, "class_locations": manifest.get("class_locations"),
-            "bearing": manifest.get("bearing"), "task": manifest.get("task"), "window": manifest["window"],
-            "sample_rate": manifest["sample_rate"],
-            # the speed a served window is read at unless the request says otherwise: the training data's median
-            "shaft_hz": float(statistics.median(speeds)) if speeds else NOMINAL_SHAFT_HZ}
+    return {
+        "model": model,
+        "class_names": classes,
+        "class_locations": manifest.get("class_locations"),
+        "bearing": manifest.get("bearing"),
+        "task": manifest.get("task"),
+        "window": manifest["window"],
+        "sample_rate": manifest["sample_rate"],
+        # the speed a served window is read at unless the request says otherwise: the training data's median
+        "shaft_hz": float(statistics.median(speeds)) if speeds else NOMINAL_SHAFT_HZ,
+    }
 
 
 def untrained_model(config: Any) -> tuple[nn.Module, dict[str, Any]]:
@@ -72,5 +85,9 @@ def untrained_model(config: Any) -> tuple[nn.Module, dict[str, Any]]:
 
 def build_from_settings(settings: Mapping[str, Any]) -> nn.Module:
     """The network `model_settings` describes (as stored with a logged model)."""
-    return build_model(settings["model"], settings["sample_rate"], class_locations=settings.get("class_locations"),
-                       bearing=settings.get("bearing"))
+    return build_model(
+        settings["model"],
+        settings["sample_rate"],
+        class_locations=settings.get("class_locations"),
+        bearing=settings.get("bearing"),
+    )

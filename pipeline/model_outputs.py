@@ -12,6 +12,7 @@ variance of the latent the classifier reads. The entropy is high when the classe
 high when the encoder is unsure where the window sits, which the entropy of a confident but unfamiliar window does
 not show.
 """
+
 from __future__ import annotations
 
 import torch
@@ -37,8 +38,12 @@ def predictive_uncertainty(logits: torch.Tensor, log_var: torch.Tensor) -> torch
 
 def variational_outputs(logits: torch.Tensor, mean: torch.Tensor, log_var: torch.Tensor) -> dict:
     """The outputs of a variational classifier: the engine's KL term reads mean and log_var."""
-    return {"predictions": logits, "mean": mean, "log_var": log_var,
-            "uncertainties": predictive_uncertainty(logits, log_var)}
+    return {
+        "predictions": logits,
+        "mean": mean,
+        "log_var": log_var,
+        "uncertainties": predictive_uncertainty(logits, log_var),
+    }
 
 
 class VariationalClassifier(nn.Module):

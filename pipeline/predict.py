@@ -1,5 +1,6 @@
 """Classify one recording: `python -m pipeline.predict input=<file> [model_uri=...] [hop=<samples>]`
 (conf/predict.yaml; the work is pipeline.prediction's)."""
+
 import sys
 
 import hydra

@@ -4,6 +4,7 @@ The input is a CWRU .mat file (its 12 kHz drive-end channel, read by `pipeline.d
 either one column of samples or one window per row. A signal is cut into the window length the model itself
 records in its `model_config`, so the caller never has to know how the model was trained.
 """
+
 from __future__ import annotations
 
 from numbers import Integral
@@ -42,8 +43,10 @@ def predict_file(path: str | Path, model_uri: str = DEFAULT_MODEL_URI, hop: Opti
     model, window, sample_rate = load_model(model_uri)
     windows, shaft_hz = read_windows(path, window, sample_rate, hop or window)
     params = None if shaft_hz is None else {"shaft_hz": shaft_hz}  # else the model's default speed
-    table = pd.concat([model.predict(windows[start:start + BATCH], params=params)
-                       for start in range(0, len(windows), BATCH)], ignore_index=True)
+    table = pd.concat(
+        [model.predict(windows[start : start + BATCH], params=params) for start in range(0, len(windows), BATCH)],
+        ignore_index=True,
+    )
     table.insert(1, "probability", table.filter(like="prob_").max(axis=1))
     table.index.name = "window"
     return table
@@ -76,8 +79,9 @@ def read_windows(path: Path, window: int, sample_rate: float, hop: int) -> tuple
         if values.shape[1] == window:
             return values, shaft_hz
         if values.shape[1] != 1:
-            raise PredictError(f"{path}: {values.shape[1]} columns; expected 1 (a signal) or {window} "
-                               "(one window per row)")
+            raise PredictError(
+                f"{path}: {values.shape[1]} columns; expected 1 (a signal) or {window} (one window per row)"
+            )
         signal = values[:, 0]
     if len(signal) < window:
         raise PredictError(f"{path}: {len(signal)} samples, too short for one window of {window} samples")
@@ -99,13 +103,17 @@ def read_csv_numbers(path: Path) -> np.ndarray:
     if bad.any():
         row, column = np.argwhere(bad)[0]
         value = cells.iat[row, column]
-        raise PredictError(f"{path}: row {cells.index[row] + 1}, column {column + 1} holds "
-                           f"{'' if pd.isna(value) else value!r}, not a finite number")
+        raise PredictError(
+            f"{path}: row {cells.index[row] + 1}, column {column + 1} holds "
+            f"{'' if pd.isna(value) else value!r}, not a finite number"
+        )
     return numbers.to_numpy(dtype=np.float32)
 
 
 def summary(table: pd.DataFrame) -> str:
     """The majority class over all windows and its share, e.g. `12 windows: majority class inner_007 on 10 (83%)`."""
     counts = table["class"].value_counts()
-    return (f"{len(table)} windows: majority class {counts.index[0]} on {counts.iloc[0]} "
-            f"({counts.iloc[0] / len(table):.0%})")
+    return (
+        f"{len(table)} windows: majority class {counts.index[0]} on {counts.iloc[0]} "
+        f"({counts.iloc[0] / len(table):.0%})"
+    )

@@ -1,5 +1,6 @@
 """Stage 1, prepare: `python -m pipeline.prepare [overrides]` writes (or reuses) a versioned dataset
 (pipeline.stages.prepare)."""
+
 import hydra
 from omegaconf import DictConfig
 

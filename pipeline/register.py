@@ -1,5 +1,6 @@
 """Stage 4, register: `python -m pipeline.register [registry.evaluation_run_id=<id>] [registry.rollback=true]`
 promotes an evaluated model, or rolls the champion back (pipeline.stages.register)."""
+
 import hydra
 from omegaconf import DictConfig
 

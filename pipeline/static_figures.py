@@ -5,6 +5,7 @@ defined once, in plotly: `write_figure` reads its traces and layout and redraws 
 plotly's pixel sizes, colours and subplot domains. It draws the trace types the project's figures use (scatter,
 bar, heatmap); any other raises ValueError before a file is written, and `.html` still works for every figure.
 """
+
 from __future__ import annotations
 
 import base64
@@ -28,8 +29,14 @@ PT = 72 / DPI  # points per plotly pixel: plotly gives font sizes, line widths a
 RASTER_SCALE = 2  # PNG/JPG... at twice plotly's pixel size, for sharp text
 MARGIN = {"l": 80, "r": 80, "t": 100, "b": 80}  # plotly's default margins (pixels)
 COLORBAR = (15, 80)  # colour bar thickness, and the room it takes with its tick labels and title (pixels)
-DASHES = {"solid": "-", "dot": ":", "dash": "--", "longdash": (0, (8, 4)), "dashdot": "-.",
-          "longdashdot": (0, (8, 4, 2, 4))}
+DASHES = {
+    "solid": "-",
+    "dot": ":",
+    "dash": "--",
+    "longdash": (0, (8, 4)),
+    "dashdot": "-.",
+    "longdashdot": (0, (8, 4, 2, 4)),
+}
 ANCHORS = {"left": "left", "center": "center", "right": "right", "top": "top", "middle": "center", "bottom": "bottom"}
 
 
@@ -39,8 +46,10 @@ def write_figure(figure: go.Figure, path: Union[str, Path]) -> Path:
     path = Path(path)
     suffix = path.suffix.lower().lstrip(".")
     if suffix != "html" and suffix not in STATIC_FORMATS:
-        raise ValueError(f"cannot save a figure as {path.suffix or 'a file without suffix'!r} ({str(path)!r}): "
-                         f"use .html or one of {', '.join('.' + s for s in STATIC_FORMATS)}")
+        raise ValueError(
+            f"cannot save a figure as {path.suffix or 'a file without suffix'!r} ({str(path)!r}): "
+            f"use .html or one of {', '.join('.' + s for s in STATIC_FORMATS)}"
+        )
     with rc_context(_style(figure)):
         drawing = None if suffix == "html" else to_matplotlib(figure)  # refuses what it cannot draw, before writing
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -65,17 +74,25 @@ def _check_drawable(figure: go.Figure) -> None:
     problems += [f"a {s.type or 'rect'!r} shape" for s in figure.layout.shapes if (s.type or "rect") != "line"]
     problems += [f"barmode={figure.layout.barmode!r}"] if figure.layout.barmode in ("stack", "relative") else []
     if problems:
-        raise ValueError(f"cannot draw {problems[0]} as a static image (only {', '.join(DRAWN_TRACES)} traces, line "
-                         f"shapes, grouped or overlaid bars). Save the figure as .html instead: the interactive "
-                         f"plotly view still works")
+        raise ValueError(
+            f"cannot draw {problems[0]} as a static image (only {', '.join(DRAWN_TRACES)} traces, line "
+            f"shapes, grouped or overlaid bars). Save the figure as .html instead: the interactive "
+            f"plotly view still works"
+        )
 
 
 def _style(figure: go.Figure) -> dict:
     """matplotlib settings for plotly's look: its font size and colour; SVG text kept as text."""
     font = figure.layout.template.layout.font
     color = figure.layout.font.color or font.color or "#444"
-    return {"font.size": (figure.layout.font.size or font.size or 12) * PT, "text.color": color,
-            "axes.labelcolor": color, "xtick.color": color, "ytick.color": color, "svg.fonttype": "none"}
+    return {
+        "font.size": (figure.layout.font.size or font.size or 12) * PT,
+        "text.color": color,
+        "axes.labelcolor": color,
+        "xtick.color": color,
+        "ytick.color": color,
+        "svg.fonttype": "none",
+    }
 
 
 class _Drawing:
@@ -114,18 +131,36 @@ class _Drawing:
         x = _values(trace.x) if trace.x is not None else np.arange(len(y))
         mode = trace.mode or ("lines+markers" if len(y) < 20 else "lines")  # plotly's default
         shaded = "markers" in mode and _is_numeric(marker.color)
-        color = _color(trace.line.color or (marker.color if isinstance(marker.color, str) else None)
-                       or self._default_color(index))
+        color = _color(
+            trace.line.color or (marker.color if isinstance(marker.color, str) else None) or self._default_color(index)
+        )
         size = (marker.size if np.isscalar(marker.size) else 6) * PT  # one size for all markers
-        handle = ax.errorbar(x, y, yerr=_error_bars(trace.error_y, y), ecolor=_color(trace.error_y.color) or color,
-                             color=color, linestyle=DASHES[trace.line.dash or "solid"] if "lines" in mode else "None",
-                             linewidth=_first(trace.line.width, 2) * PT, alpha=trace.opacity,
-                             marker="o" if "markers" in mode and not shaded else "None", markersize=size)
+        handle = ax.errorbar(
+            x,
+            y,
+            yerr=_error_bars(trace.error_y, y),
+            ecolor=_color(trace.error_y.color) or color,
+            color=color,
+            linestyle=DASHES[trace.line.dash or "solid"] if "lines" in mode else "None",
+            linewidth=_first(trace.line.width, 2) * PT,
+            alpha=trace.opacity,
+            marker="o" if "markers" in mode and not shaded else "None",
+            markersize=size,
+        )
         if shaded:
-            handle = ax.scatter(x, y, c=np.asarray(marker.color, dtype=float), s=size ** 2, alpha=trace.opacity,
-                                cmap=self._colormap(marker.colorscale, marker.reversescale), vmin=marker.cmin,
-                                vmax=marker.cmax, edgecolors=_color(marker.line.color) or "face",
-                                linewidths=(marker.line.width or 0) * PT, zorder=2)
+            handle = ax.scatter(
+                x,
+                y,
+                c=np.asarray(marker.color, dtype=float),
+                s=size**2,
+                alpha=trace.opacity,
+                cmap=self._colormap(marker.colorscale, marker.reversescale),
+                vmin=marker.cmin,
+                vmax=marker.cmax,
+                edgecolors=_color(marker.line.color) or "face",
+                linewidths=(marker.line.width or 0) * PT,
+                zorder=2,
+            )
             if marker.showscale:
                 self.colorbars.append((handle, marker.colorbar, ax))
         self._add_to_legend(handle, trace, index)
@@ -141,9 +176,18 @@ class _Drawing:
         places = np.arange(len(lengths)) if places is None else _values(places)
         axis.update_units(places)  # category labels become positions 0, 1, ... as matplotlib does it
         positions = np.asarray(axis.convert_units(places), dtype=float)
-        group = [index] if self.layout.barmode == "overlay" else [  # the bar traces sharing these positions
-            i for i, other in enumerate(self.source.data) if other.type == "bar" and _key(other) == key
-            and other.visible not in (False, "legendonly") and (other.orientation == "h") == horizontal]
+        group = (
+            [index]
+            if self.layout.barmode == "overlay"
+            else [  # the bar traces sharing these positions
+                i
+                for i, other in enumerate(self.source.data)
+                if other.type == "bar"
+                and _key(other) == key
+                and other.visible not in (False, "legendonly")
+                and (other.orientation == "h") == horizontal
+            ]
+        )
         distinct = np.unique(positions[np.isfinite(positions)])
         spacing = np.diff(distinct).min() if len(distinct) > 1 else 1.0
         full_width = _first(trace.width, (1 - _first(self.layout.bargap, 0.2)) * spacing)  # plotly's default gap
@@ -152,22 +196,38 @@ class _Drawing:
         color = _first(trace.marker.color, self._default_color(index))  # one colour, or one per bar
         error = trace.error_x if horizontal else trace.error_y
         bars = (ax.barh if horizontal else ax.bar)(
-            positions + offset, lengths, width, alpha=trace.opacity,
+            positions + offset,
+            lengths,
+            width,
+            alpha=trace.opacity,
             color=_color(color) if isinstance(color, str) else [_color(c) for c in color],
-            ecolor=_color(error.color or "#2a3f5f"), **{"xerr" if horizontal else "yerr": _error_bars(error, lengths)})
+            ecolor=_color(error.color or "#2a3f5f"),
+            **{"xerr" if horizontal else "yerr": _error_bars(error, lengths)},
+        )
         self._add_to_legend(bars, trace, index)
         if trace.text is not None and trace.textposition != "none":
             text = [trace.text] * len(lengths) if isinstance(trace.text, str) else trace.text
-            ax.bar_label(bars, labels=[_plain(str(t)) for t in text], padding=3,
-                         label_type="edge" if trace.textposition == "outside" else "center")
+            ax.bar_label(
+                bars,
+                labels=[_plain(str(t)) for t in text],
+                padding=3,
+                label_type="edge" if trace.textposition == "outside" else "center",
+            )
 
     def _draw_heatmap(self, trace: go.Heatmap, index: int) -> None:
         """Cells of `z` (row 0 at the bottom, as in plotly), `x`/`y` as the column/row labels; `texttemplate`
         writes each cell's text in black or white, whichever reads on the cell's colour."""
         ax = self._subplot(_key(trace))
         z = np.asarray(trace.z, dtype=float)
-        image = ax.imshow(z, cmap=self._colormap(trace.colorscale, trace.reversescale), vmin=trace.zmin,
-                          vmax=trace.zmax, origin="lower", aspect="auto", interpolation="nearest")
+        image = ax.imshow(
+            z,
+            cmap=self._colormap(trace.colorscale, trace.reversescale),
+            vmin=trace.zmin,
+            vmax=trace.zmax,
+            origin="lower",
+            aspect="auto",
+            interpolation="nearest",
+        )
         ax.grid(False)
         columns, rows = list(_first(trace.x, range(z.shape[1]))), list(_first(trace.y, range(z.shape[0])))
         ax.set_xticks(range(len(columns)), [str(c) for c in columns])
@@ -178,11 +238,22 @@ class _Drawing:
             return
         size = (trace.textfont.size or self.layout.font.size or 12) * PT
         for row, column in zip(*np.nonzero(np.isfinite(z))):  # an empty cell has no text
-            fields = {"z": trace.z[row][column], "x": columns[column], "y": rows[row],
-                      "text": trace.text[row][column] if trace.text is not None else ""}
+            fields = {
+                "z": trace.z[row][column],
+                "x": columns[column],
+                "y": rows[row],
+                "text": trace.text[row][column] if trace.text is not None else "",
+            }
             red, green, blue, _ = image.cmap(image.norm(z[row, column]))
-            ax.text(column, row, _fill(trace.texttemplate, fields), ha="center", va="center", fontsize=size,
-                    color="black" if 0.299 * red + 0.587 * green + 0.114 * blue > 0.5 else "white")
+            ax.text(
+                column,
+                row,
+                _fill(trace.texttemplate, fields),
+                ha="center",
+                va="center",
+                fontsize=size,
+                color="black" if 0.299 * red + 0.587 * green + 0.114 * blue > 0.5 else "white",
+            )
 
     def _subplot(self, key: tuple[str, str]):
         if key not in self.axes:
@@ -247,23 +318,27 @@ class _Drawing:
         box = self._arrange(margin)
         for slot, (mappable, spec, ax) in enumerate(self.colorbars):
             place = ax.get_position()
-            cax = self.figure.add_axes((box.x1 + (10 + slot * COLORBAR[1]) / width, place.y0,
-                                        COLORBAR[0] / width, place.height))
+            cax = self.figure.add_axes(
+                (box.x1 + (10 + slot * COLORBAR[1]) / width, place.y0, COLORBAR[0] / width, place.height)
+            )
             self.figure.colorbar(mappable, cax=cax, label=_plain(spec.title.text or "")).outline.set_visible(False)
         if legend:
-            legend.set_bbox_to_anchor((box.x1 + (10 + COLORBAR[1] * len(self.colorbars)) / width, box.y1),
-                                      transform=self.figure.transFigure)
+            legend.set_bbox_to_anchor(
+                (box.x1 + (10 + COLORBAR[1] * len(self.colorbars)) / width, box.y1), transform=self.figure.transFigure
+            )
 
     def _arrange(self, margin: dict) -> Bbox:
         """Put each Axes at its x and y domains in the plot area left by `margin` (pixels); returns that area."""
         width, height = self.figure.bbox.width, self.figure.bbox.height
-        box = Bbox.from_extents(margin["l"] / width, margin["b"] / height, 1 - margin["r"] / width,
-                                1 - margin["t"] / height)
+        box = Bbox.from_extents(
+            margin["l"] / width, margin["b"] / height, 1 - margin["r"] / width, 1 - margin["t"] / height
+        )
         self.paper = BboxTransformTo(TransformedBbox(box, self.figure.transFigure))  # plotly's "paper" coordinates
         for (xref, yref), ax in self.axes.items():
             (x0, x1), (y0, y1) = self._axis_layout(xref).domain or (0, 1), self._axis_layout(yref).domain or (0, 1)
-            ax.set_position((box.x0 + x0 * box.width, box.y0 + y0 * box.height,
-                             (x1 - x0) * box.width, (y1 - y0) * box.height))
+            ax.set_position(
+                (box.x0 + x0 * box.width, box.y0 + y0 * box.height, (x1 - x0) * box.width, (y1 - y0) * box.height)
+            )
         return box
 
     def _legend(self):
@@ -290,19 +365,30 @@ class _Drawing:
     def _annotate(self, note) -> None:
         """A layout annotation as text (subplot titles are annotations); arrows are not drawn."""
         at = blended_transform_factory(self._frame(note.xref or "x"), self._frame(note.yref or "y"))
-        self.figure.text(note.x or 0, note.y or 0, _plain(note.text or ""), color=_color(note.font.color),
-                         transform=offset_copy(at, self.figure, note.xshift or 0, note.yshift or 0, units="dots"),
-                         ha=ANCHORS.get(note.xanchor, "center"), va=ANCHORS.get(note.yanchor, "center"),
-                         fontsize=(note.font.size or self.layout.font.size or 12) * PT)
+        self.figure.text(
+            note.x or 0,
+            note.y or 0,
+            _plain(note.text or ""),
+            color=_color(note.font.color),
+            transform=offset_copy(at, self.figure, note.xshift or 0, note.yshift or 0, units="dots"),
+            ha=ANCHORS.get(note.xanchor, "center"),
+            va=ANCHORS.get(note.yanchor, "center"),
+            fontsize=(note.font.size or self.layout.font.size or 12) * PT,
+        )
 
     def _draw_line_shape(self, shape) -> None:
         """A layout line; one in data coordinates belongs to its Axes (clipped, and below the traces when
         `layer="below"`), one in paper coordinates to the figure."""
         xref, yref = shape.xref or "x", shape.yref or "y"
-        line = Line2D([shape.x0, shape.x1], [shape.y0, shape.y1], color=_color(shape.line.color or "#444"),
-                      linewidth=_first(shape.line.width, 2) * PT,
-                      linestyle=DASHES[shape.line.dash or "solid"], zorder=1 if shape.layer == "below" else 3,
-                      transform=blended_transform_factory(self._frame(xref), self._frame(yref)))
+        line = Line2D(
+            [shape.x0, shape.x1],
+            [shape.y0, shape.y1],
+            color=_color(shape.line.color or "#444"),
+            linewidth=_first(shape.line.width, 2) * PT,
+            linestyle=DASHES[shape.line.dash or "solid"],
+            zorder=1 if shape.layer == "below" else 3,
+            transform=blended_transform_factory(self._frame(xref), self._frame(yref)),
+        )
         (self.figure if xref == "paper" else self._axes_of(xref)).add_artist(line)
 
     def _title(self) -> None:
@@ -313,10 +399,15 @@ class _Drawing:
         x = _first(title.x, self.template.title.x, 0.5)
         middle_of_top_margin = 1 - _first(self.layout.margin.t, MARGIN["t"]) / 2 / self.figure.bbox.height
         at = blended_transform_factory(self._frame(title.xref or "container"), self._frame(title.yref or "container"))
-        self.figure.text(x, title.y if isinstance(title.y, (int, float)) else middle_of_top_margin, _plain(title.text),
-                         transform=at, va=ANCHORS.get(title.yanchor, "baseline"),
-                         ha=ANCHORS.get(title.xanchor) or ("left" if x < 1 / 3 else "right" if x > 2 / 3 else "center"),
-                         fontsize=(title.font.size or self.template.title.font.size or 17) * PT)
+        self.figure.text(
+            x,
+            title.y if isinstance(title.y, (int, float)) else middle_of_top_margin,
+            _plain(title.text),
+            transform=at,
+            va=ANCHORS.get(title.yanchor, "baseline"),
+            ha=ANCHORS.get(title.xanchor) or ("left" if x < 1 / 3 else "right" if x > 2 / 3 else "center"),
+            fontsize=(title.font.size or self.template.title.font.size or 17) * PT,
+        )
 
     def _setting(self, name: str, default):
         """A layout setting, else the template's, else `default`."""
@@ -328,8 +419,9 @@ class _Drawing:
 
     def _colormap(self, scale, reverse) -> LinearSegmentedColormap:
         """A plotly colour scale ([[0, colour], ..., [1, colour]]; the template's sequential one by default)."""
-        scale = scale or self.template.colorscale.sequential or (
-            (0, "#440154"), (0.5, "#21918c"), (1, "#fde725"))  # viridis, when the figure has no template
+        scale = (
+            scale or self.template.colorscale.sequential or ((0, "#440154"), (0.5, "#21918c"), (1, "#fde725"))
+        )  # viridis, when the figure has no template
         colormap = LinearSegmentedColormap.from_list("plotly", [(position, _color(c)) for position, c in scale])
         return colormap.reversed() if reverse else colormap
 
@@ -369,8 +461,12 @@ def _error_bars(error, values) -> np.ndarray | None:
     kind = error.type or ("data" if error.array is not None else "percent")
 
     def amount(value, array):
-        return {"data": np.asarray(_first(array, np.zeros_like(size)), dtype=float), "sqrt": np.sqrt(size),
-                "constant": np.full_like(size, _first(value, 10)), "percent": size * _first(value, 10) / 100}[kind]
+        return {
+            "data": np.asarray(_first(array, np.zeros_like(size)), dtype=float),
+            "sqrt": np.sqrt(size),
+            "constant": np.full_like(size, _first(value, 10)),
+            "percent": size * _first(value, 10) / 100,
+        }[kind]
 
     plus = amount(error.value, error.array)
     symmetric = _first(error.symmetric, error.arrayminus is None and error.valueminus is None)

@@ -1,5 +1,6 @@
 """Stage 2, train: `python -m pipeline.train [overrides]` trains a model on a prepared dataset and logs it
 (pipeline.stages.train); `-m hparams_search=...` sweeps it with Optuna (hydra_plugins/av_pino_sweeper)."""
+
 import hydra
 from omegaconf import DictConfig
 

@@ -1,5 +1,6 @@
 """The whole pipeline, `mlflow run .` or `python -m pipeline.workflow [overrides]`: prepare -> train -> evaluate ->
 register as child runs of one parent, reusing finished stages (pipeline.stages.workflow)."""
+
 import hydra
 from omegaconf import DictConfig
 

@@ -1,6 +1,7 @@
 """Shared fixtures: a private MLflow store per test, the Hydra config composed the way the stages do, the real
 CWRU recordings, and one whole pipeline run (with its champion served over HTTP) for the tests that need a real
 trained model."""
+
 from __future__ import annotations
 
 import contextlib
@@ -117,12 +118,35 @@ def pipeline_store(tmp_path_factory):
     tiny = ["data.window=256", "data.hop=256", "data.duration_s=0.3", "data.recordings_per_load=3", *tiny_model]
     overrides = " ".join(tiny + [f"data.cache_dir={root / 'data'}", f"hydra.run.dir={root / 'hydra'}"])
     result = subprocess.run(
-        ["mlflow", "run", ".", "--env-manager", "local", "--experiment-name", "av-pino",
-         "-P", "epochs=2", "-P", f"overrides={overrides}"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+        [
+            "mlflow",
+            "run",
+            ".",
+            "--env-manager",
+            "local",
+            "--experiment-name",
+            "av-pino",
+            "-P",
+            "epochs=2",
+            "-P",
+            f"overrides={overrides}",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
-    return {"root": root, "env": env, "uri": env["MLFLOW_TRACKING_URI"], "stdout": result.stdout,
-            "overrides": tiny, "tiny_model": tiny_model, "repo": REPO}
+    return {
+        "root": root,
+        "env": env,
+        "uri": env["MLFLOW_TRACKING_URI"],
+        "stdout": result.stdout,
+        "overrides": tiny,
+        "tiny_model": tiny_model,
+        "repo": REPO,
+    }
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ JOBS.json: a list of {"entry", "args", "env", "stdout", "stderr"} and optionally
 runs first (a test's fault injection); each job gets a "returncode" written back.
 With `--together` all children are forked before any is waited for, so they run at the same time (races).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -28,8 +29,13 @@ def run_entry_points(jobs: list[dict], folder: Path, together: bool = False) -> 
     """From a test: run `jobs` through a zygote process; returns them, each with its "returncode"."""
     jobs_file = folder / "jobs.json"
     jobs_file.write_text(json.dumps(jobs))
-    subprocess.run([sys.executable, __file__, str(jobs_file), *(["--together"] if together else [])], check=True,
-                   cwd=Path(__file__).resolve().parents[1], env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600)
+    subprocess.run(
+        [sys.executable, __file__, str(jobs_file), *(["--together"] if together else [])],
+        check=True,
+        cwd=Path(__file__).resolve().parents[1],
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        timeout=600,
+    )
     return json.loads(jobs_file.read_text())
 
 

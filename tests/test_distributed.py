@@ -4,6 +4,7 @@ What a user relies on: 2 ranks learn what 1 rank learns at the same global batch
 stop every rank (no rank hangs in a collective); the train stage logs exactly one MLflow run per job; and
 two torchrun "nodes" on 127.0.0.1 meet through the c10d rendezvous.
 """
+
 import os
 import subprocess
 import sys
@@ -22,9 +23,19 @@ from pipeline.training.training_engine import StopTraining, TrainingEngine
 from tests.training.tiny_training import tiny_config, tiny_model, tone_windows
 
 REPO = Path(__file__).resolve().parents[1]
-TINY_STAGE = ["data.window=256", "data.hop=256", "data.duration_s=0.3", "data.recordings_per_load=3",
-              "model.hidden_dim=8", "model.n_layers=1", "model.n_modes=8", "model.n_heads=2", "model.patch_size=32",
-              "training.epochs=2", "training.batch_size=32"]
+TINY_STAGE = [
+    "data.window=256",
+    "data.hop=256",
+    "data.duration_s=0.3",
+    "data.recordings_per_load=3",
+    "model.hidden_dim=8",
+    "model.n_layers=1",
+    "model.n_modes=8",
+    "model.n_heads=2",
+    "model.patch_size=32",
+    "training.epochs=2",
+    "training.batch_size=32",
+]
 
 
 class StopAfterEpoch:
@@ -48,11 +59,19 @@ def train_tones(config, callbacks=()):
     with process_group(config.distributed):
         torch.manual_seed(0)
         engine = TrainingEngine(tiny_model(), config, "cpu", callbacks=callbacks)
-        train = DataLoader(tone_windows(192, seed=0), batch_size=config.training.batch_size, shuffle=True,
-                           generator=torch.Generator().manual_seed(0))
+        train = DataLoader(
+            tone_windows(192, seed=0),
+            batch_size=config.training.batch_size,
+            shuffle=True,
+            generator=torch.Generator().manual_seed(0),
+        )
         engine.train(train, DataLoader(tone_windows(96, seed=1), batch_size=48))
-        return {"rank": rank(), "epochs": engine.epoch, "stop_reason": engine.stop_reason,
-                "val_accuracy": engine.history["val_accuracy"][-1]}
+        return {
+            "rank": rank(),
+            "epochs": engine.epoch,
+            "stop_reason": engine.stop_reason,
+            "val_accuracy": engine.history["val_accuracy"][-1],
+        }
 
 
 def two_ranks(config):
@@ -87,8 +106,9 @@ def test_train_stage_on_two_ranks_logs_one_run(mlflow_store, tmp_path, compose_c
     from pipeline.config import to_experiment_config
     from pipeline.stages.train import train
 
-    config = to_experiment_config(compose_config(*TINY_STAGE, f"data.cache_dir={tmp_path / 'data'}",
-                                                 "distributed.nproc_per_node=2"))
+    config = to_experiment_config(
+        compose_config(*TINY_STAGE, f"data.cache_dir={tmp_path / 'data'}", "distributed.nproc_per_node=2")
+    )
     with mlflow.start_run(run_name="parent") as parent:
         result = train(config, checkpoint_root=tmp_path / "checkpoints")
     runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
@@ -104,15 +124,29 @@ def test_train_stage_on_two_ranks_logs_one_run(mlflow_store, tmp_path, compose_c
 def test_two_torchrun_nodes_meet_on_127_0_0_1(mlflow_store, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     port = free_port()
-    command = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc-per-node=1",
-               "--rdzv-backend=c10d", f"--rdzv-endpoint=127.0.0.1:{port}", "--rdzv-id=two-nodes",
-               "-m", "pipeline.train", *TINY_STAGE, f"data.cache_dir={tmp_path / 'data'}",
-               f"hydra.run.dir={tmp_path / 'hydra'}"]
-    nodes = [subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-             for _ in range(2)]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nnodes=2",
+        "--nproc-per-node=1",
+        "--rdzv-backend=c10d",
+        f"--rdzv-endpoint=127.0.0.1:{port}",
+        "--rdzv-id=two-nodes",
+        "-m",
+        "pipeline.train",
+        *TINY_STAGE,
+        f"data.cache_dir={tmp_path / 'data'}",
+        f"hydra.run.dir={tmp_path / 'hydra'}",
+    ]
+    nodes = [
+        subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for _ in range(2)
+    ]
     outputs = [node.communicate(timeout=600)[0] for node in nodes]
     assert [node.returncode for node in nodes] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
-    train_runs = mlflow.search_runs(search_all_experiments=True, filter_string="tags.stage = 'train'",
-                                    output_format="list")
+    train_runs = mlflow.search_runs(
+        search_all_experiments=True, filter_string="tags.stage = 'train'", output_format="list"
+    )
     assert len(train_runs) == 1
     assert train_runs[0].data.tags["world_size"] == "2" and train_runs[0].info.status == "FINISHED"

@@ -1,12 +1,19 @@
 """Evaluation metrics and figures on hand-made arrays whose right answers are known by hand."""
+
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from pipeline.config import ModelConfig
-from pipeline.evaluation import (calibration_bins, classification_metrics, confusion_matrix_figure,
-                                 expected_calibration_error, predict_windows, reliability_figure)
+from pipeline.evaluation import (
+    calibration_bins,
+    classification_metrics,
+    confusion_matrix_figure,
+    expected_calibration_error,
+    predict_windows,
+    reliability_figure,
+)
 from pipeline.model_factory import build_model
 from pipeline.training.metrics import macro_f1 as training_macro_f1
 
@@ -72,7 +79,8 @@ def test_metrics_agree_with_scikit_learn():
     assert metrics["accuracy"] == pytest.approx(sklearn_metrics.accuracy_score(labels, preds))
     assert metrics["macro_f1"] == pytest.approx(sklearn_metrics.f1_score(labels, preds, average="macro"))
     assert per_class["recall"][:4].tolist() == pytest.approx(
-        sklearn_metrics.recall_score(labels, preds, labels=range(4), average=None).tolist())
+        sklearn_metrics.recall_score(labels, preds, labels=range(4), average=None).tolist()
+    )
 
 
 def test_confusion_matrix_figure_shows_counts_and_row_fractions():
@@ -96,8 +104,11 @@ class FixedOutputs(nn.Module):
     """Stands in for AGT-NO: logits from the input's first two samples and a residual of known size."""
 
     def forward(self, x):
-        return {"predictions": x[:, :2], "uncertainties": x[:, 0].abs(),
-                "physics_residuals": {"eom": x[:, :4] * 2.0, "kinematics": x[:, 0]}}
+        return {
+            "predictions": x[:, :2],
+            "uncertainties": x[:, 0].abs(),
+            "physics_residuals": {"eom": x[:, :4] * 2.0, "kinematics": x[:, 0]},
+        }
 
 
 def test_predict_windows_reduces_residuals_per_window_and_keeps_order():
@@ -111,8 +122,9 @@ def test_predict_windows_reduces_residuals_per_window_and_keeps_order():
 
 def test_predict_windows_on_a_real_model_does_not_depend_on_batch_size():
     torch.manual_seed(0)
-    model = build_model(ModelConfig(hidden_dim=8, n_layers=1, n_modes=8, n_heads=2, patch_size=32, output_dim=10),
-                        12000)
+    model = build_model(
+        ModelConfig(hidden_dim=8, n_layers=1, n_modes=8, n_heads=2, patch_size=32, output_dim=10), 12000
+    )
     windows = np.random.default_rng(1).standard_normal((5, 256)).astype(np.float32)
     whole, batched = predict_windows(model, windows, batch_size=5), predict_windows(model, windows, batch_size=2)
     assert not model.training and whole["probs"].shape == (5, 10) and whole["uncertainty"].shape == (5,)

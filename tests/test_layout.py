@@ -2,6 +2,7 @@
 
 Read from the source (no module is imported), so a violation names the file and line that makes it.
 """
+
 from __future__ import annotations
 
 import ast
@@ -72,9 +73,12 @@ def import_graph() -> dict[str, set[str]]:
 
 
 def test_no_module_imports_an_entry_module():
-    offenders = [f"{path.relative_to(REPO)}:{line} imports {name}"
-                 for path in python_files("pipeline", "hydra_plugins", "tests", "bench")
-                 for line, name, _ in imports(path) if name in ENTRY_MODULES]
+    offenders = [
+        f"{path.relative_to(REPO)}:{line} imports {name}"
+        for path in python_files("pipeline", "hydra_plugins", "tests", "bench")
+        for line, name, _ in imports(path)
+        if name in ENTRY_MODULES
+    ]
     assert offenders == []
 
 
@@ -85,7 +89,7 @@ def test_imports_form_no_cycle():
         state[module] = "open"
         for target in sorted(graph.get(module, ())):
             if state.get(target) == "open":
-                cycles.append(" -> ".join(stack[stack.index(target):] + [module, target]))
+                cycles.append(" -> ".join(stack[stack.index(target) :] + [module, target]))
             elif target not in state:
                 visit(target, stack + [module])
         state[module] = "done"
@@ -97,32 +101,45 @@ def test_imports_form_no_cycle():
 
 
 def test_no_import_is_hidden_in_a_function():
-    hidden = [f"{path.relative_to(REPO)}:{line} imports {name}"
-              for path in python_files("pipeline", "hydra_plugins") if path.relative_to(REPO) != LIGHT_PLUGIN
-              for line, name, at_top in imports(path) if not at_top]
+    hidden = [
+        f"{path.relative_to(REPO)}:{line} imports {name}"
+        for path in python_files("pipeline", "hydra_plugins")
+        if path.relative_to(REPO) != LIGHT_PLUGIN
+        for line, name, at_top in imports(path)
+        if not at_top
+    ]
     assert hidden == []
 
 
 def test_config_registration_happens_where_hydra_starts():
     """Importing a module registers nothing with Hydra: only `run_hydra` (an entry point starting) does."""
-    calls = [f"{path.relative_to(REPO)}:{node.lineno}" for path in python_files("pipeline")
-             for node in ast.parse(path.read_text()).body
-             if isinstance(node, ast.Expr) and "register_configs()" in ast.unparse(node)]
+    calls = [
+        f"{path.relative_to(REPO)}:{node.lineno}"
+        for path in python_files("pipeline")
+        for node in ast.parse(path.read_text()).body
+        if isinstance(node, ast.Expr) and "register_configs()" in ast.unparse(node)
+    ]
     assert calls == []
 
 
 SECTIONS = ("data", "model", "loss", "training", "study")
 
 
-@pytest.mark.parametrize("option", sorted(p for section in SECTIONS for p in (REPO / "conf" / section).glob("*.yaml")),
-                         ids=lambda p: f"{p.parent.name}/{p.name}")
+@pytest.mark.parametrize(
+    "option",
+    sorted(p for section in SECTIONS for p in (REPO / "conf" / section).glob("*.yaml")),
+    ids=lambda p: f"{p.parent.name}/{p.name}",
+)
 def test_a_group_option_records_only_its_choices(option):
     """A value in a group option that equals the schema's default would be a second home for that default."""
     text = option.read_text()
     values = yaml.safe_load(text) or {}
     if "@package _global_" in text:  # study=tiny sets several sections
-        pairs = [(f"{section}.{key}", value, getattr(getattr(ExperimentConfig(), section), key))
-                 for section, keys in values.items() for key, value in keys.items()]
+        pairs = [
+            (f"{section}.{key}", value, getattr(getattr(ExperimentConfig(), section), key))
+            for section, keys in values.items()
+            for key, value in keys.items()
+        ]
     else:
         section = getattr(ExperimentConfig(), option.parent.name)
         pairs = [(key, value, getattr(section, key)) for key, value in values.items()]
@@ -147,6 +164,11 @@ def test_mlproject_parameters_default_to_the_config():
                 if "." in key:
                     value = OmegaConf.select(composed, key)
                     assert str(parameters[param]["default"]).lower() == str(value).lower().replace("none", "null"), (
-                        name, param, parameters[param]["default"], key, value)
+                        name,
+                        param,
+                        parameters[param]["default"],
+                        key,
+                        value,
+                    )
                     checked += 1
     assert checked >= 10

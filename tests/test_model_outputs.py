@@ -1,6 +1,7 @@
 """A model plugs in by what it returns (pipeline/model_outputs.py): one that returns nothing but class logits is
 scored by `predict_windows` and served by the pyfunc, whose table has a column for each reading the model has.
 AGT-NO and WDCNN share one variational head, so they return the same outputs, meaning the same."""
+
 from __future__ import annotations
 
 from dataclasses import asdict
@@ -44,8 +45,13 @@ def logits_only(monkeypatch):
 
 def settings(name: str) -> dict:
     """What serving a tiny model of `name` needs, as `pipeline.model_factory.model_settings` gives it."""
-    return {"model": asdict(ModelConfig(name=name, output_dim=len(CLASS_NAMES), **TINY)),
-            "class_names": list(CLASS_NAMES), "window": WINDOW, "sample_rate": 12000, "shaft_hz": 29.95}
+    return {
+        "model": asdict(ModelConfig(name=name, output_dim=len(CLASS_NAMES), **TINY)),
+        "class_names": list(CLASS_NAMES),
+        "window": WINDOW,
+        "sample_rate": 12000,
+        "shaft_hz": 29.95,
+    }
 
 
 def windows(n: int) -> np.ndarray:
@@ -62,13 +68,15 @@ def test_a_model_that_returns_only_logits_is_scored_on_its_probabilities():
 
 
 def test_optional_outputs_are_read_by_name_as_one_number_per_window():
-    readings = window_readings({
-        "predictions": torch.tensor([[2.0, 0.0], [0.0, 0.0]]),
-        "uncertainties": torch.tensor([0.1, 0.2]),
-        "physics_residuals": {"eom": torch.tensor([[1.0, 3.0], [0.0, 2.0]])},
-        "physical_params": {"resonance_hz": torch.tensor([3000.0, 2500.0])},
-        "fields": {"force": torch.zeros(2, 8)},  # a field over the window is no per-window reading
-    })
+    readings = window_readings(
+        {
+            "predictions": torch.tensor([[2.0, 0.0], [0.0, 0.0]]),
+            "uncertainties": torch.tensor([0.1, 0.2]),
+            "physics_residuals": {"eom": torch.tensor([[1.0, 3.0], [0.0, 2.0]])},
+            "physical_params": {"resonance_hz": torch.tensor([3000.0, 2500.0])},
+            "fields": {"force": torch.zeros(2, 8)},  # a field over the window is no per-window reading
+        }
+    )
     assert set(readings) == {"probs", "uncertainty", "physics/eom", "params/resonance_hz"}
     torch.testing.assert_close(readings["probs"][1], torch.tensor([0.5, 0.5]))
     torch.testing.assert_close(readings["physics/eom"], torch.tensor([5.0, 2.0]))  # the mean squared residual
@@ -76,8 +84,9 @@ def test_optional_outputs_are_read_by_name_as_one_number_per_window():
 
 
 @pytest.mark.usefixtures("logits_only")
-@pytest.mark.parametrize("name, readings", [("agt_no", ["uncertainty"]), ("wdcnn", ["uncertainty"]),
-                                            ("logits_only", [])])
+@pytest.mark.parametrize(
+    "name, readings", [("agt_no", ["uncertainty"]), ("wdcnn", ["uncertainty"]), ("logits_only", [])]
+)
 def test_the_served_table_has_a_column_for_each_reading_the_model_returns(name, readings, tmp_path):
     torch.manual_seed(0)
     model_settings = settings(name)
@@ -96,14 +105,15 @@ def test_agt_no_and_wdcnn_read_their_classes_off_one_variational_head(name):
     assert isinstance(model, VariationalClassifier)
     head = {"latent_head.weight", "latent_head.bias", "classifier.weight", "classifier.bias"}
     assert head <= model.state_dict().keys()  # the keys of every model logged so far
-    assert (model.latent_head.bias[TINY["latent_dim"]:] == INITIAL_LOG_VAR).all()  # a small latent variance at first
+    assert (model.latent_head.bias[TINY["latent_dim"] :] == INITIAL_LOG_VAR).all()  # a small latent variance at first
     x = torch.randn(2, WINDOW)
     with torch.inference_mode():
         for outputs in (model(x), model(x, physics=False)):  # training's outputs and the serving path's
             assert {"predictions", "mean", "log_var", "uncertainties"} <= outputs.keys()
             torch.testing.assert_close(outputs["predictions"], model.classifier(outputs["mean"]))  # eval: the mean
-            torch.testing.assert_close(outputs["uncertainties"],
-                                       predictive_uncertainty(outputs["predictions"], outputs["log_var"]))
+            torch.testing.assert_close(
+                outputs["uncertainties"], predictive_uncertainty(outputs["predictions"], outputs["log_var"])
+            )
 
 
 @pytest.mark.parametrize("name", ["agt_no", "wdcnn"])

@@ -1,6 +1,7 @@
 """The notebooks run end to end with nbclient: compare_runs.ipynb on a store of one tiny pipeline and then of
 two that differ in `loss.physics_weight`, drawing its four plotly figures both times, with recall bars over the
 classes of the runs' task; physics_study.ipynb on a tiny study, drawing figures that agree with the study's runs."""
+
 import base64
 import os
 from pathlib import Path
@@ -11,19 +12,31 @@ import numpy as np
 from nbclient import NotebookClient
 
 from pipeline.config import to_experiment_config
-from pipeline.study.runner import run_study
 from pipeline.stages.workflow import run_pipeline
+from pipeline.study.runner import run_study
 from tests.study.tiny_study import study_config
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "notebooks" / "compare_runs.ipynb"
 STUDY_NOTEBOOK = REPO / "notebooks" / "physics_study.ipynb"
-TINY = ["data.window=256", "data.hop=256", "data.duration_s=0.3", "data.recordings_per_load=3",  # as test_workflow
-        "model.hidden_dim=8", "model.n_layers=1", "model.n_modes=8", "model.n_heads=2", "model.patch_size=32"]
+TINY = [
+    "data.window=256",
+    "data.hop=256",
+    "data.duration_s=0.3",
+    "data.recordings_per_load=3",  # as test_workflow
+    "model.hidden_dim=8",
+    "model.n_layers=1",
+    "model.n_modes=8",
+    "model.n_heads=2",
+    "model.patch_size=32",
+]
 PLOTLY = "application/vnd.plotly.v1+json"
-TITLES = ["Accuracy vs loss.physics_weight (colour: loss.consistency_weight)",
-          "Accuracy vs loss.consistency_weight (colour: loss.physics_weight)",
-          "Physics residuals per epoch", "Per-class test recall, two newest evaluate runs"]
+TITLES = [
+    "Accuracy vs loss.physics_weight (colour: loss.consistency_weight)",
+    "Accuracy vs loss.consistency_weight (colour: loss.physics_weight)",
+    "Physics residuals per epoch",
+    "Per-class test recall, two newest evaluate runs",
+]
 
 
 def execute_notebook(path: Path = NOTEBOOK) -> list[dict]:
@@ -32,8 +45,9 @@ def execute_notebook(path: Path = NOTEBOOK) -> list[dict]:
     # The kernel inherits MLFLOW_TRACKING_URI from mlflow_store; PYTHONPATH makes it import this checkout's
     # `pipeline` even if the installed one points elsewhere.
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    NotebookClient(notebook, kernel_name="python3", timeout=300,
-                   resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute(env=env)
+    NotebookClient(
+        notebook, kernel_name="python3", timeout=300, resources={"metadata": {"path": str(NOTEBOOK.parent)}}
+    ).execute(env=env)
     outputs = [output for cell in notebook.cells for output in cell.get("outputs", [])]
     errors = [f"{o.ename}: {o.evalue}" for o in outputs if o.output_type == "error"]
     assert not errors, errors
@@ -42,8 +56,9 @@ def execute_notebook(path: Path = NOTEBOOK) -> list[dict]:
 
 def test_notebook_compares_one_run_and_then_two(mlflow_store, compose_config, tmp_path):
     def pipeline(physics_weight: float) -> None:
-        cfg = compose_config(*TINY, "training.epochs=2", f"loss.physics_weight={physics_weight}",
-                             f"data.cache_dir={tmp_path / 'data'}")
+        cfg = compose_config(
+            *TINY, "training.epochs=2", f"loss.physics_weight={physics_weight}", f"data.cache_dir={tmp_path / 'data'}"
+        )
         run_pipeline(to_experiment_config(cfg))
 
     pipeline(0.1)
@@ -61,8 +76,7 @@ def test_notebook_compares_one_run_and_then_two(mlflow_store, compose_config, tm
 
 
 def test_recall_bars_name_the_classes_of_the_task_the_runs_tell_apart(mlflow_store, compose_config, tmp_path):
-    cfg = compose_config(*TINY, "training.epochs=1", "data.task=fault_location",
-                         f"data.cache_dir={tmp_path / 'data'}")
+    cfg = compose_config(*TINY, "training.epochs=1", "data.task=fault_location", f"data.cache_dir={tmp_path / 'data'}")
     run_pipeline(to_experiment_config(cfg))
     (bars,) = execute_notebook()[3]["data"]
     assert list(bars["x"]) == ["normal", "ball", "inner", "outer"]
@@ -76,17 +90,28 @@ def values(array) -> list[float]:
 
 
 def test_study_notebook_rebuilds_its_figures_from_the_study_runs(mlflow_store, tmp_path):
-    study = run_study(study_config(f"data.cache_dir={tmp_path / 'data'}", "study.arms=[data_only,wdcnn]",
-                                   "study.training_sets=[recording,ood_size]", "study.seeds=[0,1]"))
+    study = run_study(
+        study_config(
+            f"data.cache_dir={tmp_path / 'data'}",
+            "study.arms=[data_only,wdcnn]",
+            "study.training_sets=[recording,ood_size]",
+            "study.seeds=[0,1]",
+        )
+    )
     figures = execute_notebook(STUDY_NOTEBOOK)
     assert [f["layout"]["title"]["text"] for f in figures] == [
-        "Test accuracy per split (mean ± std over seeds)", "Accuracy vs measurement noise",
+        "Test accuracy per split (mean ± std over seeds)",
+        "Accuracy vs measurement noise",
         "Calibration (ECE, held-out) and OOD detection (AUROC, held-out size), per seed",
-        "Inferred physical parameters vs simulator ground truth (held-out recordings)"]
-    cells = mlflow.search_runs(experiment_names=["av-pino-study"], filter_string=(
-        f"tags.mlflow.parentRunId = '{study.run_id}' and tags.stage = 'study_cell'"))
+        "Inferred physical parameters vs simulator ground truth (held-out recordings)",
+    ]
+    cells = mlflow.search_runs(
+        experiment_names=["av-pino-study"],
+        filter_string=(f"tags.mlflow.parentRunId = '{study.run_id}' and tags.stage = 'study_cell'"),
+    )
     expected = cells.groupby(["tags.arm", "tags.split"])["metrics.test/accuracy"].mean()
-    bars = {(trace["name"], split): y
-            for trace in figures[0]["data"] for split, y in zip(trace["x"], values(trace["y"]))}
+    bars = {
+        (trace["name"], split): y for trace in figures[0]["data"] for split, y in zip(trace["x"], values(trace["y"]))
+    }
     assert bars.keys() == set(expected.index)
     assert all(abs(bars[key] - expected[key]) < 1e-12 for key in bars)

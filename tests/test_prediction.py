@@ -1,5 +1,6 @@
 """`pipeline.predict` with a tiny untrained model logged into a private store: a CWRU-layout .mat, CSVs of samples
 and of windows, the command line with the champion alias, and the input errors a user can make."""
+
 import os
 import re
 import subprocess
@@ -28,8 +29,10 @@ COLUMNS = ["class", "probability", *(f"prob_{name}" for name in CLASS_NAMES), "u
 @pytest.fixture
 def model_uri(mlflow_store):
     """An untrained tiny model logged the way the train stage logs one: predictions are arbitrary but valid."""
-    config = ExperimentConfig(data=DataConfig(window=WINDOW, hop=WINDOW),
-                              model=ModelConfig(hidden_dim=8, n_layers=1, n_modes=8, n_heads=2, patch_size=8))
+    config = ExperimentConfig(
+        data=DataConfig(window=WINDOW, hop=WINDOW),
+        model=ModelConfig(hidden_dim=8, n_layers=1, n_modes=8, n_heads=2, patch_size=8),
+    )
     torch.manual_seed(0)
     model, settings = untrained_model(config)
     with mlflow.start_run(experiment_id=ensure_experiment("predict-test")):
@@ -77,8 +80,14 @@ def test_command_line_uses_the_champion_and_prints_a_table_and_a_summary(model_u
     env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_store, "OMP_NUM_THREADS": "1"}
 
     def cli(*args):
-        return subprocess.run([sys.executable, "-m", "pipeline.predict", *args], cwd=REPO, env=env,
-                              capture_output=True, text=True, timeout=300)
+        return subprocess.run(
+            [sys.executable, "-m", "pipeline.predict", *args],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
 
     result = cli(f"input={mat}")
     assert result.returncode == 0, result.stderr[-2000:]
@@ -113,11 +122,13 @@ def test_unusable_input_is_a_clear_error_naming_the_file(mlflow_store, tmp_path)
     short.write_text("\n".join(["0.5"] * 100))
     for path in (short, write_mat(tmp_path, 100)):
         fails(f"{path}: 100 samples, too short for one window of 256", read, path)
-    cases = {"text.csv": ("x\n1.0\nabc\n2.0\n", "row 3, column 1 holds 'abc', not a finite number"),
-             "gap.csv": ("1.0,2.0\n3.0,\n", "row 2, column 2 holds '', not a finite number"),
-             "infinite.csv": ("1.0\ninf\n", "row 2, column 1 holds 'inf', not a finite number"),
-             "wide.csv": ("1,2,3\n4,5,6\n", "3 columns; expected 1 (a signal) or 256 (one window per row)"),
-             "empty.csv": ("", "the CSV holds no samples")}
+    cases = {
+        "text.csv": ("x\n1.0\nabc\n2.0\n", "row 3, column 1 holds 'abc', not a finite number"),
+        "gap.csv": ("1.0,2.0\n3.0,\n", "row 2, column 2 holds '', not a finite number"),
+        "infinite.csv": ("1.0\ninf\n", "row 2, column 1 holds 'inf', not a finite number"),
+        "wide.csv": ("1,2,3\n4,5,6\n", "3 columns; expected 1 (a signal) or 256 (one window per row)"),
+        "empty.csv": ("", "the CSV holds no samples"),
+    }
     for name, (text, message) in cases.items():
         (tmp_path / name).write_text(text)
         fails(f"{tmp_path / name}: {message}", read, tmp_path / name)

@@ -1,5 +1,6 @@
 """The README is a guide that stays true: it opens with the two set-up commands, stays short, and every command
 in it is run by a test or a bench; its stage commands are run here as written (on a tiny config)."""
+
 from __future__ import annotations
 
 import os
@@ -7,21 +8,35 @@ import re
 import shlex
 from pathlib import Path
 
-
 from tests.entry_zygote import run_entry_points
 
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()
-SETUP = ["pip install -e . && MLFLOW_TRACKING_URI=sqlite:///mlruns/mlflow.db mlflow run . --env-manager local "
-         "--experiment-name av-pino", "make test"]
-TINY = ["data.window=256", "data.hop=256", "data.duration_s=0.3", "data.recordings_per_load=3", "training.epochs=1",
-        "model.hidden_dim=8", "model.n_layers=1", "model.n_modes=8", "model.n_heads=2", "model.patch_size=32"]
+SETUP = [
+    "pip install -e . && MLFLOW_TRACKING_URI=sqlite:///mlruns/mlflow.db mlflow run . --env-manager local "
+    "--experiment-name av-pino",
+    "make test",
+]
+TINY = [
+    "data.window=256",
+    "data.hop=256",
+    "data.duration_s=0.3",
+    "data.recordings_per_load=3",
+    "training.epochs=1",
+    "model.hidden_dim=8",
+    "model.n_layers=1",
+    "model.n_modes=8",
+    "model.n_heads=2",
+    "model.patch_size=32",
+]
 
 # A README command (how it starts) -> where it is run: a test (file::function) or CI's script.
 RUN_BY = {
     SETUP[0]: "tests/conftest.py::pipeline_store",
     "make test": ".ci/run",
-    "mlflow run . --env-manager local -P data=files": "tests/stages/test_workflow.py::test_your_own_recordings_run_end_to_end",
+    "mlflow run . --env-manager local -P data=files": (
+        "tests/stages/test_workflow.py::test_your_own_recordings_run_end_to_end"
+    ),
     "python -m pipeline.prepare": "tests/test_readme.py::test_the_stage_commands_run_as_written",
     "python -m pipeline.train loss.physics_weight": "tests/test_readme.py::test_the_stage_commands_run_as_written",
     "python -m pipeline.evaluate": "tests/test_readme.py::test_the_stage_commands_run_as_written",
@@ -81,8 +96,15 @@ def test_the_stage_commands_run_as_written(tmp_path, cwru_dir):
         extra = [f"hydra.run.dir={tmp_path / 'hydra'}"]
         if module in ("pipeline.prepare", "pipeline.train"):
             extra += [f"data.cache_dir={tmp_path / 'data'}", *([] if "data=cwru" in args else TINY)]
-        jobs.append({"entry": module.removeprefix("pipeline."), "args": [*args, *extra], "env": env,
-                     "stdout": str(tmp_path / f"{i}.out"), "stderr": str(tmp_path / f"{i}.err")})
+        jobs.append(
+            {
+                "entry": module.removeprefix("pipeline."),
+                "args": [*args, *extra],
+                "env": env,
+                "stdout": str(tmp_path / f"{i}.out"),
+                "stderr": str(tmp_path / f"{i}.err"),
+            }
+        )
     for job in run_entry_points(jobs, tmp_path):
         assert job["returncode"] == 0, (job["args"], Path(job["stderr"]).read_text()[-2000:])
     assert "majority class" in Path(jobs[-1]["stdout"]).read_text()  # predict printed its summary

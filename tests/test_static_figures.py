@@ -1,4 +1,5 @@
 """write_figure / to_matplotlib: the project's plotly figures as PNG/SVG drawn by matplotlib, with no browser."""
+
 import os
 import subprocess
 import sys
@@ -24,8 +25,9 @@ CLASSES = ["normal", "inner race", "outer race", "ball"]
 def training_curves() -> go.Figure:
     monitor = TrainingMonitor(log_dir=None)
     for epoch in range(5):
-        monitor.log_metrics(epoch, {"train_loss": 1.0 / (epoch + 1), "val_loss": 1.2 / (epoch + 1),
-                                    "val_accuracy": 0.5 + 0.1 * epoch})
+        monitor.log_metrics(
+            epoch, {"train_loss": 1.0 / (epoch + 1), "val_loss": 1.2 / (epoch + 1), "val_accuracy": 0.5 + 0.1 * epoch}
+        )
         monitor.log_physics_residuals(epoch, {"equation_of_motion": 0.1 / (epoch + 1)})
     return monitor.plot_training_curves()
 
@@ -71,8 +73,14 @@ def no_browser_folder(tmp_path_factory):
         (folder / f"{name}.json").write_text(make().to_json())
     env = {key: value for key, value in os.environ.items() if key != "BROWSER_PATH"}
     env["PATH"] = os.path.dirname(sys.executable)
-    result = subprocess.run([sys.executable, "-c", NO_BROWSER_EXPORT, *FIGURES], cwd=folder, env=env,
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-c", NO_BROWSER_EXPORT, *FIGURES],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr
     return folder
 
@@ -92,14 +100,42 @@ def test_seed_example_writes_training_curves_png_without_a_browser(no_browser_fo
     assert_drawn_png(no_browser_folder / "training_curves.png")
 
 
-@pytest.mark.parametrize("name, texts", [
-    ("training_curves", ["Training curves", "losses", "physics residuals", "other metrics", "epoch", "train_loss",
-                         "val_loss", "val_accuracy", "physics/equation_of_motion"]),
-    ("confusion_matrix", ["Confusion matrix (test split)", "counts", "fraction of true class", "predicted", "true",
-                          *CLASSES, ">0.67<", ">0.33<"]),
-    ("reliability", ["Reliability (ECE", "confidence", "accuracy", "bin at its mean confidence",
-                     "perfect calibration"]),
-])
+@pytest.mark.parametrize(
+    "name, texts",
+    [
+        (
+            "training_curves",
+            [
+                "Training curves",
+                "losses",
+                "physics residuals",
+                "other metrics",
+                "epoch",
+                "train_loss",
+                "val_loss",
+                "val_accuracy",
+                "physics/equation_of_motion",
+            ],
+        ),
+        (
+            "confusion_matrix",
+            [
+                "Confusion matrix (test split)",
+                "counts",
+                "fraction of true class",
+                "predicted",
+                "true",
+                *CLASSES,
+                ">0.67<",
+                ">0.33<",
+            ],
+        ),
+        (
+            "reliability",
+            ["Reliability (ECE", "confidence", "accuracy", "bin at its mean confidence", "perfect calibration"],
+        ),
+    ],
+)
 def test_svg_keeps_titles_axis_titles_and_trace_names_as_text(tmp_path, name, texts):
     svg = write_figure(FIGURES[name](), tmp_path / "figures" / f"{name}.svg").read_text()
     assert svg.lstrip().startswith("<?xml") and "<svg" in svg
@@ -114,7 +150,11 @@ def test_training_curves_are_stacked_panels_sharing_the_epoch_axis():
     assert [ax.get_yscale() for ax in drawing.axes] == ["log", "log", "linear"]
     assert others.get_xlabel() == "epoch"
     assert [text.get_text() for text in drawing.legends[0].texts] == [
-        "train_loss", "val_loss", "physics/equation_of_motion", "val_accuracy"]
+        "train_loss",
+        "val_loss",
+        "physics/equation_of_motion",
+        "val_accuracy",
+    ]
 
 
 def test_confusion_matrix_is_two_heatmaps_with_cell_text_and_one_colour_bar():
@@ -147,15 +187,21 @@ def test_grouped_and_horizontal_bars_with_error_bars():
 
 
 def test_scatter_modes_error_bars_and_legend():
-    figure = go.Figure([go.Scatter(x=[0, 1, 2], y=[1, 2, 3], mode="markers", name="points",
-                                   error_y={"array": [0.5, 0.5, 0.5]}),
-                        go.Scatter(x=[0, 2], y=[0, 3], mode="lines", line={"dash": "dash"}, name="line")])
+    figure = go.Figure(
+        [
+            go.Scatter(x=[0, 1, 2], y=[1, 2, 3], mode="markers", name="points", error_y={"array": [0.5, 0.5, 0.5]}),
+            go.Scatter(x=[0, 2], y=[0, 3], mode="lines", line={"dash": "dash"}, name="line"),
+        ]
+    )
     drawing = to_matplotlib(figure)
     points, line = drawing.axes[0].containers
     assert (points.lines[0].get_marker(), points.lines[0].get_linestyle()) == ("o", "None")
     assert (line.lines[0].get_marker(), line.lines[0].get_linestyle()) == ("None", "--")
-    assert [segment[:, 1].tolist() for segment in points.lines[2][0].get_segments()] == [[0.5, 1.5], [1.5, 2.5],
-                                                                                         [2.5, 3.5]]
+    assert [segment[:, 1].tolist() for segment in points.lines[2][0].get_segments()] == [
+        [0.5, 1.5],
+        [1.5, 2.5],
+        [2.5, 3.5],
+    ]
     assert [text.get_text() for text in drawing.legends[0].texts] == ["points", "line"]
 
 

@@ -11,6 +11,7 @@ What the team does, three things at once (`team` runs them, the tests read what 
 - two sweep workers, one in each folder, share one Optuna study on PostgreSQL. The study has a database of its
   own, as in the README: Optuna's tables and MLflow's would share one `alembic_version` table.
 """
+
 from __future__ import annotations
 
 import os
@@ -37,8 +38,10 @@ from tests.tracking.test_resume import TINY as TRAIN_TINY  # 4 epochs, a checkpo
 
 REPO = Path(__file__).resolve().parents[1]
 STAGES = ("prepare", "train", "evaluate", "register")
-PULL_CHAMPION = ("import mlflow, numpy as np; m = mlflow.pyfunc.load_model('models:/av-pino@champion'); "
-                 "print(len(m.predict(np.zeros((3, 256), dtype=np.float32))))")
+PULL_CHAMPION = (
+    "import mlflow, numpy as np; m = mlflow.pyfunc.load_model('models:/av-pino@champion'); "
+    "print(len(m.predict(np.zeros((3, 256), dtype=np.float32))))"
+)
 
 
 def checkout(folder: Path) -> Path:
@@ -72,15 +75,23 @@ def pipelines(a: Path, b: Path, aside: Path) -> dict:
 def killed_and_resumed(a: Path, b: Path) -> dict:
     """A train job on A killed with SIGKILL once it uploaded a checkpoint of epoch >= 1, then continued on B. Its
     run is the train run without a parent: the pipelines' and the sweep's train runs are children."""
-    job = subprocess.Popen([sys.executable, "-m", "pipeline.train", *TRAIN_TINY, *here(a)], cwd=a,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    job = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.train", *TRAIN_TINY, *here(a)],
+        cwd=a,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline, run = time.monotonic() + 300, None
     while run is None or run.data.tags.get(LATEST_TAG, "") < "checkpoints/epoch-0001.pt":
         assert job.poll() is None, f"the train job on A ended ({job.returncode}) before a checkpoint of epoch >= 1"
         assert time.monotonic() < deadline, "the train job on A uploaded no checkpoint of epoch >= 1 in 300 s"
         time.sleep(0.2)
-        runs = mlflow.search_runs(search_all_experiments=True, output_format="list",
-                                  filter_string="tags.stage = 'train' and tags.mlflow.parentRunId IS NULL")
+        runs = mlflow.search_runs(
+            search_all_experiments=True,
+            output_format="list",
+            filter_string="tags.stage = 'train' and tags.mlflow.parentRunId IS NULL",
+        )
         run = runs[0] if runs else None
     os.killpg(job.pid, signal.SIGKILL)
     job.wait()
@@ -102,16 +113,23 @@ def sweep(a: Path, b: Path, study: str) -> dict:
 def team(tmp_path_factory, mlflow_schema) -> Iterator[dict]:
     """The server, the two machines and what each of the three flows left; the server stops after the module."""
     root = tmp_path_factory.mktemp("team")
-    with fresh_postgres_database(template=mlflow_schema) as runs, fresh_postgres_database() as study, \
-            mlflow_server(runs, root / "server") as url, pytest.MonkeyPatch.context() as env:
+    with (
+        fresh_postgres_database(template=mlflow_schema) as runs,
+        fresh_postgres_database() as study,
+        mlflow_server(runs, root / "server") as url,
+        pytest.MonkeyPatch.context() as env,
+    ):
         env.setenv("MLFLOW_TRACKING_URI", url)  # on every machine
         env.setenv("OMP_NUM_THREADS", "1")
         mlflow.set_tracking_uri(url)
         a, b = checkout(root / "a"), checkout(root / "b")
         aside = root / "a-dataset-out-of-reach"
         with ThreadPoolExecutor() as flows:
-            started = [flows.submit(pipelines, a, b, aside), flows.submit(killed_and_resumed, a, b),
-                       flows.submit(sweep, a, b, study)]
+            started = [
+                flows.submit(pipelines, a, b, aside),
+                flows.submit(killed_and_resumed, a, b),
+                flows.submit(sweep, a, b, study),
+            ]
             left = {key: value for flow in started for key, value in flow.result().items()}
         yield {"a": a, "b": b, "study": study, "aside": aside, **left}
 
@@ -142,7 +160,8 @@ def test_a_job_killed_on_one_machine_continues_on_another(team):
     resumed = mlflow.get_run(run_id)
     assert resumed.info.status == "FINISHED"
     assert epoch_steps(run_id, "train/loss", "val/accuracy", "time/epoch_s") == dict.fromkeys(
-        ["train/loss", "val/accuracy", "time/epoch_s"], list(range(EPOCHS)))  # each epoch exactly once
+        ["train/loss", "val/accuracy", "time/epoch_s"], list(range(EPOCHS))
+    )  # each epoch exactly once
     assert resumed.data.tags[LATEST_TAG] == "checkpoints/epoch-0003.pt"
     assert uploaded(run_id) == ["checkpoints/epoch-0002.pt", "checkpoints/epoch-0003.pt"]  # older ones deleted
     assert not (team["b"] / "checkpoints" / run_id).exists()  # finished: B's local cache is gone

@@ -9,6 +9,7 @@ C: with a changed training parameter it reuses prepare, rebuilds A's dataset in 
 D (before C): a machine whose simulator gives other numbers is refused, naming both hashes.
 All commands run in one warm zygote (tests/entry_zygote.py) on a tiny config.
 """
+
 from __future__ import annotations
 
 import os
@@ -22,8 +23,18 @@ from pipeline.data.prepared import load_prepared
 from pipeline.tracking.datasets import CONTENT_HASH_TAG
 from tests.entry_zygote import run_entry_points
 
-TINY = ["data.window=256", "data.hop=256", "data.duration_s=0.1", "data.recordings_per_load=3", "training.epochs=1",
-        "model.hidden_dim=8", "model.n_layers=1", "model.n_modes=8", "model.n_heads=2", "model.patch_size=32"]
+TINY = [
+    "data.window=256",
+    "data.hop=256",
+    "data.duration_s=0.1",
+    "data.recordings_per_load=3",
+    "training.epochs=1",
+    "model.hidden_dim=8",
+    "model.n_layers=1",
+    "model.n_modes=8",
+    "model.n_heads=2",
+    "model.patch_size=32",
+]
 # D's simulator: every signal shifted, as another library version could make it.
 OTHER_NUMBERS = """
 import dataclasses, pipeline.data.prepared as prepared
@@ -36,9 +47,13 @@ def shifted(*args, **kwargs):
 prepared.simulate_recording = shifted
 """
 # (machine, entry, extra overrides, extra setup)
-JOBS = [("a", "prepare", [], ""), ("a", "workflow", [], ""), ("b", "workflow", [], ""),
-        ("d", "workflow", ["loss.physics_weight=0.3"], OTHER_NUMBERS),
-        ("c", "workflow", ["loss.physics_weight=0.2"], "")]
+JOBS = [
+    ("a", "prepare", [], ""),
+    ("a", "workflow", [], ""),
+    ("b", "workflow", [], ""),
+    ("d", "workflow", ["loss.physics_weight=0.3"], OTHER_NUMBERS),
+    ("c", "workflow", ["loss.physics_weight=0.2"], ""),
+]
 MACHINES = sorted({machine for machine, *_ in JOBS})
 
 
@@ -56,10 +71,17 @@ def machines(tmp_path_factory):
     for i, (machine, entry, overrides, setup) in enumerate(JOBS):
         (root / machine).mkdir(exist_ok=True)
         others = [str(cache(root, other)) for other in MACHINES if other != machine]
-        jobs.append({"entry": entry, "env": env, "args": [*TINY, *overrides],
-                     "stdout": str(root / f"{i}.out"), "stderr": str(root / f"{i}.err"),
-                     "setup": f"import os, shutil\nos.chdir({str(root / machine)!r})\n"
-                              f"for other in {others!r}: shutil.rmtree(other, ignore_errors=True)\n{setup}"})
+        jobs.append(
+            {
+                "entry": entry,
+                "env": env,
+                "args": [*TINY, *overrides],
+                "stdout": str(root / f"{i}.out"),
+                "stderr": str(root / f"{i}.err"),
+                "setup": f"import os, shutil\nos.chdir({str(root / machine)!r})\n"
+                f"for other in {others!r}: shutil.rmtree(other, ignore_errors=True)\n{setup}",
+            }
+        )
     done = run_entry_points(jobs, root)
     for job in done:
         job["out"], job["err"] = Path(job["stdout"]).read_text(), Path(job["stderr"]).read_text()
@@ -78,8 +100,11 @@ def stage_run(pipeline: mlflow.entities.Run, stage: str) -> mlflow.entities.Run:
     tags = pipeline.data.tags
     if f"reused.{stage}" in tags:
         return mlflow.get_run(tags[f"reused.{stage}"])
-    [run] = mlflow.search_runs([pipeline.info.experiment_id], output_format="list", filter_string=(
-        f"tags.mlflow.parentRunId = '{pipeline.info.run_id}' and tags.stage = '{stage}'"))
+    [run] = mlflow.search_runs(
+        [pipeline.info.experiment_id],
+        output_format="list",
+        filter_string=(f"tags.mlflow.parentRunId = '{pipeline.info.run_id}' and tags.stage = '{stage}'"),
+    )
     return run
 
 
@@ -100,8 +125,9 @@ def assert_ran_on_rebuilt_dataset(pipeline: mlflow.entities.Run, prepared: mlflo
 def test_a_standalone_prepare_run_is_reused_by_a_later_workflow(machines):
     root, (prepare, workflow, *_), uri = machines
     assert prepare["returncode"] == 0 and workflow["returncode"] == 0, workflow["err"][-3000:]
-    [standalone] = mlflow.search_runs(experiment_names=["av-pino"], output_format="list",
-                                      filter_string="tags.stage = 'prepare'")
+    [standalone] = mlflow.search_runs(
+        experiment_names=["av-pino"], output_format="list", filter_string="tags.stage = 'prepare'"
+    )
     assert "mlflow.parentRunId" not in standalone.data.tags
     a = parent(workflow)
     assert a.data.tags["reused.prepare"] == standalone.info.run_id
@@ -114,7 +140,8 @@ def test_another_machine_reuses_every_stage_without_reading_data(machines):
     assert same["returncode"] == 0, same["err"][-3000:]
     a, b = parent(on_a), parent(same)
     assert {key: value for key, value in b.data.tags.items() if key.startswith("reused.")} == {
-        f"reused.{stage}": stage_run(a, stage).info.run_id for stage in ("prepare", "train", "evaluate", "register")}
+        f"reused.{stage}": stage_run(a, stage).info.run_id for stage in ("prepare", "train", "evaluate", "register")
+    }
     assert not cache(root, "b").exists()
 
 

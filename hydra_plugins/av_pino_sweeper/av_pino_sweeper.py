@@ -23,6 +23,7 @@ from pipeline.sweep.config import SweepConfig
 class AvPinoSweeperConf(SweepConfig):
     """`hydra.sweeper`'s schema: SweepConfig's fields and defaults, so a default changed there changes every
     sweep and overrides are type-checked against them, plus the class Hydra instantiates."""
+
     _target_: str = "hydra_plugins.av_pino_sweeper.av_pino_sweeper.AvPinoSweeper"
 
 
@@ -68,6 +69,8 @@ class AvPinoSweeper(Sweeper):
         except ConfigError as err:
             print(f"config error: {err}", file=sys.stderr)
             sys.exit(2)
-        print(f"study {result.study_name}: {result.states}; best {result.best_params}; "
-              f"MLflow parent run {result.parent_run_id}")
+        print(
+            f"study {result.study_name}: {result.states}; best {result.best_params}; "
+            f"MLflow parent run {result.parent_run_id}"
+        )
         return result

@@ -13,6 +13,7 @@ the envelope spectrum; here that is, per window:
 The threshold is the rule's only parameter, so the rule is the floor a learnt model must beat with no
 training data at all, or with a single number fitted on it.
 """
+
 from __future__ import annotations
 
 import math
@@ -58,12 +59,15 @@ class EnvelopeRule:
     """Location classifier: windows [N, L] sampled at `sample_rate`, their shaft speeds (Hz, one or one per
     window) -> 'normal', 'ball', 'inner' or 'outer' per window."""
 
-    def __init__(self, sample_rate: float = 12000.0, bearing: BearingGeometry = SKF_6205_DE,
-                 threshold: float = DEFAULT_THRESHOLD):
+    def __init__(
+        self, sample_rate: float = 12000.0, bearing: BearingGeometry = SKF_6205_DE, threshold: float = DEFAULT_THRESHOLD
+    ):
         top = max(high for _, high in RESONANCE_BANDS_HZ)
         if not sample_rate > 2 * top:
-            raise ValueError(f"sample_rate must exceed {2 * top} Hz so the resonance bands up to {top} Hz lie "
-                             f"below Nyquist, got {sample_rate}")
+            raise ValueError(
+                f"sample_rate must exceed {2 * top} Hz so the resonance bands up to {top} Hz lie "
+                f"below Nyquist, got {sample_rate}"
+            )
         if not math.isfinite(threshold):
             raise ValueError(f"threshold must be a finite number, got {threshold}")
         self.sample_rate = float(sample_rate)
@@ -76,10 +80,12 @@ class EnvelopeRule:
         outer): about 0 for a flat envelope spectrum, 1 when all its energy lies on that location's comb."""
         x, shaft = self._checked(windows, shaft_hz)
         chunk = max(1, CHUNK_SAMPLES // x.shape[1])
-        return torch.cat([
-            comb_contrast(self._envelope(x[i:i + chunk]), self.sample_rate, shaft[i:i + chunk], self.bearing)[0]
-            for i in range(0, len(x), chunk)
-        ]).numpy()
+        return torch.cat(
+            [
+                comb_contrast(self._envelope(x[i : i + chunk]), self.sample_rate, shaft[i : i + chunk], self.bearing)[0]
+                for i in range(0, len(x), chunk)
+            ]
+        ).numpy()
 
     def predict(self, windows, shaft_hz) -> np.ndarray:
         """[N] location names: the comb of largest contrast, or 'normal' below the threshold."""
@@ -94,8 +100,10 @@ class EnvelopeRule:
             raise ValueError(f"labels must hold one location per window ({len(scores)}), got shape {truth.shape}")
         unknown = sorted(str(label) for label in set(truth) - set(FAULT_LOCATIONS))
         if unknown:
-            raise ValueError(f"labels must be fault locations ({', '.join(FAULT_LOCATIONS)}), got {unknown}; "
-                             "pipeline.data.classes.fault_location maps class names to them")
+            raise ValueError(
+                f"labels must be fault locations ({', '.join(FAULT_LOCATIONS)}), got {unknown}; "
+                "pipeline.data.classes.fault_location maps class names to them"
+            )
         accuracy = np.array([(self._decide(scores, t) == truth).mean() for t in THRESHOLD_GRID])
         best = THRESHOLD_GRID[accuracy == accuracy.max()]
         self.threshold = float(best[len(best) // 2])
@@ -130,15 +138,17 @@ class EnvelopeRule:
         if x.shape[1] < self.min_length:
             raise ValueError(
                 f"windows of {x.shape[1]} samples are too short: the envelope spectrum needs bins of at most "
-                f"{MAX_BIN_HZ:g} Hz, i.e. at least {self.min_length} samples at {self.sample_rate:g} Hz")
+                f"{MAX_BIN_HZ:g} Hz, i.e. at least {self.min_length} samples at {self.sample_rate:g} Hz"
+            )
         if not torch.isfinite(x).all():
             raise ValueError("windows contain NaN or infinite samples")
         shaft = torch.as_tensor(np.asarray(shaft_hz, dtype=np.float64))
         if shaft.ndim == 0:
             shaft = shaft.expand(len(x))
         if shaft.shape != (len(x),):
-            raise ValueError(f"shaft_hz must be one number or one per window ({len(x)}), got shape "
-                             f"{tuple(shaft.shape)}")
+            raise ValueError(
+                f"shaft_hz must be one number or one per window ({len(x)}), got shape {tuple(shaft.shape)}"
+            )
         bad = shaft[~((shaft > 0) & shaft.isfinite())]
         if len(bad):
             raise ValueError(f"shaft_hz must be positive and finite, got {sorted(set(bad.tolist()))}")

@@ -11,6 +11,7 @@ the identity at the published 1,024-sample window / 2 positions).
 The network states no physics: it returns no residuals, energy terms or physical parameters, so the engine
 trains it on the data and KL terms alone and no physics metric is logged for it.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -29,8 +30,12 @@ DENSE_UNITS = 100
 
 def _conv_block(in_channels: int, out_channels: int, kernel: int, stride: int = 1, padding: int = 1) -> nn.Sequential:
     # ceil_mode keeps a length-1 map at length 1, so short windows pass through every block
-    return nn.Sequential(nn.Conv1d(in_channels, out_channels, kernel, stride, padding),
-                         nn.BatchNorm1d(out_channels), nn.ReLU(), nn.MaxPool1d(2, ceil_mode=True))
+    return nn.Sequential(
+        nn.Conv1d(in_channels, out_channels, kernel, stride, padding),
+        nn.BatchNorm1d(out_channels),
+        nn.ReLU(),
+        nn.MaxPool1d(2, ceil_mode=True),
+    )
 
 
 class WDCNN(VariationalClassifier):
@@ -41,20 +46,33 @@ class WDCNN(VariationalClassifier):
     The others default to ModelConfig's, the class count to the ten CWRU classes.
     """
 
-    def __init__(self, input_dim: int = ModelConfig.input_dim, output_dim: int = DEFAULT_CLASSES,
-                 latent_dim: int = ModelConfig.latent_dim, dropout: float = ModelConfig.dropout,
-                 sample_rate: float = DataConfig.sample_rate, **agt_no_only: Any):  # noqa: ARG002 - see above
+    def __init__(
+        self,
+        input_dim: int = ModelConfig.input_dim,
+        output_dim: int = DEFAULT_CLASSES,
+        latent_dim: int = ModelConfig.latent_dim,
+        dropout: float = ModelConfig.dropout,
+        sample_rate: float = DataConfig.sample_rate,
+        **agt_no_only: Any,
+    ):  # noqa: ARG002 - see above
         super().__init__()
         self.input_dim = input_dim
         layers = [_conv_block(input_dim, CHANNELS[0], WIDE_KERNEL, WIDE_STRIDE, (WIDE_KERNEL - WIDE_STRIDE) // 2)]
         layers += [_conv_block(c_in, c_out, 3) for c_in, c_out in zip(CHANNELS[:-1], CHANNELS[1:])]
         self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool1d(POOLED_POSITIONS), nn.Flatten())
-        self.dense = nn.Sequential(nn.Linear(CHANNELS[-1] * POOLED_POSITIONS, DENSE_UNITS), nn.ReLU(),
-                                   nn.Dropout(dropout))
+        self.dense = nn.Sequential(
+            nn.Linear(CHANNELS[-1] * POOLED_POSITIONS, DENSE_UNITS), nn.ReLU(), nn.Dropout(dropout)
+        )
         self.build_head(DENSE_UNITS, latent_dim, output_dim)
 
-    def forward(self, x: torch.Tensor, *, shaft_hz: torch.Tensor | None = None, bearing: torch.Tensor | None = None,
-                physics: bool = True) -> dict:
+    def forward(
+        self,
+        x: torch.Tensor,
+        *,
+        shaft_hz: torch.Tensor | None = None,
+        bearing: torch.Tensor | None = None,
+        physics: bool = True,
+    ) -> dict:
         """The recording conditions (`shaft_hz`, `bearing`: what AGT-NO's physics needs) are ignored, and so is
         `physics`: the outputs are the same on the training and the serving path. They are accepted so every
         model is called alike."""

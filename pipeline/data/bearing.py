@@ -4,6 +4,7 @@ A defect on a race or ball produces one impact each time a rolling element passe
 class has a characteristic impact rate proportional to the shaft speed. The multipliers of the shaft
 frequency depend only on the geometry below.
 """
+
 from __future__ import annotations
 
 import math

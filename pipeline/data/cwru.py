@@ -11,6 +11,7 @@ recordings) are recognised and set aside with the reason, since a full download 
 classes. The quirks of real files (keys of a neighbouring recording, a missing RPM key, the 48 kHz normal
 baseline) are resolved here, once, with a note on the record whenever the reader had to guess.
 """
+
 from __future__ import annotations
 
 import re
@@ -30,9 +31,15 @@ NORMAL_SAMPLE_RATE = 48000  # the normal baseline was recorded at 48 kHz only
 # First file number of each class; the class's four files are loads 0, 1, 2, 3 in order.
 _FIRST_FILE = {
     "normal": 97,
-    "ball_007": 118, "ball_014": 185, "ball_021": 222,
-    "inner_007": 105, "inner_014": 169, "inner_021": 209,
-    "outer_007": 130, "outer_014": 197, "outer_021": 234,
+    "ball_007": 118,
+    "ball_014": 185,
+    "ball_021": 222,
+    "inner_007": 105,
+    "inner_014": 169,
+    "inner_021": 209,
+    "outer_007": 130,
+    "outer_014": 197,
+    "outer_021": 234,
 }
 FILE_TABLE: dict[int, tuple[str, int]] = {
     first + load: (label, load) for label, first in _FIRST_FILE.items() for load in range(4)
@@ -41,8 +48,11 @@ _SIZES_MILS = (7, 14, 21)
 _OTHER_SETS = "another CWRU set: 48 kHz or fan-end recordings, outer race @3/@12 o'clock or 0.028 in faults"
 
 _DE_KEY = re.compile(r"^X(\d+)_DE_time$")
-_DESCRIPTIVE = re.compile(r"(?:^|_)(?:(?P<code>IR|B|OR)(?P<mils>\d{3})(?:@(?P<clock>\d{1,2}))?|(?P<normal>normal))"
-                          r"_(?P<load>\d)(?:_(?P<number>\d+))?$", re.IGNORECASE)
+_DESCRIPTIVE = re.compile(
+    r"(?:^|_)(?:(?P<code>IR|B|OR)(?P<mils>\d{3})(?:@(?P<clock>\d{1,2}))?|(?P<normal>normal))"
+    r"_(?P<load>\d)(?:_(?P<number>\d+))?$",
+    re.IGNORECASE,
+)
 _TRAILING_NUMBER = re.compile(r"(\d{2,})$")  # CWRU numbers have 2+ digits; a lone digit is more likely a load
 _LOCATION_CODES = {"IR": "inner", "B": "ball", "OR": "outer"}
 
@@ -79,6 +89,7 @@ class CwruFolder:
 @dataclass(frozen=True)
 class _Name:
     """What a file name says: the recording (class, load) and/or the file number, each when given."""
+
     recording: Optional[tuple[str, int]]
     number: Optional[int]
 
@@ -106,8 +117,18 @@ def read_cwru_file(path: str | Path, min_samples: int = 1024) -> CwruRecord:
     if len(signal) < min_samples:
         raise CwruError(f"{path}: recording has {len(signal)} samples at 12 kHz, fewer than {min_samples}")
     rpm, rpm_source = _rpm(key, load, mat, notes)
-    return CwruRecord(signal=signal.astype(np.float32), label=label, load_hp=load, rpm=rpm, rpm_source=rpm_source,
-                      sample_rate=SAMPLE_RATE, source=str(path), key=key, number=number, notes=notes)
+    return CwruRecord(
+        signal=signal.astype(np.float32),
+        label=label,
+        load_hp=load,
+        rpm=rpm,
+        rpm_source=rpm_source,
+        sample_rate=SAMPLE_RATE,
+        source=str(path),
+        key=key,
+        number=number,
+        notes=notes,
+    )
 
 
 def read_cwru_folder(path: str | Path, strict: bool = True, min_samples: int = 1024) -> CwruFolder:
@@ -120,8 +141,10 @@ def read_cwru_folder(path: str | Path, strict: bool = True, min_samples: int = 1
     folder = Path(path)
     if not folder.is_dir():
         raise CwruError(f"CWRU folder {str(folder)!r} does not exist")
-    files = sorted((p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() == ".mat"),
-                   key=lambda p: p.relative_to(folder).as_posix())
+    files = sorted(
+        (p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() == ".mat"),
+        key=lambda p: p.relative_to(folder).as_posix(),
+    )
     if not files:
         raise CwruError(f"CWRU folder {str(folder)!r} holds no .mat files")
 
@@ -148,8 +171,10 @@ def read_cwru_folder(path: str | Path, strict: bool = True, min_samples: int = 1
         listing = "\n".join(f"  {p['file']}: {p['error']}" for p in problems)
         raise CwruError(f"CWRU folder {str(folder)!r}: {len(problems)} bad file(s):\n{listing}")
     if not records:
-        raise CwruError(f"CWRU folder {str(folder)!r}: no readable recording of the ten classes among "
-                        f"{len(files)} file(s) ({len(ignored)} of other CWRU sets)")
+        raise CwruError(
+            f"CWRU folder {str(folder)!r}: no readable recording of the ten classes among "
+            f"{len(files)} file(s) ({len(ignored)} of other CWRU sets)"
+        )
     return CwruFolder(records, problems, ignored)
 
 
@@ -176,12 +201,14 @@ def _parse_name(path: Path) -> _Name:
 def _check_number(path: Path, name: _Name, number: int, what: str) -> None:
     """A number outside the ten-class table is another CWRU set; one that contradicts the name is a bad file."""
     if number not in FILE_TABLE:
-        raise CwruIgnored(f"{path}: {what} {number} is not a 12 kHz drive-end recording of the ten classes "
-                          f"({_OTHER_SETS})")
+        raise CwruIgnored(
+            f"{path}: {what} {number} is not a 12 kHz drive-end recording of the ten classes ({_OTHER_SETS})"
+        )
     if name.recording is not None and FILE_TABLE[number] != name.recording:
         (label, load), (named_label, named_load) = FILE_TABLE[number], name.recording
-        raise CwruError(f"{path}: the name says {named_label} at {named_load} HP but {what} {number} is "
-                        f"{label} at {load} HP")
+        raise CwruError(
+            f"{path}: the name says {named_label} at {named_load} HP but {what} {number} is {label} at {load} HP"
+        )
 
 
 def _drive_end_key(path: Path, name: _Name, mat: dict, notes: list[str]) -> tuple[str, int]:

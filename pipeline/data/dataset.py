@@ -1,4 +1,5 @@
 """The torch view of a prepared dataset: one split's windows and labels, read from memory-mapped arrays."""
+
 from __future__ import annotations
 
 from typing import Union
@@ -20,9 +21,16 @@ class BearingWindows(Dataset):
     which a model takes as keyword arguments; without, it is `(window, label)`.
     """
 
-    def __init__(self, windows: np.ndarray, labels: np.ndarray, indices: np.ndarray | None = None,
-                 recording_ids: np.ndarray | None = None, loads: np.ndarray | None = None,
-                 shaft_hz: np.ndarray | None = None, bearing: np.ndarray | None = None) -> None:
+    def __init__(
+        self,
+        windows: np.ndarray,
+        labels: np.ndarray,
+        indices: np.ndarray | None = None,
+        recording_ids: np.ndarray | None = None,
+        loads: np.ndarray | None = None,
+        shaft_hz: np.ndarray | None = None,
+        bearing: np.ndarray | None = None,
+    ) -> None:
         if windows.ndim != 2 or len(labels) != len(windows):
             raise ValueError(f"need windows [N, L] and N labels, got {windows.shape} and {len(labels)} labels")
         for name, values in (("shaft_hz", shaft_hz), ("bearing", bearing)):

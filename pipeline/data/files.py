@@ -15,6 +15,7 @@ Columns (header names, any order):
 
 A bad row is named by its line number in the manifest, all bad rows at once, before anything is written.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -72,24 +73,31 @@ def read_manifest(manifest: str | Path, default_bearing: str) -> list[ManifestRo
     missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
     unknown = [c for c in table.columns if c not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
     if missing or unknown:
-        raise DatasetError(f"{manifest}: " + "; ".join(
-            ([f"missing column(s) {missing}"] if missing else []) + ([f"unknown column(s) {unknown}"] if unknown else []))
-            + f"; columns are {list(REQUIRED_COLUMNS)} and optionally {list(OPTIONAL_COLUMNS)}")
+        raise DatasetError(
+            f"{manifest}: "
+            + "; ".join(
+                ([f"missing column(s) {missing}"] if missing else [])
+                + ([f"unknown column(s) {unknown}"] if unknown else [])
+            )
+            + f"; columns are {list(REQUIRED_COLUMNS)} and optionally {list(OPTIONAL_COLUMNS)}"
+        )
     if table.empty:
         raise DatasetError(f"{manifest}: no recordings listed")
     rows, errors = [], []
     for index, cells in enumerate(table.to_dict("records")):
         try:
-            rows.append(_row(manifest.parent, index + 2, {k: str(v).strip() for k, v in cells.items()},
-                             default_bearing))
+            rows.append(
+                _row(manifest.parent, index + 2, {k: str(v).strip() for k, v in cells.items()}, default_bearing)
+            )
         except ValueError as err:
             errors.append(f"line {index + 2}: {err}")
     _raise_if_any(manifest, errors)
     return rows
 
 
-def read_recordings(manifest: str | Path, rows: list[ManifestRow], sample_rate: int,
-                    min_samples: int) -> list[FileRecording]:
+def read_recordings(
+    manifest: str | Path, rows: list[ManifestRow], sample_rate: int, min_samples: int
+) -> list[FileRecording]:
     """Each row's signal at `sample_rate`, resampled where the file's rate differs (anti-aliased polyphase)."""
     recordings, errors = [], []
     for row in rows:
@@ -99,8 +107,9 @@ def read_recordings(manifest: str | Path, rows: list[ManifestRow], sample_rate: 
                 raise SignalFileError(f"the file says {stated_rate} Hz, the manifest {row.sample_rate:g} Hz")
             signal, notes = _at_rate(signal, row.sample_rate, sample_rate)
             if len(signal) < min_samples:
-                raise SignalFileError(f"{len(signal)} samples at {sample_rate} Hz, fewer than one window "
-                                      f"({min_samples})")
+                raise SignalFileError(
+                    f"{len(signal)} samples at {sample_rate} Hz, fewer than one window ({min_samples})"
+                )
         except SignalFileError as err:
             errors.append(f"line {row.line}: {row.path.name}: {err}")
             continue
@@ -134,8 +143,10 @@ def check_task(manifest: str | Path, rows: list[ManifestRow], task: str) -> None
         stated = {row.location for row in rows if row.label == label}
         if len(stated) > 1:
             lines = [row.line for row in rows if row.label == label]
-            errors.append(f"lines {lines}: label {label!r} has locations {sorted(map(str, stated))}; one label, "
-                          "one location (leave location empty on all or none of its rows)")
+            errors.append(
+                f"lines {lines}: label {label!r} has locations {sorted(map(str, stated))}; one label, "
+                "one location (leave location empty on all or none of its rows)"
+            )
     if task == "fault_location":
         errors += [f"line {row.line}: data.task=fault_location needs a location" for row in rows if not row.location]
     _raise_if_any(Path(manifest), errors)
@@ -152,8 +163,13 @@ def fingerprint(manifest: str | Path) -> dict[str, Any]:
     edited manifest or recording gives a new dataset."""
     manifest = Path(manifest)
     files = []
-    for path in sorted(set(pd.read_csv(manifest, dtype=str, usecols=lambda c: str(c).strip().lower() == "path",
-                                       keep_default_na=False).iloc[:, 0].str.strip())):
+    for path in sorted(
+        set(
+            pd.read_csv(manifest, dtype=str, usecols=lambda c: str(c).strip().lower() == "path", keep_default_na=False)
+            .iloc[:, 0]
+            .str.strip()
+        )
+    ):
         target = _resolve(manifest.parent, path)
         files.append([path, *((target.stat().st_size, target.stat().st_mtime_ns) if target.is_file() else ())])
     return {"manifest_sha256": hashlib.sha256(manifest.read_bytes()).hexdigest(), "files": files}
@@ -174,8 +190,19 @@ def _row(folder: Path, line: int, cells: dict[str, str], default_bearing: str) -
     if location is not None and location not in FAULT_LOCATIONS:
         raise ValueError(f"location {location!r} is not one of {', '.join(FAULT_LOCATIONS)}")
     bearing_name = cells.get("bearing") or default_bearing
-    return ManifestRow(line, path, cells["label"], rpm, rate, int(load), bearing_name, parse_bearing(bearing_name),
-                       cells.get("variable") or None, location, _number(cells, "fault_size", default=0.0))
+    return ManifestRow(
+        line,
+        path,
+        cells["label"],
+        rpm,
+        rate,
+        int(load),
+        bearing_name,
+        parse_bearing(bearing_name),
+        cells.get("variable") or None,
+        location,
+        _number(cells, "fault_size", default=0.0),
+    )
 
 
 def _number(cells: dict[str, str], column: str, positive: bool = False, default: Optional[float] = None) -> float:
@@ -204,8 +231,10 @@ def parse_bearing(text: str) -> BearingGeometry:
             raise ValueError("n_balls is not a whole number")
         return BearingGeometry(int(n_balls), *(float(p) for p in parts[1:]))
     except ValueError as err:
-        raise ValueError(f"bearing {text!r} is neither a preset ({', '.join(BEARINGS)}) nor a geometry "
-                         f"n_balls/ball_diameter/pitch_diameter[/contact_angle_deg] ({err})") from None
+        raise ValueError(
+            f"bearing {text!r} is neither a preset ({', '.join(BEARINGS)}) nor a geometry "
+            f"n_balls/ball_diameter/pitch_diameter[/contact_angle_deg] ({err})"
+        ) from None
 
 
 def _resolve(folder: Path, path: str) -> Path:
@@ -219,11 +248,15 @@ def _at_rate(signal: np.ndarray, source_rate: float, target_rate: int) -> tuple[
     resampled = scipy.signal.resample_poly(signal, ratio.numerator, ratio.denominator)
     effective = source_rate * ratio
     off = "" if math.isclose(effective, target_rate, rel_tol=1e-9) else f", {effective / target_rate - 1:+.2e} off"
-    return resampled, [f"resampled from {source_rate:g} Hz to {target_rate} Hz (x{ratio.numerator}/"
-                       f"{ratio.denominator}{off}, anti-alias filtered)"]
+    return resampled, [
+        f"resampled from {source_rate:g} Hz to {target_rate} Hz (x{ratio.numerator}/"
+        f"{ratio.denominator}{off}, anti-alias filtered)"
+    ]
 
 
 def _raise_if_any(manifest: Path, errors: list[str]) -> None:
     if errors:
-        listed = errors[:_MAX_LISTED] + ([f"... and {len(errors) - _MAX_LISTED} more"] if len(errors) > _MAX_LISTED else [])
+        listed = errors[:_MAX_LISTED] + (
+            [f"... and {len(errors) - _MAX_LISTED} more"] if len(errors) > _MAX_LISTED else []
+        )
         raise DatasetError(f"{manifest}: {len(errors)} bad row(s):\n  " + "\n  ".join(listed))

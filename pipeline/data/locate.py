@@ -4,6 +4,7 @@ Runs on a shared store are made on different machines, so the folder a run wrote
 only on the machine that made it. What every machine has is the dataset's manifest (logged with the run): its
 data config says how to build it again, its content hash says what the result must be.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -29,14 +30,18 @@ def locate_dataset(recorded: dict[str, Any], cache_root: str | Path, recorded_di
         return Path(recorded_dir)
     name = f"dataset {recorded['source']}-{recorded['config_hash']} ({expected})"
     if recorded["format_version"] != DATASET_FORMAT_VERSION:
-        raise DatasetError(f"{name} was written in format {recorded['format_version']}; this code builds format "
-                           f"{DATASET_FORMAT_VERSION}, so it cannot be rebuilt here: prepare the dataset again")
+        raise DatasetError(
+            f"{name} was written in format {recorded['format_version']}; this code builds format "
+            f"{DATASET_FORMAT_VERSION}, so it cannot be rebuilt here: prepare the dataset again"
+        )
     data = _data_config(recorded, cache_root, name)
     rebuilt = prepare_dataset(data, cache_root)
     found = _content_hash(rebuilt)
     if found != expected:
-        raise DatasetError(f"{name} rebuilt on this machine in {rebuilt} has content hash {found}, not the recorded "
-                           f"{expected}: this machine's code, libraries or files make different data")
+        raise DatasetError(
+            f"{name} rebuilt on this machine in {rebuilt} has content hash {found}, not the recorded "
+            f"{expected}: this machine's code, libraries or files make different data"
+        )
     return rebuilt
 
 
@@ -46,8 +51,10 @@ def _data_config(recorded: dict[str, Any], cache_root: str | Path, name: str) ->
     if fields["source"] in _USER_FILES:
         key, what = _USER_FILES[fields["source"]]
         if not Path(str(fields[key])).exists():
-            raise DatasetError(f"{name} is not on this machine and cannot be rebuilt here: its {what} "
-                               f"{fields[key]} (data.{key}) is missing on this machine; copy it there and run again")
+            raise DatasetError(
+                f"{name} is not on this machine and cannot be rebuilt here: its {what} "
+                f"{fields[key]} (data.{key}) is missing on this machine; copy it there and run again"
+            )
     try:
         return DataConfig(**fields)
     except (ConfigError, TypeError) as err:

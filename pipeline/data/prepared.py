@@ -6,6 +6,7 @@ valid manifest means a complete dataset, and preparing the same config again is 
 killed mid-write leaves only a hidden temporary folder, which the next write of that dataset removes.
 `load_prepared` memory-maps the arrays, so every training process shares one copy in the page cache.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -40,8 +41,11 @@ DATASET_FORMAT_VERSION = 4  # bump when the arrays or the manifest change meanin
 MANIFEST = "manifest.json"
 REQUIRED_ARRAYS = ("windows", "labels", "recording", "load", "split", "rpm", "bearing", "offset")
 GROUND_TRUTH = ("natural_freq_hz", "damping_ratio")  # synthetic only: targets for system identification
-_ONLY_FOR = {"synthetic": ("recordings_per_load", "duration_s", "snr_db"), "cwru": ("path", "strict"),
-             "files": ("manifest",)}
+_ONLY_FOR = {
+    "synthetic": ("recordings_per_load", "duration_s", "snr_db"),
+    "cwru": ("path", "strict"),
+    "files": ("manifest",),
+}
 _SPLIT_KEYS = {"load_shift": ("train_loads", "test_loads"), "fault_size": ("test_fault_size",)}
 
 
@@ -72,8 +76,15 @@ class PreparedDataset:
             raise ValueError(f"unknown split {split!r}; expected one of {', '.join(SPLIT_NAMES)}")
         a = self.arrays
         indices = np.flatnonzero(a["split"] == SPLIT_NAMES.index(split))
-        return BearingWindows(a["windows"], a["labels"], indices, recording_ids=a["recording"], loads=a["load"],
-                              shaft_hz=a["rpm"] / np.float32(60), bearing=self.bearings()[a["bearing"]])
+        return BearingWindows(
+            a["windows"],
+            a["labels"],
+            indices,
+            recording_ids=a["recording"],
+            loads=a["load"],
+            shaft_hz=a["rpm"] / np.float32(60),
+            bearing=self.bearings()[a["bearing"]],
+        )
 
     def bearings(self) -> np.ndarray:
         """`[n_bearings, 4]` float32 geometries (n_balls, ball and pitch diameter, contact angle in degrees) that
@@ -85,14 +96,18 @@ def config_hash(cfg: DataConfig) -> str:
     """The digest of the config fields that change the content, the format version and, for CWRU, the
     folder tree's .mat files (relative path, size, mtime), so edited data gives a new dataset; `cache_dir`
     and the keys of other sources and splits never count."""
-    skip = {"cache_dir", "augment_spread_db", "augment_gain_db"} | {name for source, names in _ONLY_FOR.items() if source != cfg.source for name in names}
+    skip = {"cache_dir", "augment_spread_db", "augment_gain_db"} | {
+        name for source, names in _ONLY_FOR.items() if source != cfg.source for name in names
+    }
     skip |= {name for split, names in _SPLIT_KEYS.items() if split != cfg.split for name in names}
     payload: dict[str, Any] = {f.name: getattr(cfg, f.name) for f in fields(cfg) if f.name not in skip}
     payload["format_version"] = DATASET_FORMAT_VERSION
     if cfg.source == "cwru":
         root = Path(cfg.path)
-        files = sorted((p for p in root.rglob("*") if p.is_file() and p.suffix.lower() == ".mat"),
-                       key=lambda p: p.relative_to(root).as_posix())
+        files = sorted(
+            (p for p in root.rglob("*") if p.is_file() and p.suffix.lower() == ".mat"),
+            key=lambda p: p.relative_to(root).as_posix(),
+        )
         payload["path"] = [(p.relative_to(root).as_posix(), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
     if cfg.source == "files":
         payload["manifest"] = user_files.fingerprint(cfg.manifest)
@@ -112,15 +127,29 @@ def prepare_dataset(cfg: DataConfig, cache_root: str | Path) -> Path:
         return final
     start = time.perf_counter()
     recordings, skipped, ignored = {"synthetic": _synthetic, "cwru": _cwru, "files": _files}[cfg.source](cfg)
-    plan = plan_splits(cfg, [r.label for r in recordings], [r.load_hp for r in recordings],
-                       [len(r.signal) for r in recordings], classes=[r.klass for r in recordings],
-                       sizes=[r.fault_size for r in recordings])
+    plan = plan_splits(
+        cfg,
+        [r.label for r in recordings],
+        [r.load_hp for r in recordings],
+        [len(r.signal) for r in recordings],
+        classes=[r.klass for r in recordings],
+        sizes=[r.fault_size for r in recordings],
+    )
     description = dataset_description(cfg)
     bearings = sorted({r.bearing_name for r in recordings})
     arrays = _window_arrays(cfg, recordings, plan.segments, description["class_names"], bearings)
-    manifest = _manifest(cfg, description, recordings, plan, arrays,
-                         {"skipped_files": skipped, "ignored_files": ignored,
-                          "bearings": [{"name": name, "geometry": asdict(user_files.parse_bearing(name))} for name in bearings]})
+    manifest = _manifest(
+        cfg,
+        description,
+        recordings,
+        plan,
+        arrays,
+        {
+            "skipped_files": skipped,
+            "ignored_files": ignored,
+            "bearings": [{"name": name, "geometry": asdict(user_files.parse_bearing(name))} for name in bearings],
+        },
+    )
     write_prepared(final, arrays, manifest)
     log.info("prepared %d windows in %.1f s: %s", len(arrays["windows"]), time.perf_counter() - start, final)
     return final
@@ -144,8 +173,9 @@ def load_prepared(path: str | Path, verify: bool = False) -> PreparedDataset:
     except (ValueError, KeyError, TypeError, AttributeError) as err:  # bad JSON/UTF-8, missing keys, wrong types
         raise DatasetError(f"{path}: {MANIFEST} is corrupt ({type(err).__name__}: {err})") from None
     if version != DATASET_FORMAT_VERSION:
-        raise DatasetError(f"{path}: format version {version}, this code reads {DATASET_FORMAT_VERSION}; "
-                           "prepare the dataset again")
+        raise DatasetError(
+            f"{path}: format version {version}, this code reads {DATASET_FORMAT_VERSION}; prepare the dataset again"
+        )
     arrays = {}
     for name, (dtype, shape) in specs.items():
         try:
@@ -153,8 +183,9 @@ def load_prepared(path: str | Path, verify: bool = False) -> PreparedDataset:
         except (OSError, ValueError) as err:
             raise DatasetError(f"{path}: cannot read {name}.npy ({err})") from None
         if str(arrays[name].dtype) != dtype or list(arrays[name].shape) != shape:
-            raise DatasetError(f"{path}: {name}.npy is {arrays[name].dtype} {arrays[name].shape}, "
-                               f"the manifest says {dtype} {shape}")
+            raise DatasetError(
+                f"{path}: {name}.npy is {arrays[name].dtype} {arrays[name].shape}, the manifest says {dtype} {shape}"
+            )
     if verify and content_hash(arrays) != expected_hash:
         raise DatasetError(f"{path}: arrays do not match the manifest's content hash")
     return PreparedDataset(path, manifest, arrays)
@@ -174,11 +205,13 @@ def split_counts(arrays: dict[str, np.ndarray], names: list[str]) -> dict[str, d
     """Windows per split and class (`names`, the label order), and recordings with a window in each split."""
     split_codes, labels, recording = arrays["split"], arrays["labels"], arrays["recording"]
     return {
-        "windows_per_split": {split: {name: int(np.count_nonzero((split_codes == code) & (labels == k)))
-                                      for k, name in enumerate(names)}
-                              for code, split in enumerate(SPLIT_NAMES)},
-        "recordings_per_split": {split: len(np.unique(recording[split_codes == code]))
-                                 for code, split in enumerate(SPLIT_NAMES)},
+        "windows_per_split": {
+            split: {name: int(np.count_nonzero((split_codes == code) & (labels == k))) for k, name in enumerate(names)}
+            for code, split in enumerate(SPLIT_NAMES)
+        },
+        "recordings_per_split": {
+            split: len(np.unique(recording[split_codes == code])) for code, split in enumerate(SPLIT_NAMES)
+        },
     }
 
 
@@ -189,18 +222,36 @@ def _synthetic(cfg: DataConfig) -> tuple[list[_Recording], list[dict[str, str]],
         for load in sorted(NOMINAL_RPM):
             for rep in range(cfg.recordings_per_load):
                 seed = int(np.random.SeedSequence([cfg.seed, class_index(label), load, rep]).generate_state(1)[0])
-                sim = simulate_recording(label, load, seed, duration_s=cfg.duration_s, snr_db=cfg.snr_db,
-                                         sample_rate=cfg.sample_rate, bearing=BEARINGS[cfg.bearing])
-                recordings.append(_Recording(sim.signal, label, load, sim.params["rpm"], f"simulator seed={seed}",
-                                             [], {name: sim.params[name] for name in GROUND_TRUTH},
-                                             *_ten_class_facts(cfg, label)))
+                sim = simulate_recording(
+                    label,
+                    load,
+                    seed,
+                    duration_s=cfg.duration_s,
+                    snr_db=cfg.snr_db,
+                    sample_rate=cfg.sample_rate,
+                    bearing=BEARINGS[cfg.bearing],
+                )
+                recordings.append(
+                    _Recording(
+                        sim.signal,
+                        label,
+                        load,
+                        sim.params["rpm"],
+                        f"simulator seed={seed}",
+                        [],
+                        {name: sim.params[name] for name in GROUND_TRUTH},
+                        *_ten_class_facts(cfg, label),
+                    )
+                )
     return recordings, [], []
 
 
 def _cwru(cfg: DataConfig) -> tuple[list[_Recording], list[dict[str, str]], list[dict[str, str]]]:
     folder = read_cwru_folder(cfg.path, strict=cfg.strict, min_samples=cfg.window)
-    recordings = [_Recording(r.signal, r.label, r.load_hp, r.rpm, r.source, r.notes, {},
-                             *_ten_class_facts(cfg, r.label)) for r in folder.records]
+    recordings = [
+        _Recording(r.signal, r.label, r.load_hp, r.rpm, r.source, r.notes, {}, *_ten_class_facts(cfg, r.label))
+        for r in folder.records
+    ]
     return recordings, folder.skipped, folder.ignored
 
 
@@ -211,9 +262,21 @@ def _ten_class_facts(cfg: DataConfig, label: str) -> tuple[str, float, str]:
 
 def _files(cfg: DataConfig) -> tuple[list[_Recording], list[dict[str, str]], list[dict[str, str]]]:
     rows = _manifest_rows(cfg)
-    recordings = [_Recording(r.signal, r.row.label, r.row.load, r.row.rpm, str(r.row.path), r.notes, {},
-                             user_files.class_of(r.row, cfg.task), r.row.fault_size, r.row.bearing_name)
-                  for r in user_files.read_recordings(cfg.manifest, rows, cfg.sample_rate, cfg.window)]
+    recordings = [
+        _Recording(
+            r.signal,
+            r.row.label,
+            r.row.load,
+            r.row.rpm,
+            str(r.row.path),
+            r.notes,
+            {},
+            user_files.class_of(r.row, cfg.task),
+            r.row.fault_size,
+            r.row.bearing_name,
+        )
+        for r in user_files.read_recordings(cfg.manifest, rows, cfg.sample_rate, cfg.window)
+    ]
     return recordings, [], []
 
 
@@ -223,11 +286,12 @@ def _manifest_rows(cfg: DataConfig) -> list[user_files.ManifestRow]:
     return rows
 
 
-def _window_arrays(cfg: DataConfig, recordings: list[_Recording], segments: list[Segment],
-                   names: list[str], bearings: list[str]) -> dict[str, np.ndarray]:
+def _window_arrays(
+    cfg: DataConfig, recordings: list[_Recording], segments: list[Segment], names: list[str], bearings: list[str]
+) -> dict[str, np.ndarray]:
     """Per-window arrays, windows cut inside each segment; per-recording facts repeat for each window. Labels
     index `names`, the `bearing` array indexes `bearings`."""
-    framed = [frame(recordings[s.recording].signal[s.start:s.stop], cfg.window, cfg.hop) for s in segments]
+    framed = [frame(recordings[s.recording].signal[s.start : s.stop], cfg.window, cfg.hop) for s in segments]
     counts = [len(f) for f in framed]
 
     def per_window(values: list, dtype: type) -> np.ndarray:
@@ -269,8 +333,14 @@ def dataset_description(cfg: DataConfig) -> dict[str, Any]:
     }
 
 
-def _manifest(cfg: DataConfig, description: dict[str, Any], recordings: list[_Recording], plan: SplitPlan,
-              arrays: dict[str, np.ndarray], files: dict[str, list]) -> dict[str, Any]:
+def _manifest(
+    cfg: DataConfig,
+    description: dict[str, Any],
+    recordings: list[_Recording],
+    plan: SplitPlan,
+    arrays: dict[str, np.ndarray],
+    files: dict[str, list],
+) -> dict[str, Any]:
     names = description["class_names"]
     hop, window = cfg.hop, cfg.window
     segments = [[s for s in plan.segments if s.recording == i] for i in range(len(recordings))]
@@ -287,12 +357,29 @@ def _manifest(cfg: DataConfig, description: dict[str, Any], recordings: list[_Re
         "n_windows": len(arrays["labels"]),
         "n_recordings": len(recordings),
         **split_counts(arrays, names),
-        "recordings": [{"label": r.label, "class": r.klass, "load_hp": r.load_hp, "rpm": r.rpm,
-                        "bearing": r.bearing_name, "source": r.source, "notes": r.notes,
-                        "n_samples": len(r.signal), "split": "+".join(dict.fromkeys(s.split for s in mine)) or "unused",
-                        "segments": [{"split": s.split, "start": s.start, "stop": s.stop,
-                                      "windows": 1 + (s.stop - s.start - window) // hop} for s in mine]}
-                       for r, mine in zip(recordings, segments)],
+        "recordings": [
+            {
+                "label": r.label,
+                "class": r.klass,
+                "load_hp": r.load_hp,
+                "rpm": r.rpm,
+                "bearing": r.bearing_name,
+                "source": r.source,
+                "notes": r.notes,
+                "n_samples": len(r.signal),
+                "split": "+".join(dict.fromkeys(s.split for s in mine)) or "unused",
+                "segments": [
+                    {
+                        "split": s.split,
+                        "start": s.start,
+                        "stop": s.stop,
+                        "windows": 1 + (s.stop - s.start - window) // hop,
+                    }
+                    for s in mine
+                ],
+            }
+            for r, mine in zip(recordings, segments)
+        ],
         **files,
         "arrays": {name: {"dtype": str(a.dtype), "shape": list(a.shape)} for name, a in arrays.items()},
         "data_config": asdict(cfg),

@@ -4,6 +4,7 @@ A file holds one recording; where it holds several channels or variables, `varia
 .mat variable, a CSV column header, or a channel number for .npy and .wav). Integer .wav samples are scaled to
 [-1, 1), the convention of audio tools, since a .wav carries no physical unit.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -55,8 +56,10 @@ def _one_channel(data: np.ndarray, variable: Optional[str]) -> np.ndarray:
         data = data.reshape(-1)
     if data.ndim == 2:
         if variable is None or not str(variable).isdigit() or int(variable) >= data.shape[1]:
-            raise SignalFileError(f"{data.shape[1]} channels (shape {list(data.shape)}); the manifest's variable "
-                                  f"must name one, 0..{data.shape[1] - 1} (got {variable!r})")
+            raise SignalFileError(
+                f"{data.shape[1]} channels (shape {list(data.shape)}); the manifest's variable "
+                f"must name one, 0..{data.shape[1] - 1} (got {variable!r})"
+            )
         data = data[:, int(variable)]
     if data.ndim != 1:
         raise SignalFileError(f"an array of shape {list(data.shape)}; expected one signal [T] or [T, channels]")
@@ -75,8 +78,10 @@ def _csv_column(path: Path, variable: Optional[str]) -> np.ndarray:
             raise SignalFileError(f"no column {variable!r}; columns: {[str(c) for c in numbers.columns]}")
         return _finite(numbers[variable].to_numpy(dtype=np.float64))
     if numbers.shape[1] != 1:
-        raise SignalFileError(f"{numbers.shape[1]} columns {[str(c) for c in numbers.columns]}; the manifest's "
-                              "variable must name the one to read")
+        raise SignalFileError(
+            f"{numbers.shape[1]} columns {[str(c) for c in numbers.columns]}; the manifest's "
+            "variable must name the one to read"
+        )
     return _finite(numbers.iloc[:, 0].to_numpy(dtype=np.float64))
 
 
@@ -86,8 +91,9 @@ def _mat_variable(path: Path, variable: Optional[str]) -> np.ndarray:
     arrays = {k: v for k, v in contents.items() if isinstance(v, np.ndarray) and v.dtype.kind in "fiu" and v.size > 1}
     if variable is None:
         if len(arrays) != 1:
-            raise SignalFileError(f"{len(arrays)} numeric variables {sorted(arrays)}; the manifest's variable "
-                                  "must name the one to read")
+            raise SignalFileError(
+                f"{len(arrays)} numeric variables {sorted(arrays)}; the manifest's variable must name the one to read"
+            )
         variable = next(iter(arrays))
     if variable not in arrays:
         raise SignalFileError(f"no numeric variable {variable!r}; variables: {sorted(contents)}")

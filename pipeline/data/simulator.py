@@ -9,6 +9,7 @@ The mode is integrated with the trapezoidal rule (Tustin) at the sampling rate, 
 any window cut from a recording. Tustin maps the continuous resonance w to (2/dt) atan(w dt/2), so the
 equation's w_n is pre-warped to put the sampled resonance at the drawn physical `resonance_hz`.
 """
+
 from __future__ import annotations
 
 import math

@@ -17,6 +17,7 @@ two recordings (holding one out then removes no operating condition from trainin
 on the test side (CWRU's normal baseline exists at 0 HP only) is cut in time into train/val/test blocks
 instead, and the plan names it in `fallbacks`.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -32,8 +33,10 @@ from pipeline.data.tasks import class_names, task_label
 from pipeline.data.windows import SPLIT_NAMES
 
 _WHOLE_VALIDATION = "whole recordings: a val_fraction share of each class's training-side recordings, spread over loads"
-TIME_SPLIT_CAVEAT = ("test blocks come from the very recordings training saw (same bearing, load and speed), "
-                     "so the score overstates accuracy on new bearings or conditions")
+TIME_SPLIT_CAVEAT = (
+    "test blocks come from the very recordings training saw (same bearing, load and speed), "
+    "so the score overstates accuracy on new bearings or conditions"
+)
 
 
 @dataclass(frozen=True)
@@ -52,8 +55,14 @@ class SplitPlan:
     optimistic: Optional[str] = None  # why test scores overstate generalisation, when they do
 
 
-def plan_splits(cfg: DataConfig, labels: Sequence[str], loads: Sequence[int], lengths: Sequence[int],
-                classes: Optional[Sequence[str]] = None, sizes: Optional[Sequence[float]] = None) -> SplitPlan:
+def plan_splits(
+    cfg: DataConfig,
+    labels: Sequence[str],
+    loads: Sequence[int],
+    lengths: Sequence[int],
+    classes: Optional[Sequence[str]] = None,
+    sizes: Optional[Sequence[float]] = None,
+) -> SplitPlan:
     """The segments of `cfg.split` for recordings of `labels`, `loads` and `lengths` (samples).
 
     `classes` (what the model learns per recording) and `sizes` (fault size, 0 for none) default to what the
@@ -68,14 +77,21 @@ def plan_splits(cfg: DataConfig, labels: Sequence[str], loads: Sequence[int], le
     cutter = _Cutter(cfg, labels, loads, lengths)
     if cfg.split == "time":
         segments = [s for i in range(len(labels)) for s in cutter.cut(i, cutter.train_val_test)]
-        return SplitPlan(segments, f"time: the block of {cfg.val_fraction:g} of each recording between its train "
-                         f"and test blocks, {cfg.window}-sample gaps", [], TIME_SPLIT_CAVEAT)
+        return SplitPlan(
+            segments,
+            f"time: the block of {cfg.val_fraction:g} of each recording between its train "
+            f"and test blocks, {cfg.window}-sample gaps",
+            [],
+            TIME_SPLIT_CAVEAT,
+        )
     everything = np.arange(len(labels))
-    if cfg.split == "recording" and _fewest_per_class(labels, everything) >= 3 \
-            and _fewest_per_condition(labels, loads, everything) >= 2:
+    if (
+        cfg.split == "recording"
+        and _fewest_per_class(labels, everything) >= 3
+        and _fewest_per_condition(labels, loads, everything) >= 2
+    ):
         splits = split_by_recording(labels, loads, cfg.val_fraction, cfg.test_fraction, cfg.seed)
-        return SplitPlan([Segment(i, 0, int(lengths[i]), str(s)) for i, s in enumerate(splits)],
-                         _WHOLE_VALIDATION, [])
+        return SplitPlan([Segment(i, 0, int(lengths[i]), str(s)) for i, s in enumerate(splits)], _WHOLE_VALIDATION, [])
 
     rng = np.random.default_rng(cfg.seed)
     sides = _sides(cfg, labels, loads, sizes, rng)
@@ -84,24 +100,28 @@ def plan_splits(cfg: DataConfig, labels: Sequence[str], loads: Sequence[int], le
         members = np.flatnonzero(classes == label)
         train, test = members[sides[members] == "train"], members[sides[members] == "test"]
         if len(train) == 0:
-            raise DatasetError(f"data.split={cfg.split}: class {label!r} has no recording on the training side "
-                               f"({_where(cfg, labels, loads, members)}); nothing to learn it from")
+            raise DatasetError(
+                f"data.split={cfg.split}: class {label!r} has no recording on the training side "
+                f"({_where(cfg, labels, loads, members)}); nothing to learn it from"
+            )
         if len(test) == 0:
-            fallbacks.append(f"{label}: no recording on the test side ({_where(cfg, labels, loads, members)}); its "
-                             f"{len(train)} training-side recording(s) cut in time into train/val/test blocks, "
-                             f"{cfg.window}-sample gaps")
+            fallbacks.append(
+                f"{label}: no recording on the test side ({_where(cfg, labels, loads, members)}); its "
+                f"{len(train)} training-side recording(s) cut in time into train/val/test blocks, "
+                f"{cfg.window}-sample gaps"
+            )
             segments += [s for i in train for s in cutter.cut(i, cutter.train_val_test)]
             continue
         segments += [Segment(int(i), 0, int(lengths[i]), "test") for i in test]
         whole_train.extend(train.tolist())
-    validation, train_segments = _validation(cfg, labels, loads, np.array(sorted(whole_train), dtype=int),
-                                             cutter, rng)
+    validation, train_segments = _validation(cfg, labels, loads, np.array(sorted(whole_train), dtype=int), cutter, rng)
     segments = sorted(segments + train_segments, key=lambda s: (s.recording, s.start))
     return SplitPlan(segments, validation, fallbacks)
 
 
-def _sides(cfg: DataConfig, labels: np.ndarray, loads: np.ndarray, sizes: np.ndarray,
-           rng: np.random.Generator) -> np.ndarray:
+def _sides(
+    cfg: DataConfig, labels: np.ndarray, loads: np.ndarray, sizes: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
     """'train', 'test' or '' (unused) per recording, by the split's rule."""
     if cfg.split == "load_shift":
         return np.select([np.isin(loads, cfg.test_loads), np.isin(loads, cfg.train_loads)], ["test", "train"], "")
@@ -119,8 +139,9 @@ def _sides(cfg: DataConfig, labels: np.ndarray, loads: np.ndarray, sizes: np.nda
     return sides
 
 
-def _validation(cfg: DataConfig, labels: np.ndarray, loads: np.ndarray, train: np.ndarray, cutter: _Cutter,
-                rng: np.random.Generator) -> tuple[str, list[Segment]]:
+def _validation(
+    cfg: DataConfig, labels: np.ndarray, loads: np.ndarray, train: np.ndarray, cutter: _Cutter, rng: np.random.Generator
+) -> tuple[str, list[Segment]]:
     """Validation segments taken from the whole training recordings `train`, and how they were taken."""
     if len(train) and _fewest_per_condition(labels, loads, train) >= 2:
         splits = {int(i): "train" for i in train}
@@ -130,13 +151,16 @@ def _validation(cfg: DataConfig, labels: np.ndarray, loads: np.ndarray, train: n
             splits.update({int(i): "val" for i in _interleave_loads(members, loads, rng)[:n_val]})
         return _WHOLE_VALIDATION, [Segment(i, 0, int(cutter.lengths[i]), s) for i, s in splits.items()]
     segments = [s for i in train for s in cutter.cut(i, {"train": 1 - cfg.val_fraction, "val": cfg.val_fraction})]
-    return (f"time: the last {cfg.val_fraction:g} of each training recording, after a gap of {cfg.window} samples "
-            "(the training side holds one recording per class and load)"), segments
+    return (
+        f"time: the last {cfg.val_fraction:g} of each training recording, after a gap of {cfg.window} samples "
+        "(the training side holds one recording per class and load)"
+    ), segments
 
 
 @dataclass(frozen=True)
 class _Cutter:
     """Cuts a recording into consecutive blocks, one per split, with a gap of one window between blocks."""
+
     cfg: DataConfig
     labels: np.ndarray
     loads: np.ndarray
@@ -153,10 +177,12 @@ class _Cutter:
         sizes = {name: round(fraction * usable) for name, fraction in fractions.items() if name != "train"}
         sizes = {"train": usable - sum(sizes.values()), **sizes}
         if min(sizes.values()) < window:
-            raise DatasetError(f"data.split={self.cfg.split}: recording {self.labels[recording]} at "
-                               f"{self.loads[recording]} HP has {length} samples, too few for "
-                               f"{'/'.join(sizes)} blocks of at least one window ({window}) with {window}-sample "
-                               "gaps; use a shorter data.window")
+            raise DatasetError(
+                f"data.split={self.cfg.split}: recording {self.labels[recording]} at "
+                f"{self.loads[recording]} HP has {length} samples, too few for "
+                f"{'/'.join(sizes)} blocks of at least one window ({window}) with {window}-sample "
+                "gaps; use a shorter data.window"
+            )
         segments, start = [], 0
         for name in SPLIT_NAMES:
             if name in sizes:
@@ -173,8 +199,13 @@ def _where(cfg: DataConfig, labels: np.ndarray, loads: np.ndarray, members: np.n
     return f"{len(members)} recording(s) {at}"
 
 
-def split_by_recording(recording_labels: Sequence[str], recording_loads: Sequence[int], val_fraction: float,
-                       test_fraction: float, seed: int) -> np.ndarray:
+def split_by_recording(
+    recording_labels: Sequence[str],
+    recording_loads: Sequence[int],
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
+) -> np.ndarray:
     """'train'/'val'/'test' per recording, stratified by class and spread over loads.
 
     Every class needs at least 3 recordings, so that it appears in every split.
@@ -185,12 +216,14 @@ def split_by_recording(recording_labels: Sequence[str], recording_loads: Sequenc
     for label in sorted(set(labels.tolist())):
         members = np.flatnonzero(labels == label)
         if len(members) < 3:
-            raise ValueError(f"class {label!r} has {len(members)} recording(s); a split by recording needs "
-                             "at least 3 (one each for train, val and test)")
+            raise ValueError(
+                f"class {label!r} has {len(members)} recording(s); a split by recording needs "
+                "at least 3 (one each for train, val and test)"
+            )
         order = _interleave_loads(members, loads, rng)
         n_test, n_val = _held_out_counts(len(members), test_fraction, val_fraction)
         splits[order[:n_test]] = "test"
-        splits[order[n_test:n_test + n_val]] = "val"
+        splits[order[n_test : n_test + n_val]] = "val"
     return splits
 
 

@@ -1,5 +1,6 @@
 """What a label means: the task chooses which classes a model tells apart, and every recording's ten-class
 name maps to one of them. The manifest's `class_names` is the task's list, so labels index it."""
+
 from __future__ import annotations
 
 from pipeline.data.classes import CLASS_NAMES, FAULT_LOCATIONS, fault_location

@@ -1,4 +1,5 @@
 """Cutting recordings into windows, and the names of the splits windows are assigned to (see splits.py)."""
+
 from __future__ import annotations
 
 import numpy as np

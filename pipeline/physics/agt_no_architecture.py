@@ -90,8 +90,9 @@ class AGTNOArchitecture(VariationalClassifier):
         known = class_locations is not None and all(loc is not None for loc in class_locations)
         self.class_locations = list(class_locations) if known else None
         self.w_ref = float(tustin_omega(REFERENCE_RESONANCE_HZ, sample_rate))
-        self.register_buffer("orders", torch.arange(ORDER_RANGE[0], ORDER_RANGE[1] + 1e-9, ORDER_STEP),
-                             persistent=False)
+        self.register_buffer(
+            "orders", torch.arange(ORDER_RANGE[0], ORDER_RANGE[1] + 1e-9, ORDER_STEP), persistent=False
+        )
         self.order_grid = tuple(self.orders.tolist())  # the same orders, as the one-speed reading's cache key
 
         # the spectrum view: log power of every input channel over frequency
@@ -106,8 +107,12 @@ class AGTNOArchitecture(VariationalClassifier):
         envelope_dim = 0
         if n_bands:
             self.band_head = nn.Conv1d(hidden_dim, n_bands, kernel_size=1)
-            self.order_conv = nn.Sequential(nn.Conv1d(n_bands, hidden_dim, 3, padding=1), nn.GELU(),
-                                            nn.Conv1d(hidden_dim, hidden_dim, 3, padding=1), nn.GELU())
+            self.order_conv = nn.Sequential(
+                nn.Conv1d(n_bands, hidden_dim, 3, padding=1),
+                nn.GELU(),
+                nn.Conv1d(hidden_dim, hidden_dim, 3, padding=1),
+                nn.GELU(),
+            )
             envelope_dim = hidden_dim * len(self.orders)
             self.envelope_norm = nn.LayerNorm(envelope_dim)
         pooled_dim = spectrum_dim + envelope_dim
@@ -126,8 +131,13 @@ class AGTNOArchitecture(VariationalClassifier):
             self.fields_filter.weight[0, 0, FIELD_TAPS // 2] = -1.0
             self.fields_filter.weight[2, 0, FIELD_TAPS // 2] = 1.0
 
-    def forward(self, x: torch.Tensor, physics: bool = True, shaft_hz: Optional[torch.Tensor | float] = None,
-                bearing: Optional[torch.Tensor] = None) -> dict:
+    def forward(
+        self,
+        x: torch.Tensor,
+        physics: bool = True,
+        shaft_hz: Optional[torch.Tensor | float] = None,
+        bearing: Optional[torch.Tensor] = None,
+    ) -> dict:
         """x: `[B, L]` or `[B, L, input_dim]`; shaft_hz: `[B]` shaft speed, or one number for every window (what
         the serving path reads fastest), nominal when None;
         bearing: `[B, 4]` each window's bearing geometry for the kinematics residual, the constructor's when None.
@@ -155,14 +165,24 @@ class AGTNOArchitecture(VariationalClassifier):
         class_probs = outputs["predictions"].softmax(dim=-1) if self.class_locations is not None else None
         with full_precision(signal):
             residuals = physics_residuals(
-                fields, signal[..., 0], self.sample_rate,
-                natural_freq_hz=params["natural_freq_hz"], damping_ratio=params["damping_ratio"],
-                class_probs=class_probs, class_locations=self.class_locations, shaft_hz=shaft,
+                fields,
+                signal[..., 0],
+                self.sample_rate,
+                natural_freq_hz=params["natural_freq_hz"],
+                damping_ratio=params["damping_ratio"],
+                class_probs=class_probs,
+                class_locations=self.class_locations,
+                shaft_hz=shaft,
                 bearing=self.bearing if bearing is None else bearing,
             )
             coupled = energy_balance(fields, self.sample_rate, params["natural_freq_hz"], params["damping_ratio"])
-        return {**outputs, "physics_residuals": residuals, "coupled_fields": coupled, "fields": fields,
-                "physical_params": params}
+        return {
+            **outputs,
+            "physics_residuals": residuals,
+            "coupled_fields": coupled,
+            "fields": fields,
+            "physical_params": params,
+        }
 
     def _encode(self, signal: torch.Tensor, shaft_hz: torch.Tensor | float) -> torch.Tensor:
         """The encoder's hidden layer `[B, hidden]` of windows `[B, L, C]`: both views, pooled and encoded.
@@ -178,8 +198,9 @@ class AGTNOArchitecture(VariationalClassifier):
         if self.n_bands:
             weights = self._band_weights(h, spectrum.shape[-1])
             with full_precision(signal):
-                lines = envelope_lines(spectrum[:, 0], weights, length, shaft_hz, self.sample_rate, self.orders,
-                                       self.order_grid)
+                lines = envelope_lines(
+                    spectrum[:, 0], weights, length, shaft_hz, self.sample_rate, self.orders, self.order_grid
+                )
             features.append(self.envelope_norm(self.order_conv(lines.to(dtype)).flatten(1)))
         return self.encoder(self.dropout(torch.cat(features, dim=-1)))
 
@@ -189,8 +210,13 @@ class AGTNOArchitecture(VariationalClassifier):
     def _servable(self, signal: torch.Tensor) -> bool:
         """Whether the serving plan may run: eval mode (no dropout, no latent sampling), no autograd to record,
         no autocast or compilation to honour, float32."""
-        return not (self.training or torch.is_grad_enabled() or torch.is_autocast_enabled(signal.device.type)
-                    or torch.compiler.is_compiling() or signal.dtype != torch.float32)
+        return not (
+            self.training
+            or torch.is_grad_enabled()
+            or torch.is_autocast_enabled(signal.device.type)
+            or torch.compiler.is_compiling()
+            or signal.dtype != torch.float32
+        )
 
     def _serving_plan(self) -> ServingPlan:
         """The serving plan of the current weights (pipeline.physics.serving), rebuilt when they change."""

@@ -7,6 +7,7 @@ zone modulates the strikes. Those rates are fixed multiples of the shaft speed (
 the envelope spectrum on a grid of shaft orders gives the same picture at every load, and on every bearing of the
 same geometry. Everything here is differentiable, so the bands to demodulate can be learned.
 """
+
 from __future__ import annotations
 
 import functools
@@ -15,8 +16,9 @@ import torch
 from torch import Tensor
 
 
-def envelope_order_spectrum(spectrum: Tensor, bands: Tensor, length: int, shaft_hz: Tensor, sample_rate: float,
-                            orders: Tensor) -> Tensor:
+def envelope_order_spectrum(
+    spectrum: Tensor, bands: Tensor, length: int, shaft_hz: Tensor, sample_rate: float, orders: Tensor
+) -> Tensor:
     """Magnitude of the squared-envelope spectrum of each band, read at `orders` of the shaft speed.
 
     spectrum: rfft of the windows `[B, F]` (F = length // 2 + 1); bands: weights in [0, 1] over those bins
@@ -35,15 +37,17 @@ def envelope_order_spectrum(spectrum: Tensor, bands: Tensor, length: int, shaft_
     return lines.gather(-1, index) * (1 - frac) + lines.gather(-1, index + 1) * frac
 
 
-def envelope_order_spectrum_at(spectrum: Tensor, bands: Tensor, length: int, shaft_hz: float, sample_rate: float,
-                               orders: tuple[float, ...]) -> Tensor:
+def envelope_order_spectrum_at(
+    spectrum: Tensor, bands: Tensor, length: int, shaft_hz: float, sample_rate: float, orders: tuple[float, ...]
+) -> Tensor:
     """`envelope_order_spectrum` of windows that all turn at one `shaft_hz` (serving: one speed per request),
     equal to float tolerance in fewer, smaller steps: the division by the mean is done on the few bins the
     orders fall between (the transform is linear), and the reading is one matmul with a matrix made once per
     speed. `orders` is a tuple, the key of that matrix, so that the model converts its grid once, not per call."""
     energy, mean = _squared_envelope(spectrum, bands, length)
-    taper, minus_taper_lines, reading = _order_reading(length, shaft_hz, sample_rate, orders, energy.dtype,
-                                                       energy.device)
+    taper, minus_taper_lines, reading = _order_reading(
+        length, shaft_hz, sample_rate, orders, energy.dtype, energy.device
+    )
     lines = torch.fft.rfft(energy * taper, dim=-1)[..., : len(reading)]
     return torch.addcdiv(minus_taper_lines, lines, mean).abs() @ reading  # |lines / mean - taper lines|
 
@@ -67,8 +71,14 @@ def _taper(length: int, dtype: torch.dtype, device: torch.device) -> tuple[Tenso
 
 
 @functools.lru_cache(maxsize=64)
-def _order_reading(length: int, shaft_hz: float, sample_rate: float, orders: tuple[float, ...], dtype: torch.dtype,
-                   device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+def _order_reading(
+    length: int,
+    shaft_hz: float,
+    sample_rate: float,
+    orders: tuple[float, ...],
+    dtype: torch.dtype,
+    device: torch.device,
+) -> tuple[Tensor, Tensor, Tensor]:
     """For `envelope_order_spectrum_at`: the taper, minus the spectrum of the taper on the n bins read (what the
     envelope's mean contributes there), and `[n, len(orders)]` interpolation weights times the line scale,
     from the same positions `envelope_order_spectrum` computes."""

@@ -17,6 +17,7 @@ residuals have T-2 samples. `natural_freq_hz` is the w_n/2pi of this discrete eq
 records it next to the physical resonance it was pre-warped from (Tustin maps w_n to
 (2/dt) atan(w_n dt/2)).
 """
+
 from __future__ import annotations
 
 import math
@@ -73,8 +74,9 @@ def physics_residuals(
         "measurement": (mismatch[:, 1:] - mismatch[:, :-1]) / _rms(s_a[:, 1:] - s_a[:, :-1]).unsqueeze(-1),
     }
     if class_probs is not None and class_locations is not None:
-        residuals["kinematics"] = kinematics_residual(force, class_probs, class_locations, sample_rate, shaft_hz,
-                                                      bearing)
+        residuals["kinematics"] = kinematics_residual(
+            force, class_probs, class_locations, sample_rate, shaft_hz, bearing
+        )
     return residuals
 
 

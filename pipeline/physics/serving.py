@@ -8,6 +8,7 @@ path of each FNO block as the accumulator of its spectral synthesis. The model b
 version. It computes what the modules' forward computes, to float rounding (tests/physics/
 test_agt_no_architecture.py compares the two); training, and anything needing autograd, runs the modules.
 """
+
 from __future__ import annotations
 
 import functools
@@ -43,8 +44,12 @@ class ServingPlan:
 
     def __init__(self, model: nn.Module):
         """`model`: the AGTNOArchitecture that builds this plan (read by its layers, so not imported here)."""
-        self._slots = [(module._parameters, name) for module in model.modules()
-                       for name, param in module._parameters.items() if param is not None]
+        self._slots = [
+            (module._parameters, name)
+            for module in model.modules()
+            for name, param in module._parameters.items()
+            if param is not None
+        ]
         self.version = self.weights_version()
         self.sample_rate, self.orders, self.order_grid = model.sample_rate, model.orders, model.order_grid
         with torch.inference_mode(False), torch.no_grad():  # plain tensors: usable outside inference mode too
@@ -53,8 +58,11 @@ class ServingPlan:
             self.spectrum_norm = _layer_norm(model.spectrum_norm)
             self.band_head = _matrix(model.band_head) if model.n_bands else None
             if model.n_bands:
-                self.order_convs = [(conv.weight.detach(), conv.bias.detach(), conv.padding)
-                                    for conv in model.order_conv if isinstance(conv, nn.Conv1d)]
+                self.order_convs = [
+                    (conv.weight.detach(), conv.bias.detach(), conv.padding)
+                    for conv in model.order_conv
+                    if isinstance(conv, nn.Conv1d)
+                ]
                 self.envelope_norm = _layer_norm(model.envelope_norm)
             self.encoder = _linear(model.encoder[0])
             self.latent_head, self.classifier = _linear(model.latent_head), _linear(model.classifier)
@@ -64,8 +72,7 @@ class ServingPlan:
         """Storage and in-place version of every parameter: they change with an optimizer step, a load_state_dict,
         a move to another device or dtype, and a parameter put in another's place (the plan keeps the old one's
         storage alive, so the new one cannot reuse its address)."""
-        return tuple((param.data_ptr(), param._version) for params, name in self._slots
-                     for param in (params[name],))
+        return tuple((param.data_ptr(), param._version) for params, name in self._slots for param in (params[name],))
 
     def decide(self, signal: Tensor, shaft_hz: Tensor | float) -> dict:
         """predictions, mean, log_var and uncertainties of windows `[B, L, C]` (float32 or float64), read at
@@ -82,8 +89,9 @@ class ServingPlan:
         if self.band_head is not None:
             weights = torch.baddbmm(self.band_head[1], self.band_head[0].expand(batch, -1, -1), h).sigmoid()
             weights = F.interpolate(weights, size=spectrum.shape[-1], mode="linear", align_corners=True)
-            orders = envelope_lines(spectrum[:, 0], weights, length, shaft_hz, self.sample_rate, self.orders,
-                                    self.order_grid)
+            orders = envelope_lines(
+                spectrum[:, 0], weights, length, shaft_hz, self.sample_rate, self.orders, self.order_grid
+            )
             for weight, bias, padding in self.order_convs:
                 orders = F.gelu(F.conv1d(orders, weight, bias, padding=padding))
             features.append(self.envelope_norm(orders.flatten(1)))
@@ -96,8 +104,9 @@ class ServingPlan:
         key = (h.shape[-1], h.dtype)
         if key not in self._tables:
             with torch.inference_mode(False), torch.no_grad():
-                self._tables[key] = [None if isinstance(block, _Attention) else _fourier_table(block, *key)
-                                     for block in self.blocks]
+                self._tables[key] = [
+                    None if isinstance(block, _Attention) else _fourier_table(block, *key) for block in self.blocks
+                ]
         return self._tables[key]
 
 
@@ -118,13 +127,16 @@ def _fno_forward(x: Tensor, block: _Fno, analysis: Tensor, synthesis: Tensor, mi
 
 def _fno(block: FNOBlock) -> _Fno:
     norm = block.norm
-    return _Fno(block.spectral.weight.detach(), block.spectral.n_modes, *_matrix(block.pointwise),
-                (norm.weight.detach(), norm.bias.detach(), norm.eps))
+    return _Fno(
+        block.spectral.weight.detach(),
+        block.spectral.n_modes,
+        *_matrix(block.pointwise),
+        (norm.weight.detach(), norm.bias.detach(), norm.eps),
+    )
 
 
 def _attention(block: nn.Module) -> _Attention:
-    return _Attention(block.n_heads, block.patch_size, _layer_norm(block.norm), _linear(block.qkv),
-                      _linear(block.out))
+    return _Attention(block.n_heads, block.patch_size, _layer_norm(block.norm), _linear(block.qkv), _linear(block.out))
 
 
 def _matrix(conv: nn.Conv1d) -> tuple[Tensor, Tensor]:
@@ -137,5 +149,10 @@ def _linear(layer: nn.Linear) -> functools.partial:
 
 
 def _layer_norm(norm: nn.LayerNorm) -> functools.partial:
-    return functools.partial(F.layer_norm, normalized_shape=norm.normalized_shape, weight=norm.weight.detach(),
-                             bias=norm.bias.detach(), eps=norm.eps)
+    return functools.partial(
+        F.layer_norm,
+        normalized_shape=norm.normalized_shape,
+        weight=norm.weight.detach(),
+        bias=norm.bias.detach(),
+        eps=norm.eps,
+    )

@@ -172,8 +172,9 @@ class PatchAttention(nn.Module):
         return patch_attention(x, self.n_heads, self.patch_size, self.norm, self.qkv, self.out, dropout)
 
 
-def patch_attention(x: torch.Tensor, n_heads: int, patch_size: int, norm: Callable, qkv: Callable, out: Callable,
-                    dropout: float = 0.0) -> torch.Tensor:
+def patch_attention(
+    x: torch.Tensor, n_heads: int, patch_size: int, norm: Callable, qkv: Callable, out: Callable, dropout: float = 0.0
+) -> torch.Tensor:
     """PatchAttention's forward, given its layers as callables: its modules, or (serving) their functional forms."""
     batch, channels, length = x.shape
     n_patches = max(1, round(length / patch_size))

@@ -1,5 +1,6 @@
 """The two views AGT-NO reads a window through: its log power spectrum, pooled, and the squared-envelope spectrum
 of chosen bands in shaft orders. Shared by the model's forward and its serving plan (pipeline.physics.serving)."""
+
 from __future__ import annotations
 
 import torch
@@ -25,8 +26,15 @@ def pooled_spectrum(log_power: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
     return torch.cat([band_energy, bands, h.amax(dim=-1)], dim=-1)
 
 
-def envelope_lines(spectrum: torch.Tensor, bands: torch.Tensor, length: int, shaft_hz: torch.Tensor | float,
-                   sample_rate: float, orders: torch.Tensor, order_grid: tuple[float, ...]) -> torch.Tensor:
+def envelope_lines(
+    spectrum: torch.Tensor,
+    bands: torch.Tensor,
+    length: int,
+    shaft_hz: torch.Tensor | float,
+    sample_rate: float,
+    orders: torch.Tensor,
+    order_grid: tuple[float, ...],
+) -> torch.Tensor:
     """log1p of the envelope lines per order step `[B, K, n]` (pipeline.physics.envelope) at each window's speed
     `[B]`, or, faster, at one speed for every window."""
     if torch.is_tensor(shaft_hz):

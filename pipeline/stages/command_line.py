@@ -1,5 +1,6 @@
 """What every Hydra entry point shares: register the schema, validate the composed config against it and
 against this machine, run the stage, fail cleanly."""
+
 from __future__ import annotations
 
 import os

@@ -5,6 +5,7 @@ lookup of a stage's newest finished run.
 Stages hand results on by run id and content hash, never by path, so a run made on one machine is usable on
 any machine that shares the tracking store.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -35,6 +36,7 @@ MAX_PARAM_LENGTH = 6000  # MLflow's limit on a param value
 class ReuseKey:
     """What a stage's result depends on besides the code: its params under `params` (prefixes) except `ignored`,
     and the inputs named by the tags `inputs`. A reusable run also carries the tag `output`."""
+
     params: tuple[str, ...]
     inputs: tuple[str, ...]
     output: str
@@ -44,8 +46,12 @@ class ReuseKey:
 # A model to evaluate or an evaluation to register is named by its run's tag, not by the param that may pick it.
 REUSE_KEYS = {
     "prepare": ReuseKey((), (CONFIG_HASH_TAG,), CONTENT_HASH_TAG),
-    "train": ReuseKey(("model.", "loss.", "training.", "data.augment_"), (CONTENT_HASH_TAG,), MODEL_URI_TAG,
-                      ("training.resume", "training.heartbeat_s", "training.device")),
+    "train": ReuseKey(
+        ("model.", "loss.", "training.", "data.augment_"),
+        (CONTENT_HASH_TAG,),
+        MODEL_URI_TAG,
+        ("training.resume", "training.heartbeat_s", "training.device"),
+    ),
     "evaluate": ReuseKey(("evaluate.",), (TRAIN_RUN_TAG, CONTENT_HASH_TAG), MODEL_URI_TAG, ("evaluate.model_uri",)),
     "register": ReuseKey(("registry.",), (EVALUATION_RUN_TAG,), MODEL_VERSION_TAG, ("registry.evaluation_run_id",)),
 }
@@ -98,6 +104,11 @@ def latest_finished_run(experiment_ids: list[str], stage: str, where: str = "") 
     """The most recently started FINISHED run of `stage` in `experiment_ids`, optionally also matching the
     MLflow filter `where`; None when there is none."""
     conditions = [f"tags.{STAGE_TAG} = '{stage}'", "attributes.status = 'FINISHED'", *([where] if where else [])]
-    runs = mlflow.search_runs(experiment_ids, filter_string=" and ".join(conditions), max_results=1,
-                              order_by=["attributes.start_time DESC"], output_format="list")
+    runs = mlflow.search_runs(
+        experiment_ids,
+        filter_string=" and ".join(conditions),
+        max_results=1,
+        order_by=["attributes.start_time DESC"],
+        output_format="list",
+    )
     return runs[0] if runs else None

@@ -7,6 +7,7 @@ matrix, a reliability diagram and a per-class table. The classes are the dataset
 speed and bearing geometry. The model may have been trained on another machine: it is read from the store, and
 its dataset found or rebuilt on this one (`dataset_of_run`).
 """
+
 from __future__ import annotations
 
 import logging
@@ -20,9 +21,14 @@ import pandas as pd
 
 from pipeline.config import ExperimentConfig
 from pipeline.data.prepared import load_prepared, prepare_dataset
-from pipeline.evaluation import (classification_metrics, confusion_matrix_figure, load_logged_model,
-                                 predict_windows, reliability_figure)
-from pipeline.stages.contract import (DATASET_DIR_TAG, MODEL_URI_TAG, TRAIN_RUN_TAG, latest_finished_run)
+from pipeline.evaluation import (
+    classification_metrics,
+    confusion_matrix_figure,
+    load_logged_model,
+    predict_windows,
+    reliability_figure,
+)
+from pipeline.stages.contract import DATASET_DIR_TAG, MODEL_URI_TAG, TRAIN_RUN_TAG, latest_finished_run
 from pipeline.tracking.datasets import dataset_of_run, log_dataset
 from pipeline.tracking.registry import CLASS_NAMES_TAG
 from pipeline.tracking.run import browse_hint, stage_run
@@ -44,6 +50,7 @@ class EvaluationResult:
 @dataclass(frozen=True)
 class Target:
     """What one evaluation scores: a logged model, the run that trained it (if known), a prepared dataset."""
+
     model_uri: str
     train_run_id: Optional[str]
     dataset_dir: Path
@@ -54,13 +61,19 @@ def newest_train_run_id(experiment: str) -> str:
     found = mlflow.get_experiment_by_name(experiment)
     run = None if found is None else latest_finished_run([found.experiment_id], "train")
     if run is None:
-        raise EvaluationError(f"no finished train run in experiment {experiment!r} of {mlflow.get_tracking_uri()}; "
-                              "run `python -m pipeline.train` first or pass evaluate.model_uri=<model uri>")
+        raise EvaluationError(
+            f"no finished train run in experiment {experiment!r} of {mlflow.get_tracking_uri()}; "
+            "run `python -m pipeline.train` first or pass evaluate.model_uri=<model uri>"
+        )
     return run.info.run_id
 
 
-def resolve_target(config: ExperimentConfig, model_uri: Optional[str] = None, dataset_dir: Optional[str | Path] = None,
-                   train_run_id: Optional[str] = None) -> Target:
+def resolve_target(
+    config: ExperimentConfig,
+    model_uri: Optional[str] = None,
+    dataset_dir: Optional[str | Path] = None,
+    train_run_id: Optional[str] = None,
+) -> Target:
     """Explicit arguments first, then `config.evaluate.model_uri`, then the newest finished train run.
 
     The dataset is the one the model was trained on (its train run's logged dataset, on this machine) unless
@@ -80,13 +93,17 @@ def resolve_target(config: ExperimentConfig, model_uri: Optional[str] = None, da
         raise EvaluationError(f"train run {train_run_id} has no model_uri tag; pass evaluate.model_uri=<model uri>")
     if dataset_dir is None:
         cache_root = Path(config.data.cache_dir).resolve()
-        dataset_dir = (dataset_of_run(train_run, cache_root) if train_run and train_run.inputs.dataset_inputs
-                       else prepare_dataset(config.data, cache_root))
+        dataset_dir = (
+            dataset_of_run(train_run, cache_root)
+            if train_run and train_run.inputs.dataset_inputs
+            else prepare_dataset(config.data, cache_root)
+        )
     return Target(model_uri, train_run_id, Path(dataset_dir).resolve())
 
 
-def logged_metrics(metrics: dict[str, float], per_class: pd.DataFrame,
-                   outputs: dict[str, np.ndarray]) -> dict[str, float]:
+def logged_metrics(
+    metrics: dict[str, float], per_class: pd.DataFrame, outputs: dict[str, np.ndarray]
+) -> dict[str, float]:
     """The `test/` metrics from classification metrics and the model outputs `predict_windows` returned:
     physics and uncertainty metrics only for a model that returns residuals and uncertainties."""
     logged = {f"test/{name}": value for name, value in metrics.items()}
@@ -100,17 +117,29 @@ def logged_metrics(metrics: dict[str, float], per_class: pd.DataFrame,
     return logged
 
 
-def evaluate(config: ExperimentConfig, model_uri: Optional[str] = None, dataset_dir: Optional[str | Path] = None,
-             train_run_id: Optional[str] = None) -> EvaluationResult:
+def evaluate(
+    config: ExperimentConfig,
+    model_uri: Optional[str] = None,
+    dataset_dir: Optional[str | Path] = None,
+    train_run_id: Optional[str] = None,
+) -> EvaluationResult:
     """Score a logged model on the test split inside an MLflow run of stage `evaluate` (see `resolve_target`)."""
     store = use_store()
     target = resolve_target(config, model_uri, dataset_dir, train_run_id)
-    tags = {MODEL_URI_TAG: target.model_uri, TRAIN_RUN_TAG: target.train_run_id or "",
-            DATASET_DIR_TAG: str(target.dataset_dir)}
+    tags = {
+        MODEL_URI_TAG: target.model_uri,
+        TRAIN_RUN_TAG: target.train_run_id or "",
+        DATASET_DIR_TAG: str(target.dataset_dir),
+    }
     # Only the sections this stage reads: the evaluated model's own config lives on its train run.
     params = {"evaluate": asdict(config.evaluate), "tracking": asdict(config.tracking)}
-    with stage_run("evaluate", params, experiment=config.tracking.experiment,
-                   run_name=f"evaluate-{target.model_uri.rsplit('/', 1)[-1]}", tags=tags) as run:
+    with stage_run(
+        "evaluate",
+        params,
+        experiment=config.tracking.experiment,
+        run_name=f"evaluate-{target.model_uri.rsplit('/', 1)[-1]}",
+        tags=tags,
+    ) as run:
         model, model_config = load_logged_model(target.model_uri)
         dataset = load_prepared(target.dataset_dir)
         class_names = _check_compatible(model_config, dataset.manifest, target)
@@ -123,24 +152,33 @@ def evaluate(config: ExperimentConfig, model_uri: Optional[str] = None, dataset_
         outputs = predict_windows(model, test.windows, config.evaluate.batch_size, **test.conditions())
         probs = outputs["probs"]
         if probs.shape[1] != len(class_names):
-            raise EvaluationError(f"model {target.model_uri} scores {probs.shape[1]} classes, dataset "
-                                  f"{target.dataset_dir} lists {len(class_names)}: {class_names}")
+            raise EvaluationError(
+                f"model {target.model_uri} scores {probs.shape[1]} classes, dataset "
+                f"{target.dataset_dir} lists {len(class_names)}: {class_names}"
+            )
         metrics, per_class = classification_metrics(labels, probs, class_names, config.evaluate.ece_bins)
         logged = logged_metrics(metrics, per_class, outputs)
         # Also against the logged model, on the dataset input just logged: MLflow then ranks models by them.
         model_id = mlflow.models.get_model_info(target.model_uri).model_id
         if model_id is None:
-            log.warning("model %s has no model id (logged before MLflow 3): its test metrics go on evaluate run "
-                        "%s only", target.model_uri, run.info.run_id)
-        mlflow.log_metrics(logged, model_id=model_id,
-                           dataset=mlflow.get_run(run.info.run_id).inputs.dataset_inputs[0].dataset)
-        mlflow.log_figure(confusion_matrix_figure(labels, probs.argmax(axis=1), class_names),
-                          "plots/confusion_matrix.html")
+            log.warning(
+                "model %s has no model id (logged before MLflow 3): its test metrics go on evaluate run %s only",
+                target.model_uri,
+                run.info.run_id,
+            )
+        mlflow.log_metrics(
+            logged, model_id=model_id, dataset=mlflow.get_run(run.info.run_id).inputs.dataset_inputs[0].dataset
+        )
+        mlflow.log_figure(
+            confusion_matrix_figure(labels, probs.argmax(axis=1), class_names), "plots/confusion_matrix.html"
+        )
         mlflow.log_figure(reliability_figure(probs, labels, config.evaluate.ece_bins), "plots/reliability.html")
         mlflow.log_text(per_class.to_csv(), "per_class.csv")
-    print(f"evaluate run {run.info.run_id}: {len(labels)} test windows, accuracy {logged['test/accuracy']:.4f}, "
-          f"macro-F1 {logged['test/macro_f1']:.4f}, ECE {logged['test/ece']:.4f}\n"
-          f"browse: {browse_hint(store, run.info.experiment_id)}")
+    print(
+        f"evaluate run {run.info.run_id}: {len(labels)} test windows, accuracy {logged['test/accuracy']:.4f}, "
+        f"macro-F1 {logged['test/macro_f1']:.4f}, ECE {logged['test/ece']:.4f}\n"
+        f"browse: {browse_hint(store, run.info.experiment_id)}"
+    )
     return EvaluationResult(run.info.run_id, logged)
 
 
@@ -148,13 +186,19 @@ def _check_compatible(model_config: dict, manifest: dict, target: Target) -> lis
     """The dataset's class names, once the model and the dataset agree on window length, sample rate and
     classes."""
     if model_config["window"] != manifest["window"]:
-        raise EvaluationError(f"model {target.model_uri} takes windows of {model_config['window']} samples, "
-                              f"dataset {target.dataset_dir} has {manifest['window']}")
+        raise EvaluationError(
+            f"model {target.model_uri} takes windows of {model_config['window']} samples, "
+            f"dataset {target.dataset_dir} has {manifest['window']}"
+        )
     if float(model_config["sample_rate"]) != float(manifest["sample_rate"]):
-        raise EvaluationError(f"model {target.model_uri} was built for {model_config['sample_rate']} Hz, "
-                              f"dataset {target.dataset_dir} is sampled at {manifest['sample_rate']} Hz")
+        raise EvaluationError(
+            f"model {target.model_uri} was built for {model_config['sample_rate']} Hz, "
+            f"dataset {target.dataset_dir} is sampled at {manifest['sample_rate']} Hz"
+        )
     class_names = list(manifest["class_names"])
     if list(model_config["class_names"]) != class_names:
-        raise EvaluationError(f"model {target.model_uri} classifies {model_config['class_names']}, dataset "
-                              f"{target.dataset_dir} lists {class_names}")
+        raise EvaluationError(
+            f"model {target.model_uri} classifies {model_config['class_names']}, dataset "
+            f"{target.dataset_dir} lists {class_names}"
+        )
     return class_names

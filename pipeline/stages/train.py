@@ -3,6 +3,7 @@
 Metrics per epoch go to MLflow (train/*, physics/*, val/*); the model is logged as the `av-pino` pyfunc. A job
 of several ranks is one `TrainJob` run by every rank: rank 0 tracks, checkpoints and logs; the others train.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -20,17 +21,22 @@ from pipeline.data.prepared import PreparedDataset, load_prepared, prepare_datas
 from pipeline.distributed import broadcast_from_rank0, launch, process_group, rank, under_launcher, world_size
 from pipeline.liveness import this_process
 from pipeline.model_factory import build_from_settings, model_settings
+from pipeline.stages.contract import CONFIG_DIGEST_TAG, DATASET_DIR_TAG, MODEL_URI_TAG
 from pipeline.tracking.callbacks import MlflowMetricsLogger, ProgressPrinter
 from pipeline.tracking.datasets import log_dataset
 from pipeline.tracking.model_logging import log_pyfunc_model
 from pipeline.tracking.remote_checkpoints import RunKeeper
-from pipeline.stages.contract import CONFIG_DIGEST_TAG, DATASET_DIR_TAG, MODEL_URI_TAG
-from pipeline.tracking.resume import (OWNER_TAG, SkipLoggedEpochs, log_epoch_missing_from_run, logged_epochs,
-                                      resume_digest, run_to_resume)
+from pipeline.tracking.resume import (
+    OWNER_TAG,
+    SkipLoggedEpochs,
+    log_epoch_missing_from_run,
+    logged_epochs,
+    resume_digest,
+    run_to_resume,
+)
 from pipeline.tracking.run import stage_run
 from pipeline.tracking.store import checkpoint_root as default_checkpoint_root
 from pipeline.training.training_engine import CHECKPOINT_NAME, TrainingEngine
-
 
 
 @dataclass
@@ -50,9 +56,16 @@ def make_loaders(dataset: PreparedDataset, config: ExperimentConfig) -> tuple[Da
     return train, val
 
 
-def train(config: ExperimentConfig, dataset_dir: Optional[Path] = None, *, run_name: Optional[str] = None,
-          callbacks: Iterable[Callable] = (), checkpoint_root: Optional[Path] = None, tags: Optional[dict] = None,
-          parent_run_id: Optional[str] = None) -> Optional[TrainResult]:
+def train(
+    config: ExperimentConfig,
+    dataset_dir: Optional[Path] = None,
+    *,
+    run_name: Optional[str] = None,
+    callbacks: Iterable[Callable] = (),
+    checkpoint_root: Optional[Path] = None,
+    tags: Optional[dict] = None,
+    parent_run_id: Optional[str] = None,
+) -> Optional[TrainResult]:
     """Train on `dataset_dir` (prepared from config.data when None) inside an MLflow run of stage `train`.
 
     The run nests under the active run, else under `parent_run_id` when given. With
@@ -65,8 +78,15 @@ def train(config: ExperimentConfig, dataset_dir: Optional[Path] = None, *, run_n
     resume the run (pipeline.tracking.remote_checkpoints); the local folder is removed once the run FINISHED.
     """
     active = mlflow.active_run()
-    job = TrainJob(config, dataset_dir, run_name, tuple(callbacks), checkpoint_root, tags or {},
-                   active.info.run_id if active else parent_run_id)
+    job = TrainJob(
+        config,
+        dataset_dir,
+        run_name,
+        tuple(callbacks),
+        checkpoint_root,
+        tags or {},
+        active.info.run_id if active else parent_run_id,
+    )
     if config.distributed.nproc_per_node > 1 and not under_launcher():
         job.dataset_dir = job.dataset_dir or _prepare(config)
         job.tracking_uri = mlflow.get_tracking_uri()
@@ -77,6 +97,7 @@ def train(config: ExperimentConfig, dataset_dir: Optional[Path] = None, *, run_n
 @dataclass
 class TrainJob:
     """One training job, as every rank runs it (picklable, so launched ranks receive it whole)."""
+
     config: ExperimentConfig
     dataset_dir: Optional[Path]
     run_name: Optional[str]
@@ -102,24 +123,50 @@ class TrainJob:
         train_loader, val_loader = make_loaders(dataset, config)
         settings = model_settings(config.model, dataset.manifest)
         model = build_from_settings(settings)
-        name = self.run_name or (f"train-pw{config.loss.physics_weight:g}-cw{config.loss.consistency_weight:g}"
-                                 f"-e{config.training.epochs}")
-        run_tags = {DATASET_DIR_TAG: str(Path(dataset_dir).resolve()), "world_size": str(world_size()),
-                    CONFIG_DIGEST_TAG: resume_digest(config), OWNER_TAG: this_process(), **self.tags}
+        name = self.run_name or (
+            f"train-pw{config.loss.physics_weight:g}-cw{config.loss.consistency_weight:g}-e{config.training.epochs}"
+        )
+        run_tags = {
+            DATASET_DIR_TAG: str(Path(dataset_dir).resolve()),
+            "world_size": str(world_size()),
+            CONFIG_DIGEST_TAG: resume_digest(config),
+            OWNER_TAG: this_process(),
+            **self.tags,
+        }
         checkpoint_root = self.checkpoint_root or default_checkpoint_root()
         resumed_id = run_to_resume(config, checkpoint_root) if logs else None
 
-        with (stage_run("train", config, experiment=config.tracking.experiment, run_name=name,
-                        system_metrics=True, tags=run_tags, parent_run_id=self.parent_run_id, run_id=resumed_id)
-              if logs else contextlib.nullcontext()) as run, \
-                (RunKeeper(run.info.run_id, config.training.heartbeat_s) if logs
-                 else contextlib.nullcontext()) as keeper:
+        with (
+            (
+                stage_run(
+                    "train",
+                    config,
+                    experiment=config.tracking.experiment,
+                    run_name=name,
+                    system_metrics=True,
+                    tags=run_tags,
+                    parent_run_id=self.parent_run_id,
+                    run_id=resumed_id,
+                )
+                if logs
+                else contextlib.nullcontext()
+            ) as run,
+            RunKeeper(run.info.run_id, config.training.heartbeat_s) if logs else contextlib.nullcontext() as keeper,
+        ):
             run_id, resuming = broadcast_from_rank0((run.info.run_id, resumed_id is not None) if logs else None)
             if logs and not resuming:
                 log_dataset(dataset_dir)
             logged = logged_epochs(run_id) if logs and resuming else set()
-            callbacks = ([SkipLoggedEpochs(MlflowMetricsLogger(), logged), ProgressPrinter(config.training.epochs),
-                          keeper, *self.callbacks] if logs else [])
+            callbacks = (
+                [
+                    SkipLoggedEpochs(MlflowMetricsLogger(), logged),
+                    ProgressPrinter(config.training.epochs),
+                    keeper,
+                    *self.callbacks,
+                ]
+                if logs
+                else []
+            )
             engine = TrainingEngine(model, config, callbacks=callbacks)
             engine.mlflow_run_id = run_id
             checkpoints = checkpoint_root / run_id
@@ -128,8 +175,13 @@ class TrainJob:
                 if logs:
                     log_epoch_missing_from_run(run_id, checkpoint, logged)
                     print(f"train run {run_id}: resumed after epoch {checkpoint['epoch'] + 1}", flush=True)
-            trained, _ = engine.train(train_loader, val_loader, checkpoint_dir=checkpoints, resume=False,
-                                      on_checkpoint=keeper.upload if logs else None)
+            trained, _ = engine.train(
+                train_loader,
+                val_loader,
+                checkpoint_dir=checkpoints,
+                resume=False,
+                on_checkpoint=keeper.upload if logs else None,
+            )
             if not logs:
                 return None
             mlflow.log_figure(engine.monitor.plot_training_curves(), "plots/training_curves.html")

@@ -5,6 +5,7 @@ on, the run ids and content hashes it consumed, the code version: `pipeline.stag
 instead of run again, whichever machine, workflow or stage command made it. Stages hand results on by run id,
 never by path: the dataset a reused prepare run wrote is found, or rebuilt and checked, on this machine.
 """
+
 from __future__ import annotations
 
 import functools
@@ -17,9 +18,20 @@ from mlflow.entities import Run
 
 from pipeline.config import ExperimentConfig
 from pipeline.data.prepared import config_hash
-from pipeline.stages.contract import (CODE_VERSION_TAG, CONFIG_HASH_TAG, CONTENT_HASH_TAG, EVALUATION_RUN_TAG,
-                                      FINGERPRINT_TAG, MODEL_URI_TAG, REUSE_KEYS, STAGE_TAG, TRAIN_RUN_TAG,
-                                      latest_finished_run, param_values, reuse_fingerprint)
+from pipeline.stages.contract import (
+    CODE_VERSION_TAG,
+    CONFIG_HASH_TAG,
+    CONTENT_HASH_TAG,
+    EVALUATION_RUN_TAG,
+    FINGERPRINT_TAG,
+    MODEL_URI_TAG,
+    REUSE_KEYS,
+    STAGE_TAG,
+    TRAIN_RUN_TAG,
+    latest_finished_run,
+    param_values,
+    reuse_fingerprint,
+)
 from pipeline.stages.evaluate import evaluate
 from pipeline.stages.prepare import prepare
 from pipeline.stages.register import register
@@ -27,7 +39,6 @@ from pipeline.stages.train import train
 from pipeline.tracking.datasets import dataset_of_run
 from pipeline.tracking.run import browse_hint, code_version, stage_run
 from pipeline.tracking.store import tracking_uri
-
 
 
 @dataclass
@@ -39,8 +50,12 @@ class PipelineResult:
 
 def _child_run(parent_id: str, experiment_id: str, stage: str) -> Run:
     runs = mlflow.search_runs(
-        [experiment_id], output_format="list", max_results=1, order_by=["attributes.start_time DESC"],
-        filter_string=f"tags.mlflow.parentRunId = '{parent_id}' and tags.{STAGE_TAG} = '{stage}'")
+        [experiment_id],
+        output_format="list",
+        max_results=1,
+        order_by=["attributes.start_time DESC"],
+        filter_string=f"tags.mlflow.parentRunId = '{parent_id}' and tags.{STAGE_TAG} = '{stage}'",
+    )
     return runs[0]
 
 
@@ -54,8 +69,11 @@ def run_pipeline(config: ExperimentConfig) -> PipelineResult:
 
         def step(stage: str, inputs: dict[str, str], work: Callable[[], object]) -> Run:
             fingerprint = reuse_fingerprint(stage, params, {CODE_VERSION_TAG: code, **inputs})
-            done = latest_finished_run([experiment_id], stage, f"tags.{FINGERPRINT_TAG} = '{fingerprint}' and "
-                                                              f"tags.`{REUSE_KEYS[stage].output}` != ''")
+            done = latest_finished_run(
+                [experiment_id],
+                stage,
+                f"tags.{FINGERPRINT_TAG} = '{fingerprint}' and tags.`{REUSE_KEYS[stage].output}` != ''",
+            )
             if done is not None:
                 print(f"{stage}: reusing finished run {done.info.run_id}")
                 mlflow.set_tag(f"reused.{stage}", done.info.run_id)
@@ -71,13 +89,25 @@ def run_pipeline(config: ExperimentConfig) -> PipelineResult:
         # Only a stage that runs here reads the dataset: then it is found, or rebuilt, on this machine.
         dataset = functools.cache(lambda: dataset_of_run(prepared, Path(config.data.cache_dir).resolve()))
         trained = step("train", {CONTENT_HASH_TAG: content}, lambda: train(config, dataset()))
-        evaluated = step("evaluate", {TRAIN_RUN_TAG: trained.info.run_id, CONTENT_HASH_TAG: content},
-                         lambda: evaluate(config, model_uri=trained.data.tags[MODEL_URI_TAG],
-                                          dataset_dir=dataset(), train_run_id=trained.info.run_id))
-        step("register", {EVALUATION_RUN_TAG: evaluated.info.run_id},
-             lambda: register(config, evaluation_run_id=evaluated.info.run_id))
+        evaluated = step(
+            "evaluate",
+            {TRAIN_RUN_TAG: trained.info.run_id, CONTENT_HASH_TAG: content},
+            lambda: evaluate(
+                config,
+                model_uri=trained.data.tags[MODEL_URI_TAG],
+                dataset_dir=dataset(),
+                train_run_id=trained.info.run_id,
+            ),
+        )
+        step(
+            "register",
+            {EVALUATION_RUN_TAG: evaluated.info.run_id},
+            lambda: register(config, evaluation_run_id=evaluated.info.run_id),
+        )
 
-    print(f"pipeline run {parent_id}: stages {stage_runs}\n"
-          f"  compare runs:  {browse_hint(tracking_uri(), experiment_id)}\n"
-          f"  pull the model: mlflow.pyfunc.load_model('models:/{config.registry.model_name}@champion')")
+    print(
+        f"pipeline run {parent_id}: stages {stage_runs}\n"
+        f"  compare runs:  {browse_hint(tracking_uri(), experiment_id)}\n"
+        f"  pull the model: mlflow.pyfunc.load_model('models:/{config.registry.model_name}@champion')"
+    )
     return PipelineResult(parent_id, stage_runs, reused)

@@ -1,4 +1,5 @@
 """`python -m pipeline.study [overrides]`: the ablation study (conf/study.yaml; `study=tiny` runs in seconds)."""
+
 from __future__ import annotations
 
 import hydra
@@ -6,7 +7,6 @@ from omegaconf import DictConfig
 
 from pipeline.stages.command_line import run_hydra, run_stage
 from pipeline.study.runner import run_study
-
 
 
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="study")

@@ -4,6 +4,7 @@ Every arm keeps the base config's data, budget (epochs, batch size, learning rat
 name and the loss weights differ, so a difference in the results is the arm's doing. The training sets are
 built by pipeline/study/sets.py. Plain data, so the config schema can offer these names as its choices.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
@@ -19,17 +20,34 @@ class Arm:
     tuned: bool = False  # physics and consistency weights come from a sweep (StudyConfig.tuned_*)
 
 
-ARMS = {arm.name: arm for arm in (
-    Arm("data_only", "AGT-NO, data loss only (physics and consistency weights 0)",
-        loss={"physics_weight": 0.0, "consistency_weight": 0.0, "adaptive_weighting": False}),
-    Arm("physics_fixed", "AGT-NO, default physics weights, fixed", loss={"adaptive_weighting": False}),
-    Arm("physics_adaptive", "AGT-NO, default physics weights, SoftAdapt balancing",
-        loss={"adaptive_weighting": True}),
-    Arm("physics_tuned", "AGT-NO, physics weights tuned by the sweeper, SoftAdapt balancing",
-        loss={"adaptive_weighting": True}, tuned=True),
-    Arm("wdcnn", "WDCNN 1-D CNN (wide first kernel), data loss only", model="wdcnn",
-        loss={"physics_weight": 0.0, "consistency_weight": 0.0, "adaptive_weighting": False}),
-)}
+ARMS = {
+    arm.name: arm
+    for arm in (
+        Arm(
+            "data_only",
+            "AGT-NO, data loss only (physics and consistency weights 0)",
+            loss={"physics_weight": 0.0, "consistency_weight": 0.0, "adaptive_weighting": False},
+        ),
+        Arm("physics_fixed", "AGT-NO, default physics weights, fixed", loss={"adaptive_weighting": False}),
+        Arm(
+            "physics_adaptive",
+            "AGT-NO, default physics weights, SoftAdapt balancing",
+            loss={"adaptive_weighting": True},
+        ),
+        Arm(
+            "physics_tuned",
+            "AGT-NO, physics weights tuned by the sweeper, SoftAdapt balancing",
+            loss={"adaptive_weighting": True},
+            tuned=True,
+        ),
+        Arm(
+            "wdcnn",
+            "WDCNN 1-D CNN (wide first kernel), data loss only",
+            model="wdcnn",
+            loss={"physics_weight": 0.0, "consistency_weight": 0.0, "adaptive_weighting": False},
+        ),
+    )
+}
 TRAINING_SETS = ("recording", "load_shift", "reduced_labels", "ood_size")
 
 
@@ -38,7 +56,12 @@ def arm_config(base: Any, arm: Arm, seed: int) -> Any:
     re-validates each section."""
     loss = dict(arm.loss)
     if arm.tuned:
-        loss.update(physics_weight=base.study.tuned_physics_weight,
-                    consistency_weight=base.study.tuned_consistency_weight)
-    return replace(base, model=replace(base.model, name=arm.model), loss=replace(base.loss, **loss),
-                   training=replace(base.training, seed=seed))
+        loss.update(
+            physics_weight=base.study.tuned_physics_weight, consistency_weight=base.study.tuned_consistency_weight
+        )
+    return replace(
+        base,
+        model=replace(base.model, name=arm.model),
+        loss=replace(base.loss, **loss),
+        training=replace(base.training, seed=seed),
+    )

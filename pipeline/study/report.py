@@ -1,6 +1,7 @@
 """The study's tables, rebuilt from its MLflow runs (`mlflow.search_runs`): what the parent run logs, the
 notebook shows and the README quotes, so all three agree with the runs.
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -12,14 +13,27 @@ import pandas as pd
 from pipeline.stages.contract import STAGE_TAG, latest_finished_run
 from pipeline.study.design import ARMS
 
-METRICS = ("test/accuracy", "test/macro_f1", "test/ece", "test/physics_residual", "test/mean_uncertainty",
-           "test/ood_auroc", "sysid/resonance_hz_error_pct", "sysid/resonance_hz_baseline_error_pct",
-           "sysid/damping_ratio_error_pct", "sysid/damping_ratio_baseline_error_pct")
+METRICS = (
+    "test/accuracy",
+    "test/macro_f1",
+    "test/ece",
+    "test/physics_residual",
+    "test/mean_uncertainty",
+    "test/ood_auroc",
+    "sysid/resonance_hz_error_pct",
+    "sysid/resonance_hz_baseline_error_pct",
+    "sysid/damping_ratio_error_pct",
+    "sysid/damping_ratio_baseline_error_pct",
+)
 # (column, metric, split) of the table of calibration, physics, OOD detection and system identification
-QUALITY = (("ECE, held-out", "test/ece", "recording"), ("ECE, load shift", "test/ece", "load_shift"),
-           ("OOD AUROC", "test/ood_auroc", "ood_size"), ("physics residual", "test/physics_residual", "recording"),
-           ("resonance error %", "sysid/resonance_hz_error_pct", "recording"),
-           ("damping error %", "sysid/damping_ratio_error_pct", "recording"))
+QUALITY = (
+    ("ECE, held-out", "test/ece", "recording"),
+    ("ECE, load shift", "test/ece", "load_shift"),
+    ("OOD AUROC", "test/ood_auroc", "ood_size"),
+    ("physics residual", "test/physics_residual", "recording"),
+    ("resonance error %", "sysid/resonance_hz_error_pct", "recording"),
+    ("damping error %", "sysid/damping_ratio_error_pct", "recording"),
+)
 
 
 def newest_study_run_id(experiment: str) -> str:
@@ -36,8 +50,10 @@ def study_runs(study_run_id: Optional[str] = None, experiment: str = "av-pino-st
     columns arm, split, seed, training_set, run_id and every logged metric under its own name."""
     study_run_id = study_run_id or newest_study_run_id(experiment)
     experiment_id = mlflow.get_run(study_run_id).info.experiment_id
-    runs = mlflow.search_runs([experiment_id], filter_string=(
-        f"tags.{STAGE_TAG} = 'study_cell' and tags.mlflow.parentRunId = '{study_run_id}'"))
+    runs = mlflow.search_runs(
+        [experiment_id],
+        filter_string=(f"tags.{STAGE_TAG} = 'study_cell' and tags.mlflow.parentRunId = '{study_run_id}'"),
+    )
     columns = {f"tags.{tag}": tag for tag in ("arm", "split", "seed", "training_set")}
     columns.update({c: c.removeprefix("metrics.") for c in runs.columns if c.startswith("metrics.")})
     frame = runs.rename(columns=columns)[["run_id", *columns.values()]]

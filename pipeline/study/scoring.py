@@ -4,6 +4,7 @@ out-of-distribution AUROC of the model's uncertainty and system identification a
 Reuses `pipeline.evaluation` (prediction, accuracy, macro-F1, ECE) and `pipeline.stages.evaluate.logged_metrics`, so
 a study run's `test/accuracy` means exactly what an evaluate run's does.
 """
+
 from __future__ import annotations
 
 import math
@@ -14,8 +15,8 @@ from torch import nn
 
 from pipeline.data.prepared import PreparedDataset
 from pipeline.data.windows import SPLIT_NAMES
-from pipeline.stages.evaluate import logged_metrics
 from pipeline.evaluation import classification_metrics, predict_windows
+from pipeline.stages.evaluate import logged_metrics
 from pipeline.study.sets import EvaluationSet, held_out_size_mask
 
 TEST = SPLIT_NAMES.index("test")
@@ -24,8 +25,9 @@ TEST = SPLIT_NAMES.index("test")
 SYSID_PARAMS = ("natural_freq_hz", "damping_ratio", "resonance_hz")
 
 
-def score(model: nn.Module, dataset: PreparedDataset, evaluation: EvaluationSet, *,
-          batch_size: int = 256, ece_bins: int = 15) -> dict[str, float]:
+def score(
+    model: nn.Module, dataset: PreparedDataset, evaluation: EvaluationSet, *, batch_size: int = 256, ece_bins: int = 15
+) -> dict[str, float]:
     """`test/*` metrics on the in-distribution test windows; `test/ood_auroc` when the set has an OOD part and
     the model reports uncertainties; `sysid/*` when the dataset carries the simulator's ground truth and the
     model infers physical parameters. A model that returns no residuals (WDCNN) gets no physics metrics.
@@ -42,8 +44,9 @@ def score(model: nn.Module, dataset: PreparedDataset, evaluation: EvaluationSet,
         outputs = predict_windows(model, windows.windows, batch_size, **windows.conditions())
     in_dist = ~ood[test]
     labels = np.asarray(a["labels"][scored])
-    metrics, per_class = classification_metrics(labels, outputs["probs"][in_dist], dataset.manifest["class_names"],
-                                                ece_bins)
+    metrics, per_class = classification_metrics(
+        labels, outputs["probs"][in_dist], dataset.manifest["class_names"], ece_bins
+    )
     logged = logged_metrics(metrics, per_class, {k: v[in_dist] for k, v in outputs.items()})
     if ood.any() and "uncertainty" in outputs:
         logged["test/ood_auroc"] = auroc(outputs["uncertainty"][~in_dist], outputs["uncertainty"][in_dist])
@@ -85,8 +88,11 @@ def ground_truth(dataset: PreparedDataset, mask: np.ndarray) -> dict[str, np.nda
     """The simulator's per-window parameters under `mask`, with the resonance it pre-warped from."""
     a, fs = dataset.arrays, float(dataset.manifest["sample_rate"])
     natural = np.asarray(a["natural_freq_hz"][mask], dtype=np.float64)
-    return {"natural_freq_hz": natural, "damping_ratio": np.asarray(a["damping_ratio"][mask], dtype=np.float64),
-            "resonance_hz": fs / math.pi * np.arctan(math.pi * natural / fs)}
+    return {
+        "natural_freq_hz": natural,
+        "damping_ratio": np.asarray(a["damping_ratio"][mask], dtype=np.float64),
+        "resonance_hz": fs / math.pi * np.arctan(math.pi * natural / fs),
+    }
 
 
 def ground_truth_means(dataset: PreparedDataset) -> dict[str, float]:
@@ -95,8 +101,9 @@ def ground_truth_means(dataset: PreparedDataset) -> dict[str, float]:
     return {name: float(values.mean()) for name, values in ground_truth(dataset, train).items()}
 
 
-def sysid_errors(predicted: dict[str, np.ndarray], truth: dict[str, np.ndarray],
-                 train_means: dict[str, float]) -> dict[str, float]:
+def sysid_errors(
+    predicted: dict[str, np.ndarray], truth: dict[str, np.ndarray], train_means: dict[str, float]
+) -> dict[str, float]:
     """Mean absolute error in % of the truth, per parameter, for the model (`sysid/<p>_error_pct`) and for
     always answering the training mean (`sysid/<p>_baseline_error_pct`), and the mean inferred value."""
     logged = {}

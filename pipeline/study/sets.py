@@ -11,6 +11,7 @@
 Datasets are prepared (or found) by `pipeline.data.prepared`; the two subsets are written beside their source
 the same way (atomically, with a manifest that says what was dropped) and reused when present.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -21,8 +22,16 @@ import numpy as np
 
 from pipeline.config import ConfigError, ExperimentConfig
 from pipeline.data.classes import fault_size_in
-from pipeline.data.prepared import (MANIFEST, DatasetError, PreparedDataset, content_hash, load_prepared,
-                                    prepare_dataset, split_counts, write_prepared)
+from pipeline.data.prepared import (
+    MANIFEST,
+    DatasetError,
+    PreparedDataset,
+    content_hash,
+    load_prepared,
+    prepare_dataset,
+    split_counts,
+    write_prepared,
+)
 from pipeline.data.windows import SPLIT_NAMES
 
 TRAIN, VAL = SPLIT_NAMES.index("train"), SPLIT_NAMES.index("val")
@@ -71,8 +80,10 @@ def noisy_dataset(config: ExperimentConfig, clean: PreparedDataset, snr_db: floa
     recordings, so no training recording can leak into a noisy test set.
     """
     if config.data.source != "synthetic":
-        raise ConfigError(f"study.snr_db={config.study.snr_db}: noisy test sets are re-simulated, which needs "
-                          f"data.source=synthetic (got {config.data.source!r}); set study.snr_db=[]")
+        raise ConfigError(
+            f"study.snr_db={config.study.snr_db}: noisy test sets are re-simulated, which needs "
+            f"data.source=synthetic (got {config.data.source!r}); set study.snr_db=[]"
+        )
     path = prepare_dataset(replace(config.data, snr_db=snr_db), Path(config.data.cache_dir).resolve())
     noisy = load_prepared(path)
 
@@ -80,8 +91,10 @@ def noisy_dataset(config: ExperimentConfig, clean: PreparedDataset, snr_db: floa
         return [(r["label"], r["load_hp"], r["rpm"], r["split"]) for r in dataset.manifest["recordings"]]
 
     if identity(noisy) != identity(clean):
-        raise DatasetError(f"{path}: its recordings or splits differ from {clean.path}; a noisy test set would "
-                           "not hold the same test recordings")
+        raise DatasetError(
+            f"{path}: its recordings or splits differ from {clean.path}; a noisy test set would "
+            "not hold the same test recordings"
+        )
     return path
 
 
@@ -97,8 +110,12 @@ def reduced_labels_dataset(source: PreparedDataset, fraction: float, seed: int) 
         if members:
             kept.extend(rng.choice(members, size=max(1, round(fraction * len(members))), replace=False))
     keep = (a["split"] != TRAIN) | np.isin(a["recording"], kept)
-    return derived_dataset(source, keep, f"labels{fraction:g}-seed{seed}",
-                           f"{fraction:g} of each class's training recordings (at least 1), drawn with seed {seed}")
+    return derived_dataset(
+        source,
+        keep,
+        f"labels{fraction:g}-seed{seed}",
+        f"{fraction:g} of each class's training recordings (at least 1), drawn with seed {seed}",
+    )
 
 
 def held_out_size_dataset(source: PreparedDataset, size_in: float) -> Path:
@@ -106,8 +123,9 @@ def held_out_size_dataset(source: PreparedDataset, size_in: float) -> Path:
     a = source.arrays
     held_out = held_out_size_mask(source, size_in)
     keep = ~held_out | ((a["split"] != TRAIN) & (a["split"] != VAL))
-    return derived_dataset(source, keep, f"without{size_in:g}in",
-                           f"no training or validation window of fault size {size_in:g} in")
+    return derived_dataset(
+        source, keep, f"without{size_in:g}in", f"no training or validation window of fault size {size_in:g} in"
+    )
 
 
 def held_out_size_mask(dataset: PreparedDataset, size_in: float) -> np.ndarray:

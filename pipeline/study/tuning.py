@@ -1,9 +1,11 @@
 """Where the `physics_tuned` arm's weights come from: the study config, or a sweep the study runs first.
 
 The sweep is the project's Optuna sweeper (`pipeline.sweep`) with the search space of
-conf/hparams_search/physics_weights.yaml and SweepConfig's objective, sampler and pruner, run on the first seed's `recording` data with the arm's settings
-and scored on its validation split, never on a test split. Its trials are child runs of the study run.
+conf/hparams_search/physics_weights.yaml and SweepConfig's objective, sampler and pruner, run on the first
+seed's `recording` data with the arm's settings and scored on its validation split, never on a test split. Its
+trials are child runs of the study run.
 """
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -31,8 +33,14 @@ def with_tuned_weights(config: ExperimentConfig, study_run_id: str) -> Experimen
     if study.tune_with_sweep:
         name = f"av-pino-study-{study_run_id[:12]}"
         declared = OmegaConf.to_container(OmegaConf.load(SWEEP_CONFIG).hydra.sweeper)
-        sweep = SweepConfig(**{**declared, "study_name": name, "n_trials": study.sweep_trials,
-                               "storage": str(checkpoint_root().parent / "optuna" / f"{name}.log")})
+        sweep = SweepConfig(
+            **{
+                **declared,
+                "study_name": name,
+                "n_trials": study.sweep_trials,
+                "storage": str(checkpoint_root().parent / "optuna" / f"{name}.log"),
+            }
+        )
         result = run_sweep(arm_config(config, ARMS["physics_tuned"], study.seeds[0]), sweep)
         study = replace(study, **{field: float(result.best_params[key]) for key, field in TUNED.items()})
         mlflow.set_tag("tuned_by_sweep", result.parent_run_id)

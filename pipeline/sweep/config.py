@@ -6,6 +6,7 @@ a search in conf/hparams_search/ writes only what it changes, and the sweeper pl
 itself. Hydra imports that plugin at every startup, so this module imports no Optuna: pipeline/sweep/samplers.py
 builds the sampler and pruner.
 """
+
 from __future__ import annotations
 
 import re
@@ -25,9 +26,11 @@ STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 # study should not change with the Optuna version. Pinned per name, not as `kwargs` defaults, because Hydra
 # merges a search's `kwargs` into the defaults key by key: TPE's arguments would reach NSGA-II.
 PINNED_SAMPLER_KWARGS = {  # constant_liar: workers sharing a study do not propose the points others run
-    "tpe": {"n_startup_trials": 4, "n_ei_candidates": 24, "multivariate": True, "group": False, "constant_liar": True}}
+    "tpe": {"n_startup_trials": 4, "n_ei_candidates": 24, "multivariate": True, "group": False, "constant_liar": True}
+}
 PINNED_PRUNER_KWARGS = {  # 2 warm-up epochs: physics-heavy trials start slow and end best (docs/sweeps.md)
-    "median": {"n_startup_trials": 2, "n_warmup_steps": 2, "interval_steps": 1, "n_min_trials": 1}}
+    "median": {"n_startup_trials": 2, "n_warmup_steps": 2, "interval_steps": 1, "n_min_trials": 1}
+}
 
 
 def _check(ok: bool, key: str, value: Any, why: str) -> None:
@@ -63,6 +66,7 @@ def _pinned(part: SamplerConfig | PrunerConfig | dict, kind: type, pins: dict) -
 @dataclass
 class SweepConfig:
     """The sampler's and the pruner's `kwargs` are laid over PINNED_SAMPLER_KWARGS and PINNED_PRUNER_KWARGS."""
+
     study_name: str = "av-pino-physics-weights"
     storage: Optional[str] = None  # an Optuna RDB URL (postgresql://...), a journal file path, or None:
     # the journal file mlruns/optuna/<study_name>.log
@@ -77,20 +81,40 @@ class SweepConfig:
     def __post_init__(self) -> None:
         self.sampler = _pinned(self.sampler, SamplerConfig, PINNED_SAMPLER_KWARGS)
         self.pruner = _pinned(self.pruner, PrunerConfig, PINNED_PRUNER_KWARGS)
-        _check(bool(STUDY_NAME.match(self.study_name)), "study_name", self.study_name,
-               "must be 1-128 letters, digits, '_', '.' or '-', starting with a letter or digit")
+        _check(
+            bool(STUDY_NAME.match(self.study_name)),
+            "study_name",
+            self.study_name,
+            "must be 1-128 letters, digits, '_', '.' or '-', starting with a letter or digit",
+        )
         _check(self.n_trials > 0, "n_trials", self.n_trials, "must be positive")
         for direction in self.directions:
             _check(direction in DIRECTIONS, "directions", self.directions, f"each must be one of {DIRECTIONS}")
         for metric in self.metrics:
-            _check(metric in OBJECTIVE_METRICS, "metrics", self.metrics,
-                   f"{metric!r} is not a metric a trial reports; choose from {OBJECTIVE_METRICS}")
-        _check(len(self.metrics) == len(self.directions) > 0, "metrics", self.metrics,
-               f"needs one metric per direction ({len(self.directions)} directions)")
-        _check(len(self.directions) == 1 or self.pruner.name == "nop", "pruner.name", self.pruner.name,
-               "Optuna prunes single-objective studies only; use pruner.name=nop for a multi-objective sweep")
-        _check(self.sampler.name != "gp" or len(self.directions) == 1, "sampler.name", self.sampler.name,
-               "gp searches single-objective studies; use tpe or nsga2 for a multi-objective sweep")
+            _check(
+                metric in OBJECTIVE_METRICS,
+                "metrics",
+                self.metrics,
+                f"{metric!r} is not a metric a trial reports; choose from {OBJECTIVE_METRICS}",
+            )
+        _check(
+            len(self.metrics) == len(self.directions) > 0,
+            "metrics",
+            self.metrics,
+            f"needs one metric per direction ({len(self.directions)} directions)",
+        )
+        _check(
+            len(self.directions) == 1 or self.pruner.name == "nop",
+            "pruner.name",
+            self.pruner.name,
+            "Optuna prunes single-objective studies only; use pruner.name=nop for a multi-objective sweep",
+        )
+        _check(
+            self.sampler.name != "gp" or len(self.directions) == 1,
+            "sampler.name",
+            self.sampler.name,
+            "gp searches single-objective studies; use tpe or nsga2 for a multi-objective sweep",
+        )
         _check(bool(self.params), "params", self.params, "the search space is empty")
         if self.storage is not None:
             _check(bool(str(self.storage).strip()), "storage", self.storage, "must not be empty")

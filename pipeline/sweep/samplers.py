@@ -1,5 +1,6 @@
 """The Optuna sampler and pruner a sweep config names; kept out of pipeline.sweep.config, which the sweeper
 plugin imports at every Hydra startup, because importing Optuna is slow."""
+
 from __future__ import annotations
 
 import optuna
@@ -7,12 +8,20 @@ import optuna
 from pipeline.config import ConfigError
 from pipeline.sweep.config import PrunerConfig, SamplerConfig
 
-SAMPLER_CLASSES = {"tpe": optuna.samplers.TPESampler, "gp": optuna.samplers.GPSampler,
-                   "random": optuna.samplers.RandomSampler, "nsga2": optuna.samplers.NSGAIISampler}
-PRUNER_CLASSES = {"median": optuna.pruners.MedianPruner, "percentile": optuna.pruners.PercentilePruner,
-                  "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
-                  "hyperband": optuna.pruners.HyperbandPruner, "threshold": optuna.pruners.ThresholdPruner,
-                  "nop": optuna.pruners.NopPruner}
+SAMPLER_CLASSES = {
+    "tpe": optuna.samplers.TPESampler,
+    "gp": optuna.samplers.GPSampler,
+    "random": optuna.samplers.RandomSampler,
+    "nsga2": optuna.samplers.NSGAIISampler,
+}
+PRUNER_CLASSES = {
+    "median": optuna.pruners.MedianPruner,
+    "percentile": optuna.pruners.PercentilePruner,
+    "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
+    "hyperband": optuna.pruners.HyperbandPruner,
+    "threshold": optuna.pruners.ThresholdPruner,
+    "nop": optuna.pruners.NopPruner,
+}
 
 
 def build_sampler(config: SamplerConfig, seed: int) -> optuna.samplers.BaseSampler:

@@ -1,4 +1,5 @@
 """The search space: Hydra sweep expressions turned into Optuna distributions, and a trial into a config."""
+
 from __future__ import annotations
 
 from typing import Any

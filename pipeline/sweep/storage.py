@@ -6,6 +6,7 @@ Optuna 5's journal storage has no heartbeat, so every trial records the worker r
 worker starting on the same host fails RUNNING trials whose process is gone. A journal file is local, so
 the workers sharing it share the host.
 """
+
 from __future__ import annotations
 
 import time
@@ -46,8 +47,9 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
     for attempt in range(CREATE_ATTEMPTS):
         try:
             with _heartbeat_is_chosen():
-                return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-                                                  engine_kwargs={"pool_pre_ping": True})  # survive dropped links
+                return optuna.storages.RDBStorage(
+                    url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S, engine_kwargs={"pool_pre_ping": True}
+                )  # survive dropped links
         except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
             # workers starting together on a fresh database race to create Optuna's tables: the loser
             # finds them made on its next attempt
@@ -76,4 +78,3 @@ def fail_stale_trials(study: optuna.Study, storage: optuna.storages.BaseStorage)
             study.tell(trial.number, state=TrialState.FAIL)
     after = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
     return sorted(before - after)
-

@@ -9,6 +9,7 @@ its own seed (recorded on its run), so workers do not propose the same points, a
 them apart while trials run. Starting a worker again continues the study, after failing trials a killed worker
 left RUNNING.
 """
+
 from __future__ import annotations
 
 import time
@@ -58,11 +59,20 @@ def run_sweep(config: ExperimentConfig, sweep: SweepConfig) -> SweepResult:
     study, created, seed = _open_study(sweep, storage)
     stale = fail_stale_trials(study, storage)
     parent_id = None if created else _wait_for_parent(study)
-    tags = {"sweep.study": sweep.study_name, "sweep.storage": _redacted(url), "sweep.sampler_seed": str(seed),
-            "sweep.role": "parent" if parent_id is None else "worker"}
-    with stage_run("sweep", {**asdict(config), "sweep": asdict(sweep)}, experiment=config.tracking.experiment,
-                   run_name=sweep.study_name if parent_id is None else f"{sweep.study_name}-worker",
-                   tags=tags, parent_run_id=parent_id) as run:
+    tags = {
+        "sweep.study": sweep.study_name,
+        "sweep.storage": _redacted(url),
+        "sweep.sampler_seed": str(seed),
+        "sweep.role": "parent" if parent_id is None else "worker",
+    }
+    with stage_run(
+        "sweep",
+        {**asdict(config), "sweep": asdict(sweep)},
+        experiment=config.tracking.experiment,
+        run_name=sweep.study_name if parent_id is None else f"{sweep.study_name}-worker",
+        tags=tags,
+        parent_run_id=parent_id,
+    ) as run:
         if parent_id is None:
             parent_id = run.info.run_id
             study.set_user_attr(PARENT_ATTR, parent_id)
@@ -83,14 +93,19 @@ def run_sweep(config: ExperimentConfig, sweep: SweepConfig) -> SweepResult:
 
         try:
             if _finished(study) < sweep.n_trials:
-                study.optimize(lambda trial: run_trial(trial, config, sweep, space, url), catch=(Exception,),
-                               gc_after_trial=True, callbacks=[on_trial_end])
+                study.optimize(
+                    lambda trial: run_trial(trial, config, sweep, space, url),
+                    catch=(Exception,),
+                    gc_after_trial=True,
+                    callbacks=[on_trial_end],
+                )
         finally:
             best = _log_summary(study, parent_id, sweep.metrics)
             if not study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) and parent_id != run.info.run_id:
                 mlflow.tracking.MlflowClient().set_terminated(parent_id, "FINISHED")  # the study is idle
-    return SweepResult(sweep.study_name, url, parent_id, best,
-                       {state: count for state, count in trial_counts(study).items() if count})
+    return SweepResult(
+        sweep.study_name, url, parent_id, best, {state: count for state, count in trial_counts(study).items() if count}
+    )
 
 
 def _log_summary(study: optuna.Study, parent_id: str, metrics: list[str], attempts: int = 3) -> list:
@@ -109,18 +124,26 @@ def _open_study(sweep: SweepConfig, storage) -> tuple[optuna.Study, bool, int]:
     """Create the study, or join it: a joining worker samples with a seed of its own (returned)."""
     pruner = build_pruner(sweep.pruner)
     try:
-        study = optuna.create_study(study_name=sweep.study_name, storage=storage, directions=sweep.directions,
-                                    sampler=build_sampler(sweep.sampler, sweep.sampler.seed), pruner=pruner)
+        study = optuna.create_study(
+            study_name=sweep.study_name,
+            storage=storage,
+            directions=sweep.directions,
+            sampler=build_sampler(sweep.sampler, sweep.sampler.seed),
+            pruner=pruner,
+        )
         return study, True, sweep.sampler.seed
     except optuna.exceptions.DuplicatedStudyError:
         pass
     seed = sweep.sampler.seed + 1 + uuid.uuid4().int % 1_000_000
-    study = optuna.load_study(study_name=sweep.study_name, storage=storage,
-                              sampler=build_sampler(sweep.sampler, seed), pruner=pruner)
+    study = optuna.load_study(
+        study_name=sweep.study_name, storage=storage, sampler=build_sampler(sweep.sampler, seed), pruner=pruner
+    )
     directions = [d.name.lower() for d in study.directions]
     if directions != list(sweep.directions):
-        raise ConfigError(f"hydra.sweeper.directions={list(sweep.directions)!r}: study {sweep.study_name!r} "
-                          f"already exists with directions {directions}; choose another study_name")
+        raise ConfigError(
+            f"hydra.sweeper.directions={list(sweep.directions)!r}: study {sweep.study_name!r} "
+            f"already exists with directions {directions}; choose another study_name"
+        )
     return study, False, seed
 
 

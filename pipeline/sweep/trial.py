@@ -1,5 +1,6 @@
 """One trial: sample the search space, train on `distributed.nproc_per_node` ranks, report every epoch to
 the pruner, and return the objective value(s)."""
+
 from __future__ import annotations
 
 from typing import Mapping, Optional
@@ -7,12 +8,12 @@ from typing import Mapping, Optional
 import optuna
 
 from pipeline.config import ExperimentConfig
-from pipeline.sweep.config import PrunerConfig, SweepConfig
-from pipeline.sweep.samplers import build_pruner
-from pipeline.sweep.space import apply_params
 from pipeline.liveness import this_process
 from pipeline.stages.contract import MODEL_URI_TAG
 from pipeline.stages.train import train
+from pipeline.sweep.config import PrunerConfig, SweepConfig
+from pipeline.sweep.samplers import build_pruner
+from pipeline.sweep.space import apply_params
 from pipeline.sweep.storage import WORKER_ATTR, open_storage
 from pipeline.training.training_engine import StopTraining
 
@@ -22,8 +23,10 @@ def objective_value(metrics: Mapping[str, float], name: str) -> float:
     if name == "val/physics_residual":
         residuals = [v for k, v in metrics.items() if k.startswith("val/physics/")]
         if not residuals:  # an objective of NaN would fail every trial without saying why
-            raise KeyError("the trial logged no val/physics/* residual to average for val/physics_residual: the "
-                           "model returns none (WDCNN, or AGT-NO on data whose class locations are unknown)")
+            raise KeyError(
+                "the trial logged no val/physics/* residual to average for val/physics_residual: the "
+                "model returns none (WDCNN, or AGT-NO on data whose class locations are unknown)"
+            )
         return sum(residuals) / len(residuals)
     if name not in metrics:
         raise KeyError(f"the trial logged no {name!r}; it logged {sorted(metrics)}")
@@ -50,7 +53,8 @@ class PruningReporter:
             storage = open_storage(self.storage)
             study = optuna.load_study(study_name=self.study_name, storage=storage, pruner=build_pruner(self.pruner))
             trial_id = storage.get_trial_id_from_study_id_trial_number(
-                storage.get_study_id_from_name(self.study_name), self.trial_number)
+                storage.get_study_id_from_name(self.study_name), self.trial_number
+            )
             self._trial = optuna.Trial(study, trial_id)
         self._trial.report(objective_value(metrics, self.metric), epoch)
         if self._trial.should_prune():
@@ -70,8 +74,9 @@ def suggest(trial: optuna.Trial, space: Mapping[str, optuna.distributions.BaseDi
     return values
 
 
-def run_trial(trial: optuna.Trial, base: ExperimentConfig, sweep: SweepConfig, space: Mapping,
-              storage: str) -> float | list[float]:
+def run_trial(
+    trial: optuna.Trial, base: ExperimentConfig, sweep: SweepConfig, space: Mapping, storage: str
+) -> float | list[float]:
     """Train the trial's config as a child of the active (sweep) run; raise TrialPruned when pruned.
 
     Any other failure is recorded on the trial (`error` user attribute) and re-raised, so Optuna marks the
@@ -81,10 +86,17 @@ def run_trial(trial: optuna.Trial, base: ExperimentConfig, sweep: SweepConfig, s
     try:
         config = apply_params(base, suggest(trial, space))
         trial.set_user_attr("world_size", config.distributed.nproc_per_node)
-        reporters = [] if sweep.multi_objective else [
-            PruningReporter(sweep.study_name, storage, trial.number, sweep.metrics[0], sweep.pruner)]
-        result = train(config, run_name=f"{sweep.study_name}-trial-{trial.number}", callbacks=reporters,
-                       tags=trial_tags(sweep.study_name, trial.number, config))
+        reporters = (
+            []
+            if sweep.multi_objective
+            else [PruningReporter(sweep.study_name, storage, trial.number, sweep.metrics[0], sweep.pruner)]
+        )
+        result = train(
+            config,
+            run_name=f"{sweep.study_name}-trial-{trial.number}",
+            callbacks=reporters,
+            tags=trial_tags(sweep.study_name, trial.number, config),
+        )
     except Exception as err:
         trial.set_user_attr("error", f"{type(err).__name__}: {err}"[:2000])
         raise
@@ -97,5 +109,9 @@ def run_trial(trial: optuna.Trial, base: ExperimentConfig, sweep: SweepConfig, s
 
 
 def trial_tags(study_name: str, number: int, config: ExperimentConfig) -> dict[str, str]:
-    return {"sweep.study": study_name, "sweep.trial": str(number), "sweep.trial_state": "RUNNING",
-            "sweep.world_size": str(config.distributed.nproc_per_node)}
+    return {
+        "sweep.study": study_name,
+        "sweep.trial": str(number),
+        "sweep.trial_state": "RUNNING",
+        "sweep.world_size": str(config.distributed.nproc_per_node),
+    }

@@ -6,6 +6,7 @@ stages can take it), the trials table as CSV, and Optuna's own plotly views: opt
 intermediate values (what pruning saw), parallel coordinates, parameter importances, and the Pareto front of
 a multi-objective sweep.
 """
+
 from __future__ import annotations
 
 import io
@@ -15,17 +16,23 @@ import optuna
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-PLOTS = {"optimization_history": optuna.visualization.plot_optimization_history,
-         "intermediate_values": optuna.visualization.plot_intermediate_values,
-         "parallel_coordinate": optuna.visualization.plot_parallel_coordinate,
-         "param_importances": optuna.visualization.plot_param_importances}
+PLOTS = {
+    "optimization_history": optuna.visualization.plot_optimization_history,
+    "intermediate_values": optuna.visualization.plot_intermediate_values,
+    "parallel_coordinate": optuna.visualization.plot_parallel_coordinate,
+    "param_importances": optuna.visualization.plot_param_importances,
+}
 
 
 def mirror_trial_state(experiment_id: str, study_name: str, number: int, state: TrialState) -> None:
     """Tag the trial's run with its final Optuna state; a run its killed worker left RUNNING ends FAILED."""
     client = MlflowClient()
-    runs = client.search_runs([experiment_id], filter_string=(
-        f"tags.`sweep.study` = '{study_name}' AND tags.`sweep.trial` = '{number}' AND tags.stage = 'train'"))
+    runs = client.search_runs(
+        [experiment_id],
+        filter_string=(
+            f"tags.`sweep.study` = '{study_name}' AND tags.`sweep.trial` = '{number}' AND tags.stage = 'train'"
+        ),
+    )
     for run in runs:
         client.set_tag(run.info.run_id, "sweep.trial_state", state.name)
         if run.info.status == "RUNNING" and state == TrialState.FAIL:
@@ -91,4 +98,3 @@ def study_figures(study: optuna.Study, metrics: list[str]) -> dict:
     if multi:
         figures["pareto_front"] = optuna.visualization.plot_pareto_front(study, target_names=metrics)
     return figures
-

@@ -1,4 +1,5 @@
 """Per-epoch callbacks for TrainingEngine: log metrics to MLflow, print progress a person can follow."""
+
 from __future__ import annotations
 
 import math
@@ -32,5 +33,8 @@ class ProgressPrinter:
         left = per_epoch * (self.epochs - epoch - 1)
         accuracy = metrics.get("val/accuracy")
         shown = f"  val/accuracy {accuracy:.4f}" if accuracy is not None else ""
-        self.print_fn(f"epoch {epoch + 1}/{self.epochs}  train/loss {metrics['train/loss']:.4f}{shown}  "
-                      f"{per_epoch:.1f}s/epoch  ~{left:.0f}s left", flush=True)
+        self.print_fn(
+            f"epoch {epoch + 1}/{self.epochs}  train/loss {metrics['train/loss']:.4f}{shown}  "
+            f"{per_epoch:.1f}s/epoch  ~{left:.0f}s left",
+            flush=True,
+        )

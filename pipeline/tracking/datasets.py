@@ -5,6 +5,7 @@ is the content hash and whose source is the data config it is built from, the ma
 hashes as tags (`dataset.content_hash`, `dataset.config_hash`) that runs can be searched by.
 `dataset_of_run` turns that record into a folder on this machine.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,6 +20,7 @@ from pipeline.data.errors import DatasetError
 from pipeline.data.locate import locate_dataset
 from pipeline.data.prepared import MANIFEST
 from pipeline.stages.contract import CONFIG_HASH_TAG, CONTENT_HASH_TAG, DATASET_DIR_TAG
+
 MANIFEST_ARTIFACT = f"dataset/{MANIFEST}"
 
 
@@ -27,12 +29,17 @@ def log_dataset(dataset_dir: str | Path, context: str = "training") -> dict:
     dataset_dir = Path(dataset_dir).resolve()
     manifest = json.loads((dataset_dir / MANIFEST).read_text())
     # MLflow keeps the source of the first run logging a (name, digest): it must mean the same on every machine.
-    source = CodeDatasetSource({
-        "content_hash": manifest["content_hash"], "config_hash": manifest["config_hash"],
-        "format_version": manifest["format_version"],
-        "data_config": {k: v for k, v in manifest["data_config"].items() if k != "cache_dir"}})
-    mlflow.log_input(MetaDataset(source=source, name=dataset_dir.name, digest=manifest["content_hash"][:20]),
-                     context=context)
+    source = CodeDatasetSource(
+        {
+            "content_hash": manifest["content_hash"],
+            "config_hash": manifest["config_hash"],
+            "format_version": manifest["format_version"],
+            "data_config": {k: v for k, v in manifest["data_config"].items() if k != "cache_dir"},
+        }
+    )
+    mlflow.log_input(
+        MetaDataset(source=source, name=dataset_dir.name, digest=manifest["content_hash"][:20]), context=context
+    )
     mlflow.log_dict(manifest, MANIFEST_ARTIFACT)
     mlflow.set_tags({CONTENT_HASH_TAG: manifest["content_hash"], CONFIG_HASH_TAG: manifest["config_hash"]})
     return manifest
@@ -44,6 +51,7 @@ def dataset_of_run(run: Run, cache_root: str | Path) -> Path:
     try:
         recorded = mlflow.artifacts.load_dict(f"runs:/{run.info.run_id}/{MANIFEST_ARTIFACT}")
     except mlflow.exceptions.MlflowException:
-        raise DatasetError(f"run {run.info.run_id} logged no dataset ({MANIFEST_ARTIFACT} is not among its "
-                           "artifacts)") from None
+        raise DatasetError(
+            f"run {run.info.run_id} logged no dataset ({MANIFEST_ARTIFACT} is not among its artifacts)"
+        ) from None
     return locate_dataset(recorded, cache_root, run.data.tags.get(DATASET_DIR_TAG))

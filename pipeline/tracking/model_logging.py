@@ -1,4 +1,5 @@
 """Log a trained network as the registry's pyfunc model: weights + config, loaded without pickle."""
+
 from __future__ import annotations
 
 import json
@@ -34,8 +35,14 @@ def log_pyfunc_model(model: nn.Module, settings: dict, example: np.ndarray, name
             params = {"shaft_hz": float(settings["shaft_hz"])}  # a request may pass its machine's speed
             signature = infer_signature(example, predictor.predict(None, example), params=params)
             info = mlflow.pyfunc.log_model(
-                name=name, python_model=str(MODEL_CODE), artifacts=artifacts, code_paths=[str(PACKAGE_DIR)],
-                signature=signature, input_example=example, pip_requirements=PIP_REQUIREMENTS)
+                name=name,
+                python_model=str(MODEL_CODE),
+                artifacts=artifacts,
+                code_paths=[str(PACKAGE_DIR)],
+                signature=signature,
+                input_example=example,
+                pip_requirements=PIP_REQUIREMENTS,
+            )
         finally:
             torch.set_num_threads(threads)
     return info.model_uri
@@ -57,4 +64,3 @@ class _Context:
 
     def __init__(self, artifacts: dict[str, str]):
         self.artifacts = artifacts
-

@@ -19,6 +19,7 @@ Why tickets rather than creating and deleting one lock model: MLflow deletes a r
 a waiter taking over a dead holder's lock could delete the lock another waiter had just re-created; a ticket is
 deleted by its number, which no other job's ticket ever has.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -41,11 +42,13 @@ FOR, OWNER, ACQUIRED_AT = "promotion_lock.for", "owner", "acquired_at"
 LEASE_S = 60.0  # a promotion takes seconds; a ticket silent this long belongs to a job that died
 TIMEOUT_S = 600.0  # how long a job waits for its turn before giving up
 _FIRST_DELAY_S, _MAX_DELAY_S = 0.05, 1.0
-DESCRIPTION = ("Not a model: the lock that makes promotions of registered model {model!r} take turns "
-               "(pipeline/tracking/promotion_lock.py). Each version is one register job's place in the queue, "
-               "tagged `owner` (host:pid); the lowest holds the lock (tagged `acquired_at`) and is deleted when "
-               "its job is done. A version not updated for {lease:.0f} s belongs to a job that died and is "
-               "deleted by the next one. Do not load, alias or delete it.")
+DESCRIPTION = (
+    "Not a model: the lock that makes promotions of registered model {model!r} take turns "
+    "(pipeline/tracking/promotion_lock.py). Each version is one register job's place in the queue, "
+    "tagged `owner` (host:pid); the lowest holds the lock (tagged `acquired_at`) and is deleted when "
+    "its job is done. A version not updated for {lease:.0f} s belongs to a job that died and is "
+    "deleted by the next one. Do not load, alias or delete it."
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,24 +67,32 @@ def is_lock(name: str) -> bool:
 
 
 @contextlib.contextmanager
-def promotion_lock(model_name: str, client: Optional[MlflowClient] = None, *, lease_s: float = LEASE_S,
-                   timeout_s: float = TIMEOUT_S) -> Iterator[ModelVersion]:
+def promotion_lock(
+    model_name: str, client: Optional[MlflowClient] = None, *, lease_s: float = LEASE_S, timeout_s: float = TIMEOUT_S
+) -> Iterator[ModelVersion]:
     """Hold the promotion lock of `model_name` for the block; yields this job's ticket."""
     client = client or MlflowClient()
     name = lock_name(model_name)
     try:
-        client.create_registered_model(name, tags={FOR: model_name},
-                                       description=DESCRIPTION.format(model=model_name, lease=lease_s))
+        client.create_registered_model(
+            name, tags={FOR: model_name}, description=DESCRIPTION.format(model=model_name, lease=lease_s)
+        )
     except MlflowException as err:
         if err.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
             raise
     owner = f"{socket.gethostname()}:{os.getpid()}"
-    ticket = client.create_model_version(name, f"promotion-lock:/{model_name}", tags={OWNER: owner},
-                                         description=f"register job {owner}", await_creation_for=0)
+    ticket = client.create_model_version(
+        name,
+        f"promotion-lock:/{model_name}",
+        tags={OWNER: owner},
+        description=f"register job {owner}",
+        await_creation_for=0,
+    )
     try:
         _wait_for_turn(client, ticket, lease_s, timeout_s)
-        client.set_model_version_tag(name, ticket.version, ACQUIRED_AT,
-                                     datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        client.set_model_version_tag(
+            name, ticket.version, ACQUIRED_AT, datetime.now(timezone.utc).isoformat(timespec="seconds")
+        )
         with _heartbeat(client, ticket, lease_s):
             yield ticket
     finally:
@@ -93,16 +104,28 @@ def _wait_for_turn(client: MlflowClient, ticket: ModelVersion, lease_s: float, t
     deadline, delay = time.monotonic() + timeout_s, _FIRST_DELAY_S
     while True:
         now = _touch(client, ticket).last_updated_timestamp  # the store's clock, as on the other tickets
-        ahead = sorted((v for v in client.search_model_versions(f"name = '{ticket.name}'")
-                        if int(v.version) < int(ticket.version)), key=lambda v: int(v.version))
+        ahead = sorted(
+            (
+                v
+                for v in client.search_model_versions(f"name = '{ticket.name}'")
+                if int(v.version) < int(ticket.version)
+            ),
+            key=lambda v: int(v.version),
+        )
         live = []
         for other in ahead:
             silent_s = (now - other.last_updated_timestamp) / 1000
             if silent_s <= lease_s:
                 live.append(other)
                 continue
-            log.warning("promotion lock %r: ticket v%s of %s silent for %.0f s (lease %.0f s), its job is gone: "
-                        "deleting it", ticket.name, other.version, other.tags.get(OWNER), silent_s, lease_s)
+            log.warning(
+                "promotion lock %r: ticket v%s of %s silent for %.0f s (lease %.0f s), its job is gone: deleting it",
+                ticket.name,
+                other.version,
+                other.tags.get(OWNER),
+                silent_s,
+                lease_s,
+            )
             _delete(client, other)
         if not live:
             return
@@ -113,16 +136,17 @@ def _wait_for_turn(client: MlflowClient, ticket: ModelVersion, lease_s: float, t
         delay = min(delay * 2, _MAX_DELAY_S, lease_s / 4)
 
 
-def _timeout_message(ticket: ModelVersion, live: list[ModelVersion], now: int, lease_s: float,
-                     timeout_s: float) -> str:
+def _timeout_message(ticket: ModelVersion, live: list[ModelVersion], now: int, lease_s: float, timeout_s: float) -> str:
     """What a job that gave up tells its user: the lock, who holds it and since when, and what to do."""
     holder = live[0]
     since = f"since {holder.tags[ACQUIRED_AT]}" if ACQUIRED_AT in holder.tags else "about to take it"
-    return (f"gave up after {timeout_s:.0f} s waiting for promotion lock {ticket.name!r} (a registered model): "
-            f"register job {holder.tags.get(OWNER, '?')} holds it (ticket v{holder.version}, {since}, last heard "
-            f"from {(now - holder.last_updated_timestamp) / 1000:.0f} s ago), {len(live)} job(s) ahead of this "
-            f"one. Retry once it is done; a job that died loses the lock {lease_s:.0f} s after it last updated its "
-            f"ticket")
+    return (
+        f"gave up after {timeout_s:.0f} s waiting for promotion lock {ticket.name!r} (a registered model): "
+        f"register job {holder.tags.get(OWNER, '?')} holds it (ticket v{holder.version}, {since}, last heard "
+        f"from {(now - holder.last_updated_timestamp) / 1000:.0f} s ago), {len(live)} job(s) ahead of this "
+        f"one. Retry once it is done; a job that died loses the lock {lease_s:.0f} s after it last updated its "
+        f"ticket"
+    )
 
 
 @contextlib.contextmanager
@@ -148,9 +172,11 @@ def _heartbeat(client: MlflowClient, ticket: ModelVersion, lease_s: float) -> It
         stop.set()
         thread.join()
     if lost.is_set():
-        raise PromotionLockError(f"promotion lock {ticket.name!r}: ticket v{ticket.version} was deleted as dead "
-                                 f"while its job still held it (silent for over {lease_s:.0f} s); another "
-                                 f"promotion may have run at the same time: check the model's aliases")
+        raise PromotionLockError(
+            f"promotion lock {ticket.name!r}: ticket v{ticket.version} was deleted as dead "
+            f"while its job still held it (silent for over {lease_s:.0f} s); another "
+            f"promotion may have run at the same time: check the model's aliases"
+        )
 
 
 def _touch(client: MlflowClient, ticket: ModelVersion) -> ModelVersion:
@@ -160,8 +186,10 @@ def _touch(client: MlflowClient, ticket: ModelVersion) -> ModelVersion:
     except MlflowException as err:
         if err.error_code != ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
             raise
-        raise PromotionLockError(f"promotion lock {ticket.name!r}: ticket v{ticket.version} of this job was "
-                                 f"deleted by another job that found it silent; retry") from None
+        raise PromotionLockError(
+            f"promotion lock {ticket.name!r}: ticket v{ticket.version} of this job was "
+            f"deleted by another job that found it silent; retry"
+        ) from None
 
 
 def _delete(client: MlflowClient, ticket: ModelVersion) -> None:

@@ -3,6 +3,7 @@
 Nothing is unpickled: the weights are a torch state dict read with `weights_only=True`, the architecture and
 preprocessing come from `model_config.json`. So the model loads with MLFLOW_ALLOW_PICKLE_DESERIALIZATION=false.
 """
+
 from __future__ import annotations
 
 import json
@@ -50,8 +51,10 @@ def validate_windows(model_input, window: int) -> np.ndarray:
     if array.shape[0] == 0:
         raise _bad_input("input holds no windows")
     if array.size > MAX_SAMPLES:
-        raise _bad_input(f"input holds {array.shape[0]} windows of {window} samples; the limit per request is "
-                         f"{MAX_SAMPLES // window} windows ({MAX_SAMPLES} samples): send them in smaller requests")
+        raise _bad_input(
+            f"input holds {array.shape[0]} windows of {window} samples; the limit per request is "
+            f"{MAX_SAMPLES // window} windows ({MAX_SAMPLES} samples): send them in smaller requests"
+        )
     finite = np.isfinite(array).all(axis=1)
     if not finite.all():
         raise _bad_input(f"windows {np.flatnonzero(~finite)[:10].tolist()} contain NaN or inf")
@@ -166,8 +169,11 @@ class AVPinoModel(PythonModel):
         readings = {key: value.numpy() for key, value in self.batcher(windows, shaft_hz).items()}
         probs = readings.pop("probs")
         # one dict of columns: building the frame at once costs half of inserting columns into it
-        columns = {"class": [self.class_names[i] for i in probs.argmax(axis=1)], **dict(zip(self.columns, probs.T)),
-                   **readings}
+        columns = {
+            "class": [self.class_names[i] for i in probs.argmax(axis=1)],
+            **dict(zip(self.columns, probs.T)),
+            **readings,
+        }
         return pd.DataFrame(columns)
 
     def _forward(self, windows: torch.Tensor, shaft_hz: float) -> dict:

@@ -16,6 +16,7 @@ so it works on every store, a tracking server over HTTP included). Two promotion
 advisory lock would do: a database reached both directly and through `mlflow server` is then guarded by one lock,
 at the price that a killed job blocks the next for up to the lock's lease (60 s) instead of being freed at once.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -91,15 +92,18 @@ def rollback(model_name: str) -> str:
             raise RegistryError(f"model {model_name!r} has no `{CHAMPION}` alias: nothing to roll back")
         now, previous = str(current.version), current.tags.get(PREVIOUS_CHAMPION)
         if previous is None:
-            raise RegistryError(f"champion v{now} of {model_name!r} did not replace another version (no "
-                                f"{PREVIOUS_CHAMPION} tag): nothing to roll back to")
+            raise RegistryError(
+                f"champion v{now} of {model_name!r} did not replace another version (no "
+                f"{PREVIOUS_CHAMPION} tag): nothing to roll back to"
+            )
         try:
             client.get_model_version(model_name, previous)
         except MlflowException as err:
             if not _not_found(err):
                 raise
-            raise RegistryError(f"cannot roll {model_name!r} back from v{now}: previous champion v{previous} "
-                                f"no longer exists") from None
+            raise RegistryError(
+                f"cannot roll {model_name!r} back from v{now}: previous champion v{previous} no longer exists"
+            ) from None
         client.set_registered_model_alias(model_name, CHAMPION, previous)
         client.set_model_version_tag(model_name, now, "rollback.replaced_by", previous)
         client.set_model_version_tag(model_name, previous, "rollback.restored_over", now)
@@ -116,33 +120,44 @@ def _evaluation_run(client: MlflowClient, run_id: str, metric: str) -> tuple[Run
         raise RegistryError(f"evaluation run {run_id!r} does not exist in {mlflow.get_tracking_uri()}") from None
     stage = run.data.tags.get(STAGE_TAG)
     if stage != "evaluate":
-        raise RegistryError(f"run {run_id} is a {stage or 'untagged'} run, not an evaluate run "
-                            f"(tag stage={stage!r}); pass the id of an evaluate run")
+        raise RegistryError(
+            f"run {run_id} is a {stage or 'untagged'} run, not an evaluate run "
+            f"(tag stage={stage!r}); pass the id of an evaluate run"
+        )
     if run.info.status != "FINISHED":
         raise RegistryError(f"evaluation run {run_id} is {run.info.status}, not FINISHED; re-run evaluate")
     if MODEL_URI_TAG not in run.data.tags:
         raise RegistryError(f"evaluation run {run_id} has no model_uri tag: it names no model to register")
     metrics = _logged_model_metrics(run.data.tags[MODEL_URI_TAG], run_id)
     if not metrics:
-        log.warning("evaluation run %s logged no metrics against its model (an older evaluate or model): the gate "
-                    "reads the run's metrics", run_id)
+        log.warning(
+            "evaluation run %s logged no metrics against its model (an older evaluate or model): the gate "
+            "reads the run's metrics",
+            run_id,
+        )
         metrics = run.data.metrics
     missing = [m for m in _gate_metrics(metric) if m not in metrics]
     if missing:
-        raise RegistryError(f"evaluation run {run_id} lacks metric(s) {', '.join(missing)} needed to compare; "
-                            f"it logged: {', '.join(sorted(metrics)) or 'no metrics'}")
+        raise RegistryError(
+            f"evaluation run {run_id} lacks metric(s) {', '.join(missing)} needed to compare; "
+            f"it logged: {', '.join(sorted(metrics)) or 'no metrics'}"
+        )
     return run, metrics
 
 
 def _champion_metrics(champion: ModelVersion, metric: str) -> dict[str, float]:
     """The gate metrics of the champion's logged model, else (promoted before evaluate logged them there) of its
     version tags."""
-    metrics = _logged_model_metrics(f"models:/{champion.name}/{champion.version}",
-                                    champion.tags.get(EVALUATION_RUN_TAG))
+    metrics = _logged_model_metrics(
+        f"models:/{champion.name}/{champion.version}", champion.tags.get(EVALUATION_RUN_TAG)
+    )
     if metrics:
         return metrics
-    log.warning("champion v%s of %r has no evaluation metrics on its logged model: the gate reads its version "
-                "tags", champion.version, champion.name)
+    log.warning(
+        "champion v%s of %r has no evaluation metrics on its logged model: the gate reads its version tags",
+        champion.version,
+        champion.name,
+    )
     return {key: float(champion.tags[key]) for key in (*_gate_metrics(metric), RESIDUAL) if key in champion.tags}
 
 
@@ -162,8 +177,15 @@ def _gate_metrics(metric: str) -> list[str]:
     return list(dict.fromkeys((metric, ECE)))
 
 
-def _decide(name: str, version: str, candidate: dict[str, float], champion: Optional[ModelVersion],
-            theirs: dict[str, float], policy: RegistryConfig, classes: Optional[str] = None) -> Decision:
+def _decide(
+    name: str,
+    version: str,
+    candidate: dict[str, float],
+    champion: Optional[ModelVersion],
+    theirs: dict[str, float],
+    policy: RegistryConfig,
+    classes: Optional[str] = None,
+) -> Decision:
     """Promote when there is no champion, or when better on the metric and not worse beyond tolerance (the
     champion's metrics: `theirs`), on the same classes (`classes`, comma-joined, compared when both models
     record theirs)."""
@@ -172,28 +194,52 @@ def _decide(name: str, version: str, candidate: dict[str, float], champion: Opti
         return Decision(name, version, True, "no champion yet: the first candidate becomes champion", score, None)
     held_by = f"champion v{champion.version}"
     if classes is not None and champion.tags.get(CLASS_NAMES_TAG, classes) != classes:
-        return Decision(name, version, False, f"{held_by} classifies {champion.tags[CLASS_NAMES_TAG]}, this model "
-                        f"{classes}: scores on different tasks do not compare; move the alias by hand", score, None)
+        return Decision(
+            name,
+            version,
+            False,
+            f"{held_by} classifies {champion.tags[CLASS_NAMES_TAG]}, this model "
+            f"{classes}: scores on different tasks do not compare; move the alias by hand",
+            score,
+            None,
+        )
     missing = [m for m in _gate_metrics(metric) if m not in theirs]
     if missing:
-        return Decision(name, version, False, f"{held_by} has no {', '.join(missing)} tag(s) to compare with "
-                        f"(promoted outside this gate?); move the alias by hand", score, None)
+        return Decision(
+            name,
+            version,
+            False,
+            f"{held_by} has no {', '.join(missing)} tag(s) to compare with "
+            f"(promoted outside this gate?); move the alias by hand",
+            score,
+            None,
+        )
     best, ece = theirs[metric], theirs[ECE]
     residual = theirs[RESIDUAL] if RESIDUAL in theirs and RESIDUAL in candidate else None
     problems = []
     if not score > best:
         problems.append(f"{metric} {score:.4f} does not beat {held_by}'s {best:.4f}")
     if residual is not None and candidate[RESIDUAL] > residual * (1 + policy.max_residual_increase) + _FLOAT_SLACK:
-        problems.append(f"{RESIDUAL} rose from {residual:.4g} to {candidate[RESIDUAL]:.4g}, more than the "
-                        f"{policy.max_residual_increase:.0%} allowed")
+        problems.append(
+            f"{RESIDUAL} rose from {residual:.4g} to {candidate[RESIDUAL]:.4g}, more than the "
+            f"{policy.max_residual_increase:.0%} allowed"
+        )
     if candidate[ECE] > ece + policy.max_ece_increase + _FLOAT_SLACK:
-        problems.append(f"{ECE} rose from {ece:.4f} to {candidate[ECE]:.4f}, more than the "
-                        f"{policy.max_ece_increase:.4f} allowed")
+        problems.append(
+            f"{ECE} rose from {ece:.4f} to {candidate[ECE]:.4f}, more than the {policy.max_ece_increase:.4f} allowed"
+        )
     if problems:
         return Decision(name, version, False, "; ".join(problems), score, best)
     guards = "residual and ECE" if residual is not None else "ECE (no physics residual to compare)"
-    return Decision(name, version, True, f"{metric} {score:.4f} beats {held_by}'s {best:.4f}, {guards} within "
-                    f"tolerance", score, best, previous_champion=str(champion.version))
+    return Decision(
+        name,
+        version,
+        True,
+        f"{metric} {score:.4f} beats {held_by}'s {best:.4f}, {guards} within tolerance",
+        score,
+        best,
+        previous_champion=str(champion.version),
+    )
 
 
 def _champion(client: MlflowClient, name: str) -> Optional[ModelVersion]:
@@ -215,8 +261,11 @@ def _not_found(err: MlflowException) -> bool:
 
 def _record(client: MlflowClient, decision: Decision) -> None:
     """Write the decision on its version, so the registry alone explains every alias move."""
-    tags = {"promotion.decision": "promoted" if decision.promoted else "rejected",
-            "promotion.reason": decision.reason, "promotion.candidate_score": str(decision.candidate_score)}
+    tags = {
+        "promotion.decision": "promoted" if decision.promoted else "rejected",
+        "promotion.reason": decision.reason,
+        "promotion.candidate_score": str(decision.candidate_score),
+    }
     if decision.champion_score is not None:
         tags["promotion.champion_score"] = str(decision.champion_score)
     if decision.previous_champion is not None:
@@ -228,8 +277,10 @@ def _record(client: MlflowClient, decision: Decision) -> None:
 def _model_name(name: str) -> str:
     """`name`, unless it names a promotion lock: a lock is never a candidate nor a champion."""
     if promotion_lock.is_lock(name):
-        raise RegistryError(f"{name!r} is a promotion lock (see its description), not a model: registry.model_name "
-                            f"must name the model itself, {name[:-len(promotion_lock.SUFFIX)]!r}")
+        raise RegistryError(
+            f"{name!r} is a promotion lock (see its description), not a model: registry.model_name "
+            f"must name the model itself, {name[: -len(promotion_lock.SUFFIX)]!r}"
+        )
     return name
 
 

@@ -15,6 +15,7 @@ one (pipeline.liveness.is_gone).
 Download: `checkpoints/<run_id>/last.pt` on each machine is a cache of the uploads; `local_checkpoint`
 fills it from the server when it is missing or older than the uploaded one.
 """
+
 from __future__ import annotations
 
 import os
@@ -79,8 +80,9 @@ class RunKeeper:
         self._heartbeat.poke()
 
     def beat(self) -> None:
-        self.client.log_batch(self.run_id, tags=[heartbeat_now(),
-                                                 RunTag(HEARTBEAT_INTERVAL_TAG, f"{self.heartbeat_s:g}")])
+        self.client.log_batch(
+            self.run_id, tags=[heartbeat_now(), RunTag(HEARTBEAT_INTERVAL_TAG, f"{self.heartbeat_s:g}")]
+        )
 
     def upload(self, path: Path, epoch: int) -> None:
         """Upload the checkpoint `path` of `epoch` under its own name, then move LATEST_TAG to it."""
@@ -96,8 +98,10 @@ class RunKeeper:
             self.client.set_tag(self.run_id, LATEST_TAG, name)
         except Exception as err:  # any store or network error: training must go on
             if not self._upload_failing:
-                warnings.warn(f"train run {self.run_id}: could not upload checkpoint {name} ({described(err)}); "
-                              f"the local checkpoint {path} stays, and the next checkpoint is uploaded again")
+                warnings.warn(
+                    f"train run {self.run_id}: could not upload checkpoint {name} ({described(err)}); "
+                    f"the local checkpoint {path} stays, and the next checkpoint is uploaded again"
+                )
             self._upload_failing = True
             return
         self._upload_failing = False
@@ -111,8 +115,10 @@ class RunKeeper:
                     self._repository.delete_artifacts(info.path)
         except Exception as err:  # NotImplementedError or MlflowException where deleting is not supported
             if not self._delete_failed:
-                warnings.warn(f"train run {self.run_id}: older checkpoint artifacts are kept, the artifact "
-                              f"repository did not delete them ({described(err)}); tag {LATEST_TAG} names the newest")
+                warnings.warn(
+                    f"train run {self.run_id}: older checkpoint artifacts are kept, the artifact "
+                    f"repository did not delete them ({described(err)}); tag {LATEST_TAG} names the newest"
+                )
             self._delete_failed = True
 
 
@@ -134,8 +140,10 @@ def _download(run_id: str, name: str, final: Path) -> None:
         fetched = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=name, dst_path=str(staging))
         os.replace(fetched, final)
     except Exception as err:
-        raise CheckpointError(f"train run {run_id}: could not download its checkpoint artifact {name} "
-                              f"({described(err)}); training.resume=never starts a new run instead") from None
+        raise CheckpointError(
+            f"train run {run_id}: could not download its checkpoint artifact {name} "
+            f"({described(err)}); training.resume=never starts a new run instead"
+        ) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     fsync_dir(final.parent)

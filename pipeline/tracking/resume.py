@@ -10,6 +10,7 @@ no compare-and-swap: two jobs that pick the same run at the same moment both tak
 is compared by a digest of everything that shapes training (the data config, model, loss, training), so changing
 any of it starts a new run.
 """
+
 from __future__ import annotations
 
 import math
@@ -23,8 +24,8 @@ from mlflow.exceptions import MlflowException
 from pipeline.config import ConfigError, ExperimentConfig
 from pipeline.data.prepared import config_hash
 from pipeline.liveness import is_gone, this_process
-from pipeline.tracking.remote_checkpoints import LATEST_TAG, heartbeat_now, last_heartbeat, local_checkpoint
 from pipeline.stages.contract import CONFIG_DIGEST_TAG, STAGE_TAG, training_digest
+from pipeline.tracking.remote_checkpoints import LATEST_TAG, heartbeat_now, last_heartbeat, local_checkpoint
 from pipeline.tracking.run import FAILURE_TAG
 from pipeline.tracking.store import ensure_experiment
 
@@ -48,9 +49,12 @@ def run_to_resume(config: ExperimentConfig, checkpoint_root: Path) -> Optional[s
     if config.training.resume != "auto":
         return _take_over(_explicit(config.training.resume, checkpoint_root))
     candidates = mlflow.search_runs(
-        experiment_ids=[ensure_experiment(config.tracking.experiment)], output_format="list",
+        experiment_ids=[ensure_experiment(config.tracking.experiment)],
+        output_format="list",
         filter_string=f"tags.{STAGE_TAG} = 'train' AND tags.{CONFIG_DIGEST_TAG} = '{resume_digest(config)}'",
-        order_by=["attributes.start_time DESC"], max_results=20)
+        order_by=["attributes.start_time DESC"],
+        max_results=20,
+    )
     for run in candidates:
         if not _interrupted(run):
             continue
@@ -68,8 +72,11 @@ def _owner_gone(run: Any) -> bool:
 
 def _interrupted(run: Any) -> bool:
     status, tags = run.info.status, run.data.tags
-    return ((status == "RUNNING" and _owner_gone(run)) or status == "KILLED"
-            or (status == "FAILED" and tags.get(INTERRUPTED_TAG) == "true"))
+    return (
+        (status == "RUNNING" and _owner_gone(run))
+        or status == "KILLED"
+        or (status == "FAILED" and tags.get(INTERRUPTED_TAG) == "true")
+    )
 
 
 def _explicit(run_id: str, checkpoint_root: Path) -> Any:
@@ -80,11 +87,14 @@ def _explicit(run_id: str, checkpoint_root: Path) -> Any:
     if run.data.tags.get(STAGE_TAG) != "train":
         raise ConfigError(f"training.resume={run_id!r}: not a train run")
     if run.info.status == "RUNNING" and not _owner_gone(run):
-        raise ConfigError(f"training.resume={run_id!r}: the run is still running "
-                          f"(owner {run.data.tags.get(OWNER_TAG)})")
+        raise ConfigError(
+            f"training.resume={run_id!r}: the run is still running (owner {run.data.tags.get(OWNER_TAG)})"
+        )
     if not local_checkpoint(run, checkpoint_root / run_id):
-        raise ConfigError(f"training.resume={run_id!r}: it left no checkpoint, neither under "
-                          f"{checkpoint_root / run_id} nor as a run artifact (tag {LATEST_TAG})")
+        raise ConfigError(
+            f"training.resume={run_id!r}: it left no checkpoint, neither under "
+            f"{checkpoint_root / run_id} nor as a run artifact (tag {LATEST_TAG})"
+        )
     return run
 
 
@@ -92,16 +102,22 @@ def _take_over(run: Any) -> str:
     """Claim a RUNNING run for this process before resuming it (the job then ends it FINISHED or FAILED): the
     old owner goes in TAKEOVER_TAG; a fresh heartbeat keeps other hosts from taking it over in turn."""
     if run.info.status == "RUNNING":
-        mlflow.MlflowClient().log_batch(run.info.run_id, tags=[
-            RunTag(TAKEOVER_TAG, run.data.tags.get(OWNER_TAG, "")), RunTag(OWNER_TAG, this_process()),
-            heartbeat_now()])
+        mlflow.MlflowClient().log_batch(
+            run.info.run_id,
+            tags=[
+                RunTag(TAKEOVER_TAG, run.data.tags.get(OWNER_TAG, "")),
+                RunTag(OWNER_TAG, this_process()),
+                heartbeat_now(),
+            ],
+        )
     return run.info.run_id
 
 
 def _end_abandoned(run: Any) -> None:
     client = mlflow.MlflowClient()
-    client.set_tag(run.info.run_id, FAILURE_TAG,
-                   f"owner {run.data.tags.get(OWNER_TAG)} gone before its first checkpoint")
+    client.set_tag(
+        run.info.run_id, FAILURE_TAG, f"owner {run.data.tags.get(OWNER_TAG)} gone before its first checkpoint"
+    )
     client.set_terminated(run.info.run_id, "KILLED")
 
 

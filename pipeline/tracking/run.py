@@ -6,6 +6,7 @@ instead of leaving it RUNNING. A finished run of a stage in `REUSE_KEYS` (pipeli
 with its `fingerprint`, so
 the workflow can reuse it whether the workflow or a stage command (`python -m pipeline.prepare`) made it.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -20,8 +21,15 @@ import mlflow
 import sqlalchemy
 import yaml
 
-from pipeline.stages.contract import (CODE_VERSION_TAG, FINGERPRINT_TAG, MAX_PARAM_LENGTH, REUSE_KEYS, STAGE_TAG,
-                                      param_values, reuse_fingerprint)
+from pipeline.stages.contract import (
+    CODE_VERSION_TAG,
+    FINGERPRINT_TAG,
+    MAX_PARAM_LENGTH,
+    REUSE_KEYS,
+    STAGE_TAG,
+    param_values,
+    reuse_fingerprint,
+)
 from pipeline.tracking.store import REPO_ROOT, ensure_experiment
 
 FAILURE_TAG = "failure.reason"  # on a FAILED run: what stopped it, so the UI says why without the logs
@@ -58,8 +66,7 @@ def failure_reason(err: BaseException) -> str:
 def git_commit() -> str | None:
     """The repository's HEAD commit, or None outside a git checkout; read once per process, as `code_version`."""
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
-                             timeout=10)
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() if out.returncode == 0 else None
@@ -77,6 +84,7 @@ def code_version() -> str:
 @contextlib.contextmanager
 def _sigterm_as_exception() -> Iterator[None]:
     """Raise SystemExit on SIGTERM (main thread only) so context managers unwind and runs end FAILED."""
+
     def handler(signum, frame):  # noqa: ARG001 - signal handler signature
         raise SystemExit(128 + signum)
 
@@ -92,13 +100,22 @@ def _sigterm_as_exception() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def stage_run(stage: str, config: Any, *, experiment: str, run_name: str | None = None,
-              tags: Mapping[str, str] | None = None, run_id: str | None = None,
-              system_metrics: bool = False, parent_run_id: str | None = None) -> Iterator[mlflow.ActiveRun]:
+def stage_run(
+    stage: str,
+    config: Any,
+    *,
+    experiment: str,
+    run_name: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    run_id: str | None = None,
+    system_metrics: bool = False,
+    parent_run_id: str | None = None,
+) -> Iterator[mlflow.ActiveRun]:
     """The run of one stage; ends FINISHED, or FAILED on any exception (SIGTERM included).
 
     Inside an active run (the pipeline's parent), or with `parent_run_id` (a parent in another process, e.g.
-    a sweep's), it is a child run in the parent's experiment. Otherwise it adopts the run `mlflow run` made for this process (MLFLOW_RUN_ID), else starts a run in `experiment`.
+    a sweep's), it is a child run in the parent's experiment. Otherwise it adopts the run `mlflow run` made for
+    this process (MLFLOW_RUN_ID), else starts a run in `experiment`.
     With `run_id` it resumes that run and logs no params again. `system_metrics` samples CPU and memory.
     """
     active = mlflow.active_run()
@@ -111,15 +128,21 @@ def stage_run(stage: str, config: Any, *, experiment: str, run_name: str | None 
     if run_name:
         all_tags["mlflow.runName"] = run_name  # also names a run adopted from MLFLOW_RUN_ID
     with _sigterm_as_exception():
-        run = mlflow.start_run(run_id=run_id, experiment_id=experiment_id, nested=active is not None,
-                               parent_run_id=None if active or run_id else parent_run_id,
-                               log_system_metrics=system_metrics)
+        run = mlflow.start_run(
+            run_id=run_id,
+            experiment_id=experiment_id,
+            nested=active is not None,
+            parent_run_id=None if active or run_id else parent_run_id,
+            log_system_metrics=system_metrics,
+        )
         try:
             mlflow.set_tags(all_tags)
             if run_id is None:
                 mlflow.log_params(param_values(config))
-                mlflow.log_text(yaml.safe_dump(asdict(config) if is_dataclass(config) else dict(config),
-                                               sort_keys=False), "config.yaml")
+                mlflow.log_text(
+                    yaml.safe_dump(asdict(config) if is_dataclass(config) else dict(config), sort_keys=False),
+                    "config.yaml",
+                )
             yield run
             if stage in REUSE_KEYS:  # from what the run recorded, however it was started
                 done = mlflow.get_run(run.info.run_id)

@@ -3,6 +3,7 @@
 Paths are absolute and derived from this package's location, never from the working directory, so Hydra's
 output folders and `mlflow run`'s working directory cannot scatter runs across stores.
 """
+
 from __future__ import annotations
 
 import os
@@ -26,7 +27,7 @@ def tracking_uri(store_dir: Path = DEFAULT_STORE_DIR) -> str:
     env = os.environ.get("MLFLOW_TRACKING_URI")
     if env and env.startswith("sqlite:///") and not env.startswith("sqlite:////"):
         # A relative SQLite path means the working directory's: pin it, so subprocesses agree.
-        return f"sqlite:///{Path(env[len('sqlite:///'):]).resolve()}"
+        return f"sqlite:///{Path(env[len('sqlite:///') :]).resolve()}"
     if env:
         return env
     return f"sqlite:///{(store_dir / 'mlflow.db').resolve()}"
@@ -36,7 +37,7 @@ def artifact_root(uri: str) -> str | None:
     """Artifact location for new experiments: `artifacts/` beside a SQLite file, else the server's choice."""
     if not uri.startswith("sqlite:///"):
         return None
-    db_path = Path(uri[len("sqlite:///"):])
+    db_path = Path(uri[len("sqlite:///") :])
     return (db_path.parent / "artifacts").resolve().as_uri()
 
 
@@ -44,7 +45,7 @@ def checkpoint_root() -> Path:
     """Where training checkpoints go: `checkpoints/` beside a SQLite store, else the repository's."""
     uri = tracking_uri()
     if uri.startswith("sqlite:///"):
-        return Path(uri[len("sqlite:///"):]).parent / "checkpoints"
+        return Path(uri[len("sqlite:///") :]).parent / "checkpoints"
     return REPO_ROOT / "checkpoints"
 
 
@@ -52,7 +53,7 @@ def use_store() -> str:
     """Point MLflow at the store in force and return its URI."""
     uri = tracking_uri()
     if uri.startswith("sqlite:///"):
-        Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
     return uri
 
@@ -95,8 +96,9 @@ def ensure_experiment(name: str) -> str:
     experiment = mlflow.get_experiment_by_name(name)
     if experiment is None:
         try:
-            return mlflow.create_experiment(name, artifact_location=artifact_root(uri),
-                                            tags={EXPERIMENT_KIND: MODEL_TRAINING})
+            return mlflow.create_experiment(
+                name, artifact_location=artifact_root(uri), tags={EXPERIMENT_KIND: MODEL_TRAINING}
+            )
         except mlflow.exceptions.MlflowException:
             # Another process created it between our lookup and our create.
             experiment = mlflow.get_experiment_by_name(name)

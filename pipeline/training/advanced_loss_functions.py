@@ -14,6 +14,7 @@ of every epoch (TrainingEngine does). Without it both weights are constant.
 Each term applies only when the model returns what it needs (`coupled_fields`; `mean` and `log_var`); a
 term the model cannot have is left out, not reported as zero.
 """
+
 from __future__ import annotations
 
 from typing import Mapping

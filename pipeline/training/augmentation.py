@@ -9,6 +9,7 @@ buys generalisation is measured, not assumed: `python bench/run.py real_cwru` sc
 without it on bearings never seen in training (README). It is a choice of the data (`data.augment_*_db`), off by
 default: on the simulator the impact level is what tells fault sizes apart.
 """
+
 from __future__ import annotations
 
 import math

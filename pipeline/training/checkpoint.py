@@ -8,6 +8,7 @@ code, so everything stored here (including RNG states) is tensors, numbers, stri
 check the zip members' CRC-32s first, so silent corruption is caught too. Any failure to read becomes a
 `CheckpointError` that names the file.
 """
+
 from __future__ import annotations
 
 import os
@@ -65,9 +66,7 @@ def load_checkpoint_file(path: str | os.PathLike, map_location: Any = "cpu") -> 
             f"which weights_only loading does not execute ({_unpickler_reason(err)})"
         ) from None
     except Exception as err:  # zip, pickle and storage errors all mean the bytes are damaged
-        raise CheckpointError(
-            f"checkpoint {str(path)!r} is truncated or corrupted ({described(err)})"
-        ) from None
+        raise CheckpointError(f"checkpoint {str(path)!r} is truncated or corrupted ({described(err)})") from None
     if not isinstance(state, dict) or any(key not in state for key in REQUIRED_KEYS):
         raise CheckpointError(f"checkpoint {str(path)!r} is not a training checkpoint (needs {REQUIRED_KEYS})")
     return state

@@ -8,6 +8,7 @@ has (cores, GPUs) is checked here, by `check_hardware`, before a stage does any 
 `training.mixed_precision` autocasts to fp16 on CUDA, whose narrow range needs a gradient scaler, and to
 bf16 on CPU, whose float32-wide range does not; without it everything stays float32.
 """
+
 from __future__ import annotations
 
 import os
@@ -32,8 +33,12 @@ def resolve_device(spec: str, local_rank: int = 0) -> torch.device:
     _check(gpus > 0, "training.device", spec, "this machine has no CUDA GPU; use cpu or auto")
     index = local_rank if spec in ("auto", "cuda") else int(spec.removeprefix("cuda:"))
     asked = f"cuda:{index}" if spec.startswith("cuda:") else f"local rank {local_rank} trains on cuda:{index}"
-    _check(index < gpus, "training.device", spec,
-           f"{asked} but this machine has {gpus} CUDA GPU(s), cuda:0..cuda:{gpus - 1}")
+    _check(
+        index < gpus,
+        "training.device",
+        spec,
+        f"{asked} but this machine has {gpus} CUDA GPU(s), cuda:0..cuda:{gpus - 1}",
+    )
     return torch.device("cuda", index)
 
 
@@ -43,25 +48,46 @@ def check_hardware(config: ExperimentConfig) -> None:
     ranks, backend, spec = config.distributed.nproc_per_node, config.distributed.backend, config.training.device
     gpus = _gpus()
     limit = max(os.cpu_count() or 1, gpus)
-    _check(ranks <= limit, "distributed.nproc_per_node", ranks,
-           f"must be in 1..{limit} (the CPU cores or GPUs of this machine)")
-    _check(backend != "nccl" or gpus > 0, "distributed.backend", backend,
-           "nccl needs CUDA GPUs; use gloo (or auto) on a CPU machine")
+    _check(
+        ranks <= limit,
+        "distributed.nproc_per_node",
+        ranks,
+        f"must be in 1..{limit} (the CPU cores or GPUs of this machine)",
+    )
+    _check(
+        backend != "nccl" or gpus > 0,
+        "distributed.backend",
+        backend,
+        "nccl needs CUDA GPUs; use gloo (or auto) on a CPU machine",
+    )
     device = resolve_device(spec)
-    _check(backend != "nccl" or device.type == "cuda", "distributed.backend", backend,
-           f"nccl reduces CUDA tensors but training.device={spec!r} trains on the CPU; use gloo or auto")
+    _check(
+        backend != "nccl" or device.type == "cuda",
+        "distributed.backend",
+        backend,
+        f"nccl reduces CUDA tensors but training.device={spec!r} trains on the CPU; use gloo or auto",
+    )
     if device.type == "cuda" and ranks > 1:
-        _check(not spec.startswith("cuda:"), "training.device", spec,
-               f"puts all {ranks} ranks on one GPU; use cuda (each rank on its own GPU)")
-        _check(ranks <= gpus, "distributed.nproc_per_node", ranks,
-               f"each rank trains on its own GPU (training.device={spec!r}) and this machine has {gpus}; "
-               "use fewer ranks or training.device=cpu")
+        _check(
+            not spec.startswith("cuda:"),
+            "training.device",
+            spec,
+            f"puts all {ranks} ranks on one GPU; use cuda (each rank on its own GPU)",
+        )
+        _check(
+            ranks <= gpus,
+            "distributed.nproc_per_node",
+            ranks,
+            f"each rank trains on its own GPU (training.device={spec!r}) and this machine has {gpus}; "
+            "use fewer ranks or training.device=cpu",
+        )
 
 
 @dataclass(frozen=True)
 class Precision:
     """How a device computes: the autocast dtype (None: float32 throughout) and whether gradients go through
     a GradScaler, which multiplies the loss so small fp16 gradients do not underflow to zero."""
+
     device_type: str
     dtype: Optional[torch.dtype]
     scaled: bool

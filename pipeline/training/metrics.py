@@ -3,6 +3,7 @@
 A confusion matrix is a sum over samples, so per-batch matrices add up (and all-reduce across DDP ranks)
 to the exact matrix of the whole set; accuracy and macro-F1 are then read off it once.
 """
+
 from __future__ import annotations
 
 import torch

@@ -5,6 +5,7 @@ else `loss`, else `train_loss` (or `train/loss`). Min-delta rule: an epoch impro
 only if it is lower by more than `min_delta` (absolute, default 1e-4); NaN never improves. Training has
 converged when the last `patience` epochs brought no improvement.
 """
+
 from __future__ import annotations
 
 import math
@@ -94,8 +95,9 @@ class TrainingMonitor:
         fig = make_subplots(rows=max(len(panels), 1), cols=1, shared_xaxes=True, subplot_titles=list(panels))
         for row, (title, columns) in enumerate(panels.items(), start=1):
             for column in columns:
-                fig.add_trace(go.Scatter(x=history.index, y=history[column], mode="lines+markers", name=column),
-                              row=row, col=1)
+                fig.add_trace(
+                    go.Scatter(x=history.index, y=history[column], mode="lines+markers", name=column), row=row, col=1
+                )
             if title != "other metrics":
                 fig.update_yaxes(type="log", row=row, col=1)
         fig.update_xaxes(title_text="epoch", row=max(len(panels), 1), col=1)
@@ -103,4 +105,3 @@ class TrainingMonitor:
         if save_path is not None:
             write_figure(fig, save_path)
         return fig
-

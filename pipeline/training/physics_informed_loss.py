@@ -17,6 +17,7 @@ overall scale of the physics part and a sweep over it keeps its meaning.
 A model that states no physics (no residuals) is trained on the data loss alone, and no physics term is
 reported for it: an absent term is not a zero one.
 """
+
 from __future__ import annotations
 
 import math

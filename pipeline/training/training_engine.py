@@ -24,6 +24,7 @@ Seeding is the caller's job (seed before building the model); resuming restores 
 run repeats the uninterrupted one. Under torch.distributed the model is wrapped in DDP, loaders are
 sharded, metric sums and confusion matrices are all-reduced, and only rank 0 writes and calls callbacks.
 """
+
 from __future__ import annotations
 
 import time
@@ -41,8 +42,7 @@ from pipeline.config import ExperimentConfig
 from pipeline.distributed import local_rank
 from pipeline.training.advanced_loss_functions import AdvancedLossManager
 from pipeline.training.augmentation import random_transfer_path
-from pipeline.training.checkpoint import (CheckpointError, load_checkpoint_file, rng_state, save_atomic,
-                                          set_rng_state)
+from pipeline.training.checkpoint import CheckpointError, load_checkpoint_file, rng_state, save_atomic, set_rng_state
 from pipeline.training.device import precision_for, resolve_device
 from pipeline.training.metrics import accuracy, confusion_matrix, macro_f1
 from pipeline.training.monitoring import TrainingMonitor
@@ -91,13 +91,16 @@ class TrainingEngine:
         self._eval_net = self._raw if self.distributed else self._net
         self._params = [p for p in self._raw.parameters() if p.requires_grad]
 
-        self.loss_fn = PhysicsInformedLoss(physics_weight=loss.physics_weight,
-                                           adaptive_weighting=loss.adaptive_weighting).to(self.device)
-        self.advanced_loss = AdvancedLossManager(loss.consistency_weight, loss.variational_weight,
-                                                 enable_adaptive=loss.adaptive_weighting)
+        self.loss_fn = PhysicsInformedLoss(
+            physics_weight=loss.physics_weight, adaptive_weighting=loss.adaptive_weighting
+        ).to(self.device)
+        self.advanced_loss = AdvancedLossManager(
+            loss.consistency_weight, loss.variational_weight, enable_adaptive=loss.adaptive_weighting
+        )
         self.optimizer = torch.optim.AdamW(self._params, lr=train.learning_rate, weight_decay=train.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-            self.optimizer, T_max=train.epochs, eta_min=min(1e-6, train.learning_rate))
+            self.optimizer, T_max=train.epochs, eta_min=min(1e-6, train.learning_rate)
+        )
         self.precision = precision_for(self.device, train.mixed_precision)
         self.scaler = self.precision.grad_scaler()
 
@@ -117,8 +120,11 @@ class TrainingEngine:
 
     # ----------------------------------------------------------------------------------------- loop
     def train(
-        self, train_loader: DataLoader, val_loader: Optional[DataLoader] = None,
-        checkpoint_dir: Optional[str | Path] = None, resume: bool = True,
+        self,
+        train_loader: DataLoader,
+        val_loader: Optional[DataLoader] = None,
+        checkpoint_dir: Optional[str | Path] = None,
+        resume: bool = True,
         on_checkpoint: Optional[Callable[[Path, int], None]] = None,
     ) -> tuple[nn.Module, dict[str, list[float]]]:
         """Train for `training.epochs` epochs (less if early stopping triggers); returns (model, history).
@@ -139,8 +145,11 @@ class TrainingEngine:
             val_metrics = self.validate(val_loader) if val_loader is not None else {}
             tracked = self._record(epoch, train_metrics, val_metrics)
             tracked["time/epoch_s"] = time.perf_counter() - start  # tracked, not in history: it never repeats
-            if last is not None and ((epoch + 1) % cfg.checkpoint_every == 0 or epoch + 1 == cfg.epochs
-                                     or self.monitor.check_convergence(cfg.patience)):
+            if last is not None and (
+                (epoch + 1) % cfg.checkpoint_every == 0
+                or epoch + 1 == cfg.epochs
+                or self.monitor.check_convergence(cfg.patience)
+            ):
                 self.save_checkpoint(last, epoch, tracked)
                 if on_checkpoint is not None and self.rank == 0:
                     on_checkpoint(last, epoch)
@@ -203,8 +212,9 @@ class TrainingEngine:
         self.epoch += 1
         return metrics
 
-    def _train_step(self, inputs: Tensor, targets: Tensor,
-                    conditions: Mapping[str, Tensor]) -> Optional[dict[str, Tensor]]:
+    def _train_step(
+        self, inputs: Tensor, targets: Tensor, conditions: Mapping[str, Tensor]
+    ) -> Optional[dict[str, Tensor]]:
         """One guarded optimisation step; the detached loss terms, or None when the step was skipped."""
         self.optimizer.zero_grad(set_to_none=True)
         data = self.config.data
@@ -228,7 +238,8 @@ class TrainingEngine:
                 raise TrainingDivergedError(
                     f"training diverged: {self._bad_steps} consecutive steps had a non-finite loss or gradient "
                     f"(training.max_bad_steps={self.config.training.max_bad_steps}). Check the data for NaN/inf "
-                    "and try a lower training.learning_rate or training.grad_clip.")
+                    "and try a lower training.learning_rate or training.grad_clip."
+                )
             return None
         self.scaler.step(self.optimizer)
         self.scaler.update()
@@ -249,8 +260,10 @@ class TrainingEngine:
                 outputs = self._eval_net(inputs, **conditions)
             logits = outputs["predictions"].float()
             residuals = outputs.get("physics_residuals", {})
-            terms = {"loss": self.loss_fn.compute_data_loss(logits, targets),
-                     **{f"physics/{k}": r.float().pow(2).mean() for k, r in residuals.items()}}
+            terms = {
+                "loss": self.loss_fn.compute_data_loss(logits, targets),
+                **{f"physics/{k}": r.float().pow(2).mean() for k, r in residuals.items()},
+            }
             if sums is None:
                 names = list(terms)
                 sums = torch.zeros(len(names), dtype=torch.float64, device=self.device)
@@ -272,19 +285,22 @@ class TrainingEngine:
         (the last completed epoch) and `metrics` to `path`. Only rank 0 writes."""
         if self.rank != 0:
             return
-        save_atomic({
-            "epoch": int(epoch),
-            "metrics": {k: float(v) for k, v in metrics.items()},
-            "model": self._raw.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict(),
-            "loss_fn": self.loss_fn.state_dict(),
-            "history": {k: list(v) for k, v in self.history.items()},
-            "rng": rng_state(),
-            "loader_rng": self._loader_generator.get_state() if self._loader_generator is not None else None,
-            "mlflow_run_id": self.mlflow_run_id,
-        }, path)
+        save_atomic(
+            {
+                "epoch": int(epoch),
+                "metrics": {k: float(v) for k, v in metrics.items()},
+                "model": self._raw.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict(),
+                "loss_fn": self.loss_fn.state_dict(),
+                "history": {k: list(v) for k, v in self.history.items()},
+                "rng": rng_state(),
+                "loader_rng": self._loader_generator.get_state() if self._loader_generator is not None else None,
+                "mlflow_run_id": self.mlflow_run_id,
+            },
+            path,
+        )
 
     def load_checkpoint(self, path: str | Path) -> dict[str, Any]:
         """Restore everything `save_checkpoint` wrote; training continues with epoch `checkpoint['epoch'] + 1`.
@@ -303,8 +319,10 @@ class TrainingEngine:
             set_rng_state(state["rng"])
             history, run_id, loader_rng = state["history"], state["mlflow_run_id"], state["loader_rng"]
         except (KeyError, ValueError, RuntimeError) as err:
-            raise CheckpointError(f"checkpoint {str(path)!r} does not fit this model and configuration: "
-                                  f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}") from None
+            raise CheckpointError(
+                f"checkpoint {str(path)!r} does not fit this model and configuration: "
+                f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+            ) from None
         self.epoch = state["epoch"] + 1
         self.history = {k: list(v) for k, v in history.items()}
         self.mlflow_run_id, self._pending_generator_state = run_id, loader_rng
@@ -353,15 +371,22 @@ class TrainingEngine:
         """(inputs, targets, conditions) on the engine's device from an `(x, y)` or `(x, y, conditions)` batch."""
         if not isinstance(batch, Sequence) or len(batch) not in (2, 3):
             size = f" of {len(batch)} items" if isinstance(batch, Sequence) else ""
-            raise ValueError(f"a batch must be (inputs, targets) or (inputs, targets, conditions), got a "
-                             f"{type(batch).__name__}{size}")
+            raise ValueError(
+                f"a batch must be (inputs, targets) or (inputs, targets, conditions), got a "
+                f"{type(batch).__name__}{size}"
+            )
         inputs, targets, conditions = (*batch, {}) if len(batch) == 2 else batch
         if not isinstance(conditions, Mapping):
-            raise ValueError(f"the third item of a batch must be a dict of per-window conditions (e.g. shaft_hz), "
-                             f"got {type(conditions).__name__}")
+            raise ValueError(
+                f"the third item of a batch must be a dict of per-window conditions (e.g. shaft_hz), "
+                f"got {type(conditions).__name__}"
+            )
         to = dict(device=self.device, non_blocking=True)
-        return (inputs.to(**to), targets.to(**to),
-                {name: torch.as_tensor(value).to(**to) for name, value in conditions.items()})
+        return (
+            inputs.to(**to),
+            targets.to(**to),
+            {name: torch.as_tensor(value).to(**to) for name, value in conditions.items()},
+        )
 
     def _loss_weights(self, names: Sequence[str]) -> dict[str, float]:
         """The multiplier of each term this epoch's steps had (`names` are their metric names)."""
@@ -383,15 +408,26 @@ class TrainingEngine:
             raise ValueError("under torch.distributed pass loaders with a batch_size or a DistributedSampler")
         world, dataset = dist.get_world_size(), loader.dataset
         if train and loader.batch_size % world:
-            raise ValueError(f"training.batch_size={loader.batch_size} is the global batch and must divide evenly "
-                             f"over {world} ranks")
+            raise ValueError(
+                f"training.batch_size={loader.batch_size} is the global batch and must divide evenly over {world} ranks"
+            )
         # the training batch is global: each rank takes its share, so results do not depend on the world size
         per_rank = loader.batch_size // world if train else loader.batch_size
-        common = dict(batch_size=per_rank, num_workers=loader.num_workers, collate_fn=loader.collate_fn,
-                      pin_memory=loader.pin_memory, drop_last=loader.drop_last)
+        common = dict(
+            batch_size=per_rank,
+            num_workers=loader.num_workers,
+            collate_fn=loader.collate_fn,
+            pin_memory=loader.pin_memory,
+            drop_last=loader.drop_last,
+        )
         if train:
-            sampler = DistributedSampler(dataset, world, self.rank, shuffle=isinstance(loader.sampler, RandomSampler),
-                                         seed=self.config.training.seed)
+            sampler = DistributedSampler(
+                dataset,
+                world,
+                self.rank,
+                shuffle=isinstance(loader.sampler, RandomSampler),
+                seed=self.config.training.seed,
+            )
             return DataLoader(dataset, sampler=sampler, **common)
         return DataLoader(Subset(dataset, range(self.rank, len(dataset), world)), **common)
 

@@ -1,5 +1,6 @@
 """The envelope-spectrum rule: it names the fault location of simulated and real recordings with no training
 but one fitted threshold, and it refuses input it cannot read."""
+
 import numpy as np
 import pytest
 import scipy.io
@@ -64,29 +65,36 @@ def test_unfitted_rule_says_normal_exactly_below_the_default_threshold():
 def test_one_shaft_speed_for_all_windows_equals_one_per_window():
     windows, shaft_hz, _ = simulated("ball_014", 1, seed=3)
     rule = EnvelopeRule()
-    np.testing.assert_array_equal(rule.contrasts(windows, shaft_hz),
-                                  rule.contrasts(windows, np.full(len(windows), shaft_hz)))
+    np.testing.assert_array_equal(
+        rule.contrasts(windows, shaft_hz), rule.contrasts(windows, np.full(len(windows), shaft_hz))
+    )
 
 
-@pytest.mark.parametrize("windows, shaft_hz, match", [
-    (np.zeros(WINDOW), 30.0, r"windows must be a non-empty \[N, L\] array, got shape \(4096,\)"),
-    (np.zeros((2, WINDOW, 1)), 30.0, r"windows must be a non-empty \[N, L\]"),
-    (np.zeros((0, WINDOW)), 30.0, r"windows must be a non-empty \[N, L\]"),
-    (np.zeros((2, 2048)), 30.0, "windows of 2048 samples are too short.*at least 4000 samples at 12000 Hz"),
-    (np.full((2, WINDOW), np.nan), 30.0, "windows contain NaN"),
-    (np.zeros((2, WINDOW)), 0.0, "shaft_hz must be positive"),
-    (np.zeros((2, WINDOW)), [30.0, -1.0], "shaft_hz must be positive"),
-    (np.zeros((2, WINDOW)), [30.0, 30.0, 30.0], r"shaft_hz must be one number or one per window \(2\)"),
-])
+@pytest.mark.parametrize(
+    "windows, shaft_hz, match",
+    [
+        (np.zeros(WINDOW), 30.0, r"windows must be a non-empty \[N, L\] array, got shape \(4096,\)"),
+        (np.zeros((2, WINDOW, 1)), 30.0, r"windows must be a non-empty \[N, L\]"),
+        (np.zeros((0, WINDOW)), 30.0, r"windows must be a non-empty \[N, L\]"),
+        (np.zeros((2, 2048)), 30.0, "windows of 2048 samples are too short.*at least 4000 samples at 12000 Hz"),
+        (np.full((2, WINDOW), np.nan), 30.0, "windows contain NaN"),
+        (np.zeros((2, WINDOW)), 0.0, "shaft_hz must be positive"),
+        (np.zeros((2, WINDOW)), [30.0, -1.0], "shaft_hz must be positive"),
+        (np.zeros((2, WINDOW)), [30.0, 30.0, 30.0], r"shaft_hz must be one number or one per window \(2\)"),
+    ],
+)
 def test_bad_windows_or_shaft_speeds_are_refused(windows, shaft_hz, match):
     with pytest.raises(ValueError, match=match):
         EnvelopeRule().predict(windows, shaft_hz)
 
 
-@pytest.mark.parametrize("labels, match", [
-    (["inner_007"] * 2, r"labels must be fault locations.*\['inner_007'\].*fault_location"),
-    (["inner"], r"labels must hold one location per window \(2\)"),
-])
+@pytest.mark.parametrize(
+    "labels, match",
+    [
+        (["inner_007"] * 2, r"labels must be fault locations.*\['inner_007'\].*fault_location"),
+        (["inner"], r"labels must hold one location per window \(2\)"),
+    ],
+)
 def test_fit_refuses_labels_that_are_not_one_location_per_window(labels, match):
     windows, shaft_hz, _ = simulated("inner_007", 0, seed=0)
     with pytest.raises(ValueError, match=match):

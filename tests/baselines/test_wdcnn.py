@@ -1,6 +1,7 @@
 """The WDCNN baseline: built by name, any window length, no physics in its outputs, and trained by the same
 TrainingEngine on batches that carry each window's shaft speed (which it ignores): it learns, and no physics
 metric is invented for it."""
+
 import pytest
 import torch
 from torch.utils.data import DataLoader
@@ -62,8 +63,18 @@ def test_trains_with_the_engine_on_the_data_and_kl_terms_alone():
     engine = TrainingEngine(WDCNN(), config, torch.device("cpu"))
     train_loader = DataLoader(AtShaftSpeed(tone_windows(192, seed=0)), batch_size=16, shuffle=True)
     _, history = engine.train(train_loader, DataLoader(AtShaftSpeed(tone_windows(96, seed=1)), batch_size=48))
-    assert set(history) == {"train_loss", "data_loss", "variational_loss", "skipped_steps", "lr", "loss_weight/data",
-                            "loss_weight/variational", "val_loss", "val_accuracy", "val_macro_f1"}
+    assert set(history) == {
+        "train_loss",
+        "data_loss",
+        "variational_loss",
+        "skipped_steps",
+        "lr",
+        "loss_weight/data",
+        "loss_weight/variational",
+        "val_loss",
+        "val_accuracy",
+        "val_macro_f1",
+    }
     assert history["data_loss"][-1] < 0.5 * history["data_loss"][0]
     assert history["val_accuracy"][-1] >= 0.9
 
@@ -73,8 +84,10 @@ class Interrupt(Exception):
 
 
 def test_a_resumed_run_repeats_the_uninterrupted_one(tmp_path):
-    loaders = (DataLoader(AtShaftSpeed(tone_windows(64, seed=0)), batch_size=16, shuffle=True),
-               DataLoader(AtShaftSpeed(tone_windows(32, seed=1)), batch_size=32))
+    loaders = (
+        DataLoader(AtShaftSpeed(tone_windows(64, seed=0)), batch_size=16, shuffle=True),
+        DataLoader(AtShaftSpeed(tone_windows(32, seed=1)), batch_size=32),
+    )
 
     def run(checkpoint_dir=None, callbacks=()):
         torch.manual_seed(0)

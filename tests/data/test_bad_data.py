@@ -7,6 +7,7 @@ lenient (`data.strict=false`) prepares the good files and records each skipped f
 another CWRU set is not bad: both runs pass over it, and the manifest lists it under `ignored_files`.
 (The reader's own checks per file are in test_cwru.py; here the whole stage is under test.)
 """
+
 from __future__ import annotations
 
 import json
@@ -35,10 +36,13 @@ def write_bad_files(folder: Path) -> dict[str, str]:
     scipy.io.savemat(folder / "120.mat", {"X120_FE_time": np.zeros((4096, 1)), "X120RPM": [[1797.0]]})
     write_cwru(folder, 121, n=100)  # shorter than one window
     write_cwru(folder, 185, signal=np.r_[np.zeros(1000), np.nan, np.zeros(1047)])
-    return {"118.mat": "cannot read .mat file", "119.mat": "cannot read .mat file",
-            "120.mat": "no drive-end channel for file number 120",
-            "121.mat": "recording has 100 samples at 12 kHz, fewer than 256",
-            "185.mat": "X185_DE_time holds 1 NaN/inf value(s)"}
+    return {
+        "118.mat": "cannot read .mat file",
+        "119.mat": "cannot read .mat file",
+        "120.mat": "no drive-end channel for file number 120",
+        "121.mat": "recording has 100 samples at 12 kHz, fewer than 256",
+        "185.mat": "X185_DE_time holds 1 NaN/inf value(s)",
+    }
 
 
 @pytest.fixture(scope="module")
@@ -68,11 +72,21 @@ def prepared(folder, tmp_path_factory) -> dict[str, Prepared]:
         (root / mode).mkdir()
         shutil.copyfile(template_db, root / mode / "mlflow.db")
         uri = f"sqlite:///{root / mode / 'mlflow.db'}"
-        jobs[mode] = {"entry": "prepare", "env": {**os.environ, "MLFLOW_TRACKING_URI": uri},
-                      "stdout": str(root / mode / "out.txt"), "stderr": str(root / mode / "err.txt"),
-                      "args": ["data=cwru", f"data.path={folder[0]}", "data.window=256", "data.hop=256",
-                               f"data.cache_dir={root / mode / 'data'}", f"hydra.run.dir={root / mode / 'hydra'}",
-                               *(["data.strict=false"] if mode == "lenient" else [])]}
+        jobs[mode] = {
+            "entry": "prepare",
+            "env": {**os.environ, "MLFLOW_TRACKING_URI": uri},
+            "stdout": str(root / mode / "out.txt"),
+            "stderr": str(root / mode / "err.txt"),
+            "args": [
+                "data=cwru",
+                f"data.path={folder[0]}",
+                "data.window=256",
+                "data.hop=256",
+                f"data.cache_dir={root / mode / 'data'}",
+                f"hydra.run.dir={root / mode / 'hydra'}",
+                *(["data.strict=false"] if mode == "lenient" else []),
+            ],
+        }
     outcomes = {}
     for mode, job in zip(jobs, run_entry_points(list(jobs.values()), root)):
         mlflow.set_tracking_uri(job["env"]["MLFLOW_TRACKING_URI"])
@@ -107,8 +121,14 @@ def test_lenient_prepare_skips_them_and_records_them_in_the_manifest(folder, pre
     assert set(skipped) == set(reasons)
     for name, reason in reasons.items():
         assert reason in skipped[name]
-    assert manifest["ignored_files"] == [{"file": str(folder / "300.mat"), "reason": (
-        "file number 300 is not a 12 kHz drive-end recording of the ten classes (another CWRU set: 48 kHz or "
-        "fan-end recordings, outer race @3/@12 o'clock or 0.028 in faults)")}]
+    assert manifest["ignored_files"] == [
+        {
+            "file": str(folder / "300.mat"),
+            "reason": (
+                "file number 300 is not a 12 kHz drive-end recording of the ten classes (another CWRU set: 48 kHz or "
+                "fan-end recordings, outer race @3/@12 o'clock or 0.028 in faults)"
+            ),
+        }
+    ]
     assert manifest["n_recordings"] == len(GOOD)
     assert {Path(r["source"]).name for r in manifest["recordings"]} == {f"{n}.mat" for n in GOOD}

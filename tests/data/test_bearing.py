@@ -1,4 +1,5 @@
 """Bearing kinematics against the multipliers CWRU publishes for its two bearings."""
+
 import pytest
 
 from pipeline.data.bearing import (

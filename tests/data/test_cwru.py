@@ -1,5 +1,6 @@
 """CWRU reader on small .mat files written here in the exact CWRU layout ([N, 1] float64, RPM as [[rpm]]), named
 the way CWRU and common copies name them; and on the real recordings (`cwru_dir`)."""
+
 from pathlib import Path
 
 import numpy as np
@@ -10,8 +11,15 @@ from pipeline.data.bearing import NOMINAL_RPM
 from pipeline.data.cwru import CwruError, CwruIgnored, read_cwru_file, read_cwru_folder
 
 
-def write_cwru(folder: Path, number: int, n: int = 2048, name: str | None = None, rpm: int | None = 1797,
-               signal: np.ndarray | None = None, keys: tuple[int, ...] | None = None) -> Path:
+def write_cwru(
+    folder: Path,
+    number: int,
+    n: int = 2048,
+    name: str | None = None,
+    rpm: int | None = 1797,
+    signal: np.ndarray | None = None,
+    keys: tuple[int, ...] | None = None,
+) -> Path:
     """A CWRU-style file: DE/FE/BA channels and RPM for each recording number in `keys` (default: its own)."""
     rng = np.random.default_rng(number)
     content = {}
@@ -28,11 +36,20 @@ def write_cwru(folder: Path, number: int, n: int = 2048, name: str | None = None
     return path
 
 
-@pytest.mark.parametrize("number, label, load", [
-    (105, "inner_007", 0), (171, "inner_014", 2), (212, "inner_021", 3),
-    (118, "ball_007", 0), (186, "ball_014", 1), (224, "ball_021", 2),
-    (130, "outer_007", 0), (200, "outer_014", 3), (235, "outer_021", 1),
-])
+@pytest.mark.parametrize(
+    "number, label, load",
+    [
+        (105, "inner_007", 0),
+        (171, "inner_014", 2),
+        (212, "inner_021", 3),
+        (118, "ball_007", 0),
+        (186, "ball_014", 1),
+        (224, "ball_021", 2),
+        (130, "outer_007", 0),
+        (200, "outer_014", 3),
+        (235, "outer_021", 1),
+    ],
+)
 def test_fault_files_map_to_class_and_load(tmp_path, number, label, load):
     path = write_cwru(tmp_path, number, rpm=1772)
     record = read_cwru_file(path)
@@ -49,11 +66,17 @@ def test_long_names_ending_in_the_number_are_accepted(tmp_path):
     assert (record.label, record.load_hp) == ("inner_021", 0)
 
 
-@pytest.mark.parametrize("name, number, label, load", [
-    ("IR007_0.mat", 105, "inner_007", 0), ("B014_2.mat", 187, "ball_014", 2),
-    ("OR021@6_3.mat", 237, "outer_021", 3), ("Normal_1.mat", 98, "normal", 1),
-    ("12k_Drive_End_OR007@6_1_131.mat", 131, "outer_007", 1), ("b021_0.MAT", 222, "ball_021", 0),
-])
+@pytest.mark.parametrize(
+    "name, number, label, load",
+    [
+        ("IR007_0.mat", 105, "inner_007", 0),
+        ("B014_2.mat", 187, "ball_014", 2),
+        ("OR021@6_3.mat", 237, "outer_021", 3),
+        ("Normal_1.mat", 98, "normal", 1),
+        ("12k_Drive_End_OR007@6_1_131.mat", 131, "outer_007", 1),
+        ("b021_0.MAT", 222, "ball_021", 0),
+    ],
+)
 def test_descriptive_names_of_common_copies(tmp_path, name, number, label, load):
     """The name gives class and load; the file number comes from the key inside."""
     record = read_cwru_file(write_cwru(tmp_path, number, name=name, n=8192))
@@ -72,11 +95,17 @@ def test_a_normal_copy_holding_its_neighbours_key_picks_its_own(tmp_path):
     assert (record.label, record.load_hp, record.key) == ("normal", 2, "X099_DE_time")
 
 
-@pytest.mark.parametrize("name, number, reason", [
-    ("IR007_0.mat", 106, "the name says inner_007 at 0 HP but drive-end key X106_DE_time, file number 106 is "
-                         "inner_007 at 1 HP"),
-    ("B007_1_105.mat", 105, "the name says ball_007 at 1 HP but file number 105 is inner_007 at 0 HP"),
-])
+@pytest.mark.parametrize(
+    "name, number, reason",
+    [
+        (
+            "IR007_0.mat",
+            106,
+            "the name says inner_007 at 0 HP but drive-end key X106_DE_time, file number 106 is inner_007 at 1 HP",
+        ),
+        ("B007_1_105.mat", 105, "the name says ball_007 at 1 HP but file number 105 is inner_007 at 0 HP"),
+    ],
+)
 def test_a_name_and_a_number_that_disagree_make_a_bad_file(tmp_path, name, number, reason):
     path = write_cwru(tmp_path, number, name=name)
     with pytest.raises(CwruError) as err:
@@ -84,14 +113,21 @@ def test_a_name_and_a_number_that_disagree_make_a_bad_file(tmp_path, name, numbe
     assert not isinstance(err.value, CwruIgnored) and str(err.value) == f"{path}: {reason}"
 
 
-@pytest.mark.parametrize("name, number, reason", [
-    ("OR007@3_0.mat", 144, "outer race @3 o'clock; the ten classes hold outer race @6 only"),
-    ("OR021@12_2.mat", 260, "outer race @12 o'clock"),
-    ("IR028_0.mat", 3001, "a 0.028 in fault"),
-    ("B007_0.mat", 122, "drive-end key X122_DE_time, file number 122 is not a 12 kHz drive-end recording of the ten"),
-    ("278.mat", 278, "file number 278 is not a 12 kHz drive-end recording of the ten classes"),
-    ("OR007_0.mat", 144, "file number 144 is not"),  # no clock in the name: the key's number decides
-])
+@pytest.mark.parametrize(
+    "name, number, reason",
+    [
+        ("OR007@3_0.mat", 144, "outer race @3 o'clock; the ten classes hold outer race @6 only"),
+        ("OR021@12_2.mat", 260, "outer race @12 o'clock"),
+        ("IR028_0.mat", 3001, "a 0.028 in fault"),
+        (
+            "B007_0.mat",
+            122,
+            "drive-end key X122_DE_time, file number 122 is not a 12 kHz drive-end recording of the ten",
+        ),
+        ("278.mat", 278, "file number 278 is not a 12 kHz drive-end recording of the ten classes"),
+        ("OR007_0.mat", 144, "file number 144 is not"),  # no clock in the name: the key's number decides
+    ],
+)
 def test_files_of_other_cwru_sets_are_recognised(tmp_path, name, number, reason):
     """Outer race @3/@12, 0.028 in, 48 kHz (122: ball 0.007 in at 48 kHz) and fan-end (278) recordings."""
     with pytest.raises(CwruIgnored, match=reason.replace("(", r"\(").replace(")", r"\)")):
@@ -140,9 +176,14 @@ def test_errors_name_the_file_and_the_reason(tmp_path):
     two_others = write_cwru(tmp_path, 107, keys=(108, 109))
     short = write_cwru(tmp_path, 118, n=1000)
     nan = write_cwru(tmp_path, 119, signal=np.r_[np.zeros(2000), np.nan, np.inf, np.zeros(46)])
-    cases = [(corrupt, "cannot read"), (bad_load, "load 5 HP"), (no_de, "no drive-end channel"),
-             (two_others, "drive-end keys: X108_DE_time, X109_DE_time"), (short, "fewer than 1024"),
-             (nan, "2 NaN/inf")]
+    cases = [
+        (corrupt, "cannot read"),
+        (bad_load, "load 5 HP"),
+        (no_de, "no drive-end channel"),
+        (two_others, "drive-end keys: X108_DE_time, X109_DE_time"),
+        (short, "fewer than 1024"),
+        (nan, "2 NaN/inf"),
+    ]
     for path, reason in cases:
         with pytest.raises(CwruError, match=reason) as err:
             read_cwru_file(path)
@@ -182,7 +223,12 @@ def test_a_tree_of_descriptive_copies_with_other_sets_reads_in_a_strict_run(tmp_
 
     folder = read_cwru_folder(tmp_path)
     assert [(r.label, r.load_hp) for r in folder.records] == [  # in the sorted order of relative paths
-        ("ball_014", 1), ("inner_007", 0), ("outer_007", 3), ("outer_021", 3), ("normal", 0)]
+        ("ball_014", 1),
+        ("inner_007", 0),
+        ("outer_007", 3),
+        ("outer_021", 3),
+        ("normal", 0),
+    ]
     assert folder.skipped == []
     ignored = {str(Path(i["file"]).relative_to(tmp_path)): i["reason"] for i in folder.ignored}
     assert list(ignored) == ["12k_Drive_End/B028_0.mat", "12k_Drive_End/OR007@3_0.mat", "48k_Drive_End/IR007_0.mat"]
@@ -206,23 +252,62 @@ def test_empty_or_missing_folder_is_an_error(tmp_path):
 
 # Speeds CWRU measured for each recording of the real folder; the normal baseline exists at 0 HP only.
 REAL_RPM = {
-    97: 1796, 105: 1797, 106: 1772, 107: 1748, 108: 1721, 118: 1796, 119: 1772, 120: 1748, 121: 1722,
-    130: 1796, 131: 1773, 132: 1750, 133: 1725, 169: 1796, 170: 1774, 171: 1752, 172: 1728,
-    185: 1796, 186: 1772, 187: 1749, 188: 1724, 197: 1796, 198: 1772, 199: 1749, 200: 1723,
-    209: 1797, 210: 1774, 211: 1752, 212: 1728, 222: 1796, 223: 1774, 224: 1754, 225: 1729,
-    234: 1796, 235: 1771, 236: 1748, 237: 1721,
+    97: 1796,
+    105: 1797,
+    106: 1772,
+    107: 1748,
+    108: 1721,
+    118: 1796,
+    119: 1772,
+    120: 1748,
+    121: 1722,
+    130: 1796,
+    131: 1773,
+    132: 1750,
+    133: 1725,
+    169: 1796,
+    170: 1774,
+    171: 1752,
+    172: 1728,
+    185: 1796,
+    186: 1772,
+    187: 1749,
+    188: 1724,
+    197: 1796,
+    198: 1772,
+    199: 1749,
+    200: 1723,
+    209: 1797,
+    210: 1774,
+    211: 1752,
+    212: 1728,
+    222: 1796,
+    223: 1774,
+    224: 1754,
+    225: 1729,
+    234: 1796,
+    235: 1771,
+    236: 1748,
+    237: 1721,
 }
-REAL_CLASSES = {"normal": [97], "inner_007": [105, 106, 107, 108], "ball_007": [118, 119, 120, 121],
-                "outer_007": [130, 131, 132, 133], "inner_014": [169, 170, 171, 172], "ball_014": [185, 186, 187, 188],
-                "outer_014": [197, 198, 199, 200], "inner_021": [209, 210, 211, 212],
-                "ball_021": [222, 223, 224, 225], "outer_021": [234, 235, 236, 237]}
+REAL_CLASSES = {
+    "normal": [97],
+    "inner_007": [105, 106, 107, 108],
+    "ball_007": [118, 119, 120, 121],
+    "outer_007": [130, 131, 132, 133],
+    "inner_014": [169, 170, 171, 172],
+    "ball_014": [185, 186, 187, 188],
+    "outer_014": [197, 198, 199, 200],
+    "inner_021": [209, 210, 211, 212],
+    "ball_021": [222, 223, 224, 225],
+    "outer_021": [234, 235, 236, 237],
+}
 
 
 def test_every_real_recording_reads_with_its_class_load_and_speed(cwru_dir):
     folder = read_cwru_folder(cwru_dir)
     assert folder.skipped == [] and folder.ignored == [] and len(folder.records) == 37
-    expected = {number: (label, numbers.index(number)) for label, numbers in REAL_CLASSES.items()
-                for number in numbers}
+    expected = {number: (label, numbers.index(number)) for label, numbers in REAL_CLASSES.items() for number in numbers}
     for record in folder.records:
         assert Path(record.source).name == f"{record.number}.mat" and record.notes == []
         assert (record.label, record.load_hp) == expected[record.number]

@@ -1,4 +1,5 @@
 """BearingWindows: right items and batches, and no copy of the whole array."""
+
 import tracemalloc
 
 import numpy as np

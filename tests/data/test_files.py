@@ -1,6 +1,7 @@
 """Your own recordings (`data.source=files`): a manifest over .wav, .npy, .csv and .mat files becomes a dataset
 whose classes are the labels, whose windows carry their recording's speed and bearing, and which every split
 can cut; a bad row is named by its line, and nothing half-prepared is left behind."""
+
 import re
 
 import numpy as np
@@ -33,8 +34,9 @@ def test_the_labels_become_the_classes_and_each_window_carries_its_speed_and_bea
     assert m["source"] == "files" and m["n_recordings"] == 32
     assert m["class_names"] == ["ball", "inner", "normal", "outer"]  # the labels, sorted
     assert m["class_locations"] == ["ball", "inner", "normal", "outer"]  # from the location column
-    assert all(r["notes"] == ["resampled from 24000 Hz to 12000 Hz (x1/2, anti-alias filtered)"]
-               for r in m["recordings"])
+    assert all(
+        r["notes"] == ["resampled from 24000 Hz to 12000 Hz (x1/2, anti-alias filtered)"] for r in m["recordings"]
+    )
     table = pd.read_csv(manifest)
     train = dataset.subset("train")
     window, label, conditions = train[0]
@@ -43,8 +45,9 @@ def test_the_labels_become_the_classes_and_each_window_carries_its_speed_and_bea
     assert conditions["shaft_hz"].item() == pytest.approx(recording["rpm"] / 60, rel=1e-6)
     assert recording["rpm"] in set(table["rpm"])
     skf = BEARINGS["skf_6205"]
-    np.testing.assert_allclose(conditions["bearing"].numpy(), [skf.n_balls, skf.ball_diameter_in,
-                                                               skf.pitch_diameter_in, skf.contact_angle_deg])
+    np.testing.assert_allclose(
+        conditions["bearing"].numpy(), [skf.n_balls, skf.ball_diameter_in, skf.pitch_diameter_in, skf.contact_angle_deg]
+    )
 
 
 def test_each_row_may_name_its_own_bearing_preset_or_geometry(manifest, tmp_path):
@@ -61,16 +64,20 @@ def test_each_row_may_name_its_own_bearing_preset_or_geometry(manifest, tmp_path
     np.testing.assert_allclose(conditions["bearing"][loads >= 2][0], [8, 0.25, 1.2, 15])
 
 
-@pytest.mark.parametrize("split, extra", [
-    ("recording", {}),
-    ("load_shift", {"train_loads": [0, 1], "test_loads": [3]}),
-    ("time", {}),
-    ("fault_size", {"task": "fault_location", "test_fault_size": 0.014}),
-])
+@pytest.mark.parametrize(
+    "split, extra",
+    [
+        ("recording", {}),
+        ("load_shift", {"train_loads": [0, 1], "test_loads": [3]}),
+        ("time", {}),
+        ("fault_size", {"task": "fault_location", "test_fault_size": 0.014}),
+    ],
+)
 def test_every_split_of_the_cwru_source_works_here(manifest, tmp_path, split, extra):
     table = pd.read_csv(manifest)  # the second recording of each faulty class and load: a larger fault
-    table.loc[table["path"].str.endswith(("_1.wav", "_1.npy", "_1.csv", "_1.mat")) & (table["fault_size"] > 0),
-              "fault_size"] = 0.014
+    table.loc[
+        table["path"].str.endswith(("_1.wav", "_1.npy", "_1.csv", "_1.mat")) & (table["fault_size"] > 0), "fault_size"
+    ] = 0.014
     sized = manifest.parent / "sized.csv"
     table.to_csv(sized, index=False)
     dataset = load_prepared(prepare_dataset(files_config(sized, split=split, **extra), tmp_path))
@@ -80,8 +87,11 @@ def test_every_split_of_the_cwru_source_works_here(manifest, tmp_path, split, ex
         tested = np.unique(a["recording"][a["split"] == 2])
         assert not np.isin(a["recording"][a["split"] != 2], tested).any()
     if split == "fault_size":
-        test_sizes = {r["source"].rsplit("_", 1)[1][0] for r in dataset.manifest["recordings"]
-                      if r["split"] == "test" and r["class"] != "normal"}
+        test_sizes = {
+            r["source"].rsplit("_", 1)[1][0]
+            for r in dataset.manifest["recordings"]
+            if r["split"] == "test" and r["class"] != "normal"
+        }
         assert test_sizes == {"1"}  # only the larger faults are tested on
     if split == "load_shift":
         assert set(a["load"][a["split"] == 2].tolist()) == {3} and 3 not in set(a["load"][a["split"] == 0].tolist())
@@ -101,7 +111,8 @@ def test_resampling_filters_what_the_new_rate_cannot_hold(tmp_path):
     kept, aliased = 1000.0, 9000.0  # 9 kHz is above the 6 kHz Nyquist of 12 kHz: it must not fold to 3 kHz
     np.save(tmp_path / "tones.npy", np.sin(2 * np.pi * kept * t) + np.sin(2 * np.pi * aliased * t))
     pd.DataFrame([{"path": "tones.npy", "label": "a", "rpm": 1800, "sample_rate": RATE}]).to_csv(
-        tmp_path / "m.csv", index=False)
+        tmp_path / "m.csv", index=False
+    )
     rows = read_manifest(tmp_path / "m.csv", "skf_6205")
     [recording] = read_recordings(tmp_path / "m.csv", rows, sample_rate=12000, min_samples=WINDOW)
     freqs, power = scipy.signal.welch(recording.signal, fs=12000, nperseg=2048)
@@ -136,8 +147,9 @@ def test_bad_rows_are_named_by_line_and_nothing_is_prepared(manifest, tmp_path):
 
 def test_a_manifest_without_the_needed_columns_says_which(tmp_path):
     pd.DataFrame([{"file": "a.npy", "label": "x"}]).to_csv(tmp_path / "m.csv", index=False)
-    with pytest.raises(DatasetError, match=re.escape("missing column(s) ['path', 'rpm', 'sample_rate']; unknown "
-                                                     "column(s) ['file']")):
+    with pytest.raises(
+        DatasetError, match=re.escape("missing column(s) ['path', 'rpm', 'sample_rate']; unknown column(s) ['file']")
+    ):
         read_manifest(tmp_path / "m.csv", "skf_6205")
 
 

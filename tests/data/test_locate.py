@@ -1,6 +1,7 @@
 """The dataset a run used, on this machine: where the run found it when it is there, else rebuilt from the run's
 logged manifest into this machine's cache and checked against the recorded content hash; the user's own files
 rebuild only where they are."""
+
 import dataclasses
 import shutil
 
@@ -53,8 +54,9 @@ def test_the_record_names_content_and_config_not_only_a_path(machine_a):
     source = mlflow.data.get_source(logged)  # an MLflow source type any machine resolves
     assert logged.dataset.source_type == "code" and logged.dataset.digest == manifest["content_hash"][:20]
     assert source.to_dict()["tags"]["content_hash"] == manifest["content_hash"]
-    assert source.to_dict()["tags"]["data_config"] == {k: v for k, v in manifest["data_config"].items()
-                                                      if k != "cache_dir"}
+    assert source.to_dict()["tags"]["data_config"] == {
+        k: v for k, v in manifest["data_config"].items() if k != "cache_dir"
+    }
 
 
 def test_where_the_run_found_it_is_used_as_is(machine_a, tmp_path):
@@ -105,8 +107,9 @@ def test_your_own_files_rebuild_only_where_they_are(store, tmp_path):
     shutil.rmtree(folder)
     elsewhere = recordings.rename(tmp_path / "moved")
 
-    with pytest.raises(DatasetError, match=f"recordings manifest {manifest} \\(data.manifest\\) is missing on "
-                                           "this machine"):
+    with pytest.raises(
+        DatasetError, match=f"recordings manifest {manifest} \\(data.manifest\\) is missing on this machine"
+    ):
         dataset_of_run(run, tmp_path / "b")
 
     shutil.copytree(elsewhere, recordings)  # the same recordings, copied in place: new file times, same content

@@ -1,5 +1,6 @@
 """prepare_dataset / load_prepared on a tiny synthetic data set and on self-written CWRU files (the real
 recordings are in test_real_cwru.py)."""
+
 import json
 from dataclasses import asdict
 
@@ -34,10 +35,22 @@ def test_manifest_arrays_and_ground_truth(tiny):
     m, a = data.manifest, data.arrays
     n = 120 * WINDOWS_PER_RECORDING
     assert (m["source"], m["class_names"], m["sample_rate"], m["window"], m["hop"], m["split"], m["task"]) == (
-        "synthetic", list(CLASS_NAMES), 12000, 256, 128, "recording", "fault_class")
+        "synthetic",
+        list(CLASS_NAMES),
+        12000,
+        256,
+        128,
+        "recording",
+        "fault_class",
+    )
     assert m["class_locations"] == [fault_location(name) for name in CLASS_NAMES]
     assert m["bearing_name"] == "skf_6205"
-    assert m["bearing"] == {"n_balls": 9, "ball_diameter_in": 0.3126, "pitch_diameter_in": 1.537, "contact_angle_deg": 0.0}
+    assert m["bearing"] == {
+        "n_balls": 9,
+        "ball_diameter_in": 0.3126,
+        "pitch_diameter_in": 1.537,
+        "contact_angle_deg": 0.0,
+    }
     assert (m["fallbacks"], m["optimistic"]) == ([], False) and m["validation"].startswith("whole recordings")
     assert m["n_windows"] == n and m["n_recordings"] == 120
     assert m["recordings_per_split"] == {"train": 80, "val": 20, "test": 20}
@@ -45,10 +58,18 @@ def test_manifest_arrays_and_ground_truth(tiny):
     assert sum(sum(per_class.values()) for per_class in m["windows_per_split"].values()) == n
     assert m["data_config"] == asdict(cfg) and m["skipped_files"] == m["ignored_files"] == []
     assert path.name.endswith(m["config_hash"]) and m["content_hash"].startswith("sha256:")
-    expected = {"windows": ("float32", (n, 256)), "labels": ("int64", (n,)), "recording": ("int32", (n,)),
-                "load": ("int8", (n,)), "split": ("int8", (n,)), "rpm": ("float32", (n,)), "bearing": ("int8", (n,)),
-                "offset": ("int64", (n,)),
-                "natural_freq_hz": ("float32", (n,)), "damping_ratio": ("float32", (n,))}
+    expected = {
+        "windows": ("float32", (n, 256)),
+        "labels": ("int64", (n,)),
+        "recording": ("int32", (n,)),
+        "load": ("int8", (n,)),
+        "split": ("int8", (n,)),
+        "rpm": ("float32", (n,)),
+        "bearing": ("int8", (n,)),
+        "offset": ("int64", (n,)),
+        "natural_freq_hz": ("float32", (n,)),
+        "damping_ratio": ("float32", (n,)),
+    }
     assert {k: (str(v.dtype), v.shape) for k, v in a.items()} == expected
     assert isinstance(a["windows"], np.memmap) and not a["windows"].flags.writeable
 
@@ -82,8 +103,12 @@ def test_the_fault_location_task_labels_by_location(tmp_path):
     m, a = data.manifest, data.arrays
     assert m["class_names"] == m["class_locations"] == list(FAULT_LOCATIONS) and m["task"] == "fault_location"
     per_recording = WINDOWS_PER_RECORDING  # 2 test recordings per ten-class class, so 6 per fault location
-    assert m["windows_per_split"]["test"] == {"normal": 2 * per_recording, "ball": 6 * per_recording,
-                                              "inner": 6 * per_recording, "outer": 6 * per_recording}
+    assert m["windows_per_split"]["test"] == {
+        "normal": 2 * per_recording,
+        "ball": 6 * per_recording,
+        "inner": 6 * per_recording,
+        "outer": 6 * per_recording,
+    }
     for i, record in enumerate(m["recordings"]):
         labels = a["labels"][a["recording"] == i]
         assert set(labels) == {FAULT_LOCATIONS.index(fault_location(record["label"]))}
@@ -117,9 +142,17 @@ def test_second_call_is_a_cache_hit_that_does_no_work(tiny, monkeypatch):
 
 def test_each_content_changing_field_gives_its_own_folder(tiny):
     cfg, root, path = tiny
-    changes = [dict(seed=1), dict(snr_db=10.0), dict(hop=64), dict(split="load_shift"), dict(test_fraction=0.3),
-               dict(split="time"), dict(task="fault_location"), dict(bearing="nsk_6203"),
-               dict(split="load_shift", test_loads=[2, 3], train_loads=[0, 1])]
+    changes = [
+        dict(seed=1),
+        dict(snr_db=10.0),
+        dict(hop=64),
+        dict(split="load_shift"),
+        dict(test_fraction=0.3),
+        dict(split="time"),
+        dict(task="fault_location"),
+        dict(bearing="nsk_6203"),
+        dict(split="load_shift", test_loads=[2, 3], train_loads=[0, 1]),
+    ]
     changed = [DataConfig(**{**TINY, **change}) for change in changes]
     names = {dataset_dir_for(c, root).name for c in changed} | {path.name}
     assert len(names) == len(changed) + 1
@@ -173,10 +206,13 @@ def write_cwru_folder(folder, numbers, n=4096):
     folder.mkdir()
     for number in numbers:
         length = 4 * n if number < 101 else n
-        scipy.io.savemat(folder / f"{number}.mat", {
-            f"X{number:03d}_DE_time": np.random.default_rng(number).standard_normal((length, 1)),
-            f"X{number:03d}RPM": np.array([[1797.0]]),
-        })
+        scipy.io.savemat(
+            folder / f"{number}.mat",
+            {
+                f"X{number:03d}_DE_time": np.random.default_rng(number).standard_normal((length, 1)),
+                f"X{number:03d}RPM": np.array([[1797.0]]),
+            },
+        )
     return folder
 
 
@@ -218,7 +254,10 @@ def test_a_strict_run_over_a_tree_of_copies_lists_the_files_it_ignored(tmp_path)
     m = load_prepared(prepare_dataset(cfg, tmp_path / "cache")).manifest
     assert m["n_recordings"] == 12 and m["skipped_files"] == []
     assert [entry["file"] for entry in m["ignored_files"]] == [
-        str(folder / "12k/IR028_0.mat"), str(folder / "12k/OR007@3_0.mat"), str(folder / "48k/IR007_0.mat")]
+        str(folder / "12k/IR028_0.mat"),
+        str(folder / "12k/OR007@3_0.mat"),
+        str(folder / "48k/IR007_0.mat"),
+    ]
     assert all(entry["reason"] for entry in m["ignored_files"])
     assert m["optimistic"] is True and "same bearing" in m["optimistic_reason"]
 

@@ -4,6 +4,7 @@ The writer is a real process killed mid-write: it pauses after writing its first
 a known point of the write, not before it starts or after it ends) and the test SIGKILLs it there. Exceptions
 during the write (disk full) and damaged files are covered in test_prepared.py.
 """
+
 from __future__ import annotations
 
 import signal

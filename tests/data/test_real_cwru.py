@@ -1,5 +1,6 @@
 """Every split prepared from the real CWRU recordings (`cwru_dir`): the windows of train, val and test never
 share a recording's samples, and each split's rule holds on the files as CWRU distributes them."""
+
 import numpy as np
 import pytest
 
@@ -42,8 +43,11 @@ def test_no_recording_shares_samples_between_splits(dataset):
         ranges = {split: sample_ranges(dataset, i, split) for split in SPLIT_NAMES}
         for split, other in ((a, b) for a in SPLIT_NAMES for b in SPLIT_NAMES if a < b):
             for start, stop in ranges[split]:
-                assert all(stop <= o_start or o_stop <= start for o_start, o_stop in ranges[other]), \
-                    (record["source"], split, other)
+                assert all(stop <= o_start or o_stop <= start for o_start, o_stop in ranges[other]), (
+                    record["source"],
+                    split,
+                    other,
+                )
         for segment in record["segments"]:
             inside = [r for r in ranges[segment["split"]] if segment["start"] <= r[0] and r[1] <= segment["stop"]]
             assert len(inside) == segment["windows"] > 0
@@ -57,12 +61,14 @@ def test_each_rule_holds_on_the_real_recordings(dataset):
     recordings = m["recordings"]
     if m["split"] == "load_shift":
         whole_test = {r["load_hp"] for r in recordings if r["split"] == "test"}
-        assert whole_test == {3} and all(r["split"] == "train+val" for r in recordings if r["load_hp"] in (0, 1, 2)
-                                         and r["label"] != "normal")
+        assert whole_test == {3} and all(
+            r["split"] == "train+val" for r in recordings if r["load_hp"] in (0, 1, 2) and r["label"] != "normal"
+        )
     if m["split"] == "fault_size":
         size = f"_{round(m['data_config']['test_fault_size'] * 1000):03d}"
         assert {r["label"] for r in recordings if r["split"] == "test"} == {
-            f"{location}{size}" for location in ("ball", "inner", "outer")}
+            f"{location}{size}" for location in ("ball", "inner", "outer")
+        }
         assert all(r["split"] == "train+val" for r in recordings if r["label"] != "normal" and size not in r["label"])
         assert m["class_names"] == ["normal", "ball", "inner", "outer"]
     if m["split"] == "time":

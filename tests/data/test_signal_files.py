@@ -1,4 +1,5 @@
 """One signal out of each file type users keep recordings in, and errors that say what is wrong with a file."""
+
 import re
 
 import numpy as np
@@ -41,17 +42,28 @@ def test_the_variable_picks_a_channel_column_or_mat_variable(tmp_path):
     np.testing.assert_allclose(read_signal(tmp_path / "stereo.wav", "1")[0], -SIGNAL, atol=1e-7)
 
 
-@pytest.mark.parametrize("name, write, variable, message", [
-    ("two.csv", lambda p: pd.DataFrame({"t": SIGNAL, "acc": SIGNAL}).to_csv(p, index=False), None,
-     "2 columns ['t', 'acc']; the manifest's variable must name the one to read"),
-    ("two.csv", lambda p: pd.DataFrame({"t": SIGNAL, "acc": SIGNAL}).to_csv(p, index=False), "velocity",
-     "no column 'velocity'"),
-    ("two.mat", lambda p: scipy.io.savemat(p, {"a": SIGNAL, "b": SIGNAL}), None, "2 numeric variables ['a', 'b']"),
-    ("stereo.npy", lambda p: np.save(p, np.zeros((100, 3))), None, "3 channels"),
-    ("gap.npy", lambda p: np.save(p, np.array([0.0, np.nan, 1.0])), None, "1 sample(s) not a finite number"),
-    ("broken.mat", lambda p: p.write_bytes(b"MATLAB 5.0 but cut short"), None, "unreadable .mat file"),
-    ("signal.txt", lambda p: p.write_text("1\n2\n"), None, "unsupported file type '.txt'"),
-])
+@pytest.mark.parametrize(
+    "name, write, variable, message",
+    [
+        (
+            "two.csv",
+            lambda p: pd.DataFrame({"t": SIGNAL, "acc": SIGNAL}).to_csv(p, index=False),
+            None,
+            "2 columns ['t', 'acc']; the manifest's variable must name the one to read",
+        ),
+        (
+            "two.csv",
+            lambda p: pd.DataFrame({"t": SIGNAL, "acc": SIGNAL}).to_csv(p, index=False),
+            "velocity",
+            "no column 'velocity'",
+        ),
+        ("two.mat", lambda p: scipy.io.savemat(p, {"a": SIGNAL, "b": SIGNAL}), None, "2 numeric variables ['a', 'b']"),
+        ("stereo.npy", lambda p: np.save(p, np.zeros((100, 3))), None, "3 channels"),
+        ("gap.npy", lambda p: np.save(p, np.array([0.0, np.nan, 1.0])), None, "1 sample(s) not a finite number"),
+        ("broken.mat", lambda p: p.write_bytes(b"MATLAB 5.0 but cut short"), None, "unreadable .mat file"),
+        ("signal.txt", lambda p: p.write_text("1\n2\n"), None, "unsupported file type '.txt'"),
+    ],
+)
 def test_a_bad_file_says_what_is_wrong(tmp_path, name, write, variable, message):
     write(tmp_path / name)
     with pytest.raises(SignalFileError, match=re.escape(message)):

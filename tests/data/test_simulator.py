@@ -1,4 +1,5 @@
 """The simulator: deterministic, exactly trapezoidal, and physically recognisable (rates, SNR, classes)."""
+
 import math
 import time
 

@@ -1,5 +1,6 @@
 """Splits by recording or by time block, never by window: each rule, its fallbacks, and the errors of a split
 that cannot be made. Plans are made from recording facts alone (class, load, length), as `prepare_dataset` does."""
+
 import numpy as np
 import pytest
 
@@ -13,8 +14,13 @@ WINDOW = 256
 
 def recordings(per_load: int = 4, normal_loads=(0, 1, 2, 3), length: int = 12_000):
     """Every class x load 0..3 x `per_load`, like the synthetic data set; per_load=1 is the CWRU layout."""
-    combos = [(label, load) for label in CLASS_NAMES for load in range(4) for _ in range(per_load)
-              if label != "normal" or load in normal_loads]
+    combos = [
+        (label, load)
+        for label in CLASS_NAMES
+        for load in range(4)
+        for _ in range(per_load)
+        if label != "normal" or load in normal_loads
+    ]
     return [c[0] for c in combos], [c[1] for c in combos], [length] * len(combos)
 
 
@@ -149,10 +155,15 @@ def test_a_split_that_cannot_be_made_says_why_in_one_line():
     labels, loads, lengths = recordings(per_load=1, normal_loads=(0,))
     with pytest.raises(DatasetError) as err:
         plan(labels, loads, lengths, split="load_shift", train_loads=[1, 2], test_loads=[0])
-    assert str(err.value) == ("data.split=load_shift: class 'normal' has no recording on the training side (at "
-                              "load(s) [0] HP; data.train_loads=[1, 2], data.test_loads=[0]); nothing to learn it from")
+    assert str(err.value) == (
+        "data.split=load_shift: class 'normal' has no recording on the training side (at "
+        "load(s) [0] HP; data.train_loads=[1, 2], data.test_loads=[0]); nothing to learn it from"
+    )
     with pytest.raises(DatasetError, match="class 'normal' has no recording on the training side"):
         plan(labels, loads, lengths, split="load_shift", train_loads=[1, 2])  # normal (0 HP) on neither side
-    with pytest.raises(DatasetError, match=r"recording normal at 0 HP has 1000 samples, too few for train/val/test "
-                                           r"blocks of at least one window \(256\)"):
+    with pytest.raises(
+        DatasetError,
+        match=r"recording normal at 0 HP has 1000 samples, too few for train/val/test "
+        r"blocks of at least one window \(256\)",
+    ):
         plan(*recordings(per_load=1, length=1000), split="time")

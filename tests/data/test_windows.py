@@ -1,4 +1,5 @@
 """Framing without copies."""
+
 import numpy as np
 import pytest
 

@@ -16,7 +16,13 @@ from pipeline.physics.residuals import physics_residuals
 
 FIELD_NAMES = {"displacement", "velocity", "force"}
 OUTPUT_KEYS = {
-    "predictions", "physics_residuals", "coupled_fields", "fields", "physical_params", "mean", "log_var",
+    "predictions",
+    "physics_residuals",
+    "coupled_fields",
+    "fields",
+    "physical_params",
+    "mean",
+    "log_var",
     "uncertainties",
 }
 
@@ -109,8 +115,11 @@ def test_multichannel_input_uses_first_channel_as_the_measurement():
     outputs = tiny_model(input_dim=2).eval()(x)
     params = outputs["physical_params"]
     recomputed = physics_residuals(
-        outputs["fields"], x[..., 0], 12000.0,
-        natural_freq_hz=params["natural_freq_hz"], damping_ratio=params["damping_ratio"],
+        outputs["fields"],
+        x[..., 0],
+        12000.0,
+        natural_freq_hz=params["natural_freq_hz"],
+        damping_ratio=params["damping_ratio"],
     )
     torch.testing.assert_close(outputs["physics_residuals"]["measurement"], recomputed["measurement"])
 
@@ -178,8 +187,9 @@ def test_served_single_windows_get_the_full_forwards_probabilities(size, length)
             with torch.inference_mode():
                 full = model(window[None], shaft_hz=torch.tensor([shaft_hz]))
                 served = model(window[None], physics=False, shaft_hz=shaft_hz)
-            torch.testing.assert_close(served["predictions"].softmax(-1), full["predictions"].softmax(-1),
-                                       rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(
+                served["predictions"].softmax(-1), full["predictions"].softmax(-1), rtol=1e-5, atol=1e-5
+            )
             torch.testing.assert_close(served["uncertainties"], full["uncertainties"], rtol=1e-5, atol=1e-5)
 
 

@@ -1,4 +1,5 @@
 """The envelope spectrum in shaft orders: a resonance modulated at a multiple of the shaft speed shows a line there."""
+
 import math
 
 import torch

@@ -3,6 +3,7 @@
 Windows of 4096 samples (0.34 s) are cut from the middle of 2 s recordings, so they start mid-motion; the
 Tustin residuals must still be exact there. Everything runs in float32, the model's dtype.
 """
+
 import math
 
 import numpy as np
@@ -40,8 +41,14 @@ def one_hot(label, batch):
 
 def residuals(fields, signal, params, probs=None):
     return physics_residuals(
-        fields, signal, FS, natural_freq_hz=params["natural_freq_hz"], damping_ratio=params["damping_ratio"],
-        class_probs=probs, class_locations=LOCATIONS, shaft_hz=params["shaft_hz"],
+        fields,
+        signal,
+        FS,
+        natural_freq_hz=params["natural_freq_hz"],
+        damping_ratio=params["damping_ratio"],
+        class_probs=probs,
+        class_locations=LOCATIONS,
+        shaft_hz=params["shaft_hz"],
     )
 
 
@@ -136,7 +143,12 @@ def test_all_zero_window_gives_finite_residuals():
     fields = {"displacement": zeros, "velocity": zeros, "force": zeros}
     ones = torch.ones(2)
     res = physics_residuals(
-        fields, zeros, FS, natural_freq_hz=3000 * ones, damping_ratio=0.03 * ones, class_probs=torch.full((2, 10), 0.1),
+        fields,
+        zeros,
+        FS,
+        natural_freq_hz=3000 * ones,
+        damping_ratio=0.03 * ones,
+        class_probs=torch.full((2, 10), 0.1),
         class_locations=LOCATIONS,
     )
     coupled = energy_balance(fields, FS, 3000 * ones, 0.03 * ones)
@@ -166,14 +178,31 @@ def test_each_window_is_checked_against_its_own_bearings_fault_lines():
     the same window read with the SKF 6205's geometry (where the lines are elsewhere) does not."""
     skf, nsk = BEARINGS["skf_6205"], BEARINGS["nsk_6203"]
     fields, signal, params, probs = windows(["outer_014"], loads=(0, 3), bearing=nsk)
-    rows = torch.tensor([[g.n_balls, g.ball_diameter_in, g.pitch_diameter_in, g.contact_angle_deg]
-                         for g in (nsk, skf, nsk, skf)])
+    rows = torch.tensor(
+        [[g.n_balls, g.ball_diameter_in, g.pitch_diameter_in, g.contact_angle_deg] for g in (nsk, skf, nsk, skf)]
+    )
     per_window = physics_residuals(
-        fields, signal, FS, natural_freq_hz=params["natural_freq_hz"], damping_ratio=params["damping_ratio"],
-        class_probs=probs, class_locations=LOCATIONS, shaft_hz=params["shaft_hz"], bearing=rows)["kinematics"]
+        fields,
+        signal,
+        FS,
+        natural_freq_hz=params["natural_freq_hz"],
+        damping_ratio=params["damping_ratio"],
+        class_probs=probs,
+        class_locations=LOCATIONS,
+        shaft_hz=params["shaft_hz"],
+        bearing=rows,
+    )["kinematics"]
     own, other = per_window[rows[:, 0] == nsk.n_balls], per_window[rows[:, 0] == skf.n_balls]
     assert ms(other) > 30 * ms(own), (ms(own), ms(other))
     with pytest.raises(ValueError, match="bearing has 2 rows for 4 windows"):
-        physics_residuals(fields, signal, FS, natural_freq_hz=params["natural_freq_hz"],
-                          damping_ratio=params["damping_ratio"], class_probs=probs, class_locations=LOCATIONS,
-                          shaft_hz=params["shaft_hz"], bearing=rows[:2])
+        physics_residuals(
+            fields,
+            signal,
+            FS,
+            natural_freq_hz=params["natural_freq_hz"],
+            damping_ratio=params["damping_ratio"],
+            class_probs=probs,
+            class_locations=LOCATIONS,
+            shaft_hz=params["shaft_hz"],
+            bearing=rows[:2],
+        )

@@ -1,5 +1,6 @@
 """The evaluate stage end to end on a private MLflow store: a tiny dataset, a tiny model trained one epoch; the
 logged models ranked by their evaluations; and the metrics it logs for a model that returns no physics."""
+
 import dataclasses
 import io
 import logging
@@ -14,11 +15,11 @@ from mlflow.models import Model
 
 from pipeline.config import DataConfig, ExperimentConfig, ModelConfig, TrackingConfig, TrainingConfig
 from pipeline.data.prepared import DatasetError, load_prepared, prepare_dataset
-from pipeline.stages.evaluate import EvaluationError, evaluate, logged_metrics
 from pipeline.evaluation import classification_metrics
 from pipeline.stages.command_line import run_stage
-from pipeline.tracking.datasets import CONTENT_HASH_TAG
+from pipeline.stages.evaluate import EvaluationError, evaluate, logged_metrics
 from pipeline.stages.train import train
+from pipeline.tracking.datasets import CONTENT_HASH_TAG
 
 EXPERIMENT = "evaluate-test"
 ARTIFACTS = {"plots/confusion_matrix.html", "plots/reliability.html", "per_class.csv"}
@@ -26,11 +27,15 @@ ARTIFACTS = {"plots/confusion_matrix.html", "plots/reliability.html", "per_class
 
 @pytest.fixture(scope="module")
 def config(tmp_path_factory) -> ExperimentConfig:
-    data = DataConfig(window=256, hop=256, duration_s=0.2, recordings_per_load=3,
-                      cache_dir=str(tmp_path_factory.mktemp("cache")))
-    return ExperimentConfig(data=data, tracking=TrackingConfig(EXPERIMENT),
-                            model=ModelConfig(hidden_dim=8, n_layers=1, n_modes=8, n_heads=2, patch_size=32),
-                            training=TrainingConfig(epochs=1, batch_size=64))
+    data = DataConfig(
+        window=256, hop=256, duration_s=0.2, recordings_per_load=3, cache_dir=str(tmp_path_factory.mktemp("cache"))
+    )
+    return ExperimentConfig(
+        data=data,
+        tracking=TrackingConfig(EXPERIMENT),
+        model=ModelConfig(hidden_dim=8, n_layers=1, n_modes=8, n_heads=2, patch_size=32),
+        training=TrainingConfig(epochs=1, batch_size=64),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -63,11 +68,21 @@ def test_evaluates_a_trained_model_and_logs_metrics_and_plots(mlflow_store, conf
     run = mlflow.get_run(result.run_id)
     assert run.info.status == "FINISHED" and run.data.tags["stage"] == "evaluate"
     assert (run.data.tags["model_uri"], run.data.tags["train_run_id"], run.data.tags["dataset_dir"]) == (
-        trained.model_uri, trained.run_id, str(dataset_dir.resolve()))
+        trained.model_uri,
+        trained.run_id,
+        str(dataset_dir.resolve()),
+    )
     metrics = run.data.metrics
     physics = {name: value for name, value in metrics.items() if name.startswith("test/physics/")}
-    expected = {"test/accuracy", "test/macro_f1", "test/ece", "test/physics_residual", "test/mean_uncertainty",
-                *(f"test/recall/{name}" for name in class_names), *physics}
+    expected = {
+        "test/accuracy",
+        "test/macro_f1",
+        "test/ece",
+        "test/physics_residual",
+        "test/mean_uncertainty",
+        *(f"test/recall/{name}" for name in class_names),
+        *physics,
+    }
     assert physics and set(metrics) == expected and result.metrics == pytest.approx(metrics)
     assert metrics["test/physics_residual"] == pytest.approx(sum(physics.values()) / len(physics))
     assert 0 <= metrics["test/accuracy"] <= 1 and 0 <= metrics["test/ece"] <= 1
@@ -81,8 +96,9 @@ def test_evaluates_a_trained_model_and_logs_metrics_and_plots(mlflow_store, conf
     assert [m.model_id for m in run.inputs.model_inputs] == [model.model_id]
     on_model = [m for m in model.metrics if m.run_id == result.run_id]
     assert {m.key: m.value for m in on_model} == pytest.approx(metrics)
-    assert {(m.dataset_name, m.dataset_digest) for m in on_model} == {(evaluated.dataset.name,
-                                                                       evaluated.dataset.digest)}
+    assert {(m.dataset_name, m.dataset_digest) for m in on_model} == {
+        (evaluated.dataset.name, evaluated.dataset.digest)
+    }
 
     # An explicit model URI finds its train run and dataset through the model, and scores the same.
     again = evaluate(config, model_uri=trained.model_uri)
@@ -99,12 +115,14 @@ def test_evaluates_a_trained_model_and_logs_metrics_and_plots(mlflow_store, conf
 def test_a_model_trained_on_another_machine_is_scored_on_its_dataset_rebuilt_here(mlflow_store, config, tmp_path):
     """The train run names a folder only the other machine has: the dataset is rebuilt in this machine's cache
     from the run's record, and has the content the model was trained on."""
+
     def on(cache):
         return dataclasses.replace(config, data=dataclasses.replace(config.data, cache_dir=str(cache)))
 
     elsewhere, here = on(tmp_path / "elsewhere"), on(tmp_path / "here")
-    trained = train(elsewhere, prepare_dataset(elsewhere.data, elsewhere.data.cache_dir),
-                    checkpoint_root=tmp_path / "checkpoints")
+    trained = train(
+        elsewhere, prepare_dataset(elsewhere.data, elsewhere.data.cache_dir), checkpoint_root=tmp_path / "checkpoints"
+    )
     shutil.rmtree(tmp_path / "elsewhere")
 
     result = evaluate(here)
@@ -126,7 +144,9 @@ def test_logged_models_rank_by_their_evaluation(mlflow_store, config, dataset_di
 
     ranked = mlflow.search_logged_models(
         experiment_ids=[mlflow.get_experiment_by_name(EXPERIMENT).experiment_id],
-        order_by=[{"field_name": "metrics.test/accuracy", "ascending": False}], output_format="list")
+        order_by=[{"field_name": "metrics.test/accuracy", "ascending": False}],
+        output_format="list",
+    )
     scores = [next(m.value for m in model.metrics if m.key == "test/accuracy") for model in ranked]
     assert dict(zip([model.model_id for model in ranked], scores)) == pytest.approx(accuracy)
     assert scores == sorted(accuracy.values(), reverse=True)

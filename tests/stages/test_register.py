@@ -2,6 +2,7 @@
 
 Stores and evaluation runs come from tests/tracking/test_registry.py (a copied template store, stub runs).
 """
+
 from __future__ import annotations
 
 import time
@@ -10,8 +11,8 @@ import pytest
 from mlflow import MlflowClient
 
 from pipeline.config import to_experiment_config
-from pipeline.stages.register import register, register_or_rollback
 from pipeline.stages.command_line import run_stage
+from pipeline.stages.register import register, register_or_rollback
 from pipeline.tracking.registry import RegistryError
 from pipeline.tracking.store import ensure_experiment
 from tests.tracking.test_registry import EXPERIMENT, MISSING_RUN, evaluation_run, model_uri  # noqa: F401
@@ -21,8 +22,9 @@ NAME = "av-pino"  # registry.model_name's default
 
 def stage_runs(stage: str) -> list:
     """Runs of `stage` in the experiment, newest first."""
-    return MlflowClient().search_runs([ensure_experiment(EXPERIMENT)], f"tags.stage = '{stage}'",
-                                      order_by=["attributes.start_time DESC"])
+    return MlflowClient().search_runs(
+        [ensure_experiment(EXPERIMENT)], f"tags.stage = '{stage}'", order_by=["attributes.start_time DESC"]
+    )
 
 
 def champion() -> str:
@@ -82,12 +84,16 @@ def test_rollback_through_the_command_line_entry(model_uri, compose_config, caps
     assert f"champion is v{first.version} again" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("make_run, message", [
-    (None, "has no FINISHED evaluate run"),
-    (lambda uri: MISSING_RUN, "does not exist"),
-    (lambda uri: evaluation_run(uri, stage="train"), "not an evaluate run"),
-    (lambda uri: evaluation_run(uri, drop=("test/macro_f1",)), "lacks metric"),
-], ids=["no-evaluation", "missing", "wrong-stage", "no-metric"])
+@pytest.mark.parametrize(
+    "make_run, message",
+    [
+        (None, "has no FINISHED evaluate run"),
+        (lambda uri: MISSING_RUN, "does not exist"),
+        (lambda uri: evaluation_run(uri, stage="train"), "not an evaluate run"),
+        (lambda uri: evaluation_run(uri, drop=("test/macro_f1",)), "lacks metric"),
+    ],
+    ids=["no-evaluation", "missing", "wrong-stage", "no-metric"],
+)
 def test_bad_inputs_fail_the_register_run_with_a_clear_error(model_uri, compose_config, make_run, message):
     run_id = make_run(model_uri) if make_run else None
     with pytest.raises(RegistryError, match=message):

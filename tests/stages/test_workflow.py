@@ -1,18 +1,18 @@
 """The front door: `mlflow run .` runs prepare -> train -> evaluate -> register on a tiny config; a second run
 reuses every finished stage; the champion pulls in a fresh process without pickle. The run itself is the
 `pipeline_store` fixture (tests/conftest.py); serving it is tested in tests/tracking/test_serving_*.py."""
+
 import json
+import os
 import subprocess
 import sys
-
-import os
 
 import mlflow
 import numpy as np
 
 from pipeline.config import to_experiment_config
-from pipeline.tracking.run import browse_hint
 from pipeline.stages.workflow import run_pipeline
+from pipeline.tracking.run import browse_hint
 from tests.data.own_recordings import write_recordings
 
 
@@ -40,9 +40,20 @@ def test_train_run_logs_config_metrics_and_model(pipeline_store):
     train = by_stage(pipeline_store["uri"])["train"]
     assert train.data.params["loss.physics_weight"] == "0.1"
     assert train.data.params["training.epochs"] == "2"
-    for name in ("train/loss", "train/data_loss", "train/physics_loss", "train/consistency_loss",
-                 "train/variational_loss", "physics/equation_of_motion", "physics/measurement",
-                 "physics/kinematics", "loss_weight/data", "val/loss", "val/accuracy", "val/macro_f1"):
+    for name in (
+        "train/loss",
+        "train/data_loss",
+        "train/physics_loss",
+        "train/consistency_loss",
+        "train/variational_loss",
+        "physics/equation_of_motion",
+        "physics/measurement",
+        "physics/kinematics",
+        "loss_weight/data",
+        "val/loss",
+        "val/accuracy",
+        "val/macro_f1",
+    ):
         assert name in train.data.metrics, name
     client = mlflow.MlflowClient()
     history = client.get_metric_history(train.info.run_id, "train/loss")
@@ -65,8 +76,9 @@ def test_evaluate_and_register_record_scores_and_aliases(pipeline_store):
 def test_second_run_reuses_every_finished_stage(pipeline_store, monkeypatch, compose_config):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", pipeline_store["uri"])
     root = pipeline_store["root"]
-    config = to_experiment_config(compose_config(*pipeline_store["overrides"], "training.epochs=2",
-                                                 f"data.cache_dir={root / 'data'}"))
+    config = to_experiment_config(
+        compose_config(*pipeline_store["overrides"], "training.epochs=2", f"data.cache_dir={root / 'data'}")
+    )
     result = run_pipeline(config)
     assert result.reused == ["prepare", "train", "evaluate", "register"]
     first = by_stage(pipeline_store["uri"])
@@ -75,22 +87,31 @@ def test_second_run_reuses_every_finished_stage(pipeline_store, monkeypatch, com
 
 def test_the_printed_hint_opens_the_store_in_use(pipeline_store):
     """A tracking server is the UI already; a database store is opened with `mlflow ui`, its password hidden."""
-    assert f"compare runs:  mlflow ui --backend-store-uri {pipeline_store['uri']}, then open " in pipeline_store["stdout"]
+    assert (
+        f"compare runs:  mlflow ui --backend-store-uri {pipeline_store['uri']}, then open " in pipeline_store["stdout"]
+    )
     assert browse_hint("http://10.0.0.5:5000") == "open http://10.0.0.5:5000"
     assert browse_hint("https://mlflow.example.org") == "open https://mlflow.example.org"
     # with an experiment: straight to its runs table, the UI's Model training view
-    assert browse_hint("http://10.0.0.5:5000", "7") == \
-        "open http://10.0.0.5:5000/#/experiments/7/runs?workflowType=machine_learning"
-    assert browse_hint("sqlite:///mlruns/mlflow.db", "7") == ("mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db, "
-                                                             "then open http://127.0.0.1:5000/#/experiments/7/runs"
-                                                             "?workflowType=machine_learning")
+    assert (
+        browse_hint("http://10.0.0.5:5000", "7")
+        == "open http://10.0.0.5:5000/#/experiments/7/runs?workflowType=machine_learning"
+    )
+    assert browse_hint("sqlite:///mlruns/mlflow.db", "7") == (
+        "mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db, "
+        "then open http://127.0.0.1:5000/#/experiments/7/runs"
+        "?workflowType=machine_learning"
+    )
     assert browse_hint("postgresql://team:secret@db:5432/mlflow") == (
-        "mlflow ui --backend-store-uri postgresql://team:***@db:5432/mlflow")
+        "mlflow ui --backend-store-uri postgresql://team:***@db:5432/mlflow"
+    )
 
 
 def test_champion_loads_in_a_fresh_process_without_pickle(pipeline_store):
-    code = ("import mlflow, numpy as np; m = mlflow.pyfunc.load_model('models:/av-pino@champion'); "
-            "print(m.predict(np.zeros((3, 256), dtype=np.float32)).to_json())")
+    code = (
+        "import mlflow, numpy as np; m = mlflow.pyfunc.load_model('models:/av-pino@champion'); "
+        "print(m.predict(np.zeros((3, 256), dtype=np.float32)).to_json())"
+    )
     env = {**pipeline_store["env"], "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "false"}
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -106,17 +127,37 @@ def test_your_own_recordings_run_end_to_end(pipeline_store, tmp_path):
     tiny = " ".join(["data.window=256", "data.hop=256", *pipeline_store["tiny_model"]])
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "OMP_NUM_THREADS": "1"}
     overrides = f"data.manifest={manifest} data.cache_dir={tmp_path / 'data'} hydra.run.dir={tmp_path} {tiny}"
-    result = subprocess.run(["mlflow", "run", ".", "--env-manager", "local", "--experiment-name", "own",
-                             "-P", "data=files", "-P", "epochs=2", "-P", f"overrides={overrides}"],
-                            cwd=pipeline_store["repo"], env=env, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [
+            "mlflow",
+            "run",
+            ".",
+            "--env-manager",
+            "local",
+            "--experiment-name",
+            "own",
+            "-P",
+            "data=files",
+            "-P",
+            "epochs=2",
+            "-P",
+            f"overrides={overrides}",
+        ],
+        cwd=pipeline_store["repo"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
-    stages = {run.data.tags["stage"]: run for run in mlflow.search_runs(experiment_names=["own"],
-                                                                         output_format="list")}
+    stages = {run.data.tags["stage"]: run for run in mlflow.search_runs(experiment_names=["own"], output_format="list")}
     assert {name: run.info.status for name, run in stages.items()} == dict.fromkeys(
-        ["pipeline", "prepare", "train", "evaluate", "register"], "FINISHED")
+        ["pipeline", "prepare", "train", "evaluate", "register"], "FINISHED"
+    )
     assert {"test/recall/ball", "test/recall/inner", "test/recall/normal", "test/recall/outer"} <= set(
-        stages["evaluate"].data.metrics)
+        stages["evaluate"].data.metrics
+    )
     champion = mlflow.pyfunc.load_model("models:/av-pino@champion")
     table = champion.predict(np.zeros((2, 256), dtype=np.float32))
     assert {"prob_ball", "prob_inner", "prob_normal", "prob_outer"} <= set(table.columns)

@@ -1,4 +1,5 @@
 """Fixtures of the study tests (the config helper lives in tests/study/tiny_study.py)."""
+
 import pytest
 
 from tests.study.tiny_study import study_config

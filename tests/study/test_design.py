@@ -1,4 +1,5 @@
 """Arms share data, budget and seed and differ only in model and loss; the study config is validated."""
+
 import pytest
 
 from pipeline.config import ConfigError, ExperimentConfig, StudyConfig
@@ -11,25 +12,36 @@ def test_arms_differ_only_in_model_and_loss():
     for config in configs.values():
         assert config.data == base.data and config.evaluate == base.evaluate
         assert config.training.seed == 7 and config.training.epochs == base.training.epochs
-    loss = {name: (c.loss.physics_weight, c.loss.consistency_weight, c.loss.adaptive_weighting)
-            for name, c in configs.items()}
-    assert loss == {"data_only": (0.0, 0.0, False), "physics_fixed": (0.1, 0.05, False),
-                    "physics_adaptive": (0.1, 0.05, True), "physics_tuned": (0.4, 0.2, True),
-                    "wdcnn": (0.0, 0.0, False)}
-    assert {name: c.model.name for name, c in configs.items()} == {**dict.fromkeys(list(ARMS), "agt_no"),
-                                                                   "wdcnn": "wdcnn"}
+    loss = {
+        name: (c.loss.physics_weight, c.loss.consistency_weight, c.loss.adaptive_weighting)
+        for name, c in configs.items()
+    }
+    assert loss == {
+        "data_only": (0.0, 0.0, False),
+        "physics_fixed": (0.1, 0.05, False),
+        "physics_adaptive": (0.1, 0.05, True),
+        "physics_tuned": (0.4, 0.2, True),
+        "wdcnn": (0.0, 0.0, False),
+    }
+    assert {name: c.model.name for name, c in configs.items()} == {
+        **dict.fromkeys(list(ARMS), "agt_no"),
+        "wdcnn": "wdcnn",
+    }
 
 
-@pytest.mark.parametrize("settings, key", [
-    ({"arms": ["data_only", "bogus"]}, "study.arms"),
-    ({"arms": ["wdcnn", "wdcnn"]}, "study.arms"),
-    ({"seeds": []}, "study.seeds"),
-    ({"training_sets": ["load_shift"]}, "study.snr_db"),  # noisy sets re-score the recording models
-    ({"snr_db": [-30.0]}, "study.snr_db"),
-    ({"label_fraction": 0.0}, "study.label_fraction"),
-    ({"ood_fault_size_in": 0.01}, "study.ood_fault_size_in"),
-    ({"tuned_physics_weight": -1.0}, "study.tuned_physics_weight"),
-])
+@pytest.mark.parametrize(
+    "settings, key",
+    [
+        ({"arms": ["data_only", "bogus"]}, "study.arms"),
+        ({"arms": ["wdcnn", "wdcnn"]}, "study.arms"),
+        ({"seeds": []}, "study.seeds"),
+        ({"training_sets": ["load_shift"]}, "study.snr_db"),  # noisy sets re-score the recording models
+        ({"snr_db": [-30.0]}, "study.snr_db"),
+        ({"label_fraction": 0.0}, "study.label_fraction"),
+        ({"ood_fault_size_in": 0.01}, "study.ood_fault_size_in"),
+        ({"tuned_physics_weight": -1.0}, "study.tuned_physics_weight"),
+    ],
+)
 def test_bad_study_settings_name_the_key(settings, key):
     with pytest.raises(ConfigError, match=key):
         StudyConfig(**settings)

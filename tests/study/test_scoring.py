@@ -1,6 +1,7 @@
 """Scoring helpers: the OOD AUROC is the pairwise probability it claims, system-identification errors are
 percentages of the truth, a scored model's physical parameters are collected from the one prediction pass, and a
 model without physics is scored on what it returns, each test window at its own shaft speed."""
+
 from dataclasses import asdict
 from pathlib import Path
 
@@ -67,12 +68,19 @@ def test_a_model_without_physics_is_scored_on_what_it_returns_at_each_windows_sp
     n, classes = 12, ["normal", "ball", "inner", "outer"]
     split = np.array([SPLIT_NAMES.index("test")] * 8 + [SPLIT_NAMES.index("train")] * 4)
     rpm = np.linspace(1720.0, 1797.0, n).astype(np.float32)
-    arrays = {"windows": np.random.default_rng(0).standard_normal((n, 256)).astype(np.float32),
-              "labels": np.arange(n) % len(classes), "split": split, "rpm": rpm, "recording": np.arange(n),
-              "load": np.zeros(n, dtype=np.int8), "bearing": np.zeros(n, dtype=np.int8)}
+    arrays = {
+        "windows": np.random.default_rng(0).standard_normal((n, 256)).astype(np.float32),
+        "labels": np.arange(n) % len(classes),
+        "split": split,
+        "rpm": rpm,
+        "recording": np.arange(n),
+        "load": np.zeros(n, dtype=np.int8),
+        "bearing": np.zeros(n, dtype=np.int8),
+    }
     bearings = [{"name": "skf_6205", "geometry": asdict(SKF_6205_DE)}]
-    dataset = PreparedDataset(Path("in-memory"), {"class_names": classes, "sample_rate": 12000.0,
-                                                  "bearings": bearings}, arrays)
+    dataset = PreparedDataset(
+        Path("in-memory"), {"class_names": classes, "sample_rate": 12000.0, "bearings": bearings}, arrays
+    )
     model = RecordsShaftSpeed(len(classes))
     logged = score(model, dataset, EvaluationSet("recording", dataset.path), batch_size=3)
     assert set(logged) == {"test/accuracy", "test/macro_f1", "test/ece", *(f"test/recall/{c}" for c in classes)}

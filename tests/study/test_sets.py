@@ -1,5 +1,6 @@
 """The study's datasets: noisy sets hold the same test recordings, reduced labels drop only training
 recordings, the held-out size never reaches training, and the resonance truth matches the simulator."""
+
 import numpy as np
 import pytest
 
@@ -16,8 +17,9 @@ TRAIN, VAL, TEST = range(3)
 
 @pytest.fixture(scope="module")
 def sets(tmp_path_factory):
-    config = study_config(f"data.cache_dir={tmp_path_factory.mktemp('data')}", "study.snr_db=[-5.0]",
-                          "study.label_fraction=0.25")
+    config = study_config(
+        f"data.cache_dir={tmp_path_factory.mktemp('data')}", "study.snr_db=[-5.0]", "study.label_fraction=0.25"
+    )
     return config, {s.name: s for s in training_sets(config, seed=0)}
 
 
@@ -64,8 +66,9 @@ def test_held_out_size_never_reaches_training_or_validation(sets):
     held_out = held_out_size_mask(ood, 0.021)
     assert not held_out[a["split"] != TEST].any()
     full = load_prepared(by_name["recording"].dataset_dir)
-    assert np.count_nonzero(held_out) == np.count_nonzero(held_out_size_mask(full, 0.021)
-                                                          & (full.arrays["split"] == TEST))
+    assert np.count_nonzero(held_out) == np.count_nonzero(
+        held_out_size_mask(full, 0.021) & (full.arrays["split"] == TEST)
+    )
     assert {CLASS_NAMES[k] for k in np.unique(a["labels"][held_out])} == {"ball_021", "inner_021", "outer_021"}
 
 
@@ -75,11 +78,13 @@ def test_the_held_out_size_is_found_when_labels_name_only_the_fault_location(tin
     dataset = load_prepared(ood_size.dataset_dir)
     a, recordings = dataset.arrays, dataset.manifest["recordings"]
     held_out = held_out_size_mask(dataset, 0.021)
-    assert {recordings[r]["label"] for r in np.unique(a["recording"][held_out])} == {"ball_021", "inner_021",
-                                                                                     "outer_021"}
+    assert {recordings[r]["label"] for r in np.unique(a["recording"][held_out])} == {
+        "ball_021",
+        "inner_021",
+        "outer_021",
+    }
     assert not held_out[a["split"] != TEST].any()
-    assert {dataset.manifest["class_names"][k] for k in np.unique(a["labels"][held_out])} == {"ball", "inner",
-                                                                                              "outer"}
+    assert {dataset.manifest["class_names"][k] for k in np.unique(a["labels"][held_out])} == {"ball", "inner", "outer"}
 
 
 def test_noisy_sets_need_the_simulator(tiny_study_config):

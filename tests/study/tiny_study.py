@@ -1,5 +1,6 @@
 """The study's config composed the way `python -m pipeline.study` composes it, shrunk by `study=tiny`
 (imported by the study tests and the notebook test)."""
+
 from __future__ import annotations
 
 from pathlib import Path

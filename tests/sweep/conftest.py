@@ -1,14 +1,27 @@
 """Tiny sweeps: a few-second training per trial, a journal file per test, a private MLflow store."""
+
 import pytest
 
 from pipeline.config import to_experiment_config
 from pipeline.sweep.config import SweepConfig
 
-TINY = ["data.window=256", "data.hop=256", "data.duration_s=0.3", "data.recordings_per_load=3",
-        "model.hidden_dim=8", "model.n_layers=1", "model.n_modes=8", "model.n_heads=2", "model.patch_size=32",
-        "training.epochs=3", "training.batch_size=32"]
-SPACE = {"loss.physics_weight": "tag(log, interval(0.001, 1.0))",
-         "loss.consistency_weight": "tag(log, interval(0.001, 1.0))"}
+TINY = [
+    "data.window=256",
+    "data.hop=256",
+    "data.duration_s=0.3",
+    "data.recordings_per_load=3",
+    "model.hidden_dim=8",
+    "model.n_layers=1",
+    "model.n_modes=8",
+    "model.n_heads=2",
+    "model.patch_size=32",
+    "training.epochs=3",
+    "training.batch_size=32",
+]
+SPACE = {
+    "loss.physics_weight": "tag(log, interval(0.001, 1.0))",
+    "loss.consistency_weight": "tag(log, interval(0.001, 1.0))",
+}
 
 
 @pytest.fixture
@@ -19,10 +32,18 @@ def tiny_experiment(compose_config, tmp_path):
 @pytest.fixture
 def tiny_sweep(tmp_path):
     """tiny_sweep(**settings) -> a SweepConfig on a journal file in tmp_path."""
+
     def make(**settings):
-        defaults = dict(study_name="tiny", storage=str(tmp_path / "study.log"), n_trials=3, params=SPACE,
-                        directions=["maximize"], metrics=["val/accuracy"],  # the tests' thresholds are accuracies
-                        sampler={"name": "tpe", "seed": 0, "kwargs": {"n_startup_trials": 2}},
-                        pruner={"name": "median", "kwargs": {"n_startup_trials": 1}})
+        defaults = dict(
+            study_name="tiny",
+            storage=str(tmp_path / "study.log"),
+            n_trials=3,
+            params=SPACE,
+            directions=["maximize"],
+            metrics=["val/accuracy"],  # the tests' thresholds are accuracies
+            sampler={"name": "tpe", "seed": 0, "kwargs": {"n_startup_trials": 2}},
+            pruner={"name": "median", "kwargs": {"n_startup_trials": 1}},
+        )
         return SweepConfig(**{**defaults, **settings})
+
     return make

@@ -1,5 +1,6 @@
 """A sweep's settings are checked before any trial runs; samplers and pruners are built as configured, over the
 arguments the project pins for them."""
+
 import optuna
 import pytest
 
@@ -10,26 +11,33 @@ from pipeline.sweep.samplers import PRUNER_CLASSES, SAMPLER_CLASSES, build_prune
 SPACE = {"loss.physics_weight": "tag(log, interval(0.001, 1.0))"}
 
 
-@pytest.mark.parametrize("settings, key", [
-    (dict(metrics=["val/acc"]), "metrics"),
-    (dict(directions=["up"]), "directions"),
-    (dict(directions=["maximize", "minimize"]), "metrics"),
-    (dict(directions=["maximize", "minimize"], metrics=["val/accuracy", "val/physics_residual"]), "pruner.name"),
-    (dict(n_trials=0), "n_trials"),
-    (dict(study_name="a study"), "study_name"),
-    (dict(sampler={"name": "cmaes"}), "sampler.name"),
-    (dict(pruner={"name": "patient"}), "pruner.name"),
-    (dict(params={}), "params"),
-])
+@pytest.mark.parametrize(
+    "settings, key",
+    [
+        (dict(metrics=["val/acc"]), "metrics"),
+        (dict(directions=["up"]), "directions"),
+        (dict(directions=["maximize", "minimize"]), "metrics"),
+        (dict(directions=["maximize", "minimize"], metrics=["val/accuracy", "val/physics_residual"]), "pruner.name"),
+        (dict(n_trials=0), "n_trials"),
+        (dict(study_name="a study"), "study_name"),
+        (dict(sampler={"name": "cmaes"}), "sampler.name"),
+        (dict(pruner={"name": "patient"}), "pruner.name"),
+        (dict(params={}), "params"),
+    ],
+)
 def test_bad_sweep_settings_name_the_key(settings, key):
     with pytest.raises(ConfigError, match=f"hydra.sweeper.{key}="):
         SweepConfig(**{"params": SPACE, **settings})
 
 
 def test_multi_objective_sweeps_take_one_metric_per_direction_and_no_pruner():
-    sweep = SweepConfig(params=SPACE, directions=["maximize", "minimize"],
-                        metrics=["val/accuracy", "val/physics_residual"], pruner={"name": "nop"},
-                        sampler={"name": "nsga2", "seed": 3})
+    sweep = SweepConfig(
+        params=SPACE,
+        directions=["maximize", "minimize"],
+        metrics=["val/accuracy", "val/physics_residual"],
+        pruner={"name": "nop"},
+        sampler={"name": "nsga2", "seed": 3},
+    )
     assert sweep.multi_objective
     assert isinstance(build_sampler(sweep.sampler, 3), optuna.samplers.NSGAIISampler)
 

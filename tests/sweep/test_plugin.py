@@ -1,5 +1,6 @@
 """The sweeper plugin: the shipped searches compose to the sweeps they have always run, with SweepConfig's
 defaults filling what their YAML leaves out, and importing the plugin (Hydra does at every startup) stays light."""
+
 import dataclasses
 import subprocess
 import sys
@@ -11,25 +12,48 @@ from hydra.utils import instantiate
 from pipeline.config import register_configs
 from tests.conftest import CONF_DIR, REPO
 
-SPACE = {"loss.physics_weight": "tag(log, interval(0.001, 1.0))",
-         "loss.consistency_weight": "tag(log, interval(0.001, 1.0))"}
+SPACE = {
+    "loss.physics_weight": "tag(log, interval(0.001, 1.0))",
+    "loss.consistency_weight": "tag(log, interval(0.001, 1.0))",
+}
 SHIPPED = {
     "physics_weights": {
-        "study_name": "av-pino-physics-weights", "storage": None, "n_trials": 8,
-        "directions": ["minimize"], "metrics": ["val/loss"],
-        "sampler": {"name": "tpe", "seed": 0, "kwargs": {"n_startup_trials": 4, "n_ei_candidates": 24,
-                                                         "multivariate": True, "group": False,
-                                                         "constant_liar": True}},
-        "pruner": {"name": "median", "kwargs": {"n_startup_trials": 2, "n_warmup_steps": 2, "interval_steps": 1,
-                                                "n_min_trials": 1}},
-        "params": SPACE},
+        "study_name": "av-pino-physics-weights",
+        "storage": None,
+        "n_trials": 8,
+        "directions": ["minimize"],
+        "metrics": ["val/loss"],
+        "sampler": {
+            "name": "tpe",
+            "seed": 0,
+            "kwargs": {
+                "n_startup_trials": 4,
+                "n_ei_candidates": 24,
+                "multivariate": True,
+                "group": False,
+                "constant_liar": True,
+            },
+        },
+        "pruner": {
+            "name": "median",
+            "kwargs": {"n_startup_trials": 2, "n_warmup_steps": 2, "interval_steps": 1, "n_min_trials": 1},
+        },
+        "params": SPACE,
+    },
     "physics_weights_pareto": {
-        "study_name": "av-pino-physics-weights-pareto", "storage": None, "n_trials": 8,
-        "directions": ["minimize", "minimize"], "metrics": ["val/loss", "val/physics_residual"],
-        "sampler": {"name": "nsga2", "seed": 0, "kwargs": {"population_size": 8, "crossover_prob": 0.9,
-                                                           "swapping_prob": 0.5}},
+        "study_name": "av-pino-physics-weights-pareto",
+        "storage": None,
+        "n_trials": 8,
+        "directions": ["minimize", "minimize"],
+        "metrics": ["val/loss", "val/physics_residual"],
+        "sampler": {
+            "name": "nsga2",
+            "seed": 0,
+            "kwargs": {"population_size": 8, "crossover_prob": 0.9, "swapping_prob": 0.5},
+        },
         "pruner": {"name": "nop", "kwargs": {}},
-        "params": SPACE},
+        "params": SPACE,
+    },
 }
 
 
@@ -55,7 +79,9 @@ def test_a_pinned_argument_is_overridden_without_a_plus():
 
 
 def test_importing_the_plugin_imports_no_optuna_torch_or_mlflow():
-    script = ("import sys, hydra_plugins.av_pino_sweeper.av_pino_sweeper; "
-              "print(sorted({m.split('.')[0] for m in sys.modules} & {'optuna', 'torch', 'mlflow'}))")
+    script = (
+        "import sys, hydra_plugins.av_pino_sweeper.av_pino_sweeper; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'optuna', 'torch', 'mlflow'}))"
+    )
     heavy = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, check=True).stdout
     assert heavy.strip() == "[]"

@@ -1,4 +1,5 @@
 """A sweep in one process: one child run per trial under the sweep's parent run, pruning, crashing trials."""
+
 from dataclasses import replace
 
 import mlflow
@@ -11,8 +12,9 @@ from pipeline.sweep.sweeper import run_sweep
 
 
 def sweep_runs(parent_run_id):
-    runs = mlflow.search_runs(search_all_experiments=True, output_format="list",
-                              filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'")
+    runs = mlflow.search_runs(
+        search_all_experiments=True, output_format="list", filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'"
+    )
     return sorted(runs, key=lambda run: int(run.data.tags["sweep.trial"]))
 
 
@@ -21,8 +23,10 @@ def test_each_trial_is_a_child_run_and_the_parent_holds_the_best(mlflow_store, t
     with mlflow.start_run(experiment_id=mlflow.create_experiment("sweeps")):
         result = run_sweep(tiny_experiment, tiny_sweep(n_trials=3, pruner={"name": "nop"}))
 
-    study = optuna.load_study(study_name="tiny", storage=optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(result.storage)))
+    study = optuna.load_study(
+        study_name="tiny",
+        storage=optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(result.storage)),
+    )
     trials = study.get_trials()
     assert sum(result.states.values()) == len(trials) == 3
     children = sweep_runs(result.parent_run_id)
@@ -41,15 +45,23 @@ def test_each_trial_is_a_child_run_and_the_parent_holds_the_best(mlflow_store, t
     assert parent.data.metrics["best/val/accuracy"] == best.value
     best_run = mlflow.get_run(best.user_attrs["mlflow_run_id"])
     assert parent.data.metrics["best/val/loss"] == best_run.data.metrics["val/loss"]  # its other val/* metrics
-    assert parent.data.tags["model_uri"] == best.user_attrs["model_uri"] == result.best_trials[0].user_attrs["model_uri"]
+    assert (
+        parent.data.tags["model_uri"] == best.user_attrs["model_uri"] == result.best_trials[0].user_attrs["model_uri"]
+    )
     assert float(parent.data.tags["sweep.best.loss.physics_weight"]) == best.params["loss.physics_weight"]
     artifacts = {a.path for a in MlflowClient().list_artifacts(result.parent_run_id, "study")}
-    assert {"study/trials.csv", "study/optimization_history.html", "study/parallel_coordinate.html",
-            "study/param_importances.html", "study/intermediate_values.html"} <= artifacts
+    assert {
+        "study/trials.csv",
+        "study/optimization_history.html",
+        "study/parallel_coordinate.html",
+        "study/param_importances.html",
+        "study/intermediate_values.html",
+    } <= artifacts
 
 
-def test_pruning_stops_both_ranks_of_a_trial_which_keeps_one_run_and_no_model(mlflow_store, tiny_experiment,
-                                                                              tiny_sweep):
+def test_pruning_stops_both_ranks_of_a_trial_which_keeps_one_run_and_no_model(
+    mlflow_store, tiny_experiment, tiny_sweep
+):
     never_good_enough = {"name": "threshold", "kwargs": {"lower": 1.01}}  # prunes at the first report
     two_ranks = replace(tiny_experiment, distributed=DistributedConfig(nproc_per_node=2))
     result = run_sweep(two_ranks, tiny_sweep(n_trials=1, pruner=never_good_enough))
@@ -64,8 +76,9 @@ def test_pruning_stops_both_ranks_of_a_trial_which_keeps_one_run_and_no_model(ml
         assert len(MlflowClient().get_metric_history(run.info.run_id, "val/accuracy")) == 1
 
 
-def test_a_crashing_trial_is_failed_with_its_error_and_the_sweep_goes_on(mlflow_store, tiny_experiment,
-                                                                          tiny_sweep, monkeypatch):
+def test_a_crashing_trial_is_failed_with_its_error_and_the_sweep_goes_on(
+    mlflow_store, tiny_experiment, tiny_sweep, monkeypatch
+):
     real_train, calls = pipeline.sweep.trial.train, []
 
     def train_that_crashes_once(*args, **kwargs):
@@ -78,15 +91,18 @@ def test_a_crashing_trial_is_failed_with_its_error_and_the_sweep_goes_on(mlflow_
     result = run_sweep(tiny_experiment, tiny_sweep(n_trials=2, pruner={"name": "nop"}))
 
     assert result.states == {"FAIL": 1, "COMPLETE": 2}
-    study = optuna.load_study(study_name="tiny", storage=optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(result.storage)))
+    study = optuna.load_study(
+        study_name="tiny",
+        storage=optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(result.storage)),
+    )
     failed = study.get_trials(states=(optuna.trial.TrialState.FAIL,))[0]
     assert failed.user_attrs["error"] == "RuntimeError: injected crash in the first trial"
     assert mlflow.get_run(result.parent_run_id).data.metrics["trials/fail"] == 1
 
 
-def test_a_sweep_on_postgresql_warns_nothing_its_user_cannot_act_on(mlflow_store, tiny_experiment, tiny_sweep,
-                                                                     postgres_database, recwarn):
+def test_a_sweep_on_postgresql_warns_nothing_its_user_cannot_act_on(
+    mlflow_store, tiny_experiment, tiny_sweep, postgres_database, recwarn
+):
     """Optuna calls its heartbeat experimental; the project chose it, so a sweep does not pass that on."""
     result = run_sweep(tiny_experiment, tiny_sweep(n_trials=1, storage=postgres_database))
 

@@ -1,6 +1,7 @@
 """Several sweep workers on one study, started from the command line as users do: on a journal file they share
 the study without repeating points (on PostgreSQL, one worker on each of two machines: tests/test_team.py); a
 worker killed mid-trial loses only that trial; a worker rides out dropped PostgreSQL connections."""
+
 import os
 import signal
 import subprocess
@@ -19,17 +20,35 @@ POSTGRES = "postgresql://postgres@127.0.0.1:5432"
 
 
 def sweep_command(folder, storage, *overrides):
-    return [sys.executable, "-m", "pipeline.train", "-m", "hparams_search=physics_weights", *TINY,
-            f"data.cache_dir={folder / 'data'}", f"hydra.sweep.dir={folder / 'multirun'}",
-            "distributed.nproc_per_node=1", "hydra.sweeper.study_name=shared", f"hydra.sweeper.storage={storage}",
-            "hydra.sweeper.sampler.kwargs.n_startup_trials=2", *overrides]
+    return [
+        sys.executable,
+        "-m",
+        "pipeline.train",
+        "-m",
+        "hparams_search=physics_weights",
+        *TINY,
+        f"data.cache_dir={folder / 'data'}",
+        f"hydra.sweep.dir={folder / 'multirun'}",
+        "distributed.nproc_per_node=1",
+        "hydra.sweeper.study_name=shared",
+        f"hydra.sweeper.storage={storage}",
+        "hydra.sweeper.sampler.kwargs.n_startup_trials=2",
+        *overrides,
+    ]
 
 
 def start_worker(folder, storage, *overrides):
     """A worker started in `folder`, its data cache and sweep outputs there too."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen(sweep_command(folder, storage, *overrides), cwd=folder, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        sweep_command(folder, storage, *overrides),
+        cwd=folder,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def finish(worker, timeout=600):
@@ -81,8 +100,11 @@ def test_a_killed_worker_loses_only_its_running_trial(mlflow_store, tmp_path):
         time.sleep(1)
         running = running or running_trials(storage)
         if running:
-            trial_runs = mlflow.search_runs(search_all_experiments=True, output_format="list",
-                                            filter_string=f"tags.`sweep.trial` = '{running[0].number}'")
+            trial_runs = mlflow.search_runs(
+                search_all_experiments=True,
+                output_format="list",
+                filter_string=f"tags.`sweep.trial` = '{running[0].number}'",
+            )
     assert trial_runs, "the worker never started a trial with its MLflow run"
     os.killpg(worker.pid, signal.SIGKILL)
     worker.wait()
@@ -91,11 +113,13 @@ def test_a_killed_worker_loses_only_its_running_trial(mlflow_store, tmp_path):
     assert f"trial {running[0].number} of a worker that is gone was marked FAIL" in output
     study = optuna.load_study(study_name="shared", storage=open_storage(storage))
     assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.COMPLETE]
-    killed_runs = mlflow.search_runs(search_all_experiments=True, output_format="list",
-                                     filter_string=f"tags.`sweep.trial` = '{running[0].number}'")
+    killed_runs = mlflow.search_runs(
+        search_all_experiments=True, output_format="list", filter_string=f"tags.`sweep.trial` = '{running[0].number}'"
+    )
     assert [(r.info.status, r.data.tags["sweep.trial_state"]) for r in killed_runs] == [("FAILED", "FAIL")]
-    assert not mlflow.search_runs(search_all_experiments=True, output_format="list",
-                                  filter_string="attributes.status = 'RUNNING'")
+    assert not mlflow.search_runs(
+        search_all_experiments=True, output_format="list", filter_string="attributes.status = 'RUNNING'"
+    )
 
 
 def test_a_worker_rides_out_dropped_postgresql_connections(mlflow_store, tmp_path, postgres_database):
@@ -113,8 +137,11 @@ def test_a_worker_rides_out_dropped_postgresql_connections(mlflow_store, tmp_pat
     admin = psycopg2.connect(f"{POSTGRES}/postgres")
     admin.autocommit = True
     with admin.cursor() as cursor:  # what a database restart or a network blip does to the worker
-        cursor.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                       "WHERE datname = %s AND pid <> pg_backend_pid()", (postgres_database.rsplit("/", 1)[1],))
+        cursor.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = %s AND pid <> pg_backend_pid()",
+            (postgres_database.rsplit("/", 1)[1],),
+        )
         dropped = cursor.fetchone()[0]
     admin.close()
     finish(worker)

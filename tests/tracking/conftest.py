@@ -1,4 +1,5 @@
 """Fixtures of the tracking tests: a team's tracking server, started as the README's team section does."""
+
 from __future__ import annotations
 
 import contextlib
@@ -24,11 +25,26 @@ def mlflow_server(database: str, folder: Path) -> Iterator[str]:
     folder.mkdir(parents=True, exist_ok=True)
     log = folder / "server.log"
     with open(log, "w") as out:
-        server = subprocess.Popen(["mlflow", "server", "--backend-store-uri", database,
-                                   "--artifacts-destination", str(folder / "server-artifacts"),
-                                   "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-                                  env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-                                  stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        server = subprocess.Popen(
+            [
+                "mlflow",
+                "server",
+                "--backend-store-uri",
+                database,
+                "--artifacts-destination",
+                str(folder / "server-artifacts"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+            ],
+            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 180

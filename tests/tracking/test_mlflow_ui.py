@@ -7,6 +7,7 @@ picks an experiment's pages by the sidebar's GenAI / Model training switch, whic
 user here picks Model training once, as someone training models does. Each page checked is saved as a screenshot
 in test-artifacts/mlflow_ui/, named in every assertion message.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -24,17 +25,18 @@ from hydra import compose, initialize_config_dir
 from mlflow.entities import Run
 
 from pipeline.config import register_configs, to_experiment_config
+from pipeline.stages.workflow import run_pipeline
 from pipeline.sweep.config import SweepConfig
 from pipeline.sweep.sweeper import run_sweep
 from pipeline.tracking.registry import CHALLENGER, CHAMPION
 from pipeline.tracking.run import runs_table_url
 from pipeline.tracking.store import REPO_ROOT
-from pipeline.stages.workflow import run_pipeline
 from tests.sweep.conftest import SPACE, TINY
 
 if shutil.which("chromium") is None:
-    pytest.skip("needs Debian's chromium on PATH (apt-get install chromium; .ci/run installs it)",
-                allow_module_level=True)
+    pytest.skip(
+        "needs Debian's chromium on PATH (apt-get install chromium; .ci/run installs it)", allow_module_level=True
+    )
 from playwright.sync_api import Locator, Page, expect, sync_playwright  # noqa: E402
 
 SHOTS = REPO_ROOT / "test-artifacts" / "mlflow_ui"
@@ -56,8 +58,9 @@ class Store:
 
 
 def children(parent: Run) -> list[Run]:
-    return mlflow.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
-                              output_format="list")
+    return mlflow.search_runs(
+        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'", output_format="list"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -69,16 +72,28 @@ def store(tmp_path_factory) -> Store:
 
     def config(*overrides: str):
         with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
-            return to_experiment_config(compose(config_name="config", overrides=[
-                *TINY, "training.epochs=2", f"data.cache_dir={root / 'data'}", *overrides]))
+            return to_experiment_config(
+                compose(
+                    config_name="config",
+                    overrides=[*TINY, "training.epochs=2", f"data.cache_dir={root / 'data'}", *overrides],
+                )
+            )
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", uri)
         first = run_pipeline(config())
         run_pipeline(config("registry.max_ece_increase=0"))  # a new register policy: only that stage runs again
-        sweep = run_sweep(config("training.epochs=1"), SweepConfig(
-            study_name="physics-weights", storage=str(root / "study.log"), n_trials=2, params=SPACE,
-            sampler={"name": "random", "seed": 0}, pruner={"name": "nop"}))
+        sweep = run_sweep(
+            config("training.epochs=1"),
+            SweepConfig(
+                study_name="physics-weights",
+                storage=str(root / "study.log"),
+                n_trials=2,
+                params=SPACE,
+                sampler={"name": "random", "seed": 0},
+                pruner={"name": "nop"},
+            ),
+        )
         pipeline = mlflow.get_run(first.run_id)
         stages = {run.data.tags["stage"]: run for run in children(pipeline)}
         sweep_run = mlflow.get_run(sweep.parent_run_id)
@@ -95,10 +110,24 @@ def mlflow_ui(store, serving_bench, tmp_path_factory) -> str:
         port = s.getsockname()[1]
     log = tmp_path_factory.mktemp("mlflow-ui") / "server.log"
     with open(log, "w") as out:
-        server = subprocess.Popen(["mlflow", "ui", "--backend-store-uri", store.uri, "--host", "127.0.0.1",
-                                   "--port", str(port), "--workers", "1"],
-                                  env={**os.environ, **SERVER_ENV}, stdout=out,
-                                  stderr=subprocess.STDOUT, start_new_session=True)
+        server = subprocess.Popen(
+            [
+                "mlflow",
+                "ui",
+                "--backend-store-uri",
+                store.uri,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+            ],
+            env={**os.environ, **SERVER_ENV},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + SERVER_START_S
         while serving_bench.invoke(port, None, path="/health")[0] != 200:
@@ -139,8 +168,9 @@ def seen(locator: Locator, message: str) -> None:
 
 def run_link(page: Page, run: Run) -> Locator:
     """The link to `run` in a table: its name, pointing at its page."""
-    return (page.get_by_role("link", name=run.info.run_name, exact=True)
-            .and_(page.locator(f'[href$="/runs/{run.info.run_id}"]')))
+    return page.get_by_role("link", name=run.info.run_name, exact=True).and_(
+        page.locator(f'[href$="/runs/{run.info.run_id}"]')
+    )
 
 
 def expand(page: Page, parent: Run, shot: str) -> None:
@@ -172,8 +202,10 @@ def test_a_train_run_charts_its_physics_metrics(page, store):
         page.get_by_placeholder("Search metric charts").fill("physics/")
 
         for name in physics:  # each chart's legend names the run and the metric it plots
-            seen(page.get_by_text(f"{train.info.run_name} ({name})", exact=True),
-                 f"no chart of {name} on the train run's Model metrics tab {shot}")
+            seen(
+                page.get_by_text(f"{train.info.run_name} ({name})", exact=True),
+                f"no chart of {name} on the train run's Model metrics tab {shot}",
+            )
 
 
 def test_the_sweep_is_a_run_whose_page_lists_its_trial_runs(page, store):
@@ -182,8 +214,10 @@ def test_the_sweep_is_a_run_whose_page_lists_its_trial_runs(page, store):
         page.goto(f"/#/experiments/{store.experiment_id}/runs")
         run_link(page, store.sweep).click(timeout=WAIT_MS)
 
-        seen(page.get_by_role("heading", name=store.sweep.info.run_name, exact=True),
-             f"the sweep's run page did not open {shot}")
+        seen(
+            page.get_by_role("heading", name=store.sweep.info.run_name, exact=True),
+            f"the sweep's run page did not open {shot}",
+        )
         for trial in store.trials:
             seen(run_link(page, trial), f"trial run {trial.info.run_name} is not among the sweep's child runs {shot}")
 
@@ -192,6 +226,5 @@ def test_the_registered_model_shows_champion_and_challenger(page, store):
     with screenshot(page, "registered_model") as shot:
         page.goto("/#/models/av-pino")
         for alias, version in store.aliases.items():
-            row = page.get_by_role("row").filter(has=page.get_by_role("link", name=f"Version {version}",
-                                                                       exact=True))
+            row = page.get_by_role("row").filter(has=page.get_by_role("link", name=f"Version {version}", exact=True))
             seen(row.get_by_text(f"@ {alias}"), f"version {version} does not show alias {alias} {shot}")

@@ -1,6 +1,7 @@
 """The promotion lock (pipeline/tracking/promotion_lock.py) on a private SQLite store: jobs take turns, a dead
 holder's ticket is taken over once its lease runs out, and waiting too long ends in an error naming the holder.
 (Concurrent register processes through it, over HTTP too: test_registry_processes.py.)"""
+
 from __future__ import annotations
 
 import os
@@ -89,8 +90,14 @@ def test_a_second_job_waits_until_the_holder_is_done(client):
 
 
 def test_a_dead_holders_ticket_is_taken_over_once_its_lease_runs_out(client, caplog):
-    died = subprocess.run([sys.executable, "-c", DIE_HOLDING, MODEL], cwd=REPO, env=os.environ, capture_output=True,
-                          text=True, timeout=300)
+    died = subprocess.run(
+        [sys.executable, "-c", DIE_HOLDING, MODEL],
+        cwd=REPO,
+        env=os.environ,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert died.returncode == 1 and died.stdout.strip(), died.stderr[-3000:]
     dead = died.stdout.strip()
     dead_owner = client.get_model_version(lock_name(MODEL), dead).tags["owner"]

@@ -5,6 +5,7 @@ template store holding one tiny pyfunc, and each test starts from a copy. Evalua
 evaluate-tagged run with a `model_uri` tag pointing at that pyfunc and the test/ metrics, logged on the run and
 against the logged model as the evaluate stage logs them.
 """
+
 from __future__ import annotations
 
 import functools
@@ -25,7 +26,7 @@ from pipeline.tracking.store import ensure_experiment
 POLICY = RegistryConfig(model_name="bearing-test")
 MISSING_RUN = "0123456789abcdef0123456789abcdef"
 EXPERIMENT = "av-pino"
-TINY_MODEL = '''
+TINY_MODEL = """
 import mlflow
 
 
@@ -35,7 +36,7 @@ class Echo(mlflow.pyfunc.PythonModel):
 
 
 mlflow.models.set_model(Echo())
-'''
+"""
 
 
 @functools.cache
@@ -60,26 +61,37 @@ def template_store(root: Path) -> tuple[Path, str]:
 def model_uri(tmp_path_factory, mlflow_store) -> str:
     """Fill the test's store (`mlflow_store`) from the template; returns the URI of its logged model."""
     db, uri = template_store(tmp_path_factory.getbasetemp() / "registry-template")
-    target = Path(mlflow_store[len("sqlite:///"):])
+    target = Path(mlflow_store[len("sqlite:///") :])
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(db, target)
     mlflow.set_tracking_uri(mlflow_store)
     return uri
 
 
-def evaluation_run(model_uri: str, f1: float = 0.8, residual: float = 1.0, ece: float = 0.05, *,
-                   stage: str = "evaluate", status: str = "FINISHED", drop: tuple[str, ...] = (),
-                   classes: str = "normal,ball,inner,outer", on_model: bool = True) -> str:
+def evaluation_run(
+    model_uri: str,
+    f1: float = 0.8,
+    residual: float = 1.0,
+    ece: float = 0.05,
+    *,
+    stage: str = "evaluate",
+    status: str = "FINISHED",
+    drop: tuple[str, ...] = (),
+    classes: str = "normal,ball,inner,outer",
+    on_model: bool = True,
+) -> str:
     """A run shaped like the evaluate stage's (stage, model_uri and class_names tags, test/ metrics); returns its id.
 
     `on_model=False` logs the metrics on the run only, as evaluate did before it logged them against the model."""
     client = MlflowClient()
-    run = client.create_run(ensure_experiment(EXPERIMENT), tags={"stage": stage, "model_uri": model_uri,
-                                                                  "class_names": classes})
+    run = client.create_run(
+        ensure_experiment(EXPERIMENT), tags={"stage": stage, "model_uri": model_uri, "class_names": classes}
+    )
     metrics = {"test/accuracy": f1, "test/macro_f1": f1, "test/physics_residual": residual, "test/ece": ece}
     model_id = mlflow.models.get_model_info(model_uri).model_id if on_model else None
-    mlflow.log_metrics({key: value for key, value in metrics.items() if key not in drop}, run_id=run.info.run_id,
-                       model_id=model_id)
+    mlflow.log_metrics(
+        {key: value for key, value in metrics.items() if key not in drop}, run_id=run.info.run_id, model_id=model_id
+    )
     client.set_terminated(run.info.run_id, status)
     return run.info.run_id
 
@@ -149,11 +161,14 @@ def test_models_of_different_tasks_do_not_compete(model_uri):
     assert aliases() == {"champion": champion.version, "challenger": ten_classes.version}
 
 
-@pytest.mark.parametrize("residual, ece, promoted, why", [
-    (1.3, 0.05, False, "test/physics_residual rose"),  # +30% > 25% allowed
-    (1.0, 0.08, False, "test/ece rose"),  # +0.03 > 0.02 allowed
-    (1.25, 0.07, True, "beats"),  # exactly at both tolerances
-])
+@pytest.mark.parametrize(
+    "residual, ece, promoted, why",
+    [
+        (1.3, 0.05, False, "test/physics_residual rose"),  # +30% > 25% allowed
+        (1.0, 0.08, False, "test/ece rose"),  # +0.03 > 0.02 allowed
+        (1.25, 0.07, True, "beats"),  # exactly at both tolerances
+    ],
+)
 def test_guards_reject_a_better_score_bought_with_physics_or_calibration(model_uri, residual, ece, promoted, why):
     champion = promote(evaluation_run(model_uri, f1=0.8, residual=1.0, ece=0.05), POLICY)
     decision = promote(evaluation_run(model_uri, f1=0.95, residual=residual, ece=ece), POLICY)
@@ -262,12 +277,16 @@ def test_the_promotion_lock_is_no_model_to_promote_or_roll_back(model_uri):
     assert aliases() == {"champion": "1", "challenger": "1"}
 
 
-@pytest.mark.parametrize("make_run, message", [
-    (lambda uri: MISSING_RUN, f"evaluation run '{MISSING_RUN}' does not exist"),
-    (lambda uri: evaluation_run(uri, stage="train"), "is a train run, not an evaluate run"),
-    (lambda uri: evaluation_run(uri, drop=("test/macro_f1",)), "lacks metric.* test/macro_f1"),
-    (lambda uri: evaluation_run(uri, status="FAILED"), "is FAILED, not FINISHED"),
-], ids=["missing", "wrong-stage", "no-metric", "failed"])
+@pytest.mark.parametrize(
+    "make_run, message",
+    [
+        (lambda uri: MISSING_RUN, f"evaluation run '{MISSING_RUN}' does not exist"),
+        (lambda uri: evaluation_run(uri, stage="train"), "is a train run, not an evaluate run"),
+        (lambda uri: evaluation_run(uri, drop=("test/macro_f1",)), "lacks metric.* test/macro_f1"),
+        (lambda uri: evaluation_run(uri, status="FAILED"), "is FAILED, not FINISHED"),
+    ],
+    ids=["missing", "wrong-stage", "no-metric", "failed"],
+)
 def test_bad_evaluation_runs_are_refused_before_registering(model_uri, make_run, message):
     run_id = make_run(model_uri)
     with pytest.raises(RegistryError, match=message) as caught:

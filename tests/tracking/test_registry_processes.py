@@ -8,6 +8,7 @@ its decision, and the lock's queue is empty. The three are forked together from 
 (tests/entry_zygote.py) and each pauses after reading the champion, so without the lock they would interleave.
 (The gate's rules and a two-thread race: test_registry.py, whose template store and stub runs are used here.)
 """
+
 from __future__ import annotations
 
 import os
@@ -72,11 +73,25 @@ def test_concurrent_register_processes_never_demote_or_drop_the_champion(store, 
     watcher = threading.Thread(target=watch_champion, args=(stop, seen))
     watcher.start()
     try:
-        jobs = run_entry_points([{
-            "entry": "register", "env": env, "setup": SLOW_CHAMPION_READ, "stdout": str(tmp_path / f"out-{i}.txt"),
-            "stderr": str(tmp_path / f"err-{i}.txt"),
-            "args": [f"registry.evaluation_run_id={run_id}", f"registry.model_name={POLICY.model_name}",
-                     f"hydra.run.dir={tmp_path / 'hydra'}"]} for i, run_id in enumerate(runs)], tmp_path, together=True)
+        jobs = run_entry_points(
+            [
+                {
+                    "entry": "register",
+                    "env": env,
+                    "setup": SLOW_CHAMPION_READ,
+                    "stdout": str(tmp_path / f"out-{i}.txt"),
+                    "stderr": str(tmp_path / f"err-{i}.txt"),
+                    "args": [
+                        f"registry.evaluation_run_id={run_id}",
+                        f"registry.model_name={POLICY.model_name}",
+                        f"hydra.run.dir={tmp_path / 'hydra'}",
+                    ],
+                }
+                for i, run_id in enumerate(runs)
+            ],
+            tmp_path,
+            together=True,
+        )
     finally:
         stop.set()
         watcher.join()

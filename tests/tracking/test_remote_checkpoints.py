@@ -2,6 +2,7 @@
 not one whose heartbeat is fresh; a finished run leaves no local checkpoint folder; a failed upload does not stop
 training. (A train job killed on one machine and continued on another from the checkpoint it uploaded:
 tests/test_team.py.)"""
+
 from __future__ import annotations
 
 import time
@@ -13,11 +14,11 @@ from mlflow.exceptions import MlflowException
 
 from pipeline.data.prepared import prepare_dataset
 from pipeline.liveness import HEARTBEAT_S, MISSED_BEATS, this_process
-from pipeline.tracking.remote_checkpoints import HEARTBEAT_TAG, LATEST_TAG
 from pipeline.stages.contract import CONFIG_DIGEST_TAG
+from pipeline.stages.train import train
+from pipeline.tracking.remote_checkpoints import HEARTBEAT_TAG, LATEST_TAG
 from pipeline.tracking.resume import OWNER_TAG, TAKEOVER_TAG, resume_digest, run_to_resume
 from pipeline.tracking.store import ensure_experiment
-from pipeline.stages.train import train
 from tests.tracking.test_resume import EPOCHS
 from tests.training.test_divergence_faults import tiny_config as tiny_stage_config
 
@@ -47,8 +48,7 @@ def uploaded(run_id: str) -> list[str]:
     return sorted(f.path for f in mlflow.MlflowClient().list_artifacts(run_id, "checkpoints"))
 
 
-def test_auto_takes_over_a_run_whose_owner_on_another_host_stopped_beating(mlflow_store, prepared, tmp_path,
-                                                                           capsys):
+def test_auto_takes_over_a_run_whose_owner_on_another_host_stopped_beating(mlflow_store, prepared, tmp_path, capsys):
     config = tiny_config(prepared.parent, checkpoint_every=2)  # checkpoints after epochs 1 and 3
 
     def killed_after_epoch_2(epoch, metrics):  # after epoch 2's metrics: they are newer than the checkpoint
@@ -76,7 +76,8 @@ def test_auto_takes_over_a_run_whose_owner_on_another_host_stopped_beating(mlflo
     assert resumed.info.status == "FINISHED"
     assert resumed.data.tags[TAKEOVER_TAG] == ELSEWHERE and resumed.data.tags[OWNER_TAG] == this_process()
     assert epoch_steps(run_id, "train/loss", "val/accuracy", "time/epoch_s") == dict.fromkeys(
-        ["train/loss", "val/accuracy", "time/epoch_s"], list(range(EPOCHS)))  # epoch 2 retrained, not relogged
+        ["train/loss", "val/accuracy", "time/epoch_s"], list(range(EPOCHS))
+    )  # epoch 2 retrained, not relogged
     assert not (machine_b / run_id).exists() and (tmp_path / "a" / run_id / "last.pt").is_file()
 
 
@@ -84,9 +85,15 @@ def test_auto_ends_a_run_whose_owner_on_another_host_died_before_its_first_check
     config = tiny_config(tmp_path / "data")
     experiment = ensure_experiment(config.tracking.experiment)  # not set_experiment: it outlives the test
     client = mlflow.MlflowClient()
-    run = client.create_run(experiment, tags={"stage": "train", CONFIG_DIGEST_TAG: resume_digest(config),
-                                              OWNER_TAG: ELSEWHERE,
-                                              HEARTBEAT_TAG: f"{time.time() - MISSED_BEATS * HEARTBEAT_S - 5:.0f}"})
+    run = client.create_run(
+        experiment,
+        tags={
+            "stage": "train",
+            CONFIG_DIGEST_TAG: resume_digest(config),
+            OWNER_TAG: ELSEWHERE,
+            HEARTBEAT_TAG: f"{time.time() - MISSED_BEATS * HEARTBEAT_S - 5:.0f}",
+        },
+    )
     assert run_to_resume(config, tmp_path / "checkpoints") is None
     assert client.get_run(run.info.run_id).info.status == "KILLED"
 
@@ -108,7 +115,8 @@ def test_a_failed_upload_warns_once_and_training_goes_on(mlflow_store, prepared,
     assert [str(w.message) for w in warned if "could not upload" in str(w.message)] == [
         f"train run {result.run_id}: could not upload checkpoint checkpoints/epoch-0000.pt (MlflowException: API "
         f"request failed: connection refused); the local checkpoint "
-        f"{tmp_path / 'checkpoints' / result.run_id / 'last.pt'} stays, and the next checkpoint is uploaded again"]
+        f"{tmp_path / 'checkpoints' / result.run_id / 'last.pt'} stays, and the next checkpoint is uploaded again"
+    ]
     run = mlflow.get_run(result.run_id)
     assert run.info.status == "FINISHED" and result.model_uri
     assert run.data.tags[LATEST_TAG] == "checkpoints/epoch-0003.pt"

@@ -2,6 +2,7 @@
 checkpoint, ends FINISHED, logs every metric exactly once per epoch, ends where an uninterrupted run of the
 same seed ends (to 1e-5), and leaves no local checkpoint behind. (From another machine:
 tests/test_team.py.)"""
+
 import os
 import signal
 import subprocess
@@ -16,14 +17,32 @@ from mlflow.tracking import MlflowClient
 
 REPO = Path(__file__).resolve().parents[2]
 EPOCHS = 4
-TINY = ["data.window=256", "data.hop=256", "data.duration_s=0.3", "data.recordings_per_load=3",
-        "model.hidden_dim=8", "model.n_layers=1", "model.n_modes=8", "model.n_heads=2", "model.patch_size=32",
-        f"training.epochs={EPOCHS}", "training.batch_size=32", "training.checkpoint_every=1"]
+TINY = [
+    "data.window=256",
+    "data.hop=256",
+    "data.duration_s=0.3",
+    "data.recordings_per_load=3",
+    "model.hidden_dim=8",
+    "model.n_layers=1",
+    "model.n_modes=8",
+    "model.n_heads=2",
+    "model.patch_size=32",
+    f"training.epochs={EPOCHS}",
+    "training.batch_size=32",
+    "training.checkpoint_every=1",
+]
 
 
 def train_command(root, *overrides):
-    return [sys.executable, "-m", "pipeline.train", *TINY, f"data.cache_dir={root.parent / 'data'}",
-            f"hydra.run.dir={root / 'hydra'}", *overrides]
+    return [
+        sys.executable,
+        "-m",
+        "pipeline.train",
+        *TINY,
+        f"data.cache_dir={root.parent / 'data'}",
+        f"hydra.run.dir={root / 'hydra'}",
+        *overrides,
+    ]
 
 
 def environment(root):
@@ -31,8 +50,9 @@ def environment(root):
 
 
 def run(root, *overrides):
-    return subprocess.run(train_command(root, *overrides), cwd=REPO, env=environment(root), capture_output=True,
-                          text=True, timeout=600)
+    return subprocess.run(
+        train_command(root, *overrides), cwd=REPO, env=environment(root), capture_output=True, text=True, timeout=600
+    )
 
 
 def train_runs(root):
@@ -42,8 +62,14 @@ def train_runs(root):
 
 def kill_after_first_checkpoint(root, *overrides):
     """Start training, wait for a checkpoint of epoch >= 1, kill -9 the whole job (launcher and ranks)."""
-    job = subprocess.Popen(train_command(root, *overrides), cwd=REPO, env=environment(root),
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    job = subprocess.Popen(
+        train_command(root, *overrides),
+        cwd=REPO,
+        env=environment(root),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and job.poll() is None:
         checkpoints = list((root / "checkpoints").glob("*/last.pt"))

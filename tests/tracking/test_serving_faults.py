@@ -1,6 +1,7 @@
 """Bad input at serving time (issue 6, item 6), against a real `mlflow models serve` of the pipeline's champion
 on 127.0.0.1 (`served_champion`, tests/conftest.py): every bad request gets a 4xx whose message says what is
 wrong, and the same server goes on answering good requests."""
+
 from __future__ import annotations
 
 import json
@@ -29,26 +30,40 @@ def zeros_with(first: str) -> bytes:
 
 
 BAD_REQUESTS = {  # id -> (body, content type, status, what the message must say)
-    "wrong-shape": (json.dumps({"inputs": [[1.0, 2.0]]}), "application/json", 400,
-                    "does not match expected shape (-1, 256)"),
+    "wrong-shape": (
+        json.dumps({"inputs": [[1.0, 2.0]]}),
+        "application/json",
+        400,
+        "does not match expected shape (-1, 256)",
+    ),
     "three-dimensional": (json.dumps({"inputs": [windows(2)]}), "application/json", 400, "expected shape (-1, 256)"),
-    "ragged-rows": (json.dumps({"inputs": [[0.0] * WINDOW, [0.0] * 100]}), "application/json", 400,
-                    "inhomogeneous"),
-    "strings": (json.dumps({"inputs": [["a"] * WINDOW]}), "application/json", 400,
-                "could not convert string to float: 'a'"),
+    "ragged-rows": (json.dumps({"inputs": [[0.0] * WINDOW, [0.0] * 100]}), "application/json", 400, "inhomogeneous"),
+    "strings": (
+        json.dumps({"inputs": [["a"] * WINDOW]}),
+        "application/json",
+        400,
+        "could not convert string to float: 'a'",
+    ),
     "objects": (json.dumps({"inputs": [{"a": 1}]}), "application/json", 400, "tensor-based model signature"),
     "nan": (zeros_with("NaN"), "application/json", 400, "windows [0] contain NaN or inf"),
     "inf": (zeros_with("-Infinity"), "application/json", 400, "windows [0] contain NaN or inf"),
     "empty-batch": (json.dumps({"inputs": []}), "application/json", 400, "Failed to enforce schema of data '[]'"),
     "null-inputs": (json.dumps({"inputs": None}), "application/json", 400, "NoneType"),
-    "huge-batch": (huge_batch(), "application/json", 400,
-                   f"limit per request is {MAX_SAMPLES // WINDOW} windows ({MAX_SAMPLES} samples)"),
+    "huge-batch": (
+        huge_batch(),
+        "application/json",
+        400,
+        f"limit per request is {MAX_SAMPLES // WINDOW} windows ({MAX_SAMPLES} samples)",
+    ),
     "malformed-json": ("{not json", "application/json", 400, "valid JSON"),
-    "unknown-field": (json.dumps({"windows": windows(1)}), "application/json", 400,
-                      "exactly one of the input fields"),
+    "unknown-field": (json.dumps({"windows": windows(1)}), "application/json", 400, "exactly one of the input fields"),
     "wrong-content-type": ("hello", "text/plain", 415, "only supports the following content types"),
-    "negative-shaft-speed": (json.dumps({"inputs": windows(1), "params": {"shaft_hz": -3.0}}), "application/json",
-                             400, "params.shaft_hz must be a positive number of Hz, got -3.0"),
+    "negative-shaft-speed": (
+        json.dumps({"inputs": windows(1), "params": {"shaft_hz": -3.0}}),
+        "application/json",
+        400,
+        "params.shaft_hz must be a positive number of Hz, got -3.0",
+    ),
 }
 
 

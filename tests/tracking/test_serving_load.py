@@ -3,6 +3,7 @@ pipeline's champion on 127.0.0.1, with the load generator of bench/serving_bench
 
 Concurrent requests share forwards (pipeline.tracking.pyfunc_model.Batcher); each must still get its own answer.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,8 +31,10 @@ def test_the_served_champion_answers_1000_requests_from_8_clients_without_error(
 
     assert load.errors == []
     assert len(load.latencies_s) == 1000
-    print(f"\n1000 requests, 8 clients: {load.throughput:.0f} requests/s, "
-          f"p50 {load.percentile_ms(50):.1f} ms, p99 {load.percentile_ms(99):.1f} ms")
+    print(
+        f"\n1000 requests, 8 clients: {load.throughput:.0f} requests/s, "
+        f"p50 {load.percentile_ms(50):.1f} ms, p99 {load.percentile_ms(99):.1f} ms"
+    )
 
 
 class HeldForward:
@@ -111,8 +114,10 @@ def test_one_forward_never_takes_more_than_a_request_may_hold(monkeypatch):
     assert [answer["total"].item() for answer in answers] == [4.0 * i for i in range(6)]
 
 
-TINY = ExperimentConfig(data=DataConfig(window=256, hop=256),
-                        model=ModelConfig(hidden_dim=8, n_layers=1, n_modes=8, n_heads=2, patch_size=8))
+TINY = ExperimentConfig(
+    data=DataConfig(window=256, hop=256),
+    model=ModelConfig(hidden_dim=8, n_layers=1, n_modes=8, n_heads=2, patch_size=8),
+)
 
 
 def loaded_pyfunc(folder) -> AVPinoModel:

@@ -1,5 +1,6 @@
 """Experiments the pipeline uses (pipeline/tracking/store.py) say they hold model training, so MLflow 3 clients
 that read an experiment's kind treat them as such rather than as GenAI (traces) experiments."""
+
 import mlflow
 
 from pipeline.tracking.store import EXPERIMENT_KIND, MODEL_TRAINING, ensure_experiment

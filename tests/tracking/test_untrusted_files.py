@@ -1,6 +1,7 @@
 """Untrusted files (issue 6, item 9): a registered model whose weights file was swapped for a malicious pickle
 is refused when loaded, and the pickle's code never runs. (Malicious checkpoints are refused by the training
 engine: test_training_engine.py; the untampered champion loads without pickle: stages/test_workflow.py.)"""
+
 from __future__ import annotations
 
 import os
@@ -29,12 +30,14 @@ class TouchesAFile:
 
 
 def test_a_registered_model_with_a_malicious_weights_file_is_refused_without_running_it(mlflow_store, tmp_path):
-    config = ExperimentConfig(data=DataConfig(window=256, hop=256),
-                              model=ModelConfig(hidden_dim=8, n_layers=1, n_modes=8, n_heads=2, patch_size=8))
+    config = ExperimentConfig(
+        data=DataConfig(window=256, hop=256),
+        model=ModelConfig(hidden_dim=8, n_layers=1, n_modes=8, n_heads=2, patch_size=8),
+    )
     with mlflow.start_run(experiment_id=ensure_experiment("untrusted")):
         uri = log_pyfunc_model(*untrained_model(config), np.zeros((2, 256), dtype=np.float32))
     version = mlflow.register_model(uri, "av-pino").version
-    [weights] = Path(mlflow_store[len("sqlite:///"):]).parent.glob("artifacts/**/weights.pt")
+    [weights] = Path(mlflow_store[len("sqlite:///") :]).parent.glob("artifacts/**/weights.pt")
     marker = tmp_path / "pwned"
     torch.save({"lift.weight": TouchesAFile(marker)}, weights)  # what an attacker with store access writes
 

@@ -1,4 +1,5 @@
 """Fixtures shared by the training tests (the helpers live in tests/training/tiny_training.py)."""
+
 import pytest
 from torch.utils.data import DataLoader, TensorDataset
 

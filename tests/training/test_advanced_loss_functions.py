@@ -1,4 +1,5 @@
 """AdvancedLossManager: energy-balance consistency, closed-form KL, and the KL warm-up."""
+
 import math
 
 import torch
@@ -34,8 +35,9 @@ def test_total_is_the_weighted_sum_of_both_terms():
     manager = AdvancedLossManager(consistency_weight=0.05, variational_weight=0.02, enable_adaptive=False)
     outputs = {"coupled_fields": coupled_fields(), "mean": torch.ones(4, 3), "log_var": torch.zeros(4, 3)}
     total = manager.get_total_advanced_loss(outputs)
-    expected = (0.05 * manager.compute_consistency_loss(outputs["coupled_fields"])
-                + 0.02 * manager.compute_variational_loss(outputs["mean"], outputs["log_var"]))
+    expected = 0.05 * manager.compute_consistency_loss(
+        outputs["coupled_fields"]
+    ) + 0.02 * manager.compute_variational_loss(outputs["mean"], outputs["log_var"])
     assert isinstance(total, torch.Tensor) and torch.allclose(total, expected)
     parts = manager.compute_losses(outputs)
     assert torch.allclose(parts["variational_loss"], torch.tensor(1.5))  # 0.5 * sum(mean^2) over 3 dims

@@ -1,4 +1,5 @@
 """The random transfer path changes a window's spectrum envelope and level, never where its impacts repeat."""
+
 import math
 
 import pytest

@@ -1,6 +1,7 @@
 """Half-written and damaged checkpoints (issue 6, item 2): a writer killed with SIGKILL mid-write, and a
 flipped bit that torch.load would accept. (Truncation, garbage and malicious pickles: test_training_engine.py.)
 """
+
 from __future__ import annotations
 
 import signal

@@ -2,6 +2,7 @@
 
 The machines are simulated: `cpu_machine` has 2 cores and no GPU, `gpu_machine` 8 cores and 2 CUDA GPUs.
 """
+
 import os
 
 import pytest
@@ -29,8 +30,10 @@ def gpu_machine(monkeypatch):
 
 
 def job(device: str = "auto", nproc_per_node: int = 1, backend: str = "auto") -> ExperimentConfig:
-    return ExperimentConfig(training=TrainingConfig(device=device),
-                            distributed=DistributedConfig(nproc_per_node=nproc_per_node, backend=backend))
+    return ExperimentConfig(
+        training=TrainingConfig(device=device),
+        distributed=DistributedConfig(nproc_per_node=nproc_per_node, backend=backend),
+    )
 
 
 # ------------------------------------------------------------------------------------------ resolve_device
@@ -67,11 +70,15 @@ def test_a_config_that_fits_the_machine_passes(cpu_machine):
     check_hardware(job(nproc_per_node=2, backend="gloo"))
 
 
-@pytest.mark.parametrize("config, fragments", [
-    (job(nproc_per_node=64), ("distributed.nproc_per_node=64", "must be in 1..2")),
-    (job(backend="nccl"), ("distributed.backend='nccl'", "CUDA")),
-    (job(device="cuda"), ("training.device='cuda'", "no CUDA GPU")),
-], ids=["too-many-ranks", "nccl", "cuda"])
+@pytest.mark.parametrize(
+    "config, fragments",
+    [
+        (job(nproc_per_node=64), ("distributed.nproc_per_node=64", "must be in 1..2")),
+        (job(backend="nccl"), ("distributed.backend='nccl'", "CUDA")),
+        (job(device="cuda"), ("training.device='cuda'", "no CUDA GPU")),
+    ],
+    ids=["too-many-ranks", "nccl", "cuda"],
+)
 def test_on_a_cpu_machine(cpu_machine, config, fragments):
     with pytest.raises(ConfigError) as error:
         check_hardware(config)
@@ -82,8 +89,11 @@ def test_on_a_gpu_machine_a_multi_rank_cuda_job_needs_a_gpu_per_rank(gpu_machine
     check_hardware(job(nproc_per_node=2, device="cuda"))
     check_hardware(job(nproc_per_node=4, device="cpu"))  # CPU ranks are bounded by the cores
     for device in ("auto", "cuda"):
-        with pytest.raises(ConfigError, match=f"distributed.nproc_per_node=4: each rank trains on its own GPU "
-                                              f"\\(training.device='{device}'\\) and this machine has 2"):
+        with pytest.raises(
+            ConfigError,
+            match=f"distributed.nproc_per_node=4: each rank trains on its own GPU "
+            f"\\(training.device='{device}'\\) and this machine has 2",
+        ):
             check_hardware(job(nproc_per_node=4, device=device))
     with pytest.raises(ConfigError, match="training.device='cuda:1': puts all 2 ranks on one GPU"):
         check_hardware(job(nproc_per_node=2, device="cuda:1"))
@@ -91,8 +101,10 @@ def test_on_a_gpu_machine_a_multi_rank_cuda_job_needs_a_gpu_per_rank(gpu_machine
 
 def test_nccl_needs_a_job_that_trains_on_cuda(gpu_machine):
     check_hardware(job(backend="nccl"))
-    with pytest.raises(ConfigError, match="distributed.backend='nccl': nccl reduces CUDA tensors but "
-                                          "training.device='cpu' trains on the CPU"):
+    with pytest.raises(
+        ConfigError,
+        match="distributed.backend='nccl': nccl reduces CUDA tensors but training.device='cpu' trains on the CPU",
+    ):
         check_hardware(job(backend="nccl", device="cpu"))
 
 

@@ -5,6 +5,7 @@ stage memory-maps it, so a write during training reaches the next batch, as sile
 Non-finite batches are skipped and counted in `train/skipped_steps`; `training.max_bad_steps` of them in a row
 end the MLflow run FAILED with the reason recorded, and the last good checkpoint stays loadable.
 """
+
 from __future__ import annotations
 
 import os
@@ -32,8 +33,11 @@ OVERRIDES = [*(f"data.{k}={v}" for k, v in DATA.items()), *(f"model.{k}={v}" for
 
 
 def tiny_config(cache_dir: Path, **training) -> ExperimentConfig:
-    return ExperimentConfig(data=DataConfig(**DATA, cache_dir=str(cache_dir)), model=ModelConfig(**MODEL),
-                            training=TrainingConfig(**{"epochs": 2, "batch_size": 64, **training}))
+    return ExperimentConfig(
+        data=DataConfig(**DATA, cache_dir=str(cache_dir)),
+        model=ModelConfig(**MODEL),
+        training=TrainingConfig(**{"epochs": 2, "batch_size": 64, **training}),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -112,13 +116,28 @@ def test_the_command_line_says_why_the_run_failed(prepared, tmp_path):
     poison(dataset_dir, train_rows(dataset_dir))
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline.train", *OVERRIDES, "training.max_bad_steps=2", f"data.cache_dir={cache}",
-         f"hydra.run.dir={tmp_path / 'hydra'}"], cwd=REPO, capture_output=True, text=True, timeout=300,
-        env={**os.environ, "MLFLOW_TRACKING_URI": uri, "OMP_NUM_THREADS": "1"})
+        [
+            sys.executable,
+            "-m",
+            "pipeline.train",
+            *OVERRIDES,
+            "training.max_bad_steps=2",
+            f"data.cache_dir={cache}",
+            f"hydra.run.dir={tmp_path / 'hydra'}",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "MLFLOW_TRACKING_URI": uri, "OMP_NUM_THREADS": "1"},
+    )
 
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1].startswith(
-        "TrainingDivergedError: training diverged: 2 consecutive steps had a non-finite loss or gradient")
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith("TrainingDivergedError: training diverged: 2 consecutive steps had a non-finite loss or gradient")
+    )
     assert "Traceback" not in result.stderr
     mlflow.set_tracking_uri(uri)
     [run] = mlflow.search_runs(experiment_names=["av-pino"], output_format="list")

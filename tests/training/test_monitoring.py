@@ -1,4 +1,5 @@
 """TrainingMonitor: history and CSV, plotly curves (HTML, or a static image without a browser), early stopping."""
+
 import pandas as pd
 import plotly.graph_objects as go
 import pytest
@@ -9,8 +10,9 @@ from pipeline.training.monitoring import TrainingMonitor
 def filled_monitor(tmp_path, epochs=4, save_frequency=2):
     monitor = TrainingMonitor(log_dir=str(tmp_path / "logs"), save_frequency=save_frequency)
     for epoch in range(epochs):
-        monitor.log_metrics(epoch, {"train_loss": 1.0 / (epoch + 1), "val_loss": 1.2 / (epoch + 1),
-                                    "val_accuracy": 0.5 + 0.1 * epoch})
+        monitor.log_metrics(
+            epoch, {"train_loss": 1.0 / (epoch + 1), "val_loss": 1.2 / (epoch + 1), "val_accuracy": 0.5 + 0.1 * epoch}
+        )
         monitor.log_physics_residuals(epoch, {"equation_of_motion": 0.1 / (epoch + 1), "physics/measurement": 0.2})
     return monitor
 
@@ -18,8 +20,9 @@ def filled_monitor(tmp_path, epochs=4, save_frequency=2):
 def test_history_is_a_dataframe_with_one_row_per_epoch(tmp_path):
     history = filled_monitor(tmp_path).history
     assert list(history.index) == [0, 1, 2, 3]
-    assert {"train_loss", "val_loss", "val_accuracy", "physics/equation_of_motion",
-            "physics/measurement"} <= set(history.columns)
+    assert {"train_loss", "val_loss", "val_accuracy", "physics/equation_of_motion", "physics/measurement"} <= set(
+        history.columns
+    )
     assert history.loc[3, "physics/equation_of_motion"] == pytest.approx(0.025)
 
 

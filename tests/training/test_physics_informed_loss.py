@@ -1,4 +1,5 @@
 """PhysicsInformedLoss: the loss terms it returns and its SoftAdapt weight balancing."""
+
 import math
 
 import pytest
@@ -14,8 +15,11 @@ def batch(seed=0):
     g = torch.Generator().manual_seed(seed)
     logits = torch.randn(8, 10, generator=g, requires_grad=True)
     targets = torch.randint(0, 10, (8,), generator=g)
-    residuals = {"equation_of_motion": torch.randn(8, 30, generator=g, requires_grad=True),
-                 "measurement": 0.1 * torch.randn(8, 30, generator=g), "kinematics": torch.rand(8, generator=g)}
+    residuals = {
+        "equation_of_motion": torch.randn(8, 30, generator=g, requires_grad=True),
+        "measurement": 0.1 * torch.randn(8, 30, generator=g),
+        "kinematics": torch.rand(8, generator=g),
+    }
     return logits, targets, residuals
 
 

@@ -2,6 +2,7 @@
 
 The seed's CUDA/NCCL specifics are replaced by their CPU equivalents where marked; sizes are tiny.
 """
+
 import json
 import os
 import socket
@@ -20,8 +21,8 @@ TINY = dict(n_modes=12, n_layers=1, n_heads=2, patch_size=32, latent_dim=8, samp
 
 def setup_distributed(rank, world_size, port):
     """Setup distributed training."""
-    os.environ['MASTER_ADDR'] = 'localhost'
-    os.environ['MASTER_PORT'] = str(port)  # seed: '12355'; a free port so parallel test runs do not clash
+    os.environ["MASTER_ADDR"] = "localhost"
+    os.environ["MASTER_PORT"] = str(port)  # seed: '12355'; a free port so parallel test runs do not clash
     torch.distributed.init_process_group("gloo", rank=rank, world_size=world_size)  # seed: "nccl" (CUDA)
 
 
@@ -63,9 +64,17 @@ def train_distributed(rank, world_size, config, port, out_dir):
     engine = TrainingEngine(plain, config, torch.device("cpu"), callbacks=[lambda e, m: epochs_called.append(e)])
     _, plain_history = engine.train(train_loader, val_loader, checkpoint_dir=Path(out_dir, "checkpoints"))
 
-    Path(out_dir, f"rank{rank}.json").write_text(json.dumps({
-        "history": history, "accuracy": full_accuracy, "plain_history": plain_history,
-        "epochs_called": epochs_called, "engine_wrapped": isinstance(engine._net, DDP)}))
+    Path(out_dir, f"rank{rank}.json").write_text(
+        json.dumps(
+            {
+                "history": history,
+                "accuracy": full_accuracy,
+                "plain_history": plain_history,
+                "epochs_called": epochs_called,
+                "engine_wrapped": isinstance(engine._net, DDP),
+            }
+        )
+    )
 
     cleanup_distributed()
 
@@ -82,8 +91,7 @@ def test_distributed_training_with_two_gloo_ranks(tmp_path):
     config = tiny_config(epochs=2)
     # Launch distributed training
     world_size = 2  # seed: torch.cuda.device_count()
-    mp.spawn(train_distributed, args=(world_size, config, free_port(), str(tmp_path)), nprocs=world_size,
-             join=True)
+    mp.spawn(train_distributed, args=(world_size, config, free_port(), str(tmp_path)), nprocs=world_size, join=True)
 
     results = [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in range(world_size)]
     histories = [result["history"] for result in results]

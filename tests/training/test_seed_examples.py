@@ -6,6 +6,7 @@ Deliberate departures, each marked where it happens: model sizes are tiny (hidde
 examples run in seconds on two CPU cores; names the seed leaves undefined (train_loader, num_workers, ...)
 are tiny loaders and small numbers; CUDA-only lines use their CPU equivalents.
 """
+
 import math
 from pathlib import Path
 
@@ -71,7 +72,7 @@ def test_training_engine_examples(model, config, train_loader, val_loader, tmp_p
     # --- save_checkpoint / load_checkpoint
     engine.save_checkpoint("checkpoints/model_epoch_10.pth", 10, val_metrics)
     checkpoint = engine.load_checkpoint("checkpoints/model_epoch_10.pth")
-    start_epoch = checkpoint['epoch']
+    start_epoch = checkpoint["epoch"]
     assert start_epoch == 10 and checkpoint["metrics"] == pytest.approx(val_metrics)
     assert (tmp_path / "checkpoints" / "model_epoch_10.pth").is_file()
     assert "Final loss:" in capsys.readouterr().out
@@ -84,14 +85,12 @@ def test_physics_informed_loss_example(model, train_loader):
     outputs = model(batch_data)
 
     losses = loss_fn(
-        predictions=outputs['predictions'],
-        targets=batch_targets,
-        physics_residuals=outputs['physics_residuals']
+        predictions=outputs["predictions"], targets=batch_targets, physics_residuals=outputs["physics_residuals"]
     )
 
-    total_loss = losses['total_loss']
-    data_loss = losses['data_loss']
-    physics_loss = losses['physics_loss']
+    total_loss = losses["total_loss"]
+    data_loss = losses["data_loss"]
+    physics_loss = losses["physics_loss"]
     assert torch.allclose(total_loss, data_loss + 0.1 * physics_loss)
 
     # Adaptive weight adjustment during training
@@ -112,12 +111,7 @@ def test_training_monitor_examples(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monitor = TrainingMonitor(log_dir="training_logs")
     for epoch in range(12):
-        monitor.log_metrics(epoch, {
-            'train_loss': 0.234,
-            'val_loss': 0.267,
-            'accuracy': 0.89,
-            'physics_loss': 0.001
-        })
+        monitor.log_metrics(epoch, {"train_loss": 0.234, "val_loss": 0.267, "accuracy": 0.89, "physics_loss": 0.001})
     assert (tmp_path / "training_logs" / "metrics.csv").is_file()  # written at epoch 10 (save_frequency)
 
     figure = monitor.plot_training_curves("training_curves.png")
@@ -129,7 +123,7 @@ def test_training_monitor_examples(tmp_path, monkeypatch):
             print("Training converged, stopping early")
             stopped_at = epoch
             break
-        monitor.log_metrics(12 + epoch, {'val_loss': 0.267})
+        monitor.log_metrics(12 + epoch, {"val_loss": 0.267})
     assert stopped_at == 4  # val_loss flat since epoch 0: 15 epochs without improvement after epoch 15
 
 
@@ -139,7 +133,7 @@ def test_complete_training_pipeline(tmp_path, monkeypatch, train_loader, val_loa
 
     # Setup model and training components
     model = AGTNOArchitecture(input_dim=1, hidden_dim=16, output_dim=10, **TINY)  # seed: hidden_dim=128
-    device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model = model.to(device)
 
     # Setup training engine
@@ -150,7 +144,7 @@ def test_complete_training_pipeline(tmp_path, monkeypatch, train_loader, val_loa
     monitor = TrainingMonitor(log_dir="training_logs")
 
     # Training loop with monitoring
-    for epoch in range(config.training['epochs']):
+    for epoch in range(config.training["epochs"]):
         # Train epoch
         train_metrics = training_engine.train_epoch(train_loader)
 
@@ -168,11 +162,7 @@ def test_complete_training_pipeline(tmp_path, monkeypatch, train_loader, val_loa
 
         # Save checkpoint
         if epoch % 10 == 0:
-            training_engine.save_checkpoint(
-                f"checkpoints/epoch_{epoch}.pth",
-                epoch,
-                val_metrics
-            )
+            training_engine.save_checkpoint(f"checkpoints/epoch_{epoch}.pth", epoch, val_metrics)
 
     # Plot final results (a PNG needs no browser)
     monitor.plot_training_curves("final_training_curves.png")
@@ -186,16 +176,9 @@ def test_complete_training_pipeline(tmp_path, monkeypatch, train_loader, val_loa
 def test_custom_loss_function_training(model, train_loader, capsys):
     num_epochs = 3
     # Setup custom loss functions
-    physics_loss = PhysicsInformedLoss(
-        data_loss_fn=nn.CrossEntropyLoss(),
-        physics_weight=0.1,
-        adaptive_weighting=True
-    )
+    physics_loss = PhysicsInformedLoss(data_loss_fn=nn.CrossEntropyLoss(), physics_weight=0.1, adaptive_weighting=True)
 
-    advanced_loss = AdvancedLossManager(
-        consistency_weight=0.05,
-        variational_weight=0.02
-    )
+    advanced_loss = AdvancedLossManager(consistency_weight=0.05, variational_weight=0.02)
 
     # Custom training loop
     model.train()
@@ -215,16 +198,14 @@ def test_custom_loss_function_training(model, train_loader, capsys):
 
             # Compute losses
             loss_components = physics_loss(
-                predictions=outputs['predictions'],
-                targets=targets,
-                physics_residuals=outputs['physics_residuals']
+                predictions=outputs["predictions"], targets=targets, physics_residuals=outputs["physics_residuals"]
             )
 
             # Add advanced losses
             advanced_losses = advanced_loss.get_total_advanced_loss(outputs)
 
             # Total loss
-            total_loss = loss_components['total_loss'] + advanced_losses
+            total_loss = loss_components["total_loss"] + advanced_losses
 
             # Backward pass
             total_loss.backward()
@@ -233,9 +214,9 @@ def test_custom_loss_function_training(model, train_loader, capsys):
             epoch_loss += total_loss.item()
 
             if batch_idx % 100 == 0:
-                print(f'Epoch {epoch}, Batch {batch_idx}, Loss: {total_loss.item():.6f}')
+                print(f"Epoch {epoch}, Batch {batch_idx}, Loss: {total_loss.item():.6f}")
 
-        print(f'Epoch {epoch} completed, Average Loss: {epoch_loss/len(train_loader):.6f}')
+        print(f"Epoch {epoch} completed, Average Loss: {epoch_loss / len(train_loader):.6f}")
         averages.append(epoch_loss / len(train_loader))
     assert averages[-1] < averages[0]
     assert "Epoch 2 completed" in capsys.readouterr().out
@@ -266,11 +247,9 @@ def test_training_with_mixed_precision(train_loader):
             with torch.autocast("cpu", dtype=torch.bfloat16):  # seed: `with autocast():` (CUDA fp16)
                 outputs = model(data)
                 loss_components = physics_loss(
-                    predictions=outputs['predictions'],
-                    targets=targets,
-                    physics_residuals=outputs['physics_residuals']
+                    predictions=outputs["predictions"], targets=targets, physics_residuals=outputs["physics_residuals"]
                 )
-                total_loss = loss_components['total_loss']
+                total_loss = loss_components["total_loss"]
 
             # Backward pass with gradient scaling
             scaler.scale(total_loss).backward()
@@ -278,7 +257,7 @@ def test_training_with_mixed_precision(train_loader):
             scaler.update()
 
             if batch_idx % 100 == 0:
-                print(f'Epoch {epoch}, Batch {batch_idx}, Loss: {total_loss.item():.6f}')
+                print(f"Epoch {epoch}, Batch {batch_idx}, Loss: {total_loss.item():.6f}")
             losses.append(total_loss.item())
     assert all(math.isfinite(loss) for loss in losses)
 
@@ -292,17 +271,15 @@ def safe_training_step(model, data, targets, optimizer, loss_fn, max_grad_norm=1
         outputs = model(data)
 
         # Check for NaN in outputs
-        if torch.isnan(outputs['predictions']).any():
+        if torch.isnan(outputs["predictions"]).any():
             raise ValueError("NaN detected in model predictions")
 
         # Compute loss
         loss_components = loss_fn(
-            predictions=outputs['predictions'],
-            targets=targets,
-            physics_residuals=outputs['physics_residuals']
+            predictions=outputs["predictions"], targets=targets, physics_residuals=outputs["physics_residuals"]
         )
 
-        total_loss = loss_components['total_loss']
+        total_loss = loss_components["total_loss"]
 
         # Check for NaN in loss
         if torch.isnan(total_loss):
@@ -318,9 +295,9 @@ def safe_training_step(model, data, targets, optimizer, loss_fn, max_grad_norm=1
         optimizer.step()
 
         return {
-            'loss': total_loss.item(),
-            'data_loss': loss_components['data_loss'].item(),
-            'physics_loss': loss_components['physics_loss'].item()
+            "loss": total_loss.item(),
+            "data_loss": loss_components["data_loss"].item(),
+            "physics_loss": loss_components["physics_loss"].item(),
         }
 
     except RuntimeError as e:
@@ -377,23 +354,19 @@ def test_optimized_training_setup(model):
         # Optimizer with weight decay
         optimizer = torch.optim.AdamW(
             model.parameters(),
-            lr=config.training['learning_rate'],
-            weight_decay=config.training['weight_decay'],
-            betas=(0.9, 0.999)
+            lr=config.training["learning_rate"],
+            weight_decay=config.training["weight_decay"],
+            betas=(0.9, 0.999),
         )
 
         # Learning rate scheduler
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-            optimizer,
-            T_max=config.training['epochs'],
-            eta_min=1e-6
-        )
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.training["epochs"], eta_min=1e-6)
 
         # Mixed precision scaler
-        scaler = GradScaler("cpu") if config.training['mixed_precision'] else None
+        scaler = GradScaler("cpu") if config.training["mixed_precision"] else None
 
         # Compile model for PyTorch 2.0+ (lazy: nothing compiles until the compiled model is called)
-        if hasattr(torch, 'compile'):
+        if hasattr(torch, "compile"):
             model = torch.compile(model)
 
         return optimizer, scheduler, scaler

@@ -1,5 +1,6 @@
 """TrainingEngine on a tiny real AGT-NO and on a model without physics: learning, metrics, conditions,
 checkpoints, resume, guards, precision."""
+
 import math
 import pickle
 import warnings
@@ -9,10 +10,10 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from tests.training.tiny_training import AtShaftSpeed, SpectrumClassifier, tiny_config, tiny_model, tone_windows
 from pipeline.training.checkpoint import CheckpointError
 from pipeline.training.device import Precision
 from pipeline.training.training_engine import TrainingDivergedError, TrainingEngine
+from tests.training.tiny_training import AtShaftSpeed, SpectrumClassifier, tiny_config, tiny_model, tone_windows
 
 
 def stated_residuals() -> tuple[str, ...]:
@@ -22,13 +23,23 @@ def stated_residuals() -> tuple[str, ...]:
 
 
 RESIDUALS = stated_residuals()
-NO_PHYSICS_HISTORY = {"train_loss", "data_loss", "skipped_steps", "lr", "loss_weight/data", "val_loss",
-                      "val_accuracy", "val_macro_f1"}
+NO_PHYSICS_HISTORY = {
+    "train_loss",
+    "data_loss",
+    "skipped_steps",
+    "lr",
+    "loss_weight/data",
+    "val_loss",
+    "val_accuracy",
+    "val_macro_f1",
+}
 
 
 def small_loaders(n=96, generator=None):
-    return (DataLoader(tone_windows(n, seed=0), batch_size=16, shuffle=True, generator=generator),
-            DataLoader(tone_windows(48, seed=1), batch_size=48))
+    return (
+        DataLoader(tone_windows(n, seed=0), batch_size=16, shuffle=True, generator=generator),
+        DataLoader(tone_windows(48, seed=1), batch_size=48),
+    )
 
 
 class Interrupt(Exception):
@@ -41,10 +52,21 @@ def test_training_learns_and_the_physics_residuals_fall(loaders):
 
     assert model is engine.model
     assert {"equation_of_motion", "measurement"} <= set(RESIDUALS)
-    expected = {"train_loss", "data_loss", "physics_loss", "consistency_loss", "variational_loss", "val_loss",
-                "val_accuracy", "val_macro_f1", "skipped_steps", "lr",
-                *(f"physics/{n}" for n in RESIDUALS), *(f"val_physics/{n}" for n in RESIDUALS),
-                *(f"loss_weight/{t}" for t in ("data", *RESIDUALS, "consistency", "variational"))}
+    expected = {
+        "train_loss",
+        "data_loss",
+        "physics_loss",
+        "consistency_loss",
+        "variational_loss",
+        "val_loss",
+        "val_accuracy",
+        "val_macro_f1",
+        "skipped_steps",
+        "lr",
+        *(f"physics/{n}" for n in RESIDUALS),
+        *(f"val_physics/{n}" for n in RESIDUALS),
+        *(f"loss_weight/{t}" for t in ("data", *RESIDUALS, "consistency", "variational")),
+    }
     assert expected <= set(history)
     assert all(len(values) == 4 for values in history.values())
     assert history["data_loss"][-1] < 0.5 * history["data_loss"][0]
@@ -63,8 +85,17 @@ def test_train_epoch_and_validate_return_documented_keys():
     train_loader, val_loader = small_loaders()
     engine = TrainingEngine(tiny_model(), tiny_config(), torch.device("cpu"))
     metrics = engine.train_epoch(train_loader)
-    assert {"loss", "data_loss", "physics_loss", "consistency_loss", "variational_loss", "skipped_steps",
-            *(f"physics/{n}" for n in RESIDUALS), "loss_weight/data", "loss_weight/variational"} <= set(metrics)
+    assert {
+        "loss",
+        "data_loss",
+        "physics_loss",
+        "consistency_loss",
+        "variational_loss",
+        "skipped_steps",
+        *(f"physics/{n}" for n in RESIDUALS),
+        "loss_weight/data",
+        "loss_weight/variational",
+    } <= set(metrics)
     assert all(isinstance(v, float) and math.isfinite(v) for v in metrics.values())
     assert metrics["loss_weight/measurement"] == pytest.approx(0.1)  # physics_weight x SoftAdapt weight 1
     val = engine.validate(val_loader)
@@ -85,9 +116,19 @@ def test_callbacks_receive_train_and_val_metrics_and_may_stop_training():
         engine.train(*small_loaders())
     assert [epoch for epoch, _ in seen] == [0, 1]
     metrics = seen[0][1]
-    assert {"train/loss", "train/data_loss", "train/physics_loss", "train/consistency_loss",
-            "train/variational_loss", "val/loss", "val/accuracy", "val/macro_f1", "physics/measurement",
-            "loss_weight/data", "val/physics/measurement"} <= set(metrics)
+    assert {
+        "train/loss",
+        "train/data_loss",
+        "train/physics_loss",
+        "train/consistency_loss",
+        "train/variational_loss",
+        "val/loss",
+        "val/accuracy",
+        "val/macro_f1",
+        "physics/measurement",
+        "loss_weight/data",
+        "val/physics/measurement",
+    } <= set(metrics)
 
 
 def test_checkpoint_round_trip_restores_everything(tmp_path):
@@ -178,7 +219,8 @@ def test_damaged_or_missing_checkpoint_raises_checkpoint_error_naming_the_file(t
 
 def test_checkpoint_of_another_architecture_is_refused(tmp_path):
     TrainingEngine(tiny_model(hidden_dim=8), tiny_config(), torch.device("cpu")).save_checkpoint(
-        tmp_path / "small.pt", 0, {})
+        tmp_path / "small.pt", 0, {}
+    )
     with pytest.raises(CheckpointError, match="small.pt.*does not fit"):
         TrainingEngine(tiny_model(), tiny_config(), torch.device("cpu")).load_checkpoint(tmp_path / "small.pt")
 
@@ -257,13 +299,16 @@ def test_bf16_mixed_precision_on_cpu():
 
 def test_a_resumed_run_continues_with_the_gradient_scaler_state(tmp_path, monkeypatch):
     """CUDA's fp16 path steps through a GradScaler; here a float32 CPU run does, which takes the same steps."""
-    monkeypatch.setattr("pipeline.training.training_engine.precision_for",
-                        lambda device, mixed_precision: Precision(device.type, None, scaled=True))
+    monkeypatch.setattr(
+        "pipeline.training.training_engine.precision_for",
+        lambda device, mixed_precision: Precision(device.type, None, scaled=True),
+    )
 
     def run(checkpoint_dir, callbacks=()):
         torch.manual_seed(0)
-        engine = TrainingEngine(tiny_model(), tiny_config(epochs=4, mixed_precision=True), torch.device("cpu"),
-                                callbacks=callbacks)
+        engine = TrainingEngine(
+            tiny_model(), tiny_config(epochs=4, mixed_precision=True), torch.device("cpu"), callbacks=callbacks
+        )
         return engine, engine.train(*small_loaders(), checkpoint_dir=checkpoint_dir)[1]
 
     straight, straight_history = run(None)
@@ -290,8 +335,7 @@ def test_compile_flag_compiles_the_model(monkeypatch):
 
 
 def test_early_stopping_through_the_monitor():
-    engine = TrainingEngine(tiny_model(), tiny_config(epochs=10, patience=2, learning_rate=1e-9),
-                            torch.device("cpu"))
+    engine = TrainingEngine(tiny_model(), tiny_config(epochs=10, patience=2, learning_rate=1e-9), torch.device("cpu"))
     _, history = engine.train(*small_loaders(n=48))
     assert len(history["train_loss"]) == 3  # best at epoch 0, then 2 epochs without improvement
     assert engine.monitor.check_convergence(patience=2)
@@ -310,16 +354,29 @@ def test_a_finished_run_is_not_trained_again_on_resume(tmp_path):
 def test_a_model_returning_only_predictions_trains_without_physics_terms(loaders):
     torch.manual_seed(0)
     seen = []
-    engine = TrainingEngine(SpectrumClassifier(), tiny_config(epochs=4), torch.device("cpu"),
-                            callbacks=[lambda epoch, metrics: seen.append(metrics)])
+    engine = TrainingEngine(
+        SpectrumClassifier(),
+        tiny_config(epochs=4),
+        torch.device("cpu"),
+        callbacks=[lambda epoch, metrics: seen.append(metrics)],
+    )
     _, history = engine.train(*loaders)
 
     assert set(history) == NO_PHYSICS_HISTORY  # no physics, consistency or KL term: absent, not zero
     assert history["data_loss"][-1] < 0.5 * history["data_loss"][0]
     assert history["train_loss"] == history["data_loss"]
     assert history["val_accuracy"][-1] >= 0.9
-    assert set(seen[-1]) == {"train/loss", "train/data_loss", "train/skipped_steps", "train/lr", "loss_weight/data",
-                             "val/loss", "val/accuracy", "val/macro_f1", "time/epoch_s"}
+    assert set(seen[-1]) == {
+        "train/loss",
+        "train/data_loss",
+        "train/skipped_steps",
+        "train/lr",
+        "loss_weight/data",
+        "val/loss",
+        "val/accuracy",
+        "val/macro_f1",
+        "time/epoch_s",
+    }
     assert set(engine.validate(loaders[1])) == {"loss", "accuracy", "macro_f1"}
 
 

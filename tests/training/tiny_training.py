@@ -1,6 +1,7 @@
 """Tiny, fast ingredients for the training tests: a separable data set with resonance physics in it (also with
 each window's shaft speed, as a prepared dataset yields it), a small real AGT-NO, a model without physics, and a
 validated config shrunk to a few epochs (imported by the tests and conftest)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -64,8 +65,16 @@ class SpectrumClassifier(nn.Module):
 def tiny_model(seed: int = 0, **sizes) -> AGTNOArchitecture:
     """A real AGT-NO, small enough for a few CPU epochs in a second or two."""
     torch.manual_seed(seed)
-    args = dict(hidden_dim=16, output_dim=len(CLASS_NAMES), n_modes=12, n_layers=1, n_heads=2, patch_size=32,
-                latent_dim=8, sample_rate=SAMPLE_RATE)
+    args = dict(
+        hidden_dim=16,
+        output_dim=len(CLASS_NAMES),
+        n_modes=12,
+        n_layers=1,
+        n_heads=2,
+        patch_size=32,
+        latent_dim=8,
+        sample_rate=SAMPLE_RATE,
+    )
     args.update(sizes)
     return AGTNOArchitecture(**args)
 
