@@ -17,6 +17,7 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from pipeline.config import register_configs
+from tests.tiny import TINY, TINY_MODEL
 
 REPO = Path(__file__).resolve().parents[1]
 CONF_DIR = REPO / "conf"
@@ -114,9 +115,7 @@ def pipeline_store(tmp_path_factory):
     config (`overrides`); its `av-pino@champion` is a real trained model."""
     root = tmp_path_factory.mktemp("pipeline")
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}", "OMP_NUM_THREADS": "1"}
-    tiny_model = ["model.hidden_dim=8", "model.n_layers=1", "model.n_modes=8", "model.n_heads=2", "model.patch_size=32"]
-    tiny = ["data.window=256", "data.hop=256", "data.duration_s=0.3", "data.recordings_per_load=3", *tiny_model]
-    overrides = " ".join(tiny + [f"data.cache_dir={root / 'data'}", f"hydra.run.dir={root / 'hydra'}"])
+    overrides = " ".join(TINY + [f"data.cache_dir={root / 'data'}", f"hydra.run.dir={root / 'hydra'}"])
     result = subprocess.run(
         [
             "mlflow",
@@ -143,8 +142,8 @@ def pipeline_store(tmp_path_factory):
         "env": env,
         "uri": env["MLFLOW_TRACKING_URI"],
         "stdout": result.stdout,
-        "overrides": tiny,
-        "tiny_model": tiny_model,
+        "overrides": TINY,
+        "tiny_model": TINY_MODEL,
         "repo": REPO,
     }
 

@@ -20,22 +20,11 @@ from torch.utils.data import DataLoader
 from pipeline.config import DistributedConfig
 from pipeline.distributed import free_port, launch, process_group, rank
 from pipeline.training.training_engine import StopTraining, TrainingEngine
+from tests.tiny import TINY
 from tests.training.tiny_training import tiny_config, tiny_model, tone_windows
 
 REPO = Path(__file__).resolve().parents[1]
-TINY_STAGE = [
-    "data.window=256",
-    "data.hop=256",
-    "data.duration_s=0.3",
-    "data.recordings_per_load=3",
-    "model.hidden_dim=8",
-    "model.n_layers=1",
-    "model.n_modes=8",
-    "model.n_heads=2",
-    "model.patch_size=32",
-    "training.epochs=2",
-    "training.batch_size=32",
-]
+TINY_STAGE = [*TINY, "training.epochs=2", "training.batch_size=32"]
 
 
 class StopAfterEpoch:

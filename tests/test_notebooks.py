@@ -15,21 +15,12 @@ from pipeline.config import to_experiment_config
 from pipeline.stages.workflow import run_pipeline
 from pipeline.study.runner import run_study
 from tests.study.tiny_study import study_config
+from tests.tiny import TINY
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "notebooks" / "compare_runs.ipynb"
 STUDY_NOTEBOOK = REPO / "notebooks" / "physics_study.ipynb"
-TINY = [
-    "data.window=256",
-    "data.hop=256",
-    "data.duration_s=0.3",
-    "data.recordings_per_load=3",  # as test_workflow
-    "model.hidden_dim=8",
-    "model.n_layers=1",
-    "model.n_modes=8",
-    "model.n_heads=2",
-    "model.patch_size=32",
-]
+
 PLOTLY = "application/vnd.plotly.v1+json"
 TITLES = [
     "Accuracy vs loss.physics_weight (colour: loss.consistency_weight)",

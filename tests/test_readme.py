@@ -9,6 +9,7 @@ import shlex
 from pathlib import Path
 
 from tests.entry_zygote import run_entry_points
+from tests.tiny import TINY as TINY_DATA_MODEL
 
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()
@@ -17,18 +18,7 @@ SETUP = [
     "--experiment-name av-pino",
     "make test",
 ]
-TINY = [
-    "data.window=256",
-    "data.hop=256",
-    "data.duration_s=0.3",
-    "data.recordings_per_load=3",
-    "training.epochs=1",
-    "model.hidden_dim=8",
-    "model.n_layers=1",
-    "model.n_modes=8",
-    "model.n_heads=2",
-    "model.patch_size=32",
-]
+TINY = [*TINY_DATA_MODEL, "training.epochs=1"]
 
 # A README command (how it starts) -> where it is run: a test (file::function) or CI's script.
 RUN_BY = {

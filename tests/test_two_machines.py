@@ -22,18 +22,15 @@ import pytest
 from pipeline.data.prepared import load_prepared
 from pipeline.tracking.datasets import CONTENT_HASH_TAG
 from tests.entry_zygote import run_entry_points
+from tests.tiny import TINY_MODEL
 
 TINY = [
+    *TINY_MODEL,
     "data.window=256",
     "data.hop=256",
     "data.duration_s=0.1",
     "data.recordings_per_load=3",
     "training.epochs=1",
-    "model.hidden_dim=8",
-    "model.n_layers=1",
-    "model.n_modes=8",
-    "model.n_heads=2",
-    "model.patch_size=32",
 ]
 # D's simulator: every signal shifted, as another library version could make it.
 OTHER_NUMBERS = """

@@ -4,20 +4,9 @@ import pytest
 
 from pipeline.config import to_experiment_config
 from pipeline.sweep.config import SweepConfig
+from tests.tiny import TINY as TINY_DATA_MODEL
 
-TINY = [
-    "data.window=256",
-    "data.hop=256",
-    "data.duration_s=0.3",
-    "data.recordings_per_load=3",
-    "model.hidden_dim=8",
-    "model.n_layers=1",
-    "model.n_modes=8",
-    "model.n_heads=2",
-    "model.patch_size=32",
-    "training.epochs=3",
-    "training.batch_size=32",
-]
+TINY = [*TINY_DATA_MODEL, "training.epochs=3", "training.batch_size=32"]
 SPACE = {
     "loss.physics_weight": "tag(log, interval(0.001, 1.0))",
     "loss.consistency_weight": "tag(log, interval(0.001, 1.0))",

@@ -15,22 +15,11 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
+from tests.tiny import TINY as TINY_DATA_MODEL
+
 REPO = Path(__file__).resolve().parents[2]
 EPOCHS = 4
-TINY = [
-    "data.window=256",
-    "data.hop=256",
-    "data.duration_s=0.3",
-    "data.recordings_per_load=3",
-    "model.hidden_dim=8",
-    "model.n_layers=1",
-    "model.n_modes=8",
-    "model.n_heads=2",
-    "model.patch_size=32",
-    f"training.epochs={EPOCHS}",
-    "training.batch_size=32",
-    "training.checkpoint_every=1",
-]
+TINY = [*TINY_DATA_MODEL, f"training.epochs={EPOCHS}", "training.batch_size=32", "training.checkpoint_every=1"]
 
 
 def train_command(root, *overrides):
