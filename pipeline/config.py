@@ -34,7 +34,8 @@ class ConfigError(ValueError):
     """A configuration value is invalid; the message names the key and the value."""
 
 
-def _check(ok: bool, key: str, value: Any, why: str) -> None:
+def check_setting(ok: bool, key: str, value: Any, why: str) -> None:
+    """Raise a ConfigError naming `key` and `value` unless `ok`: the one wording of every config check."""
     if not ok:
         raise ConfigError(f"{key}={value!r}: {why}")
 
@@ -86,48 +87,50 @@ class DataConfig(_Section):
 
     def __post_init__(self) -> None:
         p = "data."
-        _check(self.source in DATA_SOURCES, p + "source", self.source, f"must be one of {DATA_SOURCES}")
+        check_setting(self.source in DATA_SOURCES, p + "source", self.source, f"must be one of {DATA_SOURCES}")
         if self.source == "cwru":
-            _check(bool(self.path), p + "path", self.path, "is required when data.source='cwru'")
-            _check(Path(str(self.path)).is_dir(), p + "path", self.path, "is not an existing folder")
-            _check(
+            check_setting(bool(self.path), p + "path", self.path, "is required when data.source='cwru'")
+            check_setting(Path(str(self.path)).is_dir(), p + "path", self.path, "is not an existing folder")
+            check_setting(
                 self.sample_rate == CWRU_SAMPLE_RATE,
                 p + "sample_rate",
                 self.sample_rate,
                 f"CWRU recordings are read at {CWRU_SAMPLE_RATE} Hz",
             )
         if self.source == "files":
-            _check(bool(self.manifest), p + "manifest", self.manifest, "is required when data.source='files'")
-            _check(Path(str(self.manifest)).is_file(), p + "manifest", self.manifest, "is not an existing file")
-        _check(self.sample_rate > 0, p + "sample_rate", self.sample_rate, "must be positive")
-        _check(self.window >= 16, p + "window", self.window, "must be at least 16 samples")
-        _check(0 < self.hop <= self.window, p + "hop", self.hop, "must be in 1..data.window")
-        _check(
+            check_setting(bool(self.manifest), p + "manifest", self.manifest, "is required when data.source='files'")
+            check_setting(Path(str(self.manifest)).is_file(), p + "manifest", self.manifest, "is not an existing file")
+        check_setting(self.sample_rate > 0, p + "sample_rate", self.sample_rate, "must be positive")
+        check_setting(self.window >= 16, p + "window", self.window, "must be at least 16 samples")
+        check_setting(0 < self.hop <= self.window, p + "hop", self.hop, "must be in 1..data.window")
+        check_setting(
             self.recordings_per_load >= 3,
             p + "recordings_per_load",
             self.recordings_per_load,
             "must be at least 3 (one recording each for train, val and test)",
         )
-        _check(
+        check_setting(
             self.source != "synthetic" or self.duration_s * self.sample_rate >= self.window,
             p + "window",
             self.window,
             f"is longer than a recording of data.duration_s={self.duration_s} s at {self.sample_rate} Hz",
         )
-        _check(
+        check_setting(
             -20.0 <= self.snr_db <= 80.0 or math.isinf(self.snr_db),
             p + "snr_db",
             self.snr_db,
             "must be in [-20, 80] dB (or inf for no noise)",
         )
-        _check(self.task in TASKS, p + "task", self.task, f"must be one of {TASKS}")
-        _check(self.bearing in BEARINGS, p + "bearing", self.bearing, f"must be one of the presets {tuple(BEARINGS)}")
-        _check(self.split in SPLITS, p + "split", self.split, f"must be one of {SPLITS}")
+        check_setting(self.task in TASKS, p + "task", self.task, f"must be one of {TASKS}")
+        check_setting(
+            self.bearing in BEARINGS, p + "bearing", self.bearing, f"must be one of the presets {tuple(BEARINGS)}"
+        )
+        check_setting(self.split in SPLITS, p + "split", self.split, f"must be one of {SPLITS}")
         own = self.source == "files"  # a manifest's loads and fault sizes are the user's own numbers
         loads = tuple(sorted(NOMINAL_RPM))
         for key in ("train_loads", "test_loads"):
             values = list(getattr(self, key))
-            _check(
+            check_setting(
                 bool(values)
                 and (own or set(values) <= set(loads))
                 and min(values, default=0) >= 0
@@ -136,19 +139,19 @@ class DataConfig(_Section):
                 values,
                 "must be distinct loads >= 0" + ("" if own else f" out of {loads} (HP)"),
             )
-        _check(
+        check_setting(
             not set(self.train_loads) & set(self.test_loads),
             p + "test_loads",
             list(self.test_loads),
             f"must not share a load with data.train_loads={list(self.train_loads)}",
         )
-        _check(
+        check_setting(
             self.test_fault_size in FAULT_SIZES_IN or (own and self.test_fault_size > 0),
             p + "test_fault_size",
             self.test_fault_size,
             "must be positive" if own else f"must be one of {FAULT_SIZES_IN} (in)",
         )
-        _check(
+        check_setting(
             self.split != "fault_size" or self.task == "fault_location",
             p + "split",
             self.split,
@@ -156,9 +159,9 @@ class DataConfig(_Section):
         )
         for key in ("augment_spread_db", "augment_gain_db"):
             value = getattr(self, key)
-            _check(math.isfinite(value) and 0 <= value <= 40, p + key, value, "must be in [0, 40] dB")
-        _check(0.0 < self.val_fraction < 0.5, p + "val_fraction", self.val_fraction, "must be in (0, 0.5)")
-        _check(0.0 < self.test_fraction < 0.5, p + "test_fraction", self.test_fraction, "must be in (0, 0.5)")
+            check_setting(math.isfinite(value) and 0 <= value <= 40, p + key, value, "must be in [0, 40] dB")
+        check_setting(0.0 < self.val_fraction < 0.5, p + "val_fraction", self.val_fraction, "must be in (0, 0.5)")
+        check_setting(0.0 < self.test_fraction < 0.5, p + "test_fraction", self.test_fraction, "must be in (0, 0.5)")
 
 
 @dataclass
@@ -177,23 +180,23 @@ class ModelConfig(_Section):
 
     def __post_init__(self) -> None:
         p = "model."
-        _check(bool(self.name.strip()), p + "name", self.name, "must name a model (pipeline/model_factory.py)")
+        check_setting(bool(self.name.strip()), p + "name", self.name, "must name a model (pipeline/model_factory.py)")
         for key in ("input_dim", "hidden_dim", "n_modes", "n_layers", "n_heads", "patch_size", "latent_dim"):
-            _check(getattr(self, key) > 0, p + key, getattr(self, key), "must be positive")
-        _check(
+            check_setting(getattr(self, key) > 0, p + key, getattr(self, key), "must be positive")
+        check_setting(
             self.output_dim is None or self.output_dim > 1,
             p + "output_dim",
             self.output_dim,
             "must be at least 2 classes (or unset: the dataset's number of classes)",
         )
-        _check(
+        check_setting(
             self.hidden_dim % self.n_heads == 0,
             p + "hidden_dim",
             self.hidden_dim,
             f"must be divisible by model.n_heads={self.n_heads}",
         )
-        _check(0.0 <= self.dropout < 1.0, p + "dropout", self.dropout, "must be in [0, 1)")
-        _check(self.n_bands >= 0, p + "n_bands", self.n_bands, "must be >= 0")
+        check_setting(0.0 <= self.dropout < 1.0, p + "dropout", self.dropout, "must be in [0, 1)")
+        check_setting(self.n_bands >= 0, p + "n_bands", self.n_bands, "must be >= 0")
 
 
 @dataclass
@@ -206,7 +209,7 @@ class LossConfig(_Section):
     def __post_init__(self) -> None:
         for key in ("physics_weight", "consistency_weight", "variational_weight"):
             value = getattr(self, key)
-            _check(math.isfinite(value) and value >= 0.0, "loss." + key, value, "must be a finite number >= 0")
+            check_setting(math.isfinite(value) and value >= 0.0, "loss." + key, value, "must be a finite number >= 0")
 
 
 @dataclass
@@ -232,25 +235,27 @@ class TrainingConfig(_Section):
     def __post_init__(self) -> None:
         p = "training."
         for key in ("epochs", "batch_size", "patience", "max_bad_steps", "checkpoint_every"):
-            _check(getattr(self, key) > 0, p + key, getattr(self, key), "must be positive")
-        _check(
+            check_setting(getattr(self, key) > 0, p + key, getattr(self, key), "must be positive")
+        check_setting(
             math.isfinite(self.learning_rate) and self.learning_rate > 0,
             p + "learning_rate",
             self.learning_rate,
             "must be a finite number > 0",
         )
-        _check(self.weight_decay >= 0, p + "weight_decay", self.weight_decay, "must be >= 0")
-        _check(self.grad_clip > 0, p + "grad_clip", self.grad_clip, "must be > 0")
-        _check(
+        check_setting(self.weight_decay >= 0, p + "weight_decay", self.weight_decay, "must be >= 0")
+        check_setting(self.grad_clip > 0, p + "grad_clip", self.grad_clip, "must be > 0")
+        check_setting(
             math.isfinite(self.heartbeat_s) and self.heartbeat_s > 0,
             p + "heartbeat_s",
             self.heartbeat_s,
             "must be a finite number of seconds > 0",
         )
-        _check(self.num_workers >= 0, p + "num_workers", self.num_workers, "must be >= 0")
-        _check(bool(DEVICE.match(self.device)), p + "device", self.device, "must be auto, cpu, cuda or cuda:<index>")
+        check_setting(self.num_workers >= 0, p + "num_workers", self.num_workers, "must be >= 0")
+        check_setting(
+            bool(DEVICE.match(self.device)), p + "device", self.device, "must be auto, cpu, cuda or cuda:<index>"
+        )
 
-        _check(
+        check_setting(
             self.resume in ("auto", "never") or (len(self.resume) == 32 and self.resume.isalnum()),
             p + "resume",
             self.resume,
@@ -270,11 +275,13 @@ class DistributedConfig(_Section):
 
     def __post_init__(self) -> None:
         p = "distributed."
-        _check(self.nproc_per_node >= 1, p + "nproc_per_node", self.nproc_per_node, "must be at least 1")
-        _check(self.backend in ("auto", "gloo", "nccl"), p + "backend", self.backend, "must be one of auto, gloo, nccl")
+        check_setting(self.nproc_per_node >= 1, p + "nproc_per_node", self.nproc_per_node, "must be at least 1")
+        check_setting(
+            self.backend in ("auto", "gloo", "nccl"), p + "backend", self.backend, "must be one of auto, gloo, nccl"
+        )
         if self.rdzv_endpoint is not None:
             host, _, port = self.rdzv_endpoint.rpartition(":")
-            _check(
+            check_setting(
                 bool(host) and port.isdigit() and 0 < int(port) < 65536,
                 p + "rdzv_endpoint",
                 self.rdzv_endpoint,
@@ -287,7 +294,7 @@ class TrackingConfig(_Section):
     experiment: str = "av-pino"
 
     def __post_init__(self) -> None:
-        _check(bool(self.experiment.strip()), "tracking.experiment", self.experiment, "must not be empty")
+        check_setting(bool(self.experiment.strip()), "tracking.experiment", self.experiment, "must not be empty")
 
 
 @dataclass
@@ -297,8 +304,8 @@ class EvaluateConfig(_Section):
     ece_bins: int = 15
 
     def __post_init__(self) -> None:
-        _check(self.batch_size > 0, "evaluate.batch_size", self.batch_size, "must be positive")
-        _check(self.ece_bins >= 2, "evaluate.ece_bins", self.ece_bins, "must be at least 2")
+        check_setting(self.batch_size > 0, "evaluate.batch_size", self.batch_size, "must be positive")
+        check_setting(self.ece_bins >= 2, "evaluate.ece_bins", self.ece_bins, "must be at least 2")
 
 
 @dataclass
@@ -312,15 +319,17 @@ class RegistryConfig(_Section):
 
     def __post_init__(self) -> None:
         p = "registry."
-        _check(bool(self.model_name.strip()), p + "model_name", self.model_name, "must not be empty")
-        _check(
+        check_setting(bool(self.model_name.strip()), p + "model_name", self.model_name, "must not be empty")
+        check_setting(
             self.metric.startswith("test/"),
             p + "metric",
             self.metric,
             "must be a test/ metric logged by the evaluate stage (e.g. test/macro_f1)",
         )
-        _check(self.max_residual_increase >= 0, p + "max_residual_increase", self.max_residual_increase, "must be >= 0")
-        _check(self.max_ece_increase >= 0, p + "max_ece_increase", self.max_ece_increase, "must be >= 0")
+        check_setting(
+            self.max_residual_increase >= 0, p + "max_residual_increase", self.max_residual_increase, "must be >= 0"
+        )
+        check_setting(self.max_ece_increase >= 0, p + "max_ece_increase", self.max_ece_increase, "must be >= 0")
 
 
 @dataclass
@@ -346,29 +355,29 @@ class StudyConfig(_Section):
         p = "study."
         for key, allowed in (("arms", tuple(ARMS)), ("training_sets", TRAINING_SETS)):
             values = list(getattr(self, key))
-            _check(
+            check_setting(
                 bool(values) and set(values) <= set(allowed) and len(set(values)) == len(values),
                 p + key,
                 values,
                 f"must be distinct names out of {allowed}",
             )
-        _check(
+        check_setting(
             bool(self.seeds) and len(set(self.seeds)) == len(self.seeds),
             p + "seeds",
             self.seeds,
             "must be a non-empty list of distinct integers",
         )
-        _check(
+        check_setting(
             all(-20.0 <= snr <= 80.0 for snr in self.snr_db), p + "snr_db", self.snr_db, "each must be in [-20, 80] dB"
         )
-        _check(
+        check_setting(
             not self.snr_db or "recording" in self.training_sets,
             p + "snr_db",
             self.snr_db,
             "noisy sets re-score the models of training set 'recording'; add it or set study.snr_db=[]",
         )
-        _check(0.0 < self.label_fraction <= 1.0, p + "label_fraction", self.label_fraction, "must be in (0, 1]")
-        _check(
+        check_setting(0.0 < self.label_fraction <= 1.0, p + "label_fraction", self.label_fraction, "must be in (0, 1]")
+        check_setting(
             self.ood_fault_size_in in FAULT_SIZES_IN,
             p + "ood_fault_size_in",
             self.ood_fault_size_in,
@@ -376,8 +385,8 @@ class StudyConfig(_Section):
         )
         for key in ("tuned_physics_weight", "tuned_consistency_weight"):
             value = getattr(self, key)
-            _check(math.isfinite(value) and value >= 0.0, p + key, value, "must be a finite number >= 0")
-        _check(self.sweep_trials > 0, p + "sweep_trials", self.sweep_trials, "must be positive")
+            check_setting(math.isfinite(value) and value >= 0.0, p + key, value, "must be a finite number >= 0")
+        check_setting(self.sweep_trials > 0, p + "sweep_trials", self.sweep_trials, "must be positive")
 
 
 @dataclass

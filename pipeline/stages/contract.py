@@ -94,10 +94,10 @@ def reuse_fingerprint(stage: str, params: Mapping[str, str], tags: Mapping[str, 
     return config_digest([stage, shaping_params(stage, params), inputs])
 
 
-def training_digest(config: Any, data_config_hash: str) -> str:
-    """What a train run continues from a checkpoint for: the params that shape training and the data config's
-    hash (known before the dataset is read), not the code version, so a fix to the code can resume a run."""
-    return config_digest(["train", shaping_params("train", param_values(config)), data_config_hash])
+def training_digest(config: Any, content_hash: str) -> str:
+    """What a train run continues from a checkpoint for: what `reuse_fingerprint` hashes for a train run (the
+    shaping params and the dataset's content hash) except the code version, so a fix to the code can resume a run."""
+    return config_digest(["train", shaping_params("train", param_values(config)), {CONTENT_HASH_TAG: content_hash}])
 
 
 def latest_finished_run(experiment_ids: list[str], stage: str, where: str = "") -> Optional[Run]:

@@ -21,7 +21,7 @@ from pipeline.data.prepared import PreparedDataset, load_prepared, prepare_datas
 from pipeline.distributed import broadcast_from_rank0, launch, process_group, rank, under_launcher, world_size
 from pipeline.liveness import this_process
 from pipeline.model_factory import build_from_settings, model_settings
-from pipeline.stages.contract import CONFIG_DIGEST_TAG, DATASET_DIR_TAG, MODEL_URI_TAG
+from pipeline.stages.contract import CONFIG_DIGEST_TAG, DATASET_DIR_TAG, MODEL_URI_TAG, training_digest
 from pipeline.tracking.callbacks import MlflowMetricsLogger, ProgressPrinter
 from pipeline.tracking.datasets import log_dataset
 from pipeline.tracking.model_logging import log_pyfunc_model
@@ -31,7 +31,6 @@ from pipeline.tracking.resume import (
     SkipLoggedEpochs,
     log_epoch_missing_from_run,
     logged_epochs,
-    resume_digest,
     run_to_resume,
 )
 from pipeline.tracking.run import stage_run
@@ -126,15 +125,16 @@ class TrainJob:
         name = self.run_name or (
             f"train-pw{config.loss.physics_weight:g}-cw{config.loss.consistency_weight:g}-e{config.training.epochs}"
         )
+        digest = training_digest(config, dataset.manifest["content_hash"])
         run_tags = {
             DATASET_DIR_TAG: str(Path(dataset_dir).resolve()),
             "world_size": str(world_size()),
-            CONFIG_DIGEST_TAG: resume_digest(config),
+            CONFIG_DIGEST_TAG: digest,
             OWNER_TAG: this_process(),
             **self.tags,
         }
         checkpoint_root = self.checkpoint_root or default_checkpoint_root()
-        resumed_id = run_to_resume(config, checkpoint_root) if logs else None
+        resumed_id = run_to_resume(config, checkpoint_root, digest) if logs else None
 
         with (
             (

@@ -7,8 +7,8 @@ on its own (divergence, bad data) is not resumed: it would fail again. A RUNNING
 over: the `taken_over_from` tag names its old owner, and the new owner ends it. A killed run that left no
 checkpoint cannot be resumed; `auto` ends it KILLED rather than leave it RUNNING forever. (MLflow tags have
 no compare-and-swap: two jobs that pick the same run at the same moment both take it over.) The configuration
-is compared by a digest of everything that shapes training (the data config, model, loss, training), so changing
-any of it starts a new run.
+is compared by `training_digest`: the params that shape training and the dataset's content hash, so changing
+either starts a new run, on whichever machine.
 """
 
 from __future__ import annotations
@@ -22,9 +22,8 @@ from mlflow.entities import RunTag
 from mlflow.exceptions import MlflowException
 
 from pipeline.config import ConfigError, ExperimentConfig
-from pipeline.data.prepared import config_hash
 from pipeline.liveness import is_gone, this_process
-from pipeline.stages.contract import CONFIG_DIGEST_TAG, STAGE_TAG, training_digest
+from pipeline.stages.contract import CONFIG_DIGEST_TAG, STAGE_TAG
 from pipeline.tracking.remote_checkpoints import LATEST_TAG, heartbeat_now, last_heartbeat, local_checkpoint
 from pipeline.tracking.run import FAILURE_TAG
 from pipeline.tracking.store import ensure_experiment
@@ -35,15 +34,11 @@ TAKEOVER_TAG = "taken_over_from"  # the owner a resumed RUNNING run had
 EPOCH_MARKER = "time/epoch_s"  # logged every epoch, always finite: its steps are the epochs a run has logged
 
 
-def resume_digest(config: ExperimentConfig) -> str:
-    """The digest `training.resume=auto` matches train runs by (tag CONFIG_DIGEST_TAG)."""
-    return training_digest(config, config_hash(config.data))
-
-
-def run_to_resume(config: ExperimentConfig, checkpoint_root: Path) -> Optional[str]:
-    """The run id to continue, or None for a fresh run. Its checkpoint is then `checkpoint_root/<id>/last.pt`,
-    downloaded from the run's artifacts when this machine has none. An explicit id that cannot be resumed is a
-    ConfigError."""
+def run_to_resume(config: ExperimentConfig, checkpoint_root: Path, digest: str) -> Optional[str]:
+    """The run id to continue, or None for a fresh run; `auto` looks among the train runs tagged with `digest`
+    (`training_digest` of the config and the dataset it trains on). Its checkpoint is then
+    `checkpoint_root/<id>/last.pt`, downloaded from the run's artifacts when this machine has none. An explicit
+    id that cannot be resumed is a ConfigError."""
     if config.training.resume == "never":
         return None
     if config.training.resume != "auto":
@@ -51,7 +46,7 @@ def run_to_resume(config: ExperimentConfig, checkpoint_root: Path) -> Optional[s
     candidates = mlflow.search_runs(
         experiment_ids=[ensure_experiment(config.tracking.experiment)],
         output_format="list",
-        filter_string=f"tags.{STAGE_TAG} = 'train' AND tags.{CONFIG_DIGEST_TAG} = '{resume_digest(config)}'",
+        filter_string=f"tags.{STAGE_TAG} = 'train' AND tags.{CONFIG_DIGEST_TAG} = '{digest}'",
         order_by=["attributes.start_time DESC"],
         max_results=20,
     )

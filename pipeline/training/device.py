@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Optional
 
 import torch
 
-from pipeline.config import ConfigError, ExperimentConfig
+from pipeline.config import ExperimentConfig, check_setting
 
 __all__ = ["Precision", "check_hardware", "precision_for", "resolve_device"]
 
@@ -30,10 +30,10 @@ def resolve_device(spec: str, local_rank: int = 0) -> torch.device:
     gpus = _gpus()
     if spec == "cpu" or (spec == "auto" and not gpus):
         return torch.device("cpu")
-    _check(gpus > 0, "training.device", spec, "this machine has no CUDA GPU; use cpu or auto")
+    check_setting(gpus > 0, "training.device", spec, "this machine has no CUDA GPU; use cpu or auto")
     index = local_rank if spec in ("auto", "cuda") else int(spec.removeprefix("cuda:"))
     asked = f"cuda:{index}" if spec.startswith("cuda:") else f"local rank {local_rank} trains on cuda:{index}"
-    _check(
+    check_setting(
         index < gpus,
         "training.device",
         spec,
@@ -48,33 +48,33 @@ def check_hardware(config: ExperimentConfig) -> None:
     ranks, backend, spec = config.distributed.nproc_per_node, config.distributed.backend, config.training.device
     gpus = _gpus()
     limit = max(os.cpu_count() or 1, gpus)
-    _check(
+    check_setting(
         ranks <= limit,
         "distributed.nproc_per_node",
         ranks,
         f"must be in 1..{limit} (the CPU cores or GPUs of this machine)",
     )
-    _check(
+    check_setting(
         backend != "nccl" or gpus > 0,
         "distributed.backend",
         backend,
         "nccl needs CUDA GPUs; use gloo (or auto) on a CPU machine",
     )
     device = resolve_device(spec)
-    _check(
+    check_setting(
         backend != "nccl" or device.type == "cuda",
         "distributed.backend",
         backend,
         f"nccl reduces CUDA tensors but training.device={spec!r} trains on the CPU; use gloo or auto",
     )
     if device.type == "cuda" and ranks > 1:
-        _check(
+        check_setting(
             not spec.startswith("cuda:"),
             "training.device",
             spec,
             f"puts all {ranks} ranks on one GPU; use cuda (each rank on its own GPU)",
         )
-        _check(
+        check_setting(
             ranks <= gpus,
             "distributed.nproc_per_node",
             ranks,
@@ -110,9 +110,3 @@ def precision_for(device: torch.device, mixed_precision: bool) -> Precision:
 
 def _gpus() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
-
-
-def _check(ok: bool, key: str, value: Any, why: str) -> None:
-    """Messages as pipeline.config words them: the key and the value first."""
-    if not ok:
-        raise ConfigError(f"{key}={value!r}: {why}")

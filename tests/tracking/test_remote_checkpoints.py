@@ -12,12 +12,12 @@ import mlflow
 import pytest
 from mlflow.exceptions import MlflowException
 
-from pipeline.data.prepared import prepare_dataset
+from pipeline.data.prepared import load_prepared, prepare_dataset
 from pipeline.liveness import HEARTBEAT_S, MISSED_BEATS, this_process
-from pipeline.stages.contract import CONFIG_DIGEST_TAG
+from pipeline.stages.contract import CONFIG_DIGEST_TAG, training_digest
 from pipeline.stages.train import train
 from pipeline.tracking.remote_checkpoints import HEARTBEAT_TAG, LATEST_TAG
-from pipeline.tracking.resume import OWNER_TAG, TAKEOVER_TAG, resume_digest, run_to_resume
+from pipeline.tracking.resume import OWNER_TAG, TAKEOVER_TAG, run_to_resume
 from pipeline.tracking.store import ensure_experiment
 from tests.tracking.test_resume import EPOCHS
 from tests.training.test_divergence_faults import tiny_config as tiny_stage_config
@@ -65,7 +65,8 @@ def test_auto_takes_over_a_run_whose_owner_on_another_host_stopped_beating(mlflo
     machine_b = tmp_path / "b"
 
     client.set_tag(run_id, HEARTBEAT_TAG, f"{time.time():.0f}")
-    assert run_to_resume(config, machine_b) is None  # alive, as far as anyone can tell
+    digest = training_digest(config, load_prepared(prepared).manifest["content_hash"])
+    assert run_to_resume(config, machine_b, digest) is None  # alive, as far as anyone can tell
     assert not machine_b.exists() and TAKEOVER_TAG not in mlflow.get_run(run_id).data.tags
 
     client.set_tag(run_id, HEARTBEAT_TAG, f"{time.time() - MISSED_BEATS * HEARTBEAT_S - 5:.0f}")
@@ -89,12 +90,12 @@ def test_auto_ends_a_run_whose_owner_on_another_host_died_before_its_first_check
         experiment,
         tags={
             "stage": "train",
-            CONFIG_DIGEST_TAG: resume_digest(config),
+            CONFIG_DIGEST_TAG: training_digest(config, "a dataset's content hash"),
             OWNER_TAG: ELSEWHERE,
             HEARTBEAT_TAG: f"{time.time() - MISSED_BEATS * HEARTBEAT_S - 5:.0f}",
         },
     )
-    assert run_to_resume(config, tmp_path / "checkpoints") is None
+    assert run_to_resume(config, tmp_path / "checkpoints", training_digest(config, "a dataset's content hash")) is None
     assert client.get_run(run.info.run_id).info.status == "KILLED"
 
 
