@@ -27,16 +27,7 @@ class AvPinoSweeperConf(SweepConfig):
     _target_: str = "hydra_plugins.av_pino_sweeper.av_pino_sweeper.AvPinoSweeper"
 
 
-def _schema() -> DictConfig:
-    """The schema with open sampler and pruner `kwargs`, so `hydra.sweeper.sampler.kwargs.n_startup_trials=2`
-    needs no `+` although the argument is pinned by SweepConfig, not written in the search's YAML."""
-    schema = OmegaConf.structured(AvPinoSweeperConf)
-    for part in (schema.sampler, schema.pruner):
-        OmegaConf.set_struct(part.kwargs, False)
-    return schema
-
-
-ConfigStore.instance().store(group="hydra/sweeper", name="av_pino_optuna", node=_schema(), provider="av-pino")
+ConfigStore.instance().store(group="hydra/sweeper", name="av_pino_optuna", node=AvPinoSweeperConf, provider="av-pino")
 
 
 class AvPinoSweeper(Sweeper):

@@ -2,15 +2,16 @@
 
 The search space is written in Hydra's sweep grammar (`tag(log, interval(0.001, 1.0))`, `choice(16, 32)`,
 `range(1, 4)`), the grammar hydra-optuna-sweeper users already know. The defaults are the shipped search's, so
-a search in conf/hparams_search/ writes only what it changes, and the sweeper plugin's schema is SweepConfig
-itself. Hydra imports that plugin at every startup, so this module imports no Optuna: pipeline/sweep/samplers.py
-builds the sampler and pruner.
+a search in conf/hparams_search/ writes only what it changes (its space, and its sampler's and pruner's
+arguments, pinned there as written because Optuna's defaults change between versions), and the sweeper
+plugin's schema is SweepConfig itself. Hydra imports that plugin at every startup, so this module imports no
+Optuna: pipeline/sweep/samplers.py builds the sampler and pruner.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from pipeline.config import ConfigError
@@ -21,16 +22,6 @@ SAMPLERS = ("tpe", "gp", "random", "nsga2")
 PRUNERS = ("median", "percentile", "successive_halving", "hyperband", "threshold", "nop")
 DIRECTIONS = ("maximize", "minimize")
 STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-
-# Arguments pinned per sampler and pruner, under a config's own `kwargs`: Optuna 5 changed TPE's defaults, and a
-# study should not change with the Optuna version. Pinned per name, not as `kwargs` defaults, because Hydra
-# merges a search's `kwargs` into the defaults key by key: TPE's arguments would reach NSGA-II.
-PINNED_SAMPLER_KWARGS = {  # constant_liar: workers sharing a study do not propose the points others run
-    "tpe": {"n_startup_trials": 4, "n_ei_candidates": 24, "multivariate": True, "group": False, "constant_liar": True}
-}
-PINNED_PRUNER_KWARGS = {  # 2 warm-up epochs: physics-heavy trials start slow and end best (docs/sweeps.md)
-    "median": {"n_startup_trials": 2, "n_warmup_steps": 2, "interval_steps": 1, "n_min_trials": 1}
-}
 
 
 def _check(ok: bool, key: str, value: Any, why: str) -> None:
@@ -57,16 +48,8 @@ class PrunerConfig:
         _check(self.name in PRUNERS, "pruner.name", self.name, f"must be one of {PRUNERS}")
 
 
-def _pinned(part: SamplerConfig | PrunerConfig | dict, kind: type, pins: dict) -> SamplerConfig | PrunerConfig:
-    """`part` as a `kind`, its `kwargs` laid over the arguments `pins` holds for its name."""
-    part = kind(**part) if isinstance(part, dict) else part
-    return replace(part, kwargs={**pins.get(part.name, {}), **part.kwargs})
-
-
 @dataclass
 class SweepConfig:
-    """The sampler's and the pruner's `kwargs` are laid over PINNED_SAMPLER_KWARGS and PINNED_PRUNER_KWARGS."""
-
     study_name: str = "av-pino-physics-weights"
     storage: Optional[str] = None  # an Optuna RDB URL (postgresql://...), a journal file path, or None:
     # the journal file mlruns/optuna/<study_name>.log
@@ -79,8 +62,10 @@ class SweepConfig:
     params: dict[str, str] = field(default_factory=dict)  # config key -> Hydra sweep expression
 
     def __post_init__(self) -> None:
-        self.sampler = _pinned(self.sampler, SamplerConfig, PINNED_SAMPLER_KWARGS)
-        self.pruner = _pinned(self.pruner, PrunerConfig, PINNED_PRUNER_KWARGS)
+        if isinstance(self.sampler, dict):
+            self.sampler = SamplerConfig(**self.sampler)
+        if isinstance(self.pruner, dict):
+            self.pruner = PrunerConfig(**self.pruner)
         _check(
             bool(STUDY_NAME.match(self.study_name)),
             "study_name",

@@ -5,7 +5,7 @@ import optuna
 import pytest
 
 from pipeline.config import ConfigError
-from pipeline.sweep.config import PINNED_SAMPLER_KWARGS, PRUNERS, SAMPLERS, PrunerConfig, SamplerConfig, SweepConfig
+from pipeline.sweep.config import PRUNERS, SAMPLERS, PrunerConfig, SamplerConfig, SweepConfig
 from pipeline.sweep.samplers import PRUNER_CLASSES, SAMPLER_CLASSES, build_pruner, build_sampler
 
 SPACE = {"loss.physics_weight": "tag(log, interval(0.001, 1.0))"}
@@ -51,15 +51,6 @@ def test_sampler_and_pruner_take_their_arguments_as_written():
         build_sampler(SamplerConfig("tpe", 0, {"n_startup": 3}), 0)
     with pytest.raises(ConfigError, match="pruner.kwargs"):
         build_pruner(PrunerConfig("percentile", {"percentile": 150.0}))
-
-
-def test_a_sweeps_arguments_go_over_the_ones_pinned_for_its_sampler_only():
-    tpe = SweepConfig(params=SPACE, sampler={"name": "tpe", "kwargs": {"n_startup_trials": 2}})
-    assert tpe.sampler.kwargs == {**PINNED_SAMPLER_KWARGS["tpe"], "n_startup_trials": 2}
-    assert SweepConfig(**vars(tpe)) == tpe  # pinning twice changes nothing
-    other = SweepConfig(params=SPACE, sampler={"name": "random"}, pruner={"name": "nop"})
-    assert other.sampler.kwargs == other.pruner.kwargs == {}  # TPE's and the median pruner's stay theirs
-    assert isinstance(build_sampler(other.sampler, 0), optuna.samplers.RandomSampler)
 
 
 def test_every_sampler_and_pruner_a_config_names_can_be_built():

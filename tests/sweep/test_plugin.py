@@ -72,7 +72,7 @@ def test_a_shipped_search_runs_the_sweep_it_always_ran(search):
     assert config.distributed.nproc_per_node == 2
 
 
-def test_a_pinned_argument_is_overridden_without_a_plus():
+def test_a_written_out_argument_is_overridden_without_a_plus():
     config = compose_search("hparams_search=physics_weights", "hydra.sweeper.sampler.kwargs.n_startup_trials=2")
     sweep = instantiate(config.hydra.sweeper).sweep_config({})
     assert sweep.sampler.kwargs == {**SHIPPED["physics_weights"]["sampler"]["kwargs"], "n_startup_trials": 2}
