@@ -309,6 +309,20 @@ class EvaluateConfig(_Section):
 
 
 @dataclass
+class ReadoutConfig(_Section):
+    """What the train stage fits on the trained model, on rank 0 before logging it, and logs with it
+    (pipeline/readout.py): a temperature on the validation windows' logits, and, for a model that returns
+    `features`, the Gaussians of its training windows' features that score each window's `ood_score`."""
+
+    fit: bool = True  # false: the model is logged as trained (temperature 1, no ood_score)
+    # a window is out_of_distribution when its ood_score exceeds this quantile of the validation windows' scores
+    ood_quantile: float = 0.95
+
+    def __post_init__(self) -> None:
+        check_setting(0.0 < self.ood_quantile < 1.0, "readout.ood_quantile", self.ood_quantile, "must be in (0, 1)")
+
+
+@dataclass
 class RegistryConfig(_Section):
     model_name: str = "av-pino"
     evaluation_run_id: Optional[str] = None  # default: the newest finished evaluate run
@@ -398,6 +412,7 @@ class ExperimentConfig(_Section):
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    readout: ReadoutConfig = field(default_factory=ReadoutConfig)
     registry: RegistryConfig = field(default_factory=RegistryConfig)
     study: StudyConfig = field(default_factory=StudyConfig)
 

@@ -2,7 +2,7 @@
 
 Metrics are computed with numpy so that the pipeline does not depend on scikit-learn; their definitions
 follow scikit-learn's and the training loop's (`pipeline.training.metrics`), so `val/macro_f1` and
-`test/macro_f1` mean the same thing.
+`test/macro_f1` mean the same thing. Calibration error lives in pipeline.calibration.
 """
 
 from __future__ import annotations
@@ -21,12 +21,15 @@ from mlflow.models import Model
 from plotly.subplots import make_subplots
 from torch import nn
 
+from pipeline.calibration import calibration_bins, expected_calibration_error
 from pipeline.model_factory import build_from_settings
-from pipeline.model_outputs import window_readings
+from pipeline.model_outputs import batch_readings
+from pipeline.readout import Readout, load_readout
 
 
-def load_logged_model(model_uri: str) -> tuple[nn.Module, dict]:
-    """The torch network behind a logged `av-pino` pyfunc, in eval mode, and its `model_config` dict.
+def load_logged_model(model_uri: str) -> tuple[nn.Module, dict, Readout]:
+    """The torch network behind a logged `av-pino` pyfunc, in eval mode, its `model_config` dict and its readout
+    (temperature 1 and no ood_score for a model logged before readouts).
 
     Reads the pyfunc's artifacts directly (not `mlflow.pyfunc.load_model`) because evaluation needs the
     raw outputs the pyfunc hides: logits and, when the model has them, physics residuals.
@@ -36,72 +39,45 @@ def load_logged_model(model_uri: str) -> tuple[nn.Module, dict]:
         artifacts = Model.load(local).flavors["python_function"]["artifacts"]
         config = json.loads((local / artifacts["model_config"]["path"]).read_text())
         state = torch.load(local / artifacts["weights"]["path"], map_location="cpu", weights_only=True)
+        arrays = local / artifacts["readout"]["path"] if "readout" in artifacts else None
+        readout = load_readout(config.get("readout"), arrays)
     model = build_from_settings(config)
     model.load_state_dict(state)
-    return model.eval(), config
+    return model.eval(), config, readout
 
 
 def predict_windows(
-    model: nn.Module, windows: np.ndarray, batch_size: int = 256, **conditions: Optional[np.ndarray]
+    model: nn.Module,
+    windows: np.ndarray,
+    batch_size: int = 256,
+    *,
+    readout: Optional[Readout] = None,
+    **conditions: Optional[np.ndarray],
 ) -> dict[str, np.ndarray]:
     """Run `model` over windows [N, L] in batches, on the model's device; puts it in eval mode (latent mean,
     no dropout). `conditions`, one value per window (`shaft_hz` [N], `bearing` [N, 4]: what
     `BearingWindows.conditions()` gives), reach the model as `model(x, shaft_hz=..., bearing=...)`.
 
-    Returns `probs` [N, C] and, for the optional outputs the model returns, `uncertainty`, `physics/<name>`
-    and `params/<name>`, each [N] (`pipeline.model_outputs.window_readings`).
+    Returns `probs` [N, C] as the served model gives them (softmax(logits / T) with the temperature of
+    `readout`, 1 without), `probs_uncalibrated` [N, C] and, for the optional outputs the model returns,
+    `uncertainty`, `physics/<name>` and `params/<name>`, each [N] (`pipeline.model_outputs.window_readings`);
+    `ood_score` [N] and `out_of_distribution` [N] (bool) when the model returns features and `readout` scores
+    them (`pipeline.readout.Readout.apply`).
     """
-    conditions = {
-        name: np.asarray(values, dtype=np.float32) for name, values in conditions.items() if values is not None
-    }
-    for name, values in conditions.items():
-        if len(values) != len(windows):
-            raise ValueError(f"{name} has {len(values)} values for {len(windows)} windows: give one per window")
-    model.eval()
-    device = next(model.parameters(), torch.empty(0)).device
-    chunks: dict[str, list[np.ndarray]] = {}
-    with torch.inference_mode():
-        for start in range(0, len(windows), batch_size):
-            batch = torch.as_tensor(np.asarray(windows[start : start + batch_size], dtype=np.float32), device=device)
-            out = model(
-                batch,
-                **{
-                    name: torch.as_tensor(values[start : start + batch_size], device=device)
-                    for name, values in conditions.items()
-                },
-            )
-            for key, value in window_readings(out).items():
-                chunks.setdefault(key, []).append(value.cpu().numpy())
-    return {key: np.concatenate(parts) for key, parts in chunks.items()}
+    return (readout or Readout()).apply(batch_readings(model, windows, batch_size, **conditions))
 
 
-def calibration_bins(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15) -> pd.DataFrame:
-    """Per equal-width confidence bin ((m-1)/M, m/M]: count, mean confidence and accuracy (NaN when empty).
-
-    Confidence is the top-class probability; a prediction is correct when its top class is the label.
-    """
-    probs, labels = np.asarray(probs, dtype=np.float64), np.asarray(labels)
-    confidence = probs.max(axis=1)
-    correct = (probs.argmax(axis=1) == labels).astype(np.float64)
-    bins = np.clip(np.ceil(confidence * n_bins).astype(int) - 1, 0, n_bins - 1)
-    count = np.bincount(bins, minlength=n_bins)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean_conf = np.bincount(bins, weights=confidence, minlength=n_bins) / count
-        accuracy = np.bincount(bins, weights=correct, minlength=n_bins) / count
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    return pd.DataFrame(
-        {"lower": edges[:-1], "upper": edges[1:], "count": count, "confidence": mean_conf, "accuracy": accuracy}
-    )
-
-
-def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15) -> float:
-    """ECE of Guo et al. (2017): sum over bins of |B|/N * |accuracy(B) - confidence(B)|; NaN for no samples."""
-    bins = calibration_bins(probs, labels, n_bins)
-    total = bins["count"].sum()
-    if total == 0:
+def auroc(in_scores: np.ndarray, out_scores: np.ndarray) -> float:
+    """How well a score separates out-of-distribution windows from in-distribution ones: the probability that
+    an `out_scores` window scores above an `in_scores` window, ties counted half (the Mann-Whitney AUROC, from
+    ranks). 0.5: indistinguishable; 1: every out window above every in window; NaN when either is empty."""
+    inside, outside = np.asarray(in_scores, dtype=np.float64), np.asarray(out_scores, dtype=np.float64)
+    if len(inside) == 0 or len(outside) == 0:
         return float("nan")
-    filled = bins[bins["count"] > 0]
-    return float((filled["count"] * (filled["accuracy"] - filled["confidence"]).abs()).sum() / total)
+    _, tied, counts = np.unique(np.concatenate([outside, inside]), return_inverse=True, return_counts=True)
+    mean_rank = np.cumsum(counts) - (counts - 1) / 2  # 1-based rank of each distinct value, ties averaged
+    n_out = len(outside)
+    return float((mean_rank[tied[:n_out]].sum() - n_out * (n_out + 1) / 2) / (n_out * len(inside)))
 
 
 def confusion_counts(labels: np.ndarray, preds: np.ndarray, n_classes: int) -> np.ndarray:

@@ -3,8 +3,9 @@
 A model (named in pipeline.model_factory.MODELS) maps windows `[B, L]` to a dict with "predictions", the class
 logits `[B, C]`, and takes as keywords what it may ignore: the recording conditions (`shaft_hz`, `bearing`) and
 `physics=False` on the serving path. Anything else it returns is optional and read by name where present:
-"uncertainties" `[B]`, "physics_residuals" and "physical_params" (dicts of per-window tensors). `window_readings`
-turns those into one number per window, for the evaluation and the served model alike.
+"features" `[B, hidden]` (the vector its classes are read from, which the out-of-distribution score models:
+pipeline.novelty), "uncertainties" `[B]`, "physics_residuals" and "physical_params" (dicts of per-window
+tensors). `window_readings` turns those into readings per window, for the evaluation and the served model alike.
 
 AGT-NO and the WDCNN baseline share the variational head (`VariationalClassifier`), so that an uncertainty (and
 the OOD AUROC read from it) means the same for both: uncertainty = entropy of the class distribution (nats) + mean
@@ -15,6 +16,9 @@ not show.
 
 from __future__ import annotations
 
+from typing import Optional
+
+import numpy as np
 import torch
 from torch import nn
 
@@ -36,13 +40,17 @@ def predictive_uncertainty(logits: torch.Tensor, log_var: torch.Tensor) -> torch
     return entropy + log_var.exp().mean(dim=-1)
 
 
-def variational_outputs(logits: torch.Tensor, mean: torch.Tensor, log_var: torch.Tensor) -> dict:
-    """The outputs of a variational classifier: the engine's KL term reads mean and log_var."""
+def variational_outputs(
+    logits: torch.Tensor, mean: torch.Tensor, log_var: torch.Tensor, features: torch.Tensor
+) -> dict:
+    """The outputs of a variational classifier reading the hidden vector `features`: the engine's KL term reads
+    mean and log_var."""
     return {
         "predictions": logits,
         "mean": mean,
         "log_var": log_var,
         "uncertainties": predictive_uncertainty(logits, log_var),
+        "features": features,
     }
 
 
@@ -65,21 +73,24 @@ class VariationalClassifier(nn.Module):
             self.latent_head.bias[latent_dim:].fill_(INITIAL_LOG_VAR)
 
     def decide(self, hidden: torch.Tensor) -> dict:
-        """predictions, mean, log_var and uncertainties of a hidden vector `[B, hidden]`. Training samples the
-        latent (reparameterised); eval reads its mean, so predictions are deterministic. The outputs are cast
-        back to the parameters' dtype from bf16 autocast: the losses need full precision."""
+        """predictions, mean, log_var, uncertainties and, as `features`, the hidden vector `[B, hidden]` itself.
+        Training samples the latent (reparameterised); eval reads its mean, so predictions are deterministic. The
+        outputs are cast back to the parameters' dtype from bf16 autocast: the losses need full precision."""
         dtype = self.classifier.weight.dtype
         mean, log_var = self.latent_head(hidden).to(dtype).chunk(2, dim=-1)
         z = mean + torch.randn_like(mean) * torch.exp(0.5 * log_var) if self.training else mean
-        return variational_outputs(self.classifier(z).to(dtype), mean, log_var)
+        return variational_outputs(self.classifier(z).to(dtype), mean, log_var, hidden.to(dtype))
 
 
 def window_readings(outputs: dict) -> dict[str, torch.Tensor]:
-    """Per window, in float32: `probs` `[B, C]` and, for what the model returned, `uncertainty`, `physics/<name>`
-    (the window's mean squared residual: residuals are normalised, so a relative squared error) and
-    `params/<name>` (an inferred physical parameter). A model that returns only predictions gets only `probs`."""
+    """Per window, in float32: `logits` `[B, C]` and, for what the model returned, `features` `[B, hidden]`,
+    `uncertainty`, `physics/<name>` (the window's mean squared residual: residuals are normalised, so a relative
+    squared error) and `params/<name>` (an inferred physical parameter). A model that returns only predictions
+    gets only `logits`. Probabilities come from a readout (pipeline.readout), which may rescale the logits."""
     logits = outputs["predictions"].float()
-    readings = {"probs": logits.softmax(dim=-1)}
+    readings = {"logits": logits}
+    if "features" in outputs:
+        readings["features"] = outputs["features"].float()
     if "uncertainties" in outputs:
         readings["uncertainty"] = outputs["uncertainties"].float()
     for name, residual in outputs.get("physics_residuals", {}).items():
@@ -87,3 +98,33 @@ def window_readings(outputs: dict) -> dict[str, torch.Tensor]:
     for name, value in outputs.get("physical_params", {}).items():
         readings[f"params/{name}"] = value.float()
     return readings
+
+
+def batch_readings(
+    model: nn.Module, windows: np.ndarray, batch_size: int = 256, **conditions: Optional[np.ndarray]
+) -> dict[str, np.ndarray]:
+    """`window_readings` of windows [N, L], run in batches on the model's device in eval mode (latent mean, no
+    dropout). `conditions`, one value per window (`shaft_hz` [N], `bearing` [N, 4]: what
+    `BearingWindows.conditions()` gives), reach the model as `model(x, shaft_hz=..., bearing=...)`."""
+    conditions = {
+        name: np.asarray(values, dtype=np.float32) for name, values in conditions.items() if values is not None
+    }
+    for name, values in conditions.items():
+        if len(values) != len(windows):
+            raise ValueError(f"{name} has {len(values)} values for {len(windows)} windows: give one per window")
+    model.eval()
+    device = next(model.parameters(), torch.empty(0)).device
+    chunks: dict[str, list[np.ndarray]] = {}
+    with torch.inference_mode():
+        for start in range(0, len(windows), batch_size):
+            batch = torch.as_tensor(np.asarray(windows[start : start + batch_size], dtype=np.float32), device=device)
+            out = model(
+                batch,
+                **{
+                    name: torch.as_tensor(values[start : start + batch_size], device=device)
+                    for name, values in conditions.items()
+                },
+            )
+            for key, value in window_readings(out).items():
+                chunks.setdefault(key, []).append(value.cpu().numpy())
+    return {key: np.concatenate(parts) for key, parts in chunks.items()}

@@ -20,7 +20,13 @@ def main(cfg: DictConfig) -> None:
         print(f"predict: {err}", file=sys.stderr)
         sys.exit(1)
     table = table.reset_index()
-    shown = table[[column for column in ("window", "class", "probability", "uncertainty") if column in table]]
+    shown = table[
+        [
+            column
+            for column in ("window", "class", "probability", "uncertainty", "out_of_distribution")
+            if column in table
+        ]
+    ]
     print(shown.to_string(index=False, float_format="{:.3f}".format))
     print(summary(table))
 

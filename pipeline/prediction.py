@@ -28,7 +28,8 @@ class PredictError(ValueError):
 
 
 def predict_file(path: str | Path, model_uri: str = DEFAULT_MODEL_URI, hop: Optional[int] = None) -> pd.DataFrame:
-    """One row per window of `path`: `class`, its `probability`, `uncertainty`, then every `prob_<class>`.
+    """One row per window of `path`: `class`, its `probability`, every `prob_<class>`, then what else the model
+    serves: `uncertainty` and, for a model logged with an ood score, `ood_score` and `out_of_distribution`.
 
     hop: samples between window starts when the file holds a signal; default the window length (no overlap).
     A CSV of windows is classified row by row and ignores `hop`.

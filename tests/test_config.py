@@ -47,6 +47,8 @@ def test_overrides_reach_the_config(compose_config):
         ("model.hidden_dim=30", "model.hidden_dim", "30"),
         ("model.dropout=1.5", "model.dropout", "1.5"),
         ("model.output_dim=1", "model.output_dim", "1"),
+        ("readout.ood_quantile=1", "readout.ood_quantile", "1"),
+        ("readout.ood_quantile=0", "readout.ood_quantile", "0"),
     ],
 )
 def test_bad_values_name_key_and_value(compose_config, override, key, value):

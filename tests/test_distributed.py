@@ -108,6 +108,8 @@ def test_train_stage_on_two_ranks_logs_one_run(mlflow_store, tmp_path, compose_c
     assert train_runs[0].info.status == "FINISHED" and result.model_uri
     history = mlflow.tracking.MlflowClient().get_metric_history(result.run_id, "val/accuracy")
     assert [m.step for m in history] == [0, 1]  # one value per epoch, not one per rank
+    temperature = mlflow.tracking.MlflowClient().get_metric_history(result.run_id, "calibration/temperature")
+    assert len(temperature) == 1  # the readout is fitted once, by rank 0, after training
 
 
 def test_two_torchrun_nodes_meet_on_127_0_0_1(mlflow_store, tmp_path):

@@ -7,6 +7,7 @@ from torch import nn
 
 from pipeline.config import ModelConfig
 from pipeline.evaluation import (
+    auroc,
     calibration_bins,
     classification_metrics,
     confusion_matrix_figure,
@@ -114,7 +115,7 @@ class FixedOutputs(nn.Module):
 def test_predict_windows_reduces_residuals_per_window_and_keeps_order():
     windows = np.random.default_rng(0).standard_normal((7, 4)).astype(np.float32)
     out = predict_windows(FixedOutputs(), windows, batch_size=3)
-    assert set(out) == {"probs", "uncertainty", "physics/eom", "physics/kinematics"}
+    assert set(out) == {"probs", "probs_uncalibrated", "uncertainty", "physics/eom", "physics/kinematics"}
     assert out["probs"] == pytest.approx(torch.from_numpy(windows[:, :2]).softmax(dim=-1).numpy())
     assert out["physics/eom"] == pytest.approx((4 * windows**2).mean(axis=1))
     assert out["physics/kinematics"] == pytest.approx(windows[:, 0] ** 2)
@@ -148,8 +149,20 @@ class SpeedAware(nn.Module):
 def test_predict_windows_passes_each_windows_shaft_speed_and_reads_only_what_the_model_returns():
     windows, shaft_hz = np.zeros((5, 4), dtype=np.float32), np.array([28.0, 29.0, 0.0, -1.0, 30.0])
     out = predict_windows(SpeedAware(), windows, batch_size=2, shaft_hz=shaft_hz)
-    assert set(out) == {"probs"}  # no uncertainty, no physics/*: the model has neither
+    assert set(out) == {"probs", "probs_uncalibrated"}  # no uncertainty, physics/* or ood score: it has none
     expected = torch.tensor(np.stack([shaft_hz, -shaft_hz], axis=1)).float().softmax(dim=-1).numpy()
     assert out["probs"] == pytest.approx(expected)
     with pytest.raises(ValueError, match="shaft_hz has 2 values for 5 windows"):
         predict_windows(SpeedAware(), windows, shaft_hz=shaft_hz[:2])
+
+
+def pairwise_auroc(inside, outside):
+    return np.mean([(o > i) + 0.5 * (o == i) for o in outside for i in inside])
+
+
+def test_auroc_is_the_probability_an_out_window_scores_above_an_in_window_ties_half():
+    rng = np.random.default_rng(0)
+    inside, outside = rng.integers(0, 4, 60).astype(float), rng.integers(0, 5, 40).astype(float)  # many ties
+    assert auroc(inside, outside) == pytest.approx(pairwise_auroc(inside, outside))
+    assert auroc(in_scores=[0.0, 1.0], out_scores=[2.0, 3.0]) == 1.0 and auroc([1.0], [0.0]) == 0.0
+    assert auroc([1.0, 1.0], [1.0]) == 0.5 and np.isnan(auroc([1.0], []))

@@ -16,7 +16,9 @@ from pipeline.data.classes import CLASS_NAMES
 from pipeline.evaluation import predict_windows
 from pipeline.model_factory import MODELS, build_from_settings, build_model
 from pipeline.model_outputs import INITIAL_LOG_VAR, VariationalClassifier, predictive_uncertainty, window_readings
+from pipeline.readout import fit_readout
 from pipeline.tracking.model_logging import served_model
+from tests.tiny import tiny_dataset
 
 WINDOW = 256
 PROB_COLUMNS = [f"prob_{name}" for name in CLASS_NAMES]
@@ -62,7 +64,7 @@ def test_a_model_that_returns_only_logits_is_scored_on_its_probabilities():
     torch.manual_seed(0)
     model, x = LogitsOnly(output_dim=3), windows(5)
     out = predict_windows(model, x, batch_size=2, shaft_hz=np.full(5, 29.95))
-    assert set(out) == {"probs"}  # no uncertainty, no physics: the model has neither
+    assert set(out) == {"probs", "probs_uncalibrated"}  # no uncertainty, physics or ood score: it has none
     expected = model(torch.from_numpy(x))["predictions"].softmax(dim=-1).detach().numpy()
     np.testing.assert_allclose(out["probs"], expected, rtol=1e-5)
 
@@ -71,31 +73,55 @@ def test_optional_outputs_are_read_by_name_as_one_number_per_window():
     readings = window_readings(
         {
             "predictions": torch.tensor([[2.0, 0.0], [0.0, 0.0]]),
+            "features": torch.ones(2, 5),
             "uncertainties": torch.tensor([0.1, 0.2]),
             "physics_residuals": {"eom": torch.tensor([[1.0, 3.0], [0.0, 2.0]])},
             "physical_params": {"resonance_hz": torch.tensor([3000.0, 2500.0])},
             "fields": {"force": torch.zeros(2, 8)},  # a field over the window is no per-window reading
         }
     )
-    assert set(readings) == {"probs", "uncertainty", "physics/eom", "params/resonance_hz"}
-    torch.testing.assert_close(readings["probs"][1], torch.tensor([0.5, 0.5]))
+    assert set(readings) == {"logits", "features", "uncertainty", "physics/eom", "params/resonance_hz"}
+    torch.testing.assert_close(readings["logits"][0], torch.tensor([2.0, 0.0]))  # a readout makes probabilities
     torch.testing.assert_close(readings["physics/eom"], torch.tensor([5.0, 2.0]))  # the mean squared residual
     torch.testing.assert_close(readings["params/resonance_hz"], torch.tensor([3000.0, 2500.0]))
 
 
+OOD = ["ood_score", "out_of_distribution"]
+
+
 @pytest.mark.usefixtures("logits_only")
 @pytest.mark.parametrize(
-    "name, readings", [("agt_no", ["uncertainty"]), ("wdcnn", ["uncertainty"]), ("logits_only", [])]
+    "name, readings",
+    [("agt_no", ["uncertainty", *OOD]), ("wdcnn", ["uncertainty", *OOD]), ("logits_only", [])],
 )
 def test_the_served_table_has_a_column_for_each_reading_the_model_returns(name, readings, tmp_path):
+    """A model that returns features is served with an ood score; one that returns only logits is not."""
     torch.manual_seed(0)
     model_settings = settings(name)
-    predictor, _ = served_model(build_from_settings(model_settings), model_settings, tmp_path)
+    model = build_from_settings(model_settings)
+    readout = fit_readout(model, tiny_dataset())
+    predictor, _ = served_model(model, model_settings, tmp_path, readout)
     table = predictor.predict(None, windows(3), {"shaft_hz": 25.0})
     assert list(table.columns) == ["class", *PROB_COLUMNS, *readings]
     probs = table[PROB_COLUMNS].to_numpy()
     assert probs.sum(axis=1) == pytest.approx(np.ones(3), abs=1e-5)
     assert table["class"].tolist() == [CLASS_NAMES[i] for i in probs.argmax(axis=1)]
+    served = predict_windows(model, windows(3), readout=readout, shaft_hz=np.full(3, 25.0))
+    np.testing.assert_allclose(probs, served["probs"], rtol=1e-4, atol=1e-6)  # temperature-scaled, as evaluated
+    if OOD[0] in readings:
+        np.testing.assert_allclose(table["ood_score"], served["ood_score"], rtol=1e-4)
+        assert table["out_of_distribution"].dtype == bool
+
+
+def test_a_model_logged_without_a_readout_serves_its_softmax_and_no_ood_score(tmp_path):
+    torch.manual_seed(0)
+    model_settings = settings("wdcnn")
+    model = build_from_settings(model_settings)
+    predictor, _ = served_model(model, model_settings, tmp_path)
+    table = predictor.predict(None, windows(3), {"shaft_hz": 25.0})
+    assert list(table.columns) == ["class", *PROB_COLUMNS, "uncertainty"]
+    softmax = model.eval()(torch.from_numpy(windows(3)))["predictions"].softmax(dim=-1).detach().numpy()
+    np.testing.assert_allclose(table[PROB_COLUMNS].to_numpy(), softmax, rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize("name", ["agt_no", "wdcnn"])

@@ -39,7 +39,8 @@ def _conv_block(in_channels: int, out_channels: int, kernel: int, stride: int = 
 
 
 class WDCNN(VariationalClassifier):
-    """Windows `[B, L]` or `[B, L, input_dim]` -> predictions, mean, log_var and uncertainties.
+    """Windows `[B, L]` or `[B, L, input_dim]` -> predictions, mean, log_var, uncertainties and features (the
+    dense layer's output the head reads).
 
     Takes the keyword arguments `build_model` passes every model; the sample rate and AGT-NO's own arguments
     (operator sizes, class locations, bearing geometry) do not apply: the baseline keeps its published widths.

@@ -142,7 +142,8 @@ class AGTNOArchitecture(VariationalClassifier):
         the serving path reads fastest), nominal when None;
         bearing: `[B, 4]` each window's bearing geometry for the kinematics residual, the constructor's when None.
 
-        Returns predictions [B, output_dim] logits, mean and log_var [B, latent_dim], uncertainties [B] and, unless
+        Returns predictions [B, output_dim] logits, mean and log_var [B, latent_dim], uncertainties [B], features
+        [B, hidden_dim] (the encoder's hidden vector the head reads) and, unless
         `physics=False` (the serving path, run in chunks of INFERENCE_CHUNK windows), fields {displacement, velocity,
         force} [B, L] in physical units, physical_params {natural_freq_hz, damping_ratio, resonance_hz} [B], and
         physics_residuals and coupled_fields as pipeline.physics.residuals returns them.

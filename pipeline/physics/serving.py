@@ -75,8 +75,8 @@ class ServingPlan:
         return tuple((param.data_ptr(), param._version) for params, name in self._slots for param in (params[name],))
 
     def decide(self, signal: Tensor, shaft_hz: Tensor | float) -> dict:
-        """predictions, mean, log_var and uncertainties of windows `[B, L, C]` (float32 or float64), read at
-        `shaft_hz`: `[B]`, or one number for every window."""
+        """predictions, mean, log_var, uncertainties and features of windows `[B, L, C]` (float32 or float64),
+        read at `shaft_hz`: `[B]`, or one number for every window."""
         batch, length = signal.shape[:2]
         spectrum, log_power = spectrum_view(signal)
         h = torch.baddbmm(self.lift[1], self.lift[0].expand(batch, -1, -1), log_power)
@@ -97,7 +97,7 @@ class ServingPlan:
             features.append(self.envelope_norm(orders.flatten(1)))
         hidden = F.gelu(self.encoder(torch.cat(features, dim=-1)))
         mean, log_var = self.latent_head(hidden).chunk(2, dim=-1)
-        return variational_outputs(self.classifier(mean), mean, log_var)  # VariationalClassifier.decide in eval
+        return variational_outputs(self.classifier(mean), mean, log_var, hidden)  # VariationalClassifier.decide
 
     def _fourier_tables(self, h: Tensor) -> list[Optional[tuple[Tensor, Tensor, Tensor]]]:
         """Per block, for features `h` of this length and dtype: analysis, synthesis and mixing matrices."""

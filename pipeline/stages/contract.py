@@ -47,7 +47,7 @@ class ReuseKey:
 REUSE_KEYS = {
     "prepare": ReuseKey((), (CONFIG_HASH_TAG,), CONTENT_HASH_TAG),
     "train": ReuseKey(
-        ("model.", "loss.", "training.", "data.augment_"),
+        ("model.", "loss.", "training.", "data.augment_", "readout."),
         (CONTENT_HASH_TAG,),
         MODEL_URI_TAG,
         ("training.resume", "training.heartbeat_s", "training.device"),

@@ -6,6 +6,13 @@ matrix, a reliability diagram and a per-class table. The classes are the dataset
 `class_names`, which the model's config must repeat), and each test window reaches the model with its shaft
 speed and bearing geometry. The model may have been trained on another machine: it is read from the store, and
 its dataset found or rebuilt on this one (`dataset_of_run`).
+
+The probabilities scored are the served model's, scaled by the temperature of its readout (pipeline.readout):
+`test/ece` is theirs, `test/ece_uncalibrated` that of the plain softmax. For a model with an ood score,
+`test/ood_score_mean` and `test/ood_auroc_vs_val` say how far the test data sits from the training distribution: the
+AUROC separating the test windows from the validation windows (drawn like the training windows) by ood score,
+0.5 when the test data looks like the training data, towards 1 when it does not, as on a fault_size split, whose
+test bearings were never seen.
 """
 
 from __future__ import annotations
@@ -19,9 +26,11 @@ import mlflow
 import numpy as np
 import pandas as pd
 
+from pipeline.calibration import expected_calibration_error
 from pipeline.config import ExperimentConfig
 from pipeline.data.prepared import load_prepared, prepare_dataset
 from pipeline.evaluation import (
+    auroc,
     classification_metrics,
     confusion_matrix_figure,
     load_logged_model,
@@ -105,7 +114,7 @@ def logged_metrics(
     metrics: dict[str, float], per_class: pd.DataFrame, outputs: dict[str, np.ndarray]
 ) -> dict[str, float]:
     """The `test/` metrics from classification metrics and the model outputs `predict_windows` returned:
-    physics and uncertainty metrics only for a model that returns residuals and uncertainties."""
+    physics, uncertainty and ood metrics only for a model that returns residuals, uncertainties and ood scores."""
     logged = {f"test/{name}": value for name, value in metrics.items()}
     logged.update({f"test/recall/{name}": float(recall) for name, recall in per_class["recall"].items()})
     physics = {key: float(values.mean()) for key, values in outputs.items() if key.startswith("physics/")}
@@ -114,6 +123,8 @@ def logged_metrics(
         logged["test/physics_residual"] = float(np.mean(list(physics.values())))
     if "uncertainty" in outputs:
         logged["test/mean_uncertainty"] = float(outputs["uncertainty"].mean())
+    if "ood_score" in outputs:
+        logged["test/ood_score_mean"] = float(outputs["ood_score"].mean())
     return logged
 
 
@@ -140,7 +151,7 @@ def evaluate(
         run_name=f"evaluate-{target.model_uri.rsplit('/', 1)[-1]}",
         tags=tags,
     ) as run:
-        model, model_config = load_logged_model(target.model_uri)
+        model, model_config, readout = load_logged_model(target.model_uri)
         dataset = load_prepared(target.dataset_dir)
         class_names = _check_compatible(model_config, dataset.manifest, target)
         mlflow.set_tag(CLASS_NAMES_TAG, ",".join(class_names))  # the registry compares models of one task only
@@ -149,7 +160,8 @@ def evaluate(
         labels = test.labels
         if len(labels) == 0:
             raise EvaluationError(f"{target.dataset_dir} has no test windows")
-        outputs = predict_windows(model, test.windows, config.evaluate.batch_size, **test.conditions())
+        batch_size = config.evaluate.batch_size
+        outputs = predict_windows(model, test.windows, batch_size, readout=readout, **test.conditions())
         probs = outputs["probs"]
         if probs.shape[1] != len(class_names):
             raise EvaluationError(
@@ -158,6 +170,13 @@ def evaluate(
             )
         metrics, per_class = classification_metrics(labels, probs, class_names, config.evaluate.ece_bins)
         logged = logged_metrics(metrics, per_class, outputs)
+        logged["test/ece_uncalibrated"] = expected_calibration_error(
+            outputs["probs_uncalibrated"], labels, config.evaluate.ece_bins
+        )
+        val = dataset.subset("val")
+        if "ood_score" in outputs and len(val):
+            val_scores = predict_windows(model, val.windows, batch_size, readout=readout, **val.conditions())
+            logged["test/ood_auroc_vs_val"] = auroc(in_scores=val_scores["ood_score"], out_scores=outputs["ood_score"])
         # Also against the logged model, on the dataset input just logged: MLflow then ranks models by them.
         model_id = mlflow.models.get_model_info(target.model_uri).model_id
         if model_id is None:

@@ -1,7 +1,9 @@
 """Stage 2, train: train the configured model on a prepared dataset, on one rank or many, and log it.
 
-Metrics per epoch go to MLflow (train/*, physics/*, val/*); the model is logged as the `av-pino` pyfunc. A job
-of several ranks is one `TrainJob` run by every rank: rank 0 tracks, checkpoints and logs; the others train.
+Metrics per epoch go to MLflow (train/*, physics/*, val/*); the model is logged as the `av-pino` pyfunc with
+its readout (`readout.*`: temperature and ood score, fitted after training; its metrics `calibration/temperature`,
+`val/ece_uncalibrated`, `val/ece_calibrated`, `val/ood_threshold`). A job of several ranks is one `TrainJob` run
+by every rank: rank 0 tracks, checkpoints, fits the readout and logs; the others train.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pipeline.data.prepared import PreparedDataset, load_prepared, prepare_datas
 from pipeline.distributed import broadcast_from_rank0, launch, process_group, rank, under_launcher, world_size
 from pipeline.liveness import this_process
 from pipeline.model_factory import build_from_settings, model_settings
+from pipeline.readout import fit_readout
 from pipeline.stages.contract import CONFIG_DIGEST_TAG, DATASET_DIR_TAG, MODEL_URI_TAG, training_digest
 from pipeline.tracking.callbacks import MlflowMetricsLogger, ProgressPrinter
 from pipeline.tracking.datasets import log_dataset
@@ -187,7 +190,17 @@ class TrainJob:
             mlflow.log_figure(engine.monitor.plot_training_curves(), "plots/training_curves.html")
             model_uri = None
             if engine.stop_reason is None:
-                model_uri = log_pyfunc_model(trained, settings, dataset.arrays["windows"][:2])
+                readout = None
+                if config.readout.fit:  # rank 0 only, on the trained weights: the other ranks are done
+                    readout = fit_readout(
+                        trained,
+                        dataset,
+                        ood_quantile=config.readout.ood_quantile,
+                        ece_bins=config.evaluate.ece_bins,
+                        batch_size=config.evaluate.batch_size,
+                    )
+                    mlflow.log_metrics(readout.metrics)
+                model_uri = log_pyfunc_model(trained, settings, dataset.arrays["windows"][:2], readout=readout)
                 mlflow.set_tag(MODEL_URI_TAG, model_uri)
                 print(f"train run {run_id}: model {model_uri}")
             else:

@@ -20,6 +20,7 @@ METRICS = (
     "test/physics_residual",
     "test/mean_uncertainty",
     "test/ood_auroc",
+    "test/uncertainty_auroc",
     "sysid/resonance_hz_error_pct",
     "sysid/resonance_hz_baseline_error_pct",
     "sysid/damping_ratio_error_pct",
@@ -29,7 +30,8 @@ METRICS = (
 QUALITY = (
     ("ECE, held-out", "test/ece", "recording"),
     ("ECE, load shift", "test/ece", "load_shift"),
-    ("OOD AUROC", "test/ood_auroc", "ood_size"),
+    ("OOD AUROC, ood score", "test/ood_auroc", "ood_size"),
+    ("OOD AUROC, uncertainty", "test/uncertainty_auroc", "ood_size"),
     ("physics residual", "test/physics_residual", "recording"),
     ("resonance error %", "sysid/resonance_hz_error_pct", "recording"),
     ("damping error %", "sysid/damping_ratio_error_pct", "recording"),

@@ -13,6 +13,7 @@ import mlflow
 from pipeline.config import ExperimentConfig
 from pipeline.data.prepared import load_prepared
 from pipeline.evaluation import load_logged_model
+from pipeline.readout import Readout
 from pipeline.stages.contract import DATASET_DIR_TAG, MODEL_URI_TAG, TRAIN_RUN_TAG
 from pipeline.stages.train import train
 from pipeline.study.design import ARMS, Arm, arm_config
@@ -62,7 +63,7 @@ def run_study(config: ExperimentConfig) -> StudyResult:
                         tags=tags,
                         run_name=f"train-{arm.name}-{training.name}-seed{seed}",
                     )
-                    model, _ = load_logged_model(trained.model_uri)
+                    model, _, readout = load_logged_model(trained.model_uri)
                     for evaluation in training.evaluations:
                         cells.append(
                             _score_cell(
@@ -71,6 +72,7 @@ def run_study(config: ExperimentConfig) -> StudyResult:
                                 seed,
                                 evaluation,
                                 model,
+                                readout,
                                 {**tags, TRAIN_RUN_TAG: trained.run_id, MODEL_URI_TAG: trained.model_uri},
                             )
                         )
@@ -85,7 +87,13 @@ def run_study(config: ExperimentConfig) -> StudyResult:
 
 
 def _score_cell(
-    config: ExperimentConfig, arm: Arm, seed: int, evaluation: EvaluationSet, model, tags: dict[str, str]
+    config: ExperimentConfig,
+    arm: Arm,
+    seed: int,
+    evaluation: EvaluationSet,
+    model,
+    readout: Readout,
+    tags: dict[str, str],
 ) -> Cell:
     """One `study_cell` run: the model of (arm, training set, seed) scored on one evaluation set."""
     name = f"{arm.name}-{evaluation.split}-seed{seed}"
@@ -98,6 +106,7 @@ def _score_cell(
             evaluation,
             batch_size=config.evaluate.batch_size,
             ece_bins=config.evaluate.ece_bins,
+            readout=readout,
         )
         mlflow.log_metrics(metrics)
     return Cell(arm.name, evaluation.split, seed, run.info.run_id, metrics)

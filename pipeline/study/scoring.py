@@ -8,14 +8,15 @@ a study run's `test/accuracy` means exactly what an evaluate run's does.
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import numpy as np
-from scipy.stats import rankdata
 from torch import nn
 
 from pipeline.data.prepared import PreparedDataset
 from pipeline.data.windows import SPLIT_NAMES
-from pipeline.evaluation import classification_metrics, predict_windows
+from pipeline.evaluation import auroc, classification_metrics, predict_windows
+from pipeline.readout import Readout
 from pipeline.stages.evaluate import logged_metrics
 from pipeline.study.sets import EvaluationSet, held_out_size_mask
 
@@ -26,11 +27,19 @@ SYSID_PARAMS = ("natural_freq_hz", "damping_ratio", "resonance_hz")
 
 
 def score(
-    model: nn.Module, dataset: PreparedDataset, evaluation: EvaluationSet, *, batch_size: int = 256, ece_bins: int = 15
+    model: nn.Module,
+    dataset: PreparedDataset,
+    evaluation: EvaluationSet,
+    *,
+    batch_size: int = 256,
+    ece_bins: int = 15,
+    readout: Optional[Readout] = None,
 ) -> dict[str, float]:
-    """`test/*` metrics on the in-distribution test windows; `test/ood_auroc` when the set has an OOD part and
-    the model reports uncertainties; `sysid/*` when the dataset carries the simulator's ground truth and the
-    model infers physical parameters. A model that returns no residuals (WDCNN) gets no physics metrics.
+    """`test/*` metrics on the in-distribution test windows, of the probabilities `readout` calibrates (as the
+    served model does); when the set has an OOD part, how well a reading tells its windows from the in-distribution
+    test windows: `test/ood_auroc` by the readout's ood score, `test/uncertainty_auroc` by the uncertainty;
+    `sysid/*` when the dataset carries the simulator's ground truth and the model infers physical parameters. A
+    model that returns no residuals (WDCNN) gets no physics metrics.
     """
     a = dataset.arrays
     test = np.asarray(a["split"]) == TEST
@@ -41,29 +50,21 @@ def score(
     params = PhysicalParams()
     windows = dataset.subset("test")
     with params.recorded(model):
-        outputs = predict_windows(model, windows.windows, batch_size, **windows.conditions())
+        outputs = predict_windows(model, windows.windows, batch_size, readout=readout, **windows.conditions())
     in_dist = ~ood[test]
     labels = np.asarray(a["labels"][scored])
     metrics, per_class = classification_metrics(
         labels, outputs["probs"][in_dist], dataset.manifest["class_names"], ece_bins
     )
     logged = logged_metrics(metrics, per_class, {k: v[in_dist] for k, v in outputs.items()})
-    if ood.any() and "uncertainty" in outputs:
-        logged["test/ood_auroc"] = auroc(outputs["uncertainty"][~in_dist], outputs["uncertainty"][in_dist])
+    if ood.any():  # held-out-size windows against in-distribution test windows
+        for metric, reading in (("test/ood_auroc", "ood_score"), ("test/uncertainty_auroc", "uncertainty")):
+            if reading in outputs:
+                logged[metric] = auroc(outputs[reading][in_dist], outputs[reading][~in_dist])
     if params.values and "natural_freq_hz" in a:
         truth = ground_truth(dataset, test)
         logged.update(sysid_errors(params.arrays(), truth, train_means=ground_truth_means(dataset)))
     return logged
-
-
-def auroc(positives: np.ndarray, negatives: np.ndarray) -> float:
-    """Probability that a positive scores above a negative (ties count half): the Mann-Whitney AUROC."""
-    positives, negatives = np.asarray(positives, dtype=np.float64), np.asarray(negatives, dtype=np.float64)
-    if len(positives) == 0 or len(negatives) == 0:
-        return float("nan")
-    ranks = rankdata(np.concatenate([positives, negatives]))
-    n_pos = len(positives)
-    return float((ranks[:n_pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * len(negatives)))
 
 
 class PhysicalParams:

@@ -1,10 +1,11 @@
-"""Log a trained network as the registry's pyfunc model: weights + config, loaded without pickle."""
+"""Log a trained network as the registry's pyfunc model: weights, config and readout, loaded without pickle."""
 
 from __future__ import annotations
 
 import json
 import tempfile
 from pathlib import Path
+from typing import Optional
 
 import mlflow
 import numpy as np
@@ -12,6 +13,7 @@ import torch
 from mlflow.models import infer_signature
 from torch import nn
 
+from pipeline.readout import Readout
 from pipeline.tracking.pyfunc_model import AVPinoModel
 
 MODEL_CODE = Path(__file__).with_name("pyfunc_model.py")
@@ -20,17 +22,20 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1]
 PIP_REQUIREMENTS = ["torch==2.13.0", "mlflow==3.17.2", "numpy==2.4.6", "pandas==3.1.1", "scipy==1.17.1"]
 
 
-def log_pyfunc_model(model: nn.Module, settings: dict, example: np.ndarray, name: str = "model") -> str:
+def log_pyfunc_model(
+    model: nn.Module, settings: dict, example: np.ndarray, name: str = "model", readout: Optional[Readout] = None
+) -> str:
     """Log `model` under the active run; return its model URI (`models:/<model id>`).
 
     `settings` (pipeline.model_factory.model_settings) is what the served model needs besides its weights:
-    architecture, class names and locations, bearing, window and rate; it is stored as `model_config.json`."""
+    architecture, class names and locations, bearing, window and rate; it is stored as `model_config.json`,
+    with the numbers of `readout` (pipeline.readout: temperature, ood threshold; none: the logits as they are)."""
     # Loading the pyfunc (below, and in MLflow's check of the input example) sets the thread count of a server:
     # the caller's, a trainer's, is restored after.
     threads = torch.get_num_threads()
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            predictor, artifacts = served_model(model, settings, Path(tmp))
+            predictor, artifacts = served_model(model, settings, Path(tmp), readout)
             example = np.asarray(example, dtype=np.float32)
             params = {"shaft_hz": float(settings["shaft_hz"])}  # a request may pass its machine's speed
             signature = infer_signature(example, predictor.predict(None, example), params=params)
@@ -48,12 +53,19 @@ def log_pyfunc_model(model: nn.Module, settings: dict, example: np.ndarray, name
     return info.model_uri
 
 
-def served_model(model: nn.Module, settings: dict, folder: Path) -> tuple[AVPinoModel, dict[str, str]]:
-    """`model` as the registry serves it: its weights and `settings` written to `folder` as the pyfunc's
-    artifacts (returned too), and loaded from there as MLflow loads them, with the thread count of a server."""
+def served_model(
+    model: nn.Module, settings: dict, folder: Path, readout: Optional[Readout] = None
+) -> tuple[AVPinoModel, dict[str, str]]:
+    """`model` as the registry serves it: its weights, `settings` and `readout` written to `folder` as the
+    pyfunc's artifacts (returned too), and loaded from there as MLflow loads them, with the thread count of a
+    server."""
+    readout = readout or Readout()
     artifacts = {"weights": str(folder / "weights.pt"), "model_config": str(folder / "model_config.json")}
     torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, artifacts["weights"])
-    Path(artifacts["model_config"]).write_text(json.dumps(settings, indent=2))
+    Path(artifacts["model_config"]).write_text(json.dumps({**settings, "readout": readout.settings()}, indent=2))
+    arrays = readout.save_arrays(folder)
+    if arrays is not None:
+        artifacts["readout"] = str(arrays)
     predictor = AVPinoModel()
     predictor.load_context(_Context(artifacts))
     return predictor, artifacts

@@ -1,7 +1,9 @@
 """The registered model as MLflow "models from code": this file is logged with the model and run at load time.
 
 Nothing is unpickled: the weights are a torch state dict read with `weights_only=True`, the architecture and
-preprocessing come from `model_config.json`. So the model loads with MLFLOW_ALLOW_PICKLE_DESERIALIZATION=false.
+preprocessing come from `model_config.json`, and so does the readout (temperature, ood threshold) but for the
+arrays of its Gaussians, a torch file of tensors read with `weights_only=True` too (pipeline.readout). So the
+model loads with MLFLOW_ALLOW_PICKLE_DESERIALIZATION=false.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from mlflow.pyfunc import PythonModel
 
 from pipeline.model_factory import build_from_settings
 from pipeline.model_outputs import window_readings
+from pipeline.readout import load_readout
 
 # Samples (windows x window length) per request. The network's activations take ~650 bytes per sample, so
 # this bounds one request to ~3 GB; 100,000 windows of 1024 would need ~65 GB and take the server down.
@@ -138,8 +141,10 @@ class Batcher:
 
 class AVPinoModel(PythonModel):
     """Windows (N x L float32) -> a table, one row per window: class name, per-class probabilities `prob_<class>`
-    and what else the model reads per window (`pipeline.model_outputs.window_readings`), by name: `uncertainty`
-    for a model that returns uncertainties."""
+    (temperature-scaled by the model's readout) and what else the model reads per window
+    (`pipeline.model_outputs.window_readings`), by name: `uncertainty` for a model that returns uncertainties,
+    `ood_score` (float) and `out_of_distribution` (bool) for one that returns features and was logged with a
+    fitted readout."""
 
     def load_context(self, context) -> None:
         """Build the network from its config and weights. Unless OMP_NUM_THREADS says otherwise, torch gets one
@@ -154,6 +159,7 @@ class AVPinoModel(PythonModel):
         state = torch.load(context.artifacts["weights"], map_location="cpu", weights_only=True)
         self.model.load_state_dict(state)
         self.model.eval()
+        self.readout = load_readout(self.config.get("readout"), context.artifacts.get("readout"))
         self.batcher = Batcher(self._forward)
         if "OMP_NUM_THREADS" not in os.environ:
             torch.set_num_threads(1)
@@ -166,8 +172,9 @@ class AVPinoModel(PythonModel):
         `validate_windows` (which also takes DataFrames and lists, for direct calls) stay the checks."""
         windows = torch.from_numpy(validate_windows(model_input, self.window))
         shaft_hz = validate_shaft_hz((params or {}).get("shaft_hz", self.config["shaft_hz"]))
-        readings = {key: value.numpy() for key, value in self.batcher(windows, shaft_hz).items()}
+        readings = self.readout.apply({key: value.numpy() for key, value in self.batcher(windows, shaft_hz).items()})
         probs = readings.pop("probs")
+        del readings["probs_uncalibrated"]
         # one dict of columns: building the frame at once costs half of inserting columns into it
         columns = {
             "class": [self.class_names[i] for i in probs.argmax(axis=1)],

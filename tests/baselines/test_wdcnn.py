@@ -13,7 +13,7 @@ from pipeline.model_outputs import predictive_uncertainty
 from pipeline.training.training_engine import TrainingEngine
 from tests.training.tiny_training import AtShaftSpeed, tiny_config, tone_windows
 
-OUTPUTS = {"predictions", "mean", "log_var", "uncertainties"}
+OUTPUTS = {"predictions", "mean", "log_var", "uncertainties", "features"}
 
 
 def test_built_by_name_from_a_model_config():
@@ -27,6 +27,7 @@ def test_any_window_length_gives_the_engine_outputs(length):
     out = model(torch.randn(3, length))
     assert out["predictions"].shape == (3, 10)
     assert out["mean"].shape == out["log_var"].shape == (3, 8)
+    assert out["features"].shape == (3, 100)  # the dense layer the head reads: what the ood score models
     assert out["uncertainties"].shape == (3,) and (out["uncertainties"] > 0).all()
     assert torch.equal(out["uncertainties"], predictive_uncertainty(out["predictions"], out["log_var"]))
     assert set(out) == OUTPUTS  # it states and infers no physics

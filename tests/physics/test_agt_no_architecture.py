@@ -24,6 +24,7 @@ OUTPUT_KEYS = {
     "mean",
     "log_var",
     "uncertainties",
+    "features",
 }
 
 
@@ -148,7 +149,7 @@ def test_samples_do_not_influence_each_other_in_eval():
     changed = x.clone()
     changed[1] = 50 * torch.randn(256)
     before, after = model(x), model(changed)
-    for key in ("predictions", "mean", "log_var", "uncertainties"):
+    for key in ("predictions", "mean", "log_var", "uncertainties", "features"):
         torch.testing.assert_close(before[key][0], after[key][0])
     for group in ("fields", "physical_params", "physics_residuals", "coupled_fields"):
         for name in before[group]:
@@ -170,7 +171,7 @@ def test_serving_path_gives_the_full_forwards_decisions(size, length, shaft_hz):
     with torch.inference_mode():
         full = model(x, shaft_hz=torch.full((len(x),), shaft_hz))
         served = model(x, physics=False, shaft_hz=shaft_hz)
-    assert served.keys() == {"predictions", "mean", "log_var", "uncertainties"}
+    assert served.keys() == {"predictions", "mean", "log_var", "uncertainties", "features"}
     for key in served:
         torch.testing.assert_close(served[key], full[key], rtol=1e-5, atol=1e-5)
     assert torch.equal(served["predictions"].argmax(-1), full["predictions"].argmax(-1))

@@ -1,8 +1,10 @@
 """The evaluate stage end to end on a private MLflow store: a tiny dataset, a tiny model trained one epoch; the
-logged models ranked by their evaluations; and the metrics it logs for a model that returns no physics."""
+logged models ranked by their evaluations; and the metrics it logs for a model that returns no physics, and for
+one logged before readouts (no temperature, no ood score)."""
 
 import dataclasses
 import io
+import json
 import logging
 import shutil
 from pathlib import Path
@@ -78,14 +80,26 @@ def test_evaluates_a_trained_model_and_logs_metrics_and_plots(mlflow_store, conf
         "test/accuracy",
         "test/macro_f1",
         "test/ece",
+        "test/ece_uncalibrated",
         "test/physics_residual",
         "test/mean_uncertainty",
+        "test/ood_score_mean",
+        "test/ood_auroc_vs_val",
         *(f"test/recall/{name}" for name in class_names),
         *physics,
     }
     assert physics and set(metrics) == expected and result.metrics == pytest.approx(metrics)
     assert metrics["test/physics_residual"] == pytest.approx(sum(physics.values()) / len(physics))
     assert 0 <= metrics["test/accuracy"] <= 1 and 0 <= metrics["test/ece"] <= 1
+    assert 0 <= metrics["test/ood_auroc_vs_val"] <= 1 and metrics["test/ood_score_mean"] > 0
+
+    # The train run fitted the readout the served model applies: a temperature, and the ECE it changed.
+    fitted = mlflow.get_run(trained.run_id).data.metrics
+    assert fitted["calibration/temperature"] > 0 and fitted["val/ood_threshold"] > 0
+    assert {"val/ece_uncalibrated", "val/ece_calibrated"} <= fitted.keys()
+    served = mlflow.pyfunc.load_model(trained.model_uri).predict(np.zeros((2, 256), np.float32))
+    assert served.columns[-2:].tolist() == ["ood_score", "out_of_distribution"]  # and in its signature:
+    assert "out_of_distribution" in mlflow.models.get_model_info(trained.model_uri).signature.outputs.input_names()
     assert ARTIFACTS <= artifact_paths(result.run_id)
     per_class = pd.read_csv(io.StringIO(mlflow.artifacts.load_text(f"runs:/{result.run_id}/per_class.csv")))
     assert per_class["class"].tolist() == class_names and per_class["support"].sum() > 0
@@ -153,11 +167,18 @@ def test_logged_models_rank_by_their_evaluation(mlflow_store, config, dataset_di
 
 
 def test_a_model_logged_without_a_model_id_still_evaluates(mlflow_store, config, dataset_dir, tmp_path, caplog):
-    """A model logged before MLflow 3 has no model id: its metrics go on the evaluate run only."""
+    """A model logged before MLflow 3 has no model id: its metrics go on the evaluate run only. Logged before
+    readouts too, it has no temperature and no ood score: its probabilities are its softmax."""
     trained = train(config, dataset_dir, checkpoint_root=tmp_path / "checkpoints")
     local = Path(mlflow.artifacts.download_artifacts(trained.model_uri, dst_path=str(tmp_path / "old")))
     old = Model.load(local)
     old.model_id = None
+    artifacts = old.flavors["python_function"]["artifacts"]
+    (local / artifacts.pop("readout")["path"]).unlink()
+    settings_file = local / artifacts["model_config"]["path"]
+    settings_file.write_text(
+        json.dumps({k: v for k, v in json.loads(settings_file.read_text()).items() if k != "readout"})
+    )
     old.save(local / "MLmodel")
     with mlflow.start_run(experiment_id=mlflow.get_experiment_by_name(EXPERIMENT).experiment_id) as run:
         mlflow.log_artifacts(str(local), "model")  # as MLflow 2 stored a model: among its run's artifacts
@@ -167,6 +188,10 @@ def test_a_model_logged_without_a_model_id_still_evaluates(mlflow_store, config,
 
     evaluated = mlflow.get_run(result.run_id)
     assert evaluated.data.metrics == pytest.approx(result.metrics) and not evaluated.inputs.model_inputs
+    assert result.metrics["test/ece"] == result.metrics["test/ece_uncalibrated"]
+    assert not any(name.startswith("test/ood") for name in result.metrics)
+    served = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model").predict(np.zeros((2, 256), np.float32))
+    assert "ood_score" not in served and served.filter(like="prob_").sum(axis=1).to_numpy() == pytest.approx(1.0)
     assert "has no model id" in caplog.text
     everywhere = mlflow.search_logged_models(experiment_ids=[run.info.experiment_id], output_format="list")
     assert all(m.run_id != result.run_id for model in everywhere for m in model.metrics or [])
@@ -180,10 +205,12 @@ def test_nothing_to_evaluate_is_a_clear_error_and_starts_no_run(mlflow_store, co
     assert all_runs() == []
 
 
-def test_a_model_without_physics_or_uncertainty_gets_no_such_metric():
+def test_a_model_without_physics_uncertainty_or_ood_score_gets_no_such_metric():
     labels, probs = np.array([0, 1, 1]), np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
     metrics, per_class = classification_metrics(labels, probs, ["normal", "fault"])
     logged = logged_metrics(metrics, per_class, {"probs": probs})
     assert set(logged) == {"test/accuracy", "test/macro_f1", "test/ece", "test/recall/normal", "test/recall/fault"}
     with_uncertainty = logged_metrics(metrics, per_class, {"probs": probs, "uncertainty": np.array([0.1, 0.2, 0.3])})
     assert with_uncertainty["test/mean_uncertainty"] == pytest.approx(0.2)
+    with_ood = logged_metrics(metrics, per_class, {"probs": probs, "ood_score": np.array([1.0, 2.0, 6.0])})
+    assert with_ood["test/ood_score_mean"] == pytest.approx(3.0)
