@@ -32,17 +32,22 @@ TITLES = [
 
 def execute_notebook(path: Path = NOTEBOOK) -> list[dict]:
     """Run every cell of a notebook in notebooks/ as Jupyter would; return the plotly figures it displayed."""
+    return [o.data[PLOTLY] for o in notebook_outputs(path) if PLOTLY in o.get("data", {})]
+
+
+def notebook_outputs(path: Path) -> list[dict]:
+    """Run every cell of a notebook in notebooks/ as Jupyter would; return every output, none of them an error."""
     notebook = nbformat.read(path, as_version=4)
     # The kernel inherits MLFLOW_TRACKING_URI from mlflow_store; PYTHONPATH makes it import this checkout's
     # `pipeline` even if the installed one points elsewhere.
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     NotebookClient(
-        notebook, kernel_name="python3", timeout=300, resources={"metadata": {"path": str(NOTEBOOK.parent)}}
+        notebook, kernel_name="python3", timeout=300, resources={"metadata": {"path": str(path.parent)}}
     ).execute(env=env)
     outputs = [output for cell in notebook.cells for output in cell.get("outputs", [])]
     errors = [f"{o.ename}: {o.evalue}" for o in outputs if o.output_type == "error"]
     assert not errors, errors
-    return [o.data[PLOTLY] for o in outputs if PLOTLY in o.get("data", {})]
+    return outputs
 
 
 def test_notebook_compares_one_run_and_then_two(mlflow_store, compose_config, tmp_path):

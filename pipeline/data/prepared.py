@@ -29,7 +29,7 @@ from pipeline.data.classes import CLASS_NAMES, class_index, fault_size_in
 from pipeline.data.cwru import read_cwru_folder
 from pipeline.data.dataset import BearingWindows
 from pipeline.data.errors import DatasetError
-from pipeline.data.simulator import simulate_recording
+from pipeline.data.simulator import SIMULATOR_VERSION, simulate_recording
 from pipeline.data.splits import Segment, SplitPlan, plan_splits
 from pipeline.data.tasks import class_locations, class_names, task_label
 from pipeline.data.windows import SPLIT_NAMES, frame
@@ -93,8 +93,9 @@ class PreparedDataset:
 
 
 def config_hash(cfg: DataConfig) -> str:
-    """The digest of the config fields that change the content, the format version and, for CWRU, the
-    folder tree's .mat files (relative path, size, mtime), so edited data gives a new dataset; `cache_dir`
+    """The digest of the config fields that change the content, the format version, for synthetic data the
+    simulator's version and, for CWRU, the folder tree's .mat files (relative path, size, mtime), so edited data
+    gives a new dataset; `cache_dir`
     and the keys of other sources and splits never count."""
     skip = {"cache_dir", "augment_spread_db", "augment_gain_db"} | {
         name for source, names in _ONLY_FOR.items() if source != cfg.source for name in names
@@ -102,6 +103,8 @@ def config_hash(cfg: DataConfig) -> str:
     skip |= {name for split, names in _SPLIT_KEYS.items() if split != cfg.split for name in names}
     payload: dict[str, Any] = {f.name: getattr(cfg, f.name) for f in fields(cfg) if f.name not in skip}
     payload["format_version"] = DATASET_FORMAT_VERSION
+    if cfg.source == "synthetic":  # a seed's recordings change with the simulator: its data must not be reused
+        payload["simulator_version"] = SIMULATOR_VERSION
     if cfg.source == "cwru":
         root = Path(cfg.path)
         files = sorted(

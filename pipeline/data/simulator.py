@@ -1,13 +1,41 @@
 """A physics simulator of CWRU-like bearing recordings with exact ground truth.
 
-A local fault is struck at the class's characteristic rate; each strike is a short force pulse that rings
-a single structural mode x'' + 2 zeta w_n x' + w_n^2 x = f (per unit mass); the accelerometer reads the
-mode's acceleration plus shaft harmonics and white noise.
+A local fault is struck at the class's characteristic rate (`pipeline.data.excitation`); the strikes and a weak
+broadband background force ring one measured structural mode x'' + 2 zeta w_n x' + w_n^2 x = f (per unit
+mass), whose displacement, velocity, acceleration and force are the returned fields. They satisfy
+`pipeline.physics.residuals`' trapezoidal equations to rounding error on any window (`pipeline.data.modes`).
+The accelerometer reads the mode's acceleration, shaft harmonics, and what else a real sensor reads: other
+modes rung by the same strikes, the machine's coloured background and electronics noise
+(`pipeline.data.interference`), at `snr_db` below the rest. None of that is motion of the measured mode, so
+the fields stay exact.
 
-The mode is integrated with the trapezoidal rule (Tustin) at the sampling rate, the same discretisation
-`pipeline.physics.residuals` states, so the returned fields satisfy those equations to rounding error on
-any window cut from a recording. Tustin maps the continuous resonance w to (2/dt) atan(w dt/2), so the
-equation's w_n is pre-warped to put the sampled resonance at the drawn physical `resonance_hz`.
+Each recording is a new machine: what varies between machines is drawn, so that a model trained here has to
+learn what does not vary, the kinematics (the strike rates and their modulation). The ranges rest on the 37
+real CWRU recordings, measured in notebooks/simulator_vs_real.ipynb, or on a physical reason:
+- Resonance 1.2-4.8 kHz, log-uniform: the strikes' strongest band peaks at 2.5-3.7 kHz on CWRU, with further
+  peaks near 1.0, 1.4 and 4.1 kHz; another rig or sensor mount puts its modes elsewhere.
+- Damping 0.01-0.08: the strikes' envelopes on CWRU decay at zeta 0.006-0.064 (median per fault class).
+- Strike level 0.15-3 g at the measured mode, independent of fault size: CWRU's strikes peak at 2.0, 0.19 and
+  0.53 g for the outer 0.007, 0.014 and 0.021 in faults, 0.54, 0.19 and 1.05 g for the inner and 0.28, 0.18
+  and 0.20 g for the ball ones (medians over loads), so level says nothing about size. Size sets the time
+  between a rolling element's entry into the defect and its exit strike, a kinematic fact
+  (`excitation.rolling_speed`).
+- Background ringing the mode at 1/100-1/3 of the strike level (RMS over peak): CWRU's weakest strikes
+  (outer 0.014 in, 0.19 g) stand 2.7 times above its healthy recording's RMS (0.071 g), and its line barely
+  shows in the envelope spectrum; its strongest (outer 0.007 in, 2.0 g) stand 100 times above the healthy
+  recording's 0.020 g RMS in 2-4 kHz, where they ring.
+- Shaft speed +-3 % of the load's nominal: CWRU's recorded speeds lie within -0.5/+0.2 % of nominal; other
+  motors slip differently.
+- Shaft harmonics at 0.1-3 % of the reading's RMS at 1x and 2x: CWRU shows 0.1-0.6 %, other machines are
+  less well balanced.
+- What else the sensor reads (other modes, a background tilted by -25 to +10 dB per decade with resonances of
+  its own, white noise) in random proportions: CWRU's strikes ring two or three modes per recording, and its
+  floor between strikes falls by up to 24 dB per decade (white noise: flat). It is counted in `snr_db`
+  because it is not motion of the measured mode; at the default 20 dB it stays weaker than on CWRU, where up
+  to 21 % of the power lies below 1 kHz.
+- Kept small for the kinematics residual, which reads the force as an impact train: strike-to-strike scatter
+  (3-10 %; CWRU's envelope peaks scatter by 0.25-1.0 of their mean, background included) and the background
+  force, which is white (at the sensor it rises by 20 dB per decade below the resonance).
 """
 
 from __future__ import annotations
@@ -16,20 +44,21 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.signal import lfilter
 
-from pipeline.data.bearing import (
-    NOMINAL_RPM,
-    SKF_6205_DE,
-    BearingGeometry,
-    characteristic_frequencies,
-    fault_frequency,
-)
-from pipeline.data.classes import class_index, fault_location, fault_size_in
+from pipeline.data.bearing import NOMINAL_RPM, SKF_6205_DE, BearingGeometry, fault_frequency
+from pipeline.data.classes import class_index
+from pipeline.data.excitation import log_uniform, strike_train
+from pipeline.data.interference import interference
+from pipeline.data.modes import prewarped, strike_peak, tustin_mode
 
-PULSE_WIDTH_S = 50e-6  # Gaussian contact pulse: broadband enough to ring a 2.5-4 kHz mode
-PULSE_HALF_SPAN = 4  # samples either side of an impact that receive pulse force
-REFERENCE_SIZE_IN = 0.014  # fault size whose impacts ring the mode to about 1 g
+SIMULATOR_VERSION = 2  # bump when a seed gives other recordings: prepared synthetic datasets are keyed by it
+RESONANCE_HZ = (1200.0, 4800.0)
+MAX_RESONANCE_FRACTION = 0.42  # of the sample rate: below the anti-alias roll-off of any recording
+DAMPING = (0.01, 0.08)
+STRIKE_PEAK_G = (0.15, 3.0)
+STRIKE_TO_BACKGROUND = (3.0, 100.0)  # strike peak over the RMS of the background the mode rings
+SPEED_SPREAD = 0.03
+HARMONIC_LEVEL = (0.001, 0.03)  # of the clean reading's RMS
 
 
 @dataclass(frozen=True)
@@ -58,7 +87,8 @@ def simulate_recording(
 
     The random stream is keyed by (seed, label, load_hp): the same triple always gives the same recording,
     and one seed gives independent recordings across classes and loads. `snr_db=inf` switches noise off;
-    the SNR is the power ratio of the clean reading (structure + harmonics) to the white noise.
+    the SNR is the power ratio of the clean reading (the mode + harmonics) to what the sensor adds besides
+    (other modes, coloured background, white noise; `interference`).
     """
     if load_hp not in NOMINAL_RPM:
         raise ValueError(f"load_hp must be one of {sorted(NOMINAL_RPM)}, got {load_hp}")
@@ -68,17 +98,19 @@ def simulate_recording(
     n_samples = int(round(duration_s * sample_rate))
     dt = 1.0 / sample_rate
 
-    rpm = NOMINAL_RPM[load_hp] * (1 + rng.uniform(-0.005, 0.005))  # recorded speeds scatter around nominal
+    rpm = NOMINAL_RPM[load_hp] * (1 + rng.uniform(-SPEED_SPREAD, SPEED_SPREAD))
     shaft_hz = rpm / 60
-    resonance_hz = rng.uniform(2500, 4000)
-    damping = rng.uniform(0.02, 0.06)
-    w_n = 2 / dt * math.tan(math.pi * resonance_hz * dt)  # pre-warp: Tustin maps w_n back to resonance_hz
+    band = (min(RESONANCE_HZ[0], 0.25 * sample_rate), min(RESONANCE_HZ[1], MAX_RESONANCE_FRACTION * sample_rate))
+    resonance_hz = log_uniform(rng, *band)
+    damping = log_uniform(rng, *DAMPING)
+    w_n = prewarped(resonance_hz, dt)
 
-    # Surface roughness (all classes): a weak white force, scaled below so it rings the mode at ~0.03 g.
+    level = log_uniform(rng, *STRIKE_PEAK_G)
+    strikes = level * strike_train(label, shaft_hz, bearing, n_samples, sample_rate, rng)
+    impacts = strikes / strike_peak(w_n, damping, dt)  # strikes ring the mode to `level` g
     roughness = rng.standard_normal(n_samples)
-    impacts = _impact_train(label, shaft_hz, bearing, n_samples, sample_rate, rng) / _strike_peak(w_n, damping, dt)
-    x, v, a = _tustin_mode(np.stack([impacts, roughness]), w_n, damping, dt)
-    gain = rng.uniform(0.02, 0.04) / np.sqrt(np.mean(a[1] ** 2))
+    x, v, a = tustin_mode(np.stack([impacts, roughness]), w_n, damping, dt)
+    gain = level / log_uniform(rng, *STRIKE_TO_BACKGROUND) / np.sqrt(np.mean(a[1] ** 2))
     fields = {
         "displacement": x[0] + gain * x[1],
         "velocity": v[0] + gain * v[1],
@@ -89,10 +121,12 @@ def simulate_recording(
     clean = fields["acceleration"].copy()
     if harmonics:  # residual unbalance and misalignment at 1x and 2x shaft speed
         t = np.arange(n_samples) * dt
-        for order, amplitude in ((1, rng.uniform(0.02, 0.06)), (2, rng.uniform(0.01, 0.03))):
+        rms = np.sqrt(np.mean(clean**2))
+        for order in (1, 2):
+            amplitude = rms * log_uniform(rng, *HARMONIC_LEVEL)
             clean += amplitude * np.cos(2 * math.pi * order * shaft_hz * t + rng.uniform(0, 2 * math.pi))
     noise_std = np.sqrt(np.mean(clean**2)) * 10 ** (-snr_db / 20)  # zero for snr_db=inf
-    signal = (clean + noise_std * rng.standard_normal(n_samples)).astype(np.float32)
+    signal = (clean + noise_std * interference(strikes, band, sample_rate, rng)).astype(np.float32)
 
     fault_hz = fault_frequency(label, bearing, shaft_hz)
     params = {
@@ -105,68 +139,3 @@ def simulate_recording(
         "snr_db": float(snr_db),
     }
     return SimulatedRecording(signal, fields, params, label, load_hp, float(sample_rate))
-
-
-def _impact_train(
-    label: str, shaft_hz: float, bearing: BearingGeometry, n_samples: int, fs: float, rng: np.random.Generator
-) -> np.ndarray:
-    """Impact force of the fault in strike-amplitude units (zeros for a healthy bearing).
-
-    Impacts come at the class rate, each interval off by a random 1-2 % (standard deviation) because the
-    rolling elements slip, so the train is not strictly periodic. Impulses scale with fault size; inner-race
-    impacts are modulated at the shaft rate (the defect turns through the load zone), ball impacts at the
-    cage rate (the ball is carried through it); the outer-race defect sits still in the load zone.
-    """
-    location = fault_location(label)
-    if location == "normal":
-        return np.zeros(n_samples)
-    rate = fault_frequency(label, bearing, shaft_hz)
-    slip = rng.uniform(0.01, 0.02)
-    n_max = int(n_samples / fs * rate * 1.2) + 10
-    intervals = (1 + slip * rng.standard_normal(n_max)) / rate
-    times = rng.uniform(0, 1 / rate) + np.concatenate([[0.0], np.cumsum(intervals[:-1])])
-    times = times[times < n_samples / fs]
-
-    # +-15 % between recordings of one size: sizes 1:2:3 stay separable by impact level, as on CWRU's rig.
-    amplitude = fault_size_in(label) / REFERENCE_SIZE_IN * rng.uniform(0.85, 1.15)
-    amplitude = amplitude * (1 + 0.05 * rng.standard_normal(times.size))  # strike-to-strike scatter
-    modulation_hz = {"inner": shaft_hz, "ball": characteristic_frequencies(bearing, shaft_hz)["ftf"]}.get(location)
-    if modulation_hz is not None:
-        depth, phase = rng.uniform(0.5, 0.9), rng.uniform(0, 2 * math.pi)
-        amplitude *= 1 - depth / 2 + depth / 2 * np.cos(2 * math.pi * modulation_hz * times + phase)
-
-    offsets = np.arange(-PULSE_HALF_SPAN, PULSE_HALF_SPAN + 1)
-    index = np.floor(times * fs).astype(int)[:, None] + offsets
-    force = np.zeros(n_samples)
-    inside = (index >= 0) & (index < n_samples)
-    np.add.at(force, index[inside], (amplitude[:, None] * _pulse(index / fs - times[:, None]))[inside])
-    return force
-
-
-def _strike_peak(w_n: float, damping: float, dt: float) -> float:
-    """Peak acceleration rung by one unit-area pulse: dividing by it makes strike amplitude 1 mean 1 g."""
-    probe = _pulse((np.arange(256) - PULSE_HALF_SPAN) * dt)
-    return np.abs(_tustin_mode(probe, w_n, damping, dt)[2]).max()
-
-
-def _pulse(tau: np.ndarray) -> np.ndarray:
-    """Unit-area Gaussian contact pulse at time offsets `tau` (s)."""
-    return np.exp(-0.5 * (tau / PULSE_WIDTH_S) ** 2) / (PULSE_WIDTH_S * math.sqrt(2 * math.pi))
-
-
-def _tustin_mode(force: np.ndarray, w_n: float, damping: float, dt: float):
-    """Displacement, velocity, acceleration of the mode driven by `force` (along the last axis), at rest before.
-
-    The trapezoidal rule on [x, v] gives, with z^-1 a one-sample delay and q = f / den(z),
-        x = dt^2/4 (1 + z^-1)^2 q,  v = dt/2 (1 - z^-2) q,
-        den = (1 - z^-1)^2 + zeta w dt (1 - z^-2) + (w dt / 2)^2 (1 + z^-1)^2,
-    and a = f - 2 zeta w v - w^2 x closes the equation of motion exactly.
-    """
-    c, k = damping * w_n * dt, (w_n * dt / 2) ** 2
-    den = np.array([1 + c + k, -2 + 2 * k, 1 - c + k])
-    q = lfilter([1.0], den, force, axis=-1)
-    q_pad = np.pad(q, [(0, 0)] * (q.ndim - 1) + [(2, 0)])
-    x = dt**2 / 4 * (q_pad[..., 2:] + 2 * q_pad[..., 1:-1] + q_pad[..., :-2])
-    v = dt / 2 * (q_pad[..., 2:] - q_pad[..., :-2])
-    a = force - 2 * damping * w_n * v - w_n**2 * x
-    return x, v, a

@@ -5,8 +5,8 @@ operator's outputs (trained towards zero). Everything is torch, batched over the
 differentiable; time operators act along the last axis only, never across the batch.
 
 Why the trapezoidal (Tustin) discretisation rather than spectral derivatives: windows are cut from a
-recording, so they are not periodic and an FFT derivative rings (Gibbs) at both ends; and the 2.5-4 kHz
-mode is sampled at only 3-5 points per period, where low-order finite differences are badly wrong. The
+recording, so they are not periodic and an FFT derivative rings (Gibbs) at both ends; and a 1.2-4.8 kHz
+mode is sampled at only 2.5-10 points per period, where low-order finite differences are badly wrong. The
 trapezoidal rule is second order and A-stable, and the simulator integrates with the same rule, so its
 ground truth satisfies these equations exactly on any window. In the z^-1 (one-sample delay) notation:
 
@@ -70,7 +70,8 @@ def physics_residuals(
         "equation_of_motion": (d2x + 2 * zeta * w * d1x + w**2 * _smooth(x) - _smooth(force)) / scale,
         # the accelerometer reads the mode's acceleration: (1 - z^-1)(D2 x - S a) = 0. The first difference
         # is a high-pass (gain 0.016 at 30 Hz, 1.4 at 3 kHz) that keeps the shaft harmonics, which are not
-        # motion of the mode, from swamping the residual; sensor noise remains as its floor.
+        # motion of the mode, from swamping the residual; what else the sensor reads (noise, other modes, the
+        # machine's background) remains as its floor.
         "measurement": (mismatch[:, 1:] - mismatch[:, :-1]) / _rms(s_a[:, 1:] - s_a[:, :-1]).unsqueeze(-1),
     }
     if class_probs is not None and class_locations is not None:

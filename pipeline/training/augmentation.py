@@ -7,7 +7,7 @@ in shaft orders) pass through any such filter unchanged. Filtering each training
 frequency response and gain makes a model that leans on one rig's resonances and levels pay for it. Whether that
 buys generalisation is measured, not assumed: `python bench/run.py real_cwru` scores AGT-NO and WDCNN with and
 without it on bearings never seen in training (README). It is a choice of the data (`data.augment_*_db`), off by
-default: on the simulator the impact level is what tells fault sizes apart.
+default: the simulator already draws a new resonance, damping and level for every recording.
 """
 
 from __future__ import annotations

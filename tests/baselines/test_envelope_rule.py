@@ -34,7 +34,8 @@ def fitted_rule():
     shaft_hz = np.concatenate([np.full(len(x), hz) for x, hz, _ in parts])
     locations = np.concatenate([[loc] * len(x) for x, _, loc in parts])
     rule = EnvelopeRule(sample_rate=12000, bearing=SKF_6205_DE).fit(windows, shaft_hz, locations)
-    assert (rule.predict(windows, shaft_hz) == locations).all()  # separable training data: a perfect fit
+    # nearly separable: the simulator also draws faults as faint as CWRU's outer 0.014 in one, whose line barely shows
+    assert (rule.predict(windows, shaft_hz) == locations).mean() >= 0.95
     return rule
 
 
