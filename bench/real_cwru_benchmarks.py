@@ -2,17 +2,16 @@
 
 Protocols (each a prepared dataset of the pipeline's own `data=cwru` source):
   * load_shift: ten classes, train 0-2 HP, test 3 HP (a new operating point on bearings seen in training);
-  * unseen_<size>: fault location, every recording of one fault size held out (bearings never seen);
-  * time: ten classes, each recording cut in time into train/val/test blocks (optimistic: same bearings, loads).
-Arms: AGT-NO as `data=cwru` configures it (default model and training), the same with physics weights 0, the same
-with training windows through a random transfer path (`data.augment_spread_db=10`), WDCNN trained with its own
-recipe (Adam, batch 64, lr 1e-3) until its validation loss stops improving, WDCNN with that recipe and the random
-transfer path, and the envelope-spectrum rule (no training; its one threshold fitted on the training windows; it
-needs windows of 4,096 samples and names fault locations only, so on the ten-class protocols it is scored on
-location). Protocols run in parallel, one process per core, each on one thread; the arms of a protocol run one
-after another in its process, so their epoch times are comparable. Every trained arm runs seeds 0-2 on the same
-windows; model choices are made on validation data only, and each test split is scored once per trained model.
-Prints one JSON line per (protocol, arm) with the mean and the per-seed values, then a Markdown table.
+  * unseen_<size>: fault location, every recording of one fault size held out (bearings never seen).
+Every test split is scored as recorded and with white noise added at 0 and -5 dB below each window's power.
+Arms: AGT-NO as `data=cwru` configures it (default model and training), the same with physics weights 0, WDCNN
+trained with its own recipe (Adam, batch 64, lr 1e-3) until its validation loss stops improving, and the
+envelope-spectrum rule (no training; its one threshold fitted on the training windows; it needs windows of 4,096
+samples and names fault locations only, so on the ten-class protocol it is scored on location). Every trained arm
+runs SEEDS on the same windows, one (protocol, arm, seed) per process and core, each on one thread; model choices
+are made on validation data only, and each test split is scored once per trained model. The physics question is
+answered paired: per seed, AGT-NO minus the same model with physics weights 0 (same seed, initialisation and
+batches). Prints one JSON line per (protocol, arm) with the per-seed values, then two Markdown tables.
 """
 
 from __future__ import annotations
@@ -29,15 +28,17 @@ from common import REPO, benchmark, emit
 from omegaconf import OmegaConf
 
 from pipeline.baselines.envelope_rule import EnvelopeRule
+from pipeline.calibration import expected_calibration_error
 from pipeline.config import DataConfig, ExperimentConfig, LossConfig, ModelConfig, TrainingConfig
 from pipeline.data.bearing import BearingGeometry
-from pipeline.data.prepared import load_prepared, prepare_dataset
-from pipeline.evaluation import classification_metrics, predict_windows
+from pipeline.data.prepared import PreparedDataset, load_prepared, prepare_dataset
+from pipeline.evaluation import auroc, classification_metrics, predict_windows
 from pipeline.model_factory import build_from_settings, model_settings
+from pipeline.readout import fit_readout
 from pipeline.stages.train import make_loaders
 from pipeline.training.training_engine import TrainingEngine
 
-SEEDS = (0, 1, 2)
+SEEDS = tuple(range(5))
 CACHE = REPO / "data" / "prepared" / "bench"
 PROTOCOLS = {
     "load_shift": dict(split="load_shift", task="fault_class"),
@@ -45,19 +46,17 @@ PROTOCOLS = {
         f"unseen_{size:.3f}": dict(split="fault_size", task="fault_location", test_fault_size=size)
         for size in (0.007, 0.014, 0.021)
     },
-    "time": dict(split="time", task="fault_class"),
 }
 WDCNN_RECIPE = TrainingConfig(epochs=40, patience=5, weight_decay=0.0)
 NO_PHYSICS = LossConfig(physics_weight=0.0, consistency_weight=0.0)
-TRANSFER_PATH = {"augment_spread_db": 10.0}
 ARMS = {  # model, loss, training, data choices on top of data=cwru's
     "agt_no": (ModelConfig(), LossConfig(), TrainingConfig(), {}),
     "agt_no_physics_0": (ModelConfig(), NO_PHYSICS, TrainingConfig(), {}),
-    "agt_no_transfer_path": (ModelConfig(), LossConfig(), TrainingConfig(), TRANSFER_PATH),
     "wdcnn": (ModelConfig(name="wdcnn"), NO_PHYSICS, WDCNN_RECIPE, {}),
-    "wdcnn_transfer_path": (ModelConfig(name="wdcnn"), NO_PHYSICS, WDCNN_RECIPE, TRANSFER_PATH),
 }
+TRAINED_ARMS = tuple(ARMS)
 RULE_WINDOW = 4096
+NOISE_SNR_DB = (0.0, -5.0)  # test windows with added white noise, as in the noise-robustness literature
 
 
 def cwru_config(**choices) -> DataConfig:
@@ -74,8 +73,9 @@ def cwru_dir() -> Path:
     return path
 
 
-def train_and_score(data: DataConfig, arm: str, seed: int) -> dict[str, float]:
-    """Train one arm on the protocol's training split (validation for early stopping), score its test split."""
+def train_arm(data: DataConfig, arm: str, seed: int) -> tuple[TrainingEngine, PreparedDataset, float]:
+    """Train one arm on `data`'s training split (validation for early stopping): the engine holding the trained
+    model, the prepared dataset and the mean seconds per epoch."""
     model_cfg, loss_cfg, training_cfg, data_choices = ARMS[arm]
     data = replace(data, **data_choices)
     config = ExperimentConfig(data=data, model=model_cfg, loss=loss_cfg, training=replace(training_cfg, seed=seed))
@@ -86,11 +86,38 @@ def train_and_score(data: DataConfig, arm: str, seed: int) -> dict[str, float]:
     train_loader, val_loader = make_loaders(dataset, config)
     start = time.perf_counter()
     engine.train(train_loader, val_loader)
-    epoch_s = (time.perf_counter() - start) / engine.epoch
-    test = dataset.subset("test")
-    outputs = predict_windows(engine.model, test.windows, shaft_hz=test.shaft_hz)
-    metrics, _ = classification_metrics(test.labels, outputs["probs"], dataset.manifest["class_names"])
+    return engine, dataset, (time.perf_counter() - start) / engine.epoch
+
+
+def train_and_score(data: DataConfig, arm: str, seed: int) -> dict[str, float]:
+    """Train one arm on the protocol's training split, fit its readout (temperature on validation, ood score on
+    training windows), and score its test split as recorded and with added noise. `ood_auroc`: how well the ood
+    score tells test windows from validation windows (held out of training, from the training bearings), which
+    on an unseen-size protocol is telling bearings never seen from bearings seen."""
+    engine, dataset, epoch_s = train_arm(data, arm, seed)
+    readout = fit_readout(engine.model, dataset)
+    names = dataset.manifest["class_names"]
+    test, val = dataset.subset("test"), dataset.subset("val")
+    outputs = predict_windows(engine.model, test.windows, readout=readout, shaft_hz=test.shaft_hz)
+    metrics, _ = classification_metrics(test.labels, outputs["probs"], names)
+    metrics["ece_uncalibrated"] = expected_calibration_error(outputs["probs_uncalibrated"], test.labels)
+    metrics["temperature"] = readout.temperature
+    if "ood_score" in outputs:
+        val_scores = predict_windows(engine.model, val.windows, readout=readout, shaft_hz=val.shaft_hz)["ood_score"]
+        metrics["ood_auroc"] = auroc(val_scores, outputs["ood_score"])
+    for snr_db in NOISE_SNR_DB:
+        noisy = predict_windows(engine.model, with_noise(test.windows, snr_db), shaft_hz=test.shaft_hz)
+        metrics[f"noise_{snr_db:g}db_accuracy"] = float(np.mean(noisy["probs"].argmax(axis=1) == test.labels))
     return {**metrics, "epoch_s": epoch_s, "epochs": engine.epoch}
+
+
+def with_noise(windows: np.ndarray, snr_db: float, seed: int = 0) -> np.ndarray:
+    """`windows` plus white Gaussian noise at `snr_db` below each window's own power; the same noise for every
+    arm and seed (fixed `seed`), so arms are compared on the same noisy windows."""
+    windows = np.asarray(windows, dtype=np.float32)
+    power = np.mean(windows.astype(np.float64) ** 2, axis=1, keepdims=True)
+    noise = np.random.default_rng(seed).standard_normal(windows.shape) * np.sqrt(power * 10 ** (-snr_db / 10))
+    return (windows + noise).astype(np.float32)
 
 
 def envelope_rule_score(data: DataConfig) -> dict[str, float]:
@@ -115,41 +142,77 @@ def envelope_rule_score(data: DataConfig) -> dict[str, float]:
     return {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]}
 
 
-def protocol_rows(protocol: str) -> list[tuple[str, str, dict[str, float], list[float]]]:
-    """(protocol, arm, mean metrics, per-seed accuracies) of every arm on one protocol, on one thread."""
+def job_scores(job: tuple[str, str, int]) -> tuple[str, str, int, dict[str, float]]:
+    """One (protocol, arm, seed) trained and scored, on one thread."""
     torch.set_num_threads(1)
-    data = cwru_config(**PROTOCOLS[protocol])
-    results = {arm: [train_and_score(data, arm, seed) for seed in SEEDS] for arm in ARMS}
-    results["envelope_rule"] = [envelope_rule_score(data)]
-    return [
-        (protocol, arm, {key: float(np.mean([r[key] for r in runs])) for key in runs[0]}, [r["accuracy"] for r in runs])
-        for arm, runs in results.items()
-    ]
+    protocol, arm, seed = job
+    return protocol, arm, seed, train_and_score(cwru_config(**PROTOCOLS[protocol]), arm, seed)
+
+
+def summary_table(results: dict[str, dict[str, list[dict]]]) -> None:
+    """Print the Markdown table of every (protocol, arm): mean ± sd over seeds of each column that arm has."""
+    columns = {
+        "accuracy": "accuracy",
+        **{f"noise_{snr:g}db_accuracy": f"{snr:g} dB" for snr in NOISE_SNR_DB},
+        "ece_uncalibrated": "ECE before",
+        "ece": "ECE after temperature",
+        "temperature": "temperature",
+        "ood_auroc": "OOD AUROC (test vs val)",
+        "epoch_s": "epoch s",
+    }
+    print(f"\n| protocol | arm | {' | '.join(columns.values())} |")
+    print("|---|---|" + "---|" * len(columns))
+    for protocol, arms in results.items():
+        for arm, runs in arms.items():
+            cells = []
+            for key in columns:
+                values = [r[key] for r in runs if key in r]
+                spread = f" ± {np.std(values):.3f}" if len(values) > 1 and key != "epoch_s" else ""
+                cells.append(f"{np.mean(values):.3f}{spread}" if values else "n/a")
+            print(f"| {protocol} | {arm} | {' | '.join(cells)} |")
+
+
+def paired_differences(results: dict[str, dict[str, list[dict]]]) -> None:
+    """AGT-NO minus each other trained arm, per seed (same seed, same windows), for every accuracy column."""
+    keys = ["accuracy", *(f"noise_{snr:g}db_accuracy" for snr in NOISE_SNR_DB)]
+    print("\n| protocol | AGT-NO minus | " + " | ".join(keys) + " |")
+    print("|---|---|" + "---|" * len(keys))
+    for protocol, arms in results.items():
+        for other in (arm for arm in TRAINED_ARMS if arm != "agt_no"):
+            cells = []
+            for key in keys:
+                diff = np.array([a[key] - b[key] for a, b in zip(arms["agt_no"], arms[other])])
+                emit(
+                    f"real_cwru/{protocol}/agt_no_minus_{other}/{key}",
+                    diff.mean(),
+                    "paired difference",
+                    std=round(float(diff.std()), 4),
+                    per_seed=[round(float(d), 4) for d in diff],
+                )
+                cells.append(f"{diff.mean():+.3f} ± {diff.std():.3f}")
+            print(f"| {protocol} | {other} | {' | '.join(cells)} |")
 
 
 @benchmark
 def real_cwru() -> None:
     for protocol in PROTOCOLS:  # datasets first, once, so parallel workers only read them
         prepare_dataset(cwru_config(**PROTOCOLS[protocol]), CACHE)
+    jobs = [(protocol, arm, seed) for protocol in PROTOCOLS for arm in TRAINED_ARMS for seed in SEEDS]
+    results: dict[str, dict[str, list[dict]]] = {p: {arm: [] for arm in TRAINED_ARMS} for p in PROTOCOLS}
     with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        rows = [row for rows in pool.map(protocol_rows, PROTOCOLS) for row in rows]
-    for protocol, arm, summary, accuracies in rows:
-        emit(
-            f"real_cwru/{protocol}/{arm}",
-            summary["accuracy"],
-            "accuracy",
-            protocol=protocol,
-            arm=arm,
-            accuracy_std=round(float(np.std(accuracies)), 4),
-            **{k: round(v, 4) for k, v in summary.items() if k != "accuracy"},
-            per_seed_accuracy=[round(a, 4) for a in accuracies],
-        )
-    print("\n| protocol | arm | accuracy (mean ± sd, 3 seeds) | macro-F1 | ECE | epoch s |")
-    print("|---|---|---|---|---|---|")
-    for protocol, arm, s, accuracies in rows:
-        ece = f"{s['ece']:.3f}" if "ece" in s else "n/a"
-        epoch = f"{s['epoch_s']:.1f}" if "epoch_s" in s else "n/a"
-        print(
-            f"| {protocol} | {arm} | {s['accuracy']:.3f} ± {np.std(accuracies):.3f} | {s['macro_f1']:.3f} | {ece} "
-            f"| {epoch} |"
-        )
+        for protocol, arm, seed, scores in pool.map(job_scores, jobs):  # in job order: seeds ascending
+            results[protocol][arm].append(scores)
+    for protocol in PROTOCOLS:
+        results[protocol]["envelope_rule"] = [envelope_rule_score(cwru_config(**PROTOCOLS[protocol]))]
+    for protocol, arms in results.items():
+        for arm, runs in arms.items():
+            emit(
+                f"real_cwru/{protocol}/{arm}",
+                float(np.mean([r["accuracy"] for r in runs])),
+                "accuracy",
+                protocol=protocol,
+                arm=arm,
+                per_seed={key: [round(float(r[key]), 4) for r in runs] for key in runs[0]},
+            )
+    summary_table(results)
+    paired_differences(results)
