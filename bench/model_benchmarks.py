@@ -14,15 +14,19 @@ import torch
 from common import benchmark, emit, fixed_batches, load_dataset, timed_pair
 from torch import nn
 
+from pipeline.calibration import expected_calibration_error
 from pipeline.config import ExperimentConfig
+from pipeline.evaluation import predict_windows
 from pipeline.model_factory import untrained_model
+from pipeline.readout import fit_readout
 from pipeline.stages.train import make_loaders
 from pipeline.tracking.callbacks import MlflowMetricsLogger
 from pipeline.training.training_engine import TrainingEngine
 
 
 def _train_and_test(config: ExperimentConfig, label: str) -> None:
-    """Default training, then accuracy and macro-F1 on the held-out recordings."""
+    """Default training, then accuracy and macro-F1 on the held-out recordings, and their ECE before and after the
+    temperature the train stage fits on the validation windows."""
     dataset = load_dataset(config)
     torch.manual_seed(config.training.seed)
     train_loader, val_loader = make_loaders(dataset, config)
@@ -36,6 +40,16 @@ def _train_and_test(config: ExperimentConfig, label: str) -> None:
     emit(f"{label}/test_accuracy", test["accuracy"], "fraction", windows=len(test_loader.dataset))
     emit(f"{label}/test_macro_f1", test["macro_f1"], "fraction")
     emit(f"{label}/train_wall_time", seconds, "s", epochs=engine.epoch)
+    readout = fit_readout(engine.model, dataset)
+    windows = dataset.subset("test")
+    outputs = predict_windows(engine.model, windows.windows, readout=readout, **windows.conditions())
+    emit(
+        f"{label}/test_ece",
+        expected_calibration_error(outputs["probs"], windows.labels),
+        "fraction",
+        before_temperature=round(expected_calibration_error(outputs["probs_uncalibrated"], windows.labels), 4),
+        temperature=round(readout.temperature, 4),
+    )
 
 
 @benchmark

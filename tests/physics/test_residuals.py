@@ -163,9 +163,10 @@ def test_windows_too_short_to_resolve_the_combs_carry_no_kinematic_evidence():
 
 @pytest.mark.parametrize("snr_db", [20.0, 30.0])
 def test_measurement_residual_sits_at_the_sensor_noise_floor(snr_db):
-    """With sensor noise the true displacement cannot (and must not) explain the noise: the measurement
-    residual of the ground truth is the filtered noise, about 1/SNR in power; the filters S (1 + z^-1)^2 and
-    the high-pass (1 - z^-1) weight white noise and the 2.5-4 kHz resonance differently, hence 0.5-4 x 1/SNR.
+    """With what else the sensor reads (other modes, background, noise) the true displacement cannot (and must
+    not) explain it: the measurement residual of the ground truth is that reading filtered, about 1/SNR in power;
+    the filters S (1 + z^-1)^2 and the high-pass (1 - z^-1) weight it and the 1.2-4.8 kHz resonance differently,
+    hence 0.5-4 x 1/SNR.
     The shaft harmonics (on here, as in the default data) are not motion of the mode and stay out of it."""
     fields, signal, params, _ = windows(LABELS[1:], snr_db=snr_db, harmonics=True)
     floor = ms(residuals(fields, signal, params)["measurement"])
