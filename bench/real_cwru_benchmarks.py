@@ -4,14 +4,16 @@ Protocols (each a prepared dataset of the pipeline's own `data=cwru` source):
   * load_shift: ten classes, train 0-2 HP, test 3 HP (a new operating point on bearings seen in training);
   * unseen_<size>: fault location, every recording of one fault size held out (bearings never seen).
 Every test split is scored as recorded and with white noise added at 0 and -5 dB below each window's power.
-Arms: AGT-NO as `data=cwru` configures it (default model and training), the same with physics weights 0, WDCNN
+Arms: AGT-NO as `data=cwru` configures it (default model and training), the same with physics weights 0, the same
+with the physics weights the project's sweeper found on the protocols' validation splits (TUNED_PHYSICS), WDCNN
 trained with its own recipe (Adam, batch 64, lr 1e-3) until its validation loss stops improving, and the
 envelope-spectrum rule (no training; its one threshold fitted on the training windows; it needs windows of 4,096
 samples and names fault locations only, so on the ten-class protocol it is scored on location). Every trained arm
 runs SEEDS on the same windows, one (protocol, arm, seed) per process and core, each on one thread; model choices
 are made on validation data only, and each test split is scored once per trained model. The physics question is
-answered paired: per seed, AGT-NO minus the same model with physics weights 0 (same seed, initialisation and
-batches). Prints one JSON line per (protocol, arm) with the per-seed values, then two Markdown tables.
+answered paired: per seed, AGT-NO (default or tuned weights) minus the same model with physics weights 0 (same
+seed, initialisation and batches). Prints one JSON line per (protocol, arm) with the per-seed values, then two
+Markdown tables.
 """
 
 from __future__ import annotations
@@ -49,12 +51,19 @@ PROTOCOLS = {
 }
 WDCNN_RECIPE = TrainingConfig(epochs=40, patience=5, weight_decay=0.0)
 NO_PHYSICS = LossConfig(physics_weight=0.0, consistency_weight=0.0)
+# The weights the project's sweeper found on each protocol's validation split: the same best trial (lowest
+# val/loss) on all four, 8 trials each, one rank per trial, 2026-11-30:
+#   python -m pipeline.train -m hparams_search=physics_weights data=cwru data.path=<CWRU> <the protocol's data.*>
+#     distributed.nproc_per_node=1
+TUNED_PHYSICS = LossConfig(physics_weight=0.02055, consistency_weight=0.4735)
 ARMS = {  # model, loss, training, data choices on top of data=cwru's
     "agt_no": (ModelConfig(), LossConfig(), TrainingConfig(), {}),
     "agt_no_physics_0": (ModelConfig(), NO_PHYSICS, TrainingConfig(), {}),
+    "agt_no_tuned": (ModelConfig(), TUNED_PHYSICS, TrainingConfig(), {}),
     "wdcnn": (ModelConfig(name="wdcnn"), NO_PHYSICS, WDCNN_RECIPE, {}),
 }
 TRAINED_ARMS = tuple(ARMS)
+PAIRS = (("agt_no", "agt_no_physics_0"), ("agt_no_tuned", "agt_no_physics_0"), ("agt_no", "wdcnn"))
 RULE_WINDOW = 4096
 NOISE_SNR_DB = (0.0, -5.0)  # test windows with added white noise, as in the noise-robustness literature
 
@@ -173,24 +182,24 @@ def summary_table(results: dict[str, dict[str, list[dict]]]) -> None:
 
 
 def paired_differences(results: dict[str, dict[str, list[dict]]]) -> None:
-    """AGT-NO minus each other trained arm, per seed (same seed, same windows), for every accuracy column."""
+    """Each of PAIRS' first arm minus its second, per seed (same seed, same windows), for every accuracy column."""
     keys = ["accuracy", *(f"noise_{snr:g}db_accuracy" for snr in NOISE_SNR_DB)]
-    print("\n| protocol | AGT-NO minus | " + " | ".join(keys) + " |")
+    print("\n| protocol | paired difference | " + " | ".join(keys) + " |")
     print("|---|---|" + "---|" * len(keys))
     for protocol, arms in results.items():
-        for other in (arm for arm in TRAINED_ARMS if arm != "agt_no"):
+        for arm, other in PAIRS:
             cells = []
             for key in keys:
-                diff = np.array([a[key] - b[key] for a, b in zip(arms["agt_no"], arms[other])])
+                diff = np.array([a[key] - b[key] for a, b in zip(arms[arm], arms[other])])
                 emit(
-                    f"real_cwru/{protocol}/agt_no_minus_{other}/{key}",
+                    f"real_cwru/{protocol}/{arm}_minus_{other}/{key}",
                     diff.mean(),
                     "paired difference",
                     std=round(float(diff.std()), 4),
                     per_seed=[round(float(d), 4) for d in diff],
                 )
                 cells.append(f"{diff.mean():+.3f} ± {diff.std():.3f}")
-            print(f"| {protocol} | {other} | {' | '.join(cells)} |")
+            print(f"| {protocol} | {arm} minus {other} | {' | '.join(cells)} |")
 
 
 @benchmark
