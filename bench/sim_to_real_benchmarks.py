@@ -94,6 +94,7 @@ def arm_scores(job: tuple[str, int]) -> tuple[str, int, dict[str, float]]:
             "ece_uncalibrated": expected_calibration_error(outputs["probs_uncalibrated"], labels),
             "epochs": engine.epoch,
             "epoch_s": epoch_s,
+            "windows": len(real.labels),
         },
     )
 
@@ -164,4 +165,4 @@ def sim_to_real() -> None:
         print(
             f"AGT-NO minus {other}, location accuracy, {len(SEEDS)} seeds paired: {diff.mean():+.3f} ± {diff.std():.3f}"
         )
-    print(f"scored on {len(real_windows(SIMULATOR.window).labels)} real windows of {SIMULATOR.window} samples")
+    print(f"scored on {results[SIM_ARMS[0]][SEEDS[0]]['windows']} real windows of {SIMULATOR.window} samples")

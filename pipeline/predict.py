@@ -8,6 +8,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from pipeline.prediction import PredictError, predict_file, summary
 
+SHOWN_COLUMNS = ("window", "class", "probability", "uncertainty", "out_of_distribution")  # those the model has
+
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
 def main(cfg: DictConfig) -> None:
@@ -20,13 +22,7 @@ def main(cfg: DictConfig) -> None:
         print(f"predict: {err}", file=sys.stderr)
         sys.exit(1)
     table = table.reset_index()
-    shown = table[
-        [
-            column
-            for column in ("window", "class", "probability", "uncertainty", "out_of_distribution")
-            if column in table
-        ]
-    ]
+    shown = table[[column for column in SHOWN_COLUMNS if column in table]]
     print(shown.to_string(index=False, float_format="{:.3f}".format))
     print(summary(table))
 

@@ -95,8 +95,7 @@ class PreparedDataset:
 def config_hash(cfg: DataConfig) -> str:
     """The digest of the config fields that change the content, the format version, for synthetic data the
     simulator's version and, for CWRU, the folder tree's .mat files (relative path, size, mtime), so edited data
-    gives a new dataset; `cache_dir`
-    and the keys of other sources and splits never count."""
+    gives a new dataset; `cache_dir` and the keys of other sources and splits never count."""
     skip = {"cache_dir", "augment_spread_db", "augment_gain_db"} | {
         name for source, names in _ONLY_FOR.items() if source != cfg.source for name in names
     }

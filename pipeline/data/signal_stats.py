@@ -45,7 +45,7 @@ def impulsive_band(x: np.ndarray, fs: float) -> tuple[float, float]:
     """The band of RESONANCE_BANDS_HZ whose envelope is most impulsive (largest spectral kurtosis)."""
 
     def kurtosis(band):
-        energy = np.abs(hilbert(_bandpass(x, fs, band))) ** 2
+        energy = _envelope(x, fs, band) ** 2
         return np.mean(energy**2) / np.mean(energy) ** 2
 
     return max(RESONANCE_BANDS_HZ, key=kurtosis)
@@ -54,7 +54,7 @@ def impulsive_band(x: np.ndarray, fs: float) -> tuple[float, float]:
 def squared_envelope_spectrum(x: np.ndarray, fs: float, band: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
     """Amplitude spectrum of the squared envelope of `x` band-passed to `band`: strikes show as lines at their
     rate, modulation as sidebands."""
-    energy = np.abs(hilbert(_bandpass(x, fs, band))) ** 2
+    energy = _envelope(x, fs, band) ** 2
     energy = energy - energy.mean()
     return np.fft.rfftfreq(len(x), 1 / fs), np.abs(np.fft.rfft(energy * np.hanning(len(x)))) / len(x)
 
@@ -115,7 +115,7 @@ def strike_damping(x: np.ndarray, fs: float, rate_hz: float, band: tuple[float, 
 
 def _strikes(x: np.ndarray, fs: float, rate_hz: float, band: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
     """The envelope of `x` in `band` and its peaks, at most one per 0.7 strike intervals."""
-    envelope = np.abs(hilbert(_bandpass(x, fs, band)))
+    envelope = _envelope(x, fs, band)
     peaks, _ = find_peaks(envelope, distance=max(1, int(0.7 * fs / rate_hz)))
     return envelope, peaks
 
@@ -133,6 +133,7 @@ def floor_slope(x: np.ndarray, fs: float, frame: int = 128) -> float:
     return float(np.polyfit(np.log10(freqs[keep]), 10 * np.log10(spectrum[keep]), 1)[0])
 
 
-def _bandpass(x: np.ndarray, fs: float, band: tuple[float, float]) -> np.ndarray:
+def _envelope(x: np.ndarray, fs: float, band: tuple[float, float]) -> np.ndarray:
+    """Magnitude of the analytic signal of `x` band-passed (4th-order Butterworth, zero phase) to `band`."""
     sos = butter(4, [band[0], min(band[1], 0.49 * fs)], btype="bandpass", fs=fs, output="sos")
-    return sosfiltfilt(sos, np.asarray(x, dtype=np.float64))
+    return np.abs(hilbert(sosfiltfilt(sos, np.asarray(x, dtype=np.float64))))
