@@ -31,13 +31,15 @@ from omegaconf import OmegaConf
 
 from pipeline.baselines.envelope_rule import EnvelopeRule
 from pipeline.calibration import expected_calibration_error
-from pipeline.config import DataConfig, ExperimentConfig, LossConfig, ModelConfig, TrainingConfig
+from pipeline.config import DataConfig, ExperimentConfig, LossConfig, ModelConfig, StudyConfig, TrainingConfig
 from pipeline.data.bearing import BearingGeometry
+from pipeline.data.noise import with_white_noise
 from pipeline.data.prepared import PreparedDataset, load_prepared, prepare_dataset
 from pipeline.evaluation import auroc, classification_metrics, predict_windows
 from pipeline.model_factory import build_from_settings, model_settings
 from pipeline.readout import fit_readout
 from pipeline.stages.train import make_loaders
+from pipeline.study.design import ARMS as STUDY_ARMS
 from pipeline.training.training_engine import TrainingEngine
 
 SEEDS = tuple(range(5))
@@ -49,7 +51,7 @@ PROTOCOLS = {
         for size in (0.007, 0.014, 0.021)
     },
 }
-WDCNN_RECIPE = TrainingConfig(epochs=40, patience=5, weight_decay=0.0)
+WDCNN_RECIPE = TrainingConfig(epochs=StudyConfig().baseline_epochs, **STUDY_ARMS["wdcnn"].training)
 NO_PHYSICS = LossConfig(physics_weight=0.0, consistency_weight=0.0)
 # The weights the project's sweeper found on each protocol's validation split: the same best trial (lowest
 # val/loss) on all four, 8 trials each, one rank per trial, 2026-11-30:
@@ -115,18 +117,9 @@ def train_and_score(data: DataConfig, arm: str, seed: int) -> dict[str, float]:
         val_scores = predict_windows(engine.model, val.windows, readout=readout, shaft_hz=val.shaft_hz)["ood_score"]
         metrics["ood_auroc"] = auroc(val_scores, outputs["ood_score"])
     for snr_db in NOISE_SNR_DB:
-        noisy = predict_windows(engine.model, with_noise(test.windows, snr_db), shaft_hz=test.shaft_hz)
+        noisy = predict_windows(engine.model, with_white_noise(test.windows, snr_db), shaft_hz=test.shaft_hz)
         metrics[f"noise_{snr_db:g}db_accuracy"] = float(np.mean(noisy["probs"].argmax(axis=1) == test.labels))
     return {**metrics, "epoch_s": epoch_s, "epochs": engine.epoch}
-
-
-def with_noise(windows: np.ndarray, snr_db: float, seed: int = 0) -> np.ndarray:
-    """`windows` plus white Gaussian noise at `snr_db` below each window's own power; the same noise for every
-    arm and seed (fixed `seed`), so arms are compared on the same noisy windows."""
-    windows = np.asarray(windows, dtype=np.float32)
-    power = np.mean(windows.astype(np.float64) ** 2, axis=1, keepdims=True)
-    noise = np.random.default_rng(seed).standard_normal(windows.shape) * np.sqrt(power * 10 ** (-snr_db / 10))
-    return (windows + noise).astype(np.float32)
 
 
 def envelope_rule_score(data: DataConfig) -> dict[str, float]:

@@ -19,11 +19,11 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from pipeline.data.bearing import BEARINGS, NOMINAL_RPM
-from pipeline.data.classes import FAULT_SIZES_IN
+from pipeline.data.classes import FAULT_LOCATIONS, FAULT_SIZES_IN
 from pipeline.data.cwru import SAMPLE_RATE as CWRU_SAMPLE_RATE
 from pipeline.data.tasks import TASKS
 from pipeline.liveness import HEARTBEAT_S
-from pipeline.study.design import ARMS, TRAINING_SETS
+from pipeline.study.design import ARMS, SIMULATOR_TRAINING_SETS, TRAINING_SETS
 
 DATA_SOURCES = ("synthetic", "cwru", "files")
 SPLITS = ("recording", "load_shift", "fault_size", "time")
@@ -349,15 +349,19 @@ class RegistryConfig(_Section):
 @dataclass
 class StudyConfig(_Section):
     """The ablation study (`python -m pipeline.study`): every arm is trained on every training set with every
-    seed, on the same data and budget (pipeline/study/). The noisy sets re-score the `recording` models. Arms
-    and training sets are defined in pipeline/study/design.py."""
+    seed (pipeline/study/). Arms and training sets are defined in pipeline/study/design.py and sets.py;
+    conf/study/real.yaml is the study on real recordings."""
 
     arms: list[str] = field(default_factory=lambda: list(ARMS))
-    training_sets: list[str] = field(default_factory=lambda: list(TRAINING_SETS))
+    training_sets: list[str] = field(default_factory=lambda: list(SIMULATOR_TRAINING_SETS))
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
-    snr_db: list[float] = field(default_factory=lambda: [10.0, 0.0, -5.0])  # noisy copies of the test recordings
+    snr_db: list[float] = field(default_factory=lambda: [10.0, 0.0, -5.0])  # noisy copies of noisy_set's test windows
+    noisy_set: str = "recording"  # the training set whose models are also scored on noisy test windows
     label_fraction: float = 0.1  # reduced_labels: share of each class's training recordings that is kept
     ood_fault_size_in: float = 0.021  # ood_size: never trained on; its test windows are out of distribution
+    ood_fault_location: str = "inner"  # ood_location: never trained on; its test windows are out of distribution
+    unseen_sizes: list[float] = field(default_factory=lambda: list(FAULT_SIZES_IN))  # unseen_size: one set each
+    baseline_epochs: int = 40  # the WDCNN arm's epoch limit; its validation loss stops it (design.py)
     # physics_tuned: these weights, or with tune_with_sweep the best of a sweep of sweep_trials trials
     # (conf/hparams_search/physics_weights.yaml) the study runs first
     tuned_physics_weight: float = 0.1
@@ -385,10 +389,10 @@ class StudyConfig(_Section):
             all(-20.0 <= snr <= 80.0 for snr in self.snr_db), p + "snr_db", self.snr_db, "each must be in [-20, 80] dB"
         )
         check_setting(
-            not self.snr_db or "recording" in self.training_sets,
-            p + "snr_db",
-            self.snr_db,
-            "noisy sets re-score the models of training set 'recording'; add it or set study.snr_db=[]",
+            not self.snr_db or self.noisy_set in self.training_sets,
+            p + "noisy_set",
+            self.noisy_set,
+            "must be one of study.training_sets (its models are scored on the noisy copies), or set study.snr_db=[]",
         )
         check_setting(0.0 < self.label_fraction <= 1.0, p + "label_fraction", self.label_fraction, "must be in (0, 1]")
         check_setting(
@@ -397,10 +401,23 @@ class StudyConfig(_Section):
             self.ood_fault_size_in,
             f"must be one of {FAULT_SIZES_IN}",
         )
+        check_setting(
+            bool(self.unseen_sizes) and set(self.unseen_sizes) <= set(FAULT_SIZES_IN),
+            p + "unseen_sizes",
+            self.unseen_sizes,
+            f"must be sizes out of {FAULT_SIZES_IN}",
+        )
+        check_setting(
+            self.ood_fault_location in FAULT_LOCATIONS[1:],
+            p + "ood_fault_location",
+            self.ood_fault_location,
+            f"must be a fault location out of {FAULT_LOCATIONS[1:]}",
+        )
         for key in ("tuned_physics_weight", "tuned_consistency_weight"):
             value = getattr(self, key)
             check_setting(math.isfinite(value) and value >= 0.0, p + key, value, "must be a finite number >= 0")
-        check_setting(self.sweep_trials > 0, p + "sweep_trials", self.sweep_trials, "must be positive")
+        for key in ("sweep_trials", "baseline_epochs"):
+            check_setting(getattr(self, key) > 0, p + key, getattr(self, key), "must be positive")
 
 
 @dataclass

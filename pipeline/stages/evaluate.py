@@ -111,11 +111,17 @@ def resolve_target(
 
 
 def logged_metrics(
-    metrics: dict[str, float], per_class: pd.DataFrame, outputs: dict[str, np.ndarray]
+    metrics: dict[str, float],
+    per_class: pd.DataFrame,
+    outputs: dict[str, np.ndarray],
+    labels: np.ndarray,
+    ece_bins: int,
 ) -> dict[str, float]:
-    """The `test/` metrics from classification metrics and the model outputs `predict_windows` returned:
-    physics, uncertainty and ood metrics only for a model that returns residuals, uncertainties and ood scores."""
+    """The `test/` metrics from classification metrics and the model outputs `predict_windows` returned for
+    windows of `labels`: `test/ece_uncalibrated` of the plain softmax; physics, uncertainty and ood metrics only
+    for a model that returns residuals, uncertainties and ood scores."""
     logged = {f"test/{name}": value for name, value in metrics.items()}
+    logged["test/ece_uncalibrated"] = expected_calibration_error(outputs["probs_uncalibrated"], labels, ece_bins)
     logged.update({f"test/recall/{name}": float(recall) for name, recall in per_class["recall"].items()})
     physics = {key: float(values.mean()) for key, values in outputs.items() if key.startswith("physics/")}
     logged.update({f"test/{key}": value for key, value in physics.items()})
@@ -169,10 +175,7 @@ def evaluate(
                 f"{target.dataset_dir} lists {len(class_names)}: {class_names}"
             )
         metrics, per_class = classification_metrics(labels, probs, class_names, config.evaluate.ece_bins)
-        logged = logged_metrics(metrics, per_class, outputs)
-        logged["test/ece_uncalibrated"] = expected_calibration_error(
-            outputs["probs_uncalibrated"], labels, config.evaluate.ece_bins
-        )
+        logged = logged_metrics(metrics, per_class, outputs, labels, config.evaluate.ece_bins)
         val = dataset.subset("val")
         if "ood_score" in outputs and len(val):
             val_scores = predict_windows(model, val.windows, batch_size, readout=readout, **val.conditions())

@@ -1,8 +1,10 @@
 """What the ablation study compares: its arms (one model and loss setting each) and its training sets.
 
-Every arm keeps the base config's data, budget (epochs, batch size, learning rate) and seeds; only the model
-name and the loss weights differ, so a difference in the results is the arm's doing. The training sets are
-built by pipeline/study/sets.py. Plain data, so the config schema can offer these names as its choices.
+Every AGT-NO arm keeps the base config's data, budget (epochs, batch size, learning rate) and seeds; only the
+loss weights differ, so a difference between them is the physics' doing. The WDCNN baseline trains with its own
+recipe until its validation loss stops improving (up to `study.baseline_epochs`), so it is not judged
+undertrained at AGT-NO's budget. The training sets are built by pipeline/study/sets.py. Plain data, so the
+config schema can offer these names as its choices.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ class Arm:
     model: str = "agt_no"
     loss: dict[str, Any] = field(default_factory=dict)  # LossConfig fields set by the arm
     tuned: bool = False  # physics and consistency weights come from a sweep (StudyConfig.tuned_*)
+    training: dict[str, Any] = field(default_factory=dict)  # TrainingConfig fields of the arm's own recipe
+    own_epochs: bool = False  # trains up to study.baseline_epochs, stopped by its validation loss
 
 
 ARMS = {
@@ -45,16 +49,20 @@ ARMS = {
             "WDCNN 1-D CNN (wide first kernel), data loss only",
             model="wdcnn",
             loss={"physics_weight": 0.0, "consistency_weight": 0.0, "adaptive_weighting": False},
+            training={"weight_decay": 0.0, "patience": 5},
+            own_epochs=True,
         ),
     )
 }
-TRAINING_SETS = ("recording", "load_shift", "reduced_labels", "ood_size")
+TRAINING_SETS = ("recording", "load_shift", "reduced_labels", "ood_size", "ood_location", "unseen_size", "sim_to_real")
+SIMULATOR_TRAINING_SETS = TRAINING_SETS[:4]  # the default study; the others are for real recordings
 
 
 def arm_config(base: Any, arm: Arm, seed: int) -> Any:
-    """`base` (an ExperimentConfig) with the arm's model and loss and `training.seed=seed`; `replace`
+    """`base` (an ExperimentConfig) with the arm's model, loss and recipe and `training.seed=seed`; `replace`
     re-validates each section."""
     loss = dict(arm.loss)
+    epochs = {"epochs": base.study.baseline_epochs} if arm.own_epochs else {}
     if arm.tuned:
         loss.update(
             physics_weight=base.study.tuned_physics_weight, consistency_weight=base.study.tuned_consistency_weight
@@ -63,5 +71,5 @@ def arm_config(base: Any, arm: Arm, seed: int) -> Any:
         base,
         model=replace(base.model, name=arm.model),
         loss=replace(base.loss, **loss),
-        training=replace(base.training, seed=seed),
+        training=replace(base.training, **arm.training, **epochs, seed=seed),
     )

@@ -15,8 +15,10 @@ from pipeline.study.design import ARMS
 
 METRICS = (
     "test/accuracy",
+    "test/location_accuracy",
     "test/macro_f1",
     "test/ece",
+    "test/ece_uncalibrated",
     "test/physics_residual",
     "test/mean_uncertainty",
     "test/ood_auroc",
@@ -30,8 +32,11 @@ METRICS = (
 QUALITY = (
     ("ECE, held-out", "test/ece", "recording"),
     ("ECE, load shift", "test/ece", "load_shift"),
-    ("OOD AUROC, ood score", "test/ood_auroc", "ood_size"),
-    ("OOD AUROC, uncertainty", "test/uncertainty_auroc", "ood_size"),
+    ("ECE before the temperature, load shift", "test/ece_uncalibrated", "load_shift"),
+    ("location accuracy, sim to real", "test/location_accuracy", "sim_to_real"),
+    ("OOD AUROC, held-out size", "test/ood_auroc", "ood_size"),
+    ("OOD AUROC, held-out location", "test/ood_auroc", "ood_location"),
+    ("OOD AUROC of the uncertainty, held-out size", "test/uncertainty_auroc", "ood_size"),
     ("physics residual", "test/physics_residual", "recording"),
     ("resonance error %", "sysid/resonance_hz_error_pct", "recording"),
     ("damping error %", "sysid/damping_ratio_error_pct", "recording"),
@@ -108,10 +113,14 @@ def _format(mean: float, std: float) -> str:
 
 
 def _split_rank(split: str) -> tuple:
-    """recording, then noisy copies from clean to noisy, then the other training sets."""
-    if split.startswith("snr"):
-        return (1, -float(split[3:]))
-    return ({"recording": 0, "load_shift": 2, "reduced_labels": 3, "ood_size": 4}.get(split, 5), 0.0)
+    """recording and load shift, then noisy copies from clean to noisy, then the harder shifts, then the sets
+    that hold something out of training."""
+    if "snr" in split:
+        return (2, -float(split.rsplit("snr", 1)[1]))
+    if split.startswith("unseen_"):
+        return (3, float(split.removeprefix("unseen_")))
+    order = {"recording": 0, "load_shift": 1, "sim_to_real": 4, "reduced_labels": 5, "ood_size": 6, "ood_location": 7}
+    return (order.get(split, 8), 0.0)
 
 
 def _rank(value: str) -> tuple:

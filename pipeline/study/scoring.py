@@ -13,12 +13,13 @@ from typing import Optional
 import numpy as np
 from torch import nn
 
+from pipeline.data.classes import CLASS_NAMES, fault_location
 from pipeline.data.prepared import PreparedDataset
 from pipeline.data.windows import SPLIT_NAMES
 from pipeline.evaluation import auroc, classification_metrics, predict_windows
 from pipeline.readout import Readout
 from pipeline.stages.evaluate import logged_metrics
-from pipeline.study.sets import EvaluationSet, held_out_size_mask
+from pipeline.study.sets import EvaluationSet, held_out_mask
 
 TEST = SPLIT_NAMES.index("test")
 # Physical parameters the model infers and the simulator records (the resonance follows from the natural
@@ -36,16 +37,17 @@ def score(
     readout: Optional[Readout] = None,
 ) -> dict[str, float]:
     """`test/*` metrics on the in-distribution test windows, of the probabilities `readout` calibrates (as the
-    served model does); when the set has an OOD part, how well a reading tells its windows from the in-distribution
-    test windows: `test/ood_auroc` by the readout's ood score, `test/uncertainty_auroc` by the uncertainty;
-    `sysid/*` when the dataset carries the simulator's ground truth and the model infers physical parameters. A
-    model that returns no residuals (WDCNN) gets no physics metrics.
+    served model does), with `test/location_accuracy` for a ten-class model; when the set has an OOD part, how
+    well a reading tells its windows from the in-distribution test windows: `test/ood_auroc` by the readout's
+    ood score, `test/uncertainty_auroc` by the uncertainty; `sysid/*` when the dataset carries the simulator's
+    ground truth and the model infers physical parameters. A model that returns no residuals (WDCNN) gets no
+    physics metrics.
     """
     a = dataset.arrays
     test = np.asarray(a["split"]) == TEST
     ood = np.zeros_like(test)
-    if evaluation.ood_fault_size_in is not None:
-        ood = test & held_out_size_mask(dataset, evaluation.ood_fault_size_in)
+    if evaluation.ood_classes:
+        ood = test & held_out_mask(dataset, evaluation.ood_classes)
     scored = test & ~ood
     params = PhysicalParams()
     windows = dataset.subset("test")
@@ -53,11 +55,14 @@ def score(
         outputs = predict_windows(model, windows.windows, batch_size, readout=readout, **windows.conditions())
     in_dist = ~ood[test]
     labels = np.asarray(a["labels"][scored])
-    metrics, per_class = classification_metrics(
-        labels, outputs["probs"][in_dist], dataset.manifest["class_names"], ece_bins
-    )
-    logged = logged_metrics(metrics, per_class, {k: v[in_dist] for k, v in outputs.items()})
-    if ood.any():  # held-out-size windows against in-distribution test windows
+    names = dataset.manifest["class_names"]
+    metrics, per_class = classification_metrics(labels, outputs["probs"][in_dist], names, ece_bins)
+    logged = logged_metrics(metrics, per_class, {k: v[in_dist] for k, v in outputs.items()}, labels, ece_bins)
+    if set(names) <= set(CLASS_NAMES):  # ten classes: also score the fault location they name
+        locations = np.array([fault_location(name) for name in names])
+        predicted = outputs["probs"][in_dist].argmax(axis=1)
+        logged["test/location_accuracy"] = float(np.mean(locations[predicted] == locations[labels]))
+    if ood.any():  # held-out windows against in-distribution test windows
         for metric, reading in (("test/ood_auroc", "ood_score"), ("test/uncertainty_auroc", "uncertainty")):
             if reading in outputs:
                 logged[metric] = auroc(outputs[reading][in_dist], outputs[reading][~in_dist])

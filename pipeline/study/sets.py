@@ -1,15 +1,23 @@
 """What the study trains on and what it scores: training sets and their evaluation sets.
 
-- `recording`: the pipeline's split by recording; scored on its held-out recordings, and on the same test
-  recordings re-simulated at each `study.snr_db` (same seeds and split, only the noise level differs).
-- `load_shift`: train on loads 0-2 HP, test on 3 HP (`data.split=load_shift`).
+- `recording`: the pipeline's split by recording; scored on its held-out recordings.
+- `load_shift`: train on loads 0-2 HP, test on 3 HP (`data.split=load_shift`): the same bearings at a new speed.
 - `reduced_labels`: the `recording` dataset keeping `study.label_fraction` of each class's training
   recordings (drawn per seed); validation and test recordings are unchanged.
-- `ood_size`: the `recording` dataset without any training or validation window of the held-out fault size;
-  its test windows of that size are the out-of-distribution set, the others the in-distribution set.
+- `ood_size`, `ood_location`: the `recording` dataset without any training or validation window of the fault
+  size `study.ood_fault_size_in` or location `study.ood_fault_location`; its test windows of those classes
+  are the out-of-distribution set, the others the in-distribution set.
+- `unseen_size`: one set per size in `study.unseen_sizes`, tagged `unseen_<size>`: fault location, with every
+  recording of that size held out of training (`data.split=fault_size`): bearings never seen.
+- `sim_to_real` (real recordings only): train on the simulator alone (the embedded default source at this
+  config's window and task); score every non-overlapping window of every recording of `data`, none of which
+  trains the model or chooses anything.
+The models of `study.noisy_set` are also scored on noisy copies of its test windows, tagged `snr<dB>`: on the
+simulator the same recordings re-simulated at that SNR (same seeds, only the noise differs); on recordings,
+their test windows with white noise added at that SNR below each window's power.
 
-Datasets are prepared (or found) by `pipeline.data.prepared`; the two subsets are written beside their source
-the same way (atomically, with a manifest that says what was dropped) and reused when present.
+Datasets are prepared (or found) by `pipeline.data.prepared`; derived ones are written beside their source
+the same way (atomically, with a manifest that says what was selected) and reused when present.
 """
 
 from __future__ import annotations
@@ -20,8 +28,9 @@ from typing import Optional
 
 import numpy as np
 
-from pipeline.config import ConfigError, ExperimentConfig
-from pipeline.data.classes import fault_size_in
+from pipeline.config import ConfigError, DataConfig, ExperimentConfig
+from pipeline.data.classes import CLASS_NAMES, fault_location, fault_size_in
+from pipeline.data.noise import with_white_noise
 from pipeline.data.prepared import (
     MANIFEST,
     DatasetError,
@@ -34,14 +43,14 @@ from pipeline.data.prepared import (
 )
 from pipeline.data.windows import SPLIT_NAMES
 
-TRAIN, VAL = SPLIT_NAMES.index("train"), SPLIT_NAMES.index("val")
+TRAIN, VAL, TEST = (SPLIT_NAMES.index(name) for name in ("train", "val", "test"))
 
 
 @dataclass(frozen=True)
 class EvaluationSet:
     split: str  # the `split` tag of the study's runs: recording, snr10, load_shift, ...
     dataset_dir: Path  # its test windows are scored
-    ood_fault_size_in: Optional[float] = None  # ood_size: test windows of this size are out of distribution
+    ood_classes: tuple[str, ...] = ()  # test windows of recordings of these classes are out of distribution
 
 
 @dataclass(frozen=True)
@@ -49,53 +58,115 @@ class TrainingSet:
     name: str
     dataset_dir: Path
     evaluations: tuple[EvaluationSet, ...]
+    data: DataConfig  # what the set (or the set it is derived from) was prepared from
 
 
 def training_sets(config: ExperimentConfig, seed: int) -> list[TrainingSet]:
     """The training sets `config.study.training_sets` names, in that order, for one seed."""
-    data, study = config.data, config.study
-    root = Path(data.cache_dir).resolve()
-    recording = load_prepared(prepare_dataset(data, root))
     sets = []
-    for name in study.training_sets:
-        if name == "recording":
-            noisy = [EvaluationSet(f"snr{snr:g}", noisy_dataset(config, recording, snr)) for snr in study.snr_db]
-            sets.append(TrainingSet(name, recording.path, (EvaluationSet(name, recording.path), *noisy)))
-        elif name == "load_shift":
-            path = prepare_dataset(replace(data, split="load_shift"), root)
-            sets.append(TrainingSet(name, path, (EvaluationSet(name, path),)))
-        elif name == "reduced_labels":
-            path = reduced_labels_dataset(recording, study.label_fraction, seed)
-            sets.append(TrainingSet(name, path, (EvaluationSet(name, path),)))
-        else:
-            path = held_out_size_dataset(recording, study.ood_fault_size_in)
-            sets.append(TrainingSet(name, path, (EvaluationSet(name, path, study.ood_fault_size_in),)))
+    for name in config.study.training_sets:
+        built = _build(config, name, seed)
+        if name == config.study.noisy_set:
+            built = [_with_noisy_copies(config, training) for training in built]
+        sets.extend(built)
     return sets
 
 
-def noisy_dataset(config: ExperimentConfig, clean: PreparedDataset, snr_db: float) -> Path:
-    """The dataset re-simulated at `snr_db`: same recording seeds, so the same recordings in the same splits.
+def _build(config: ExperimentConfig, name: str, seed: int) -> list[TrainingSet]:
+    data, study = config.data, config.study
+    root = Path(data.cache_dir).resolve()
+    if name == "load_shift":
+        return [_scored_on_itself(name, prepare_dataset(replace(data, split="load_shift"), root), data)]
+    if name == "unseen_size":
+        sets = []
+        for size in study.unseen_sizes:
+            unseen = replace(data, split="fault_size", task="fault_location", test_fault_size=size)
+            sets.append(_scored_on_itself(f"unseen_{size:.3f}", prepare_dataset(unseen, root), unseen))
+        return sets
+    if name == "sim_to_real":
+        return [sim_to_real_set(data, root)]
+    recording = load_prepared(prepare_dataset(data, root))
+    if name == "recording":
+        return [_scored_on_itself(name, recording.path, data)]
+    if name == "reduced_labels":
+        return [_scored_on_itself(name, reduced_labels_dataset(recording, study.label_fraction, seed), data)]
+    if name == "ood_size":
+        held_out = tuple(c for c in CLASS_NAMES if fault_size_in(c) == study.ood_fault_size_in)
+        tag = f"without{study.ood_fault_size_in:g}in"
+    else:
+        held_out = tuple(c for c in CLASS_NAMES if fault_location(c) == study.ood_fault_location)
+        tag = f"without-{study.ood_fault_location}"
+    return [_scored_on_itself(name, held_out_dataset(recording, held_out, tag), data, held_out)]
 
-    Only its test windows are ever scored; the check below makes sure they are the clean set's test
-    recordings, so no training recording can leak into a noisy test set.
+
+def _scored_on_itself(name: str, path: Path, data: DataConfig, ood_classes: tuple[str, ...] = ()) -> TrainingSet:
+    return TrainingSet(name, path, (EvaluationSet(name, path, ood_classes),), data)
+
+
+def _with_noisy_copies(config: ExperimentConfig, training: TrainingSet) -> TrainingSet:
+    """`training` also scored on a noisy copy of its test windows at each `study.snr_db`, tagged `snr<dB>`
+    (`<set>_snr<dB>` when the noisy set is one of several, as `unseen_size` is)."""
+    clean = training.evaluations[0].dataset_dir
+    prefix = "" if training.name == config.study.noisy_set else f"{training.name}_"
+    noisy = [
+        EvaluationSet(f"{prefix}snr{snr:g}", noisy_dataset(training.data, clean, snr)) for snr in config.study.snr_db
+    ]
+    return replace(training, evaluations=(*training.evaluations, *noisy))
+
+
+def noisy_dataset(data: DataConfig, clean_dir: Path, snr_db: float) -> Path:
+    """A copy of the dataset at `clean_dir` whose test windows are noisier (only they are ever scored).
+
+    Simulated data is re-simulated at `snr_db` from the same recording seeds; the check below makes sure its
+    recordings and splits are the clean set's, so no training recording can leak into a noisy test set.
+    Recordings get white noise added to their test windows.
     """
-    if config.data.source != "synthetic":
-        raise ConfigError(
-            f"study.snr_db={config.study.snr_db}: noisy test sets are re-simulated, which needs "
-            f"data.source=synthetic (got {config.data.source!r}); set study.snr_db=[]"
+    clean = load_prepared(clean_dir)
+    if data.source != "synthetic":
+        a = clean.arrays
+        windows = np.array(a["windows"])
+        test = np.asarray(a["split"]) == TEST
+        windows[test] = with_white_noise(windows[test], snr_db)
+        return derived_dataset(
+            clean,
+            {**a, "windows": windows},
+            f"snr{snr_db:g}",
+            f"white noise {snr_db:g} dB below each test window's power",
         )
-    path = prepare_dataset(replace(config.data, snr_db=snr_db), Path(config.data.cache_dir).resolve())
-    noisy = load_prepared(path)
+    path = prepare_dataset(replace(data, snr_db=snr_db), Path(data.cache_dir).resolve())
 
     def identity(dataset: PreparedDataset) -> list[tuple]:
         return [(r["label"], r["load_hp"], r["rpm"], r["split"]) for r in dataset.manifest["recordings"]]
 
-    if identity(noisy) != identity(clean):
+    if identity(load_prepared(path)) != identity(clean):
         raise DatasetError(
             f"{path}: its recordings or splits differ from {clean.path}; a noisy test set would "
-            "not hold the same test recordings"
+            "not hold the same test recordings (study.noisy_set must be recording or load_shift on the simulator)"
         )
     return path
+
+
+def sim_to_real_set(data: DataConfig, root: Path) -> TrainingSet:
+    """Trained on the simulator at `data`'s window, task and bearing; scored on every window of `data`'s
+    recordings, one window apart, all in the test split."""
+    if data.source == "synthetic":
+        raise ConfigError(
+            "study.training_sets: sim_to_real scores a simulator-trained model on real recordings; it needs "
+            "recorded data (data=cwru or data=files), not data.source=synthetic"
+        )
+    simulator = replace(data, source="synthetic", path=None, manifest=None, split="recording")
+    every = load_prepared(prepare_dataset(replace(data, split="recording", hop=data.window), root))
+    a = every.arrays
+    real = derived_dataset(
+        every,
+        {**a, "split": np.full_like(a["split"], TEST)},
+        "all-test",
+        "every window of every recording, all in the test split",
+        recording_split="test",
+    )
+    return TrainingSet(
+        "sim_to_real", prepare_dataset(simulator, root), (EvaluationSet("sim_to_real", real),), simulator
+    )
 
 
 def reduced_labels_dataset(source: PreparedDataset, fraction: float, seed: int) -> Path:
@@ -112,33 +183,42 @@ def reduced_labels_dataset(source: PreparedDataset, fraction: float, seed: int) 
     keep = (a["split"] != TRAIN) | np.isin(a["recording"], kept)
     return derived_dataset(
         source,
-        keep,
+        {name: values[keep] for name, values in a.items()},
         f"labels{fraction:g}-seed{seed}",
         f"{fraction:g} of each class's training recordings (at least 1), drawn with seed {seed}",
     )
 
 
-def held_out_size_dataset(source: PreparedDataset, size_in: float) -> Path:
-    """`source` without training or validation windows of fault size `size_in` (test windows stay)."""
+def held_out_dataset(source: PreparedDataset, classes: tuple[str, ...], tag: str) -> Path:
+    """`source` without training or validation windows of recordings of `classes` (test windows stay)."""
     a = source.arrays
-    held_out = held_out_size_mask(source, size_in)
-    keep = ~held_out | ((a["split"] != TRAIN) & (a["split"] != VAL))
+    keep = ~held_out_mask(source, classes) | ((a["split"] != TRAIN) & (a["split"] != VAL))
     return derived_dataset(
-        source, keep, f"without{size_in:g}in", f"no training or validation window of fault size {size_in:g} in"
+        source,
+        {name: values[keep] for name, values in a.items()},
+        tag,
+        f"no training or validation window of {', '.join(classes)}",
     )
 
 
-def held_out_size_mask(dataset: PreparedDataset, size_in: float) -> np.ndarray:
-    """True for windows of recordings with fault size `size_in` (inches). Read from each recording's ten-class
-    name, since a task's labels may not tell sizes apart (fault_location)."""
-    held_out = [fault_size_in(r["label"]) == size_in for r in dataset.manifest["recordings"]]
+def held_out_mask(dataset: PreparedDataset, classes: tuple[str, ...]) -> np.ndarray:
+    """True for windows of recordings whose ten-class name is in `classes`. Read from each recording's name,
+    since a task's labels may not tell the classes apart (fault_location)."""
+    held_out = [r["label"] in classes for r in dataset.manifest["recordings"]]
     return np.asarray(held_out, dtype=bool)[np.asarray(dataset.arrays["recording"])]
 
 
-def derived_dataset(source: PreparedDataset, keep: np.ndarray, tag: str, selection: str) -> Path:
-    """Write the windows of `source` selected by `keep` as a prepared dataset beside it (or reuse it).
+def derived_dataset(
+    source: PreparedDataset,
+    arrays: dict[str, np.ndarray],
+    tag: str,
+    selection: str,
+    recording_split: Optional[str] = None,
+) -> Path:
+    """Write `arrays` (windows selected or changed from `source`'s) as a prepared dataset beside it, or reuse it.
 
-    Recordings with no window left are marked `unused` in the manifest's recording list.
+    Recordings with no window left are marked `unused` in the manifest's recording list, the others
+    `recording_split` when it is given.
     """
     final = source.path.with_name(f"{source.path.name}-{tag}")
     if (final / MANIFEST).is_file():
@@ -147,9 +227,12 @@ def derived_dataset(source: PreparedDataset, keep: np.ndarray, tag: str, selecti
             return final
         except DatasetError:
             pass  # incomplete or stale: write it again
-    arrays = {name: np.ascontiguousarray(values[keep]) for name, values in source.arrays.items()}
+    arrays = {name: np.ascontiguousarray(values) for name, values in arrays.items()}
     used = set(np.unique(arrays["recording"]).tolist())
-    recordings = [r if i in used else {**r, "split": "unused"} for i, r in enumerate(source.manifest["recordings"])]
+    recordings = [
+        {**r, "split": recording_split or r["split"]} if i in used else {**r, "split": "unused"}
+        for i, r in enumerate(source.manifest["recordings"])
+    ]
     counts = split_counts(arrays, source.manifest["class_names"])
     counts["recordings_per_split"]["unused"] = sum(r["split"] == "unused" for r in recordings)
     manifest = {

@@ -208,9 +208,20 @@ def test_nothing_to_evaluate_is_a_clear_error_and_starts_no_run(mlflow_store, co
 def test_a_model_without_physics_uncertainty_or_ood_score_gets_no_such_metric():
     labels, probs = np.array([0, 1, 1]), np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
     metrics, per_class = classification_metrics(labels, probs, ["normal", "fault"])
-    logged = logged_metrics(metrics, per_class, {"probs": probs})
-    assert set(logged) == {"test/accuracy", "test/macro_f1", "test/ece", "test/recall/normal", "test/recall/fault"}
-    with_uncertainty = logged_metrics(metrics, per_class, {"probs": probs, "uncertainty": np.array([0.1, 0.2, 0.3])})
+    outputs = {"probs": probs, "probs_uncalibrated": probs}
+    logged = logged_metrics(metrics, per_class, outputs, labels, ece_bins=15)
+    assert set(logged) == {
+        "test/accuracy",
+        "test/macro_f1",
+        "test/ece",
+        "test/ece_uncalibrated",
+        "test/recall/normal",
+        "test/recall/fault",
+    }
+    assert logged["test/ece_uncalibrated"] == pytest.approx(logged["test/ece"])  # no temperature: the same
+    with_uncertainty = logged_metrics(
+        metrics, per_class, {**outputs, "uncertainty": np.array([0.1, 0.2, 0.3])}, labels, ece_bins=15
+    )
     assert with_uncertainty["test/mean_uncertainty"] == pytest.approx(0.2)
-    with_ood = logged_metrics(metrics, per_class, {"probs": probs, "ood_score": np.array([1.0, 2.0, 6.0])})
+    with_ood = logged_metrics(metrics, per_class, {**outputs, "ood_score": np.array([1.0, 2.0, 6.0])}, labels, 15)
     assert with_ood["test/ood_score_mean"] == pytest.approx(3.0)

@@ -1,4 +1,5 @@
-"""Arms share data, budget and seed and differ only in model and loss; the study config is validated."""
+"""AGT-NO arms share data, budget and seed and differ only in loss; WDCNN trains to its own convergence; the
+study config is validated."""
 
 import pytest
 
@@ -6,12 +7,16 @@ from pipeline.config import ConfigError, ExperimentConfig, StudyConfig
 from pipeline.study.design import ARMS, arm_config
 
 
-def test_arms_differ_only_in_model_and_loss():
+def test_agt_no_arms_differ_only_in_loss_and_wdcnn_trains_to_its_own_convergence():
     base = ExperimentConfig(study=StudyConfig(tuned_physics_weight=0.4, tuned_consistency_weight=0.2))
     configs = {name: arm_config(base, ARMS[name], seed=7) for name in list(ARMS)}
     for config in configs.values():
-        assert config.data == base.data and config.evaluate == base.evaluate
-        assert config.training.seed == 7 and config.training.epochs == base.training.epochs
+        assert config.data == base.data and config.evaluate == base.evaluate and config.training.seed == 7
+    wdcnn = configs.pop("wdcnn").training
+    assert all(config.training == configs["data_only"].training for config in configs.values())
+    assert configs["data_only"].training.epochs == base.training.epochs
+    assert (wdcnn.epochs, wdcnn.patience, wdcnn.weight_decay) == (base.study.baseline_epochs, 5, 0.0)
+    configs["wdcnn"] = arm_config(base, ARMS["wdcnn"], seed=7)
     loss = {
         name: (c.loss.physics_weight, c.loss.consistency_weight, c.loss.adaptive_weighting)
         for name, c in configs.items()
@@ -35,10 +40,14 @@ def test_arms_differ_only_in_model_and_loss():
         ({"arms": ["data_only", "bogus"]}, "study.arms"),
         ({"arms": ["wdcnn", "wdcnn"]}, "study.arms"),
         ({"seeds": []}, "study.seeds"),
-        ({"training_sets": ["load_shift"]}, "study.snr_db"),  # noisy sets re-score the recording models
+        ({"training_sets": ["load_shift"]}, "study.noisy_set"),  # noisy copies of a set not trained
+        ({"training_sets": ["bogus"]}, "study.training_sets"),
         ({"snr_db": [-30.0]}, "study.snr_db"),
         ({"label_fraction": 0.0}, "study.label_fraction"),
         ({"ood_fault_size_in": 0.01}, "study.ood_fault_size_in"),
+        ({"ood_fault_location": "normal"}, "study.ood_fault_location"),
+        ({"unseen_sizes": [0.007, 0.5]}, "study.unseen_sizes"),
+        ({"baseline_epochs": 0}, "study.baseline_epochs"),
         ({"tuned_physics_weight": -1.0}, "study.tuned_physics_weight"),
     ],
 )

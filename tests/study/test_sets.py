@@ -1,18 +1,20 @@
-"""The study's datasets: noisy sets hold the same test recordings, reduced labels drop only training
-recordings, the held-out size never reaches training, and the resonance truth matches the simulator."""
+"""The study's simulated datasets: noisy sets hold the same test recordings, reduced labels drop only training
+recordings, a held-out size or location never reaches training, and the resonance truth matches the simulator.
+The sets built from real recordings are tested in test_real_sets.py."""
 
 import numpy as np
 import pytest
 
 from pipeline.config import ConfigError
 from pipeline.data.classes import CLASS_NAMES
-from pipeline.data.prepared import load_prepared
+from pipeline.data.prepared import DatasetError, load_prepared
 from pipeline.data.simulator import simulate_recording
 from pipeline.study.scoring import ground_truth
-from pipeline.study.sets import held_out_size_mask, noisy_dataset, training_sets
+from pipeline.study.sets import held_out_mask, noisy_dataset, training_sets
 from tests.study.tiny_study import study_config
 
 TRAIN, VAL, TEST = range(3)
+SIZE_021 = ("ball_021", "inner_021", "outer_021")
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +29,7 @@ def test_every_training_set_and_its_evaluations(sets):
     config, by_name = sets
     assert list(by_name) == ["recording", "load_shift", "reduced_labels", "ood_size"]
     assert [e.split for e in by_name["recording"].evaluations] == ["recording", "snr-5"]
-    assert by_name["ood_size"].evaluations[0].ood_fault_size_in == 0.021
+    assert by_name["ood_size"].evaluations[0].ood_classes == ("ball_021", "inner_021", "outer_021")
     shifted = load_prepared(by_name["load_shift"].dataset_dir).arrays
     assert set(np.unique(shifted["load"][shifted["split"] == TEST])) == {3}
     assert 3 not in set(np.unique(shifted["load"][shifted["split"] != TEST]))
@@ -63,11 +65,11 @@ def test_held_out_size_never_reaches_training_or_validation(sets):
     _, by_name = sets
     ood = load_prepared(by_name["ood_size"].dataset_dir)
     a = ood.arrays
-    held_out = held_out_size_mask(ood, 0.021)
+    held_out = held_out_mask(ood, SIZE_021)
     assert not held_out[a["split"] != TEST].any()
     full = load_prepared(by_name["recording"].dataset_dir)
     assert np.count_nonzero(held_out) == np.count_nonzero(
-        held_out_size_mask(full, 0.021) & (full.arrays["split"] == TEST)
+        held_out_mask(full, SIZE_021) & (full.arrays["split"] == TEST)
     )
     assert {CLASS_NAMES[k] for k in np.unique(a["labels"][held_out])} == {"ball_021", "inner_021", "outer_021"}
 
@@ -77,7 +79,7 @@ def test_the_held_out_size_is_found_when_labels_name_only_the_fault_location(tin
     (ood_size,) = training_sets(config, seed=0)
     dataset = load_prepared(ood_size.dataset_dir)
     a, recordings = dataset.arrays, dataset.manifest["recordings"]
-    held_out = held_out_size_mask(dataset, 0.021)
+    held_out = held_out_mask(dataset, SIZE_021)
     assert {recordings[r]["label"] for r in np.unique(a["recording"][held_out])} == {
         "ball_021",
         "inner_021",
@@ -87,11 +89,26 @@ def test_the_held_out_size_is_found_when_labels_name_only_the_fault_location(tin
     assert {dataset.manifest["class_names"][k] for k in np.unique(a["labels"][held_out])} == {"ball", "inner", "outer"}
 
 
-def test_noisy_sets_need_the_simulator(tiny_study_config):
-    config = tiny_study_config()
-    config.data.source = "cwru"  # no recordings are read before the check
-    with pytest.raises(ConfigError, match="data.source=synthetic"):
-        noisy_dataset(config, None, 0.0)
+def test_a_held_out_location_never_reaches_training_or_validation(tiny_study_config):
+    config = tiny_study_config("study.training_sets=[ood_location]", "study.snr_db=[]", "study.ood_fault_location=ball")
+    (ood_location,) = training_sets(config, seed=0)
+    (evaluation,) = ood_location.evaluations
+    assert evaluation.ood_classes == ("ball_007", "ball_014", "ball_021")
+    dataset = load_prepared(evaluation.dataset_dir)
+    held_out = held_out_mask(dataset, evaluation.ood_classes)
+    assert held_out.any() and not held_out[dataset.arrays["split"] != TEST].any()
+
+
+def test_noisy_copies_of_a_derived_simulated_set_are_refused(sets):
+    config, by_name = sets
+    with pytest.raises(DatasetError, match="noisy_set"):
+        noisy_dataset(config.data, by_name["ood_size"].dataset_dir, 0.0)
+
+
+def test_sim_to_real_needs_recorded_data(tiny_study_config):
+    config = tiny_study_config("study.training_sets=[sim_to_real]", "study.snr_db=[]")
+    with pytest.raises(ConfigError, match="sim_to_real"):
+        training_sets(config, seed=0)
 
 
 def test_resonance_truth_is_the_simulated_resonance():

@@ -16,7 +16,7 @@ from pipeline.study.runner import run_study
 from tests.study.tiny_study import study_config
 
 REPO = Path(__file__).resolve().parents[2]
-SPLITS = ["recording", "snr0", "load_shift", "reduced_labels", "ood_size"]  # tiny: study.snr_db=[0.0]
+SPLITS = ["recording", "load_shift", "snr0", "reduced_labels", "ood_size"]  # tiny: study.snr_db=[0.0]
 TRAINING_SETS = ["recording", "load_shift", "reduced_labels", "ood_size"]
 
 
