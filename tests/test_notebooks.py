@@ -90,15 +90,15 @@ def test_study_notebook_rebuilds_its_figures_from_the_study_runs(mlflow_store, t
         study_config(
             f"data.cache_dir={tmp_path / 'data'}",
             "study.arms=[data_only,wdcnn]",
-            "study.training_sets=[recording,ood_size]",
+            "study.training_sets=[recording,load_shift,ood_size]",
             "study.seeds=[0,1]",
         )
     )
     figures = execute_notebook(STUDY_NOTEBOOK)
     assert [f["layout"]["title"]["text"] for f in figures] == [
         "Test accuracy per split (mean ± std over seeds)",
-        "Accuracy vs measurement noise",
-        "Calibration (ECE, held-out) and OOD detection (AUROC, held-out size), per seed",
+        "Accuracy vs noise",
+        "Calibration (ECE, load shift) and OOD detection (AUROC, held-out size and location), per seed",
         "Inferred physical parameters vs simulator ground truth (held-out recordings)",
     ]
     cells = mlflow.search_runs(

@@ -93,6 +93,22 @@ def headline_table(runs: pd.DataFrame) -> pd.DataFrame:
     return split_table(runs).join(quality_table(runs)).rename_axis("arm")
 
 
+def paired_table(runs: pd.DataFrame, reference: str = "data_only", metric: str = "test/accuracy") -> pd.DataFrame:
+    """Arms x splits, each cell `mean ± std` over seeds of the arm's `metric` minus `reference`'s on the same
+    seed (same data, initialisation and batches): the physics question asked paired, which the seeds' spread
+    in the split table hides. Empty when `reference` was not run."""
+    wide = runs.pivot_table(index=["split", "seed"], columns="arm", values=metric)
+    if reference not in wide:
+        return pd.DataFrame()
+    arms = [arm for arm in _sorted(wide.columns) if arm != reference]
+    differences = wide[arms].sub(wide[reference], axis=0).stack().rename(metric).reset_index()
+    table = {
+        split: _cells(differences[differences["split"] == split], metric)
+        for split in _sorted(differences["split"].unique())
+    }
+    return pd.DataFrame(table).reindex(arms).fillna("").rename_axis(f"minus {reference}")
+
+
 def to_markdown(table: pd.DataFrame) -> str:
     """A GitHub markdown table, index as the first column."""
     header = [table.index.name or "", *map(str, table.columns)]

@@ -17,7 +17,7 @@ from pipeline.readout import Readout
 from pipeline.stages.contract import DATASET_DIR_TAG, MODEL_URI_TAG, TRAIN_RUN_TAG
 from pipeline.stages.train import train
 from pipeline.study.design import ARMS, Arm, arm_config
-from pipeline.study.report import headline_table, study_runs, summary, to_markdown
+from pipeline.study.report import headline_table, paired_table, study_runs, summary, to_markdown
 from pipeline.study.scoring import score
 from pipeline.study.sets import EvaluationSet, training_sets
 from pipeline.study.tuning import with_tuned_weights
@@ -79,6 +79,7 @@ def run_study(config: ExperimentConfig) -> StudyResult:
         runs = study_runs(parent.info.run_id)
         mlflow.log_text(summary(runs).to_csv(), "summary.csv")
         mlflow.log_text(to_markdown(headline_table(runs)), "headline.md")
+        mlflow.log_text(to_markdown(paired_table(runs)), "paired.md")
     print(
         f"study run {parent.info.run_id}: {len(cells)} scored runs\n{headline_table(runs).to_string()}\n"
         f"browse: {browse_hint(store, parent.info.experiment_id)}"

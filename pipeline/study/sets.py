@@ -230,7 +230,7 @@ def derived_dataset(
     arrays = {name: np.ascontiguousarray(values) for name, values in arrays.items()}
     used = set(np.unique(arrays["recording"]).tolist())
     recordings = [
-        {**r, "split": recording_split or r["split"]} if i in used else {**r, "split": "unused"}
+        (_assigned(r, recording_split) if recording_split else r) if i in used else {**r, "split": "unused"}
         for i, r in enumerate(source.manifest["recordings"])
     ]
     counts = split_counts(arrays, source.manifest["class_names"])
@@ -247,3 +247,9 @@ def derived_dataset(
     }
     write_prepared(final, arrays, manifest)
     return final
+
+
+def _assigned(recording: dict, split: str) -> dict:
+    """A manifest recording entry with the recording and each of its segments in `split`."""
+    segments = [{**segment, "split": split} for segment in recording.get("segments", [])]
+    return {**recording, "split": split, "segments": segments}

@@ -1,0 +1,51 @@
+"""The study on real recordings at a tiny budget: a simulator-trained model is scored on the recordings (ten
+classes and the fault location they name), and a held-out fault location is told from the seen ones."""
+
+import mlflow
+import pytest
+
+from pipeline.study.report import headline_table, study_runs
+from pipeline.study.runner import run_study
+from tests.study.tiny_study import study_config
+
+
+@pytest.fixture(scope="module")
+def real_study(tmp_path_factory, cwru_dir):
+    root = tmp_path_factory.mktemp("real-study")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        mlflow.set_tracking_uri(uri)
+        config = study_config(
+            f"data.cache_dir={root / 'data'}",
+            "data=cwru",
+            f"data.path={cwru_dir}",
+            "study.arms=[physics_adaptive]",
+            "study.training_sets=[sim_to_real,ood_location]",
+            "study.snr_db=[]",
+        )
+        result = run_study(config)
+        yield result, study_runs(result.run_id)
+
+
+def test_every_run_finishes_with_one_cell_per_set(real_study):
+    result, table = real_study
+    assert sorted(table["split"]) == ["ood_location", "sim_to_real"]
+    runs = mlflow.search_runs(experiment_names=["av-pino-study"], output_format="list")
+    assert runs and all(run.info.status == "FINISHED" for run in runs)
+
+
+def test_sim_to_real_is_scored_on_classes_and_locations(real_study):
+    _, table = real_study
+    cell = table[table["split"] == "sim_to_real"].iloc[0]
+    assert 0.0 <= cell["test/accuracy"] <= cell["test/location_accuracy"] <= 1.0  # a right class has a right location
+    assert 0.0 <= cell["test/ece"] <= 1.0 and 0.0 <= cell["test/ece_uncalibrated"] <= 1.0
+
+
+def test_the_held_out_location_is_scored_for_ood_detection(real_study):
+    _, table = real_study
+    cell = table[table["split"] == "ood_location"].iloc[0]
+    assert 0.0 <= cell["test/ood_auroc"] <= 1.0 and 0.0 <= cell["test/uncertainty_auroc"] <= 1.0
+    assert (
+        headline_table(table).loc["physics_adaptive", "OOD AUROC, held-out location"] == f"{cell['test/ood_auroc']:.3g}"
+    )
