@@ -31,7 +31,7 @@ from omegaconf import OmegaConf
 
 from pipeline.baselines.envelope_rule import EnvelopeRule
 from pipeline.calibration import expected_calibration_error
-from pipeline.config import DataConfig, ExperimentConfig, LossConfig, ModelConfig, StudyConfig, TrainingConfig
+from pipeline.config import DataConfig, ExperimentConfig, LossConfig, ModelConfig, TrainingConfig
 from pipeline.data.bearing import BearingGeometry
 from pipeline.data.noise import with_white_noise
 from pipeline.data.prepared import PreparedDataset, load_prepared, prepare_dataset
@@ -39,6 +39,7 @@ from pipeline.evaluation import auroc, classification_metrics, predict_windows
 from pipeline.model_factory import build_from_settings, model_settings
 from pipeline.readout import fit_readout
 from pipeline.stages.train import make_loaders
+from pipeline.study.config import StudyConfig
 from pipeline.study.design import ARMS as STUDY_ARMS
 from pipeline.training.training_engine import TrainingEngine
 

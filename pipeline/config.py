@@ -12,54 +12,27 @@ import math
 import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from pipeline.config_section import ConfigError, Section, check_setting
 from pipeline.data.bearing import BEARINGS, NOMINAL_RPM
-from pipeline.data.classes import FAULT_LOCATIONS, FAULT_SIZES_IN
+from pipeline.data.classes import FAULT_SIZES_IN
 from pipeline.data.cwru import SAMPLE_RATE as CWRU_SAMPLE_RATE
 from pipeline.data.tasks import TASKS
 from pipeline.liveness import HEARTBEAT_S
-from pipeline.study.design import ARMS, SIMULATOR_TRAINING_SETS, TRAINING_SETS
+from pipeline.study.config import StudyConfig
 
 DATA_SOURCES = ("synthetic", "cwru", "files")
 SPLITS = ("recording", "load_shift", "fault_size", "time")
 DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
-class ConfigError(ValueError):
-    """A configuration value is invalid; the message names the key and the value."""
-
-
-def check_setting(ok: bool, key: str, value: Any, why: str) -> None:
-    """Raise a ConfigError naming `key` and `value` unless `ok`: the one wording of every config check."""
-    if not ok:
-        raise ConfigError(f"{key}={value!r}: {why}")
-
-
-class _Section:
-    """Lets a config group be read as a mapping, as the training API documents (`config.training["epochs"]`)."""
-
-    def __getitem__(self, key: str) -> Any:
-        if key not in self.keys():
-            raise KeyError(f"{type(self).__name__} has no key {key!r}; keys: {', '.join(self.keys())}")
-        return getattr(self, key)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self.keys()
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return getattr(self, key, default) if key in self.keys() else default
-
-    def keys(self) -> list[str]:
-        return [f.name for f in fields(self)]
-
-
 @dataclass
-class DataConfig(_Section):
+class DataConfig(Section):
     source: str = "synthetic"
     path: Optional[str] = None  # folder of CWRU .mat files when source == "cwru"
     manifest: Optional[str] = None  # CSV listing your own recordings when source == "files" (pipeline/data/files.py)
@@ -165,7 +138,7 @@ class DataConfig(_Section):
 
 
 @dataclass
-class ModelConfig(_Section):
+class ModelConfig(Section):
     name: str = "agt_no"
     input_dim: int = 1
     hidden_dim: int = 32
@@ -200,7 +173,7 @@ class ModelConfig(_Section):
 
 
 @dataclass
-class LossConfig(_Section):
+class LossConfig(Section):
     physics_weight: float = 0.1
     consistency_weight: float = 0.05
     variational_weight: float = 0.02
@@ -213,7 +186,7 @@ class LossConfig(_Section):
 
 
 @dataclass
-class TrainingConfig(_Section):
+class TrainingConfig(Section):
     epochs: int = 8
     batch_size: int = 64
     learning_rate: float = 1e-3
@@ -264,7 +237,7 @@ class TrainingConfig(_Section):
 
 
 @dataclass
-class DistributedConfig(_Section):
+class DistributedConfig(Section):
     """Ranks per training job. With nproc_per_node > 1 the train stage launches itself through torch's
     elastic launcher (what torchrun runs); under torchrun the launcher's WORLD_SIZE wins. Whether this machine
     has the cores or GPUs asked for is checked before a stage starts (pipeline/training/device.py)."""
@@ -290,7 +263,7 @@ class DistributedConfig(_Section):
 
 
 @dataclass
-class TrackingConfig(_Section):
+class TrackingConfig(Section):
     experiment: str = "av-pino"
 
     def __post_init__(self) -> None:
@@ -298,7 +271,7 @@ class TrackingConfig(_Section):
 
 
 @dataclass
-class EvaluateConfig(_Section):
+class EvaluateConfig(Section):
     model_uri: Optional[str] = None  # default: the model of the newest finished train run
     batch_size: int = 256
     ece_bins: int = 15
@@ -309,7 +282,7 @@ class EvaluateConfig(_Section):
 
 
 @dataclass
-class ReadoutConfig(_Section):
+class ReadoutConfig(Section):
     """What the train stage fits on the trained model, on rank 0 before logging it, and logs with it
     (pipeline/readout.py): a temperature on the validation windows' logits, and, for a model that returns
     `features`, the Gaussians of its training windows' features that score each window's `ood_score`."""
@@ -323,7 +296,7 @@ class ReadoutConfig(_Section):
 
 
 @dataclass
-class RegistryConfig(_Section):
+class RegistryConfig(Section):
     model_name: str = "av-pino"
     evaluation_run_id: Optional[str] = None  # default: the newest finished evaluate run
     metric: str = "test/macro_f1"  # higher is better
@@ -347,81 +320,7 @@ class RegistryConfig(_Section):
 
 
 @dataclass
-class StudyConfig(_Section):
-    """The ablation study (`python -m pipeline.study`): every arm is trained on every training set with every
-    seed (pipeline/study/). Arms and training sets are defined in pipeline/study/design.py and sets.py;
-    conf/study/real.yaml is the study on real recordings."""
-
-    arms: list[str] = field(default_factory=lambda: list(ARMS))
-    training_sets: list[str] = field(default_factory=lambda: list(SIMULATOR_TRAINING_SETS))
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
-    snr_db: list[float] = field(default_factory=lambda: [10.0, 0.0, -5.0])  # noisy copies of noisy_set's test windows
-    noisy_set: str = "recording"  # the training set whose models are also scored on noisy test windows
-    label_fraction: float = 0.1  # reduced_labels: share of each class's training recordings that is kept
-    ood_fault_size_in: float = 0.021  # ood_size: never trained on; its test windows are out of distribution
-    ood_fault_location: str = "inner"  # ood_location: never trained on; its test windows are out of distribution
-    unseen_sizes: list[float] = field(default_factory=lambda: list(FAULT_SIZES_IN))  # unseen_size: one set each
-    baseline_epochs: int = 40  # the WDCNN arm's epoch limit; its validation loss stops it (design.py)
-    # physics_tuned: these weights, or with tune_with_sweep the best of a sweep of sweep_trials trials
-    # (conf/hparams_search/physics_weights.yaml) the study runs first
-    tuned_physics_weight: float = 0.1
-    tuned_consistency_weight: float = 0.05
-    tune_with_sweep: bool = False
-    sweep_trials: int = 8
-
-    def __post_init__(self) -> None:
-        p = "study."
-        for key, allowed in (("arms", tuple(ARMS)), ("training_sets", TRAINING_SETS)):
-            values = list(getattr(self, key))
-            check_setting(
-                bool(values) and set(values) <= set(allowed) and len(set(values)) == len(values),
-                p + key,
-                values,
-                f"must be distinct names out of {allowed}",
-            )
-        check_setting(
-            bool(self.seeds) and len(set(self.seeds)) == len(self.seeds),
-            p + "seeds",
-            self.seeds,
-            "must be a non-empty list of distinct integers",
-        )
-        check_setting(
-            all(-20.0 <= snr <= 80.0 for snr in self.snr_db), p + "snr_db", self.snr_db, "each must be in [-20, 80] dB"
-        )
-        check_setting(
-            not self.snr_db or self.noisy_set in self.training_sets,
-            p + "noisy_set",
-            self.noisy_set,
-            "must be one of study.training_sets (its models are scored on the noisy copies), or set study.snr_db=[]",
-        )
-        check_setting(0.0 < self.label_fraction <= 1.0, p + "label_fraction", self.label_fraction, "must be in (0, 1]")
-        check_setting(
-            self.ood_fault_size_in in FAULT_SIZES_IN,
-            p + "ood_fault_size_in",
-            self.ood_fault_size_in,
-            f"must be one of {FAULT_SIZES_IN}",
-        )
-        check_setting(
-            bool(self.unseen_sizes) and set(self.unseen_sizes) <= set(FAULT_SIZES_IN),
-            p + "unseen_sizes",
-            self.unseen_sizes,
-            f"must be sizes out of {FAULT_SIZES_IN}",
-        )
-        check_setting(
-            self.ood_fault_location in FAULT_LOCATIONS[1:],
-            p + "ood_fault_location",
-            self.ood_fault_location,
-            f"must be a fault location out of {FAULT_LOCATIONS[1:]}",
-        )
-        for key in ("tuned_physics_weight", "tuned_consistency_weight"):
-            value = getattr(self, key)
-            check_setting(math.isfinite(value) and value >= 0.0, p + key, value, "must be a finite number >= 0")
-        for key in ("sweep_trials", "baseline_epochs"):
-            check_setting(getattr(self, key) > 0, p + key, getattr(self, key), "must be positive")
-
-
-@dataclass
-class ExperimentConfig(_Section):
+class ExperimentConfig(Section):
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)

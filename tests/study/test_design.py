@@ -3,7 +3,8 @@ study config is validated."""
 
 import pytest
 
-from pipeline.config import ConfigError, ExperimentConfig, StudyConfig
+from pipeline.config import ConfigError, ExperimentConfig
+from pipeline.study.config import StudyConfig
 from pipeline.study.design import ARMS, arm_config
 
 
