@@ -34,14 +34,14 @@ TINY = [
 ]
 # D's simulator: every signal shifted, as another library version could make it.
 OTHER_NUMBERS = """
-import dataclasses, pipeline.data.prepared as prepared
-simulate = prepared.simulate_recording
+import dataclasses, pipeline.data.sources as sources
+simulate = sources.simulate_recording
 
 def shifted(*args, **kwargs):
     sim = simulate(*args, **kwargs)
     return dataclasses.replace(sim, signal=sim.signal + 1)
 
-prepared.simulate_recording = shifted
+sources.simulate_recording = shifted
 """
 # (machine, entry, extra overrides, extra setup)
 JOBS = [

@@ -24,14 +24,12 @@ import numpy as np
 from pipeline.atomic_files import fsync_dir, remove_abandoned, temp_path
 from pipeline.config import DataConfig
 from pipeline.data import files as user_files
-from pipeline.data.bearing import BEARINGS, NOMINAL_RPM
-from pipeline.data.classes import CLASS_NAMES, class_index, fault_size_in
-from pipeline.data.cwru import read_cwru_folder
 from pipeline.data.dataset import BearingWindows
 from pipeline.data.errors import DatasetError
-from pipeline.data.simulator import SIMULATOR_VERSION, simulate_recording
+from pipeline.data.simulator import SIMULATOR_VERSION
+from pipeline.data.sources import GROUND_TRUTH, Recording, manifest_rows, read_recordings
 from pipeline.data.splits import Segment, SplitPlan, plan_splits
-from pipeline.data.tasks import class_locations, class_names, task_label
+from pipeline.data.tasks import class_locations, class_names
 from pipeline.data.windows import SPLIT_NAMES, frame
 from pipeline.stages.contract import config_digest
 
@@ -40,27 +38,12 @@ log = logging.getLogger(__name__)
 DATASET_FORMAT_VERSION = 4  # bump when the arrays or the manifest change meaning: old caches then miss
 MANIFEST = "manifest.json"
 REQUIRED_ARRAYS = ("windows", "labels", "recording", "load", "split", "rpm", "bearing", "offset")
-GROUND_TRUTH = ("natural_freq_hz", "damping_ratio")  # synthetic only: targets for system identification
 _ONLY_FOR = {
     "synthetic": ("recordings_per_load", "duration_s", "snr_db"),
     "cwru": ("path", "strict"),
     "files": ("manifest",),
 }
 _SPLIT_KEYS = {"load_shift": ("train_loads", "test_loads"), "fault_size": ("test_fault_size",)}
-
-
-@dataclass
-class _Recording:
-    signal: np.ndarray
-    label: str  # CWRU and simulator: one of the ten CLASS_NAMES, whatever the task; files: the manifest's label
-    load_hp: int
-    rpm: float
-    source: str
-    notes: list[str]
-    truth: dict[str, float]  # GROUND_TRUTH values (synthetic only)
-    klass: str  # the class the model learns, one of the dataset's class_names
-    fault_size: float  # 0 for none
-    bearing_name: str
 
 
 @dataclass(frozen=True)
@@ -128,7 +111,7 @@ def prepare_dataset(cfg: DataConfig, cache_root: str | Path) -> Path:
         log.info("dataset cache hit: %s", final)
         return final
     start = time.perf_counter()
-    recordings, skipped, ignored = {"synthetic": _synthetic, "cwru": _cwru, "files": _files}[cfg.source](cfg)
+    recordings, skipped, ignored = read_recordings(cfg)
     plan = plan_splits(
         cfg,
         [r.label for r in recordings],
@@ -217,79 +200,8 @@ def split_counts(arrays: dict[str, np.ndarray], names: list[str]) -> dict[str, d
     }
 
 
-def _synthetic(cfg: DataConfig) -> tuple[list[_Recording], list[dict[str, str]], list[dict[str, str]]]:
-    """Every class x load 0..3 x recordings_per_load, each with its own seed drawn from cfg.seed."""
-    recordings = []
-    for label in CLASS_NAMES:
-        for load in sorted(NOMINAL_RPM):
-            for rep in range(cfg.recordings_per_load):
-                seed = int(np.random.SeedSequence([cfg.seed, class_index(label), load, rep]).generate_state(1)[0])
-                sim = simulate_recording(
-                    label,
-                    load,
-                    seed,
-                    duration_s=cfg.duration_s,
-                    snr_db=cfg.snr_db,
-                    sample_rate=cfg.sample_rate,
-                    bearing=BEARINGS[cfg.bearing],
-                )
-                recordings.append(
-                    _Recording(
-                        sim.signal,
-                        label,
-                        load,
-                        sim.params["rpm"],
-                        f"simulator seed={seed}",
-                        [],
-                        {name: sim.params[name] for name in GROUND_TRUTH},
-                        *_ten_class_facts(cfg, label),
-                    )
-                )
-    return recordings, [], []
-
-
-def _cwru(cfg: DataConfig) -> tuple[list[_Recording], list[dict[str, str]], list[dict[str, str]]]:
-    folder = read_cwru_folder(cfg.path, strict=cfg.strict, min_samples=cfg.window)
-    recordings = [
-        _Recording(r.signal, r.label, r.load_hp, r.rpm, r.source, r.notes, {}, *_ten_class_facts(cfg, r.label))
-        for r in folder.records
-    ]
-    return recordings, folder.skipped, folder.ignored
-
-
-def _ten_class_facts(cfg: DataConfig, label: str) -> tuple[str, float, str]:
-    """The class, fault size and bearing of a CWRU-named recording: what its name and `cfg` say."""
-    return class_names(cfg.task)[task_label(cfg.task, label)], fault_size_in(label), cfg.bearing
-
-
-def _files(cfg: DataConfig) -> tuple[list[_Recording], list[dict[str, str]], list[dict[str, str]]]:
-    rows = _manifest_rows(cfg)
-    recordings = [
-        _Recording(
-            r.signal,
-            r.row.label,
-            r.row.load,
-            r.row.rpm,
-            str(r.row.path),
-            r.notes,
-            {},
-            user_files.class_of(r.row, cfg.task),
-            r.row.fault_size,
-            r.row.bearing_name,
-        )
-        for r in user_files.read_recordings(cfg.manifest, rows, cfg.sample_rate, cfg.window)
-    ]
-    return recordings, [], []
-
-
-def _manifest_rows(cfg: DataConfig) -> list[user_files.ManifestRow]:
-    rows = user_files.read_manifest(cfg.manifest, cfg.bearing)
-    user_files.check_task(cfg.manifest, rows, cfg.task)
-    return rows
-
-
 def _window_arrays(
-    cfg: DataConfig, recordings: list[_Recording], segments: list[Segment], names: list[str], bearings: list[str]
+    cfg: DataConfig, recordings: list[Recording], segments: list[Segment], names: list[str], bearings: list[str]
 ) -> dict[str, np.ndarray]:
     """Per-window arrays, windows cut inside each segment; per-recording facts repeat for each window. Labels
     index `names`, the `bearing` array indexes `bearings`."""
@@ -321,7 +233,7 @@ def dataset_description(cfg: DataConfig) -> dict[str, Any]:
     A manifest of the user's own recordings is read for it (its rows only, not the files)."""
     names, locations, bearing = list(class_names(cfg.task)), class_locations(cfg.task), cfg.bearing
     if cfg.source == "files":
-        rows = _manifest_rows(cfg)
+        rows = manifest_rows(cfg)
         names, locations = user_files.class_names(rows, cfg.task), user_files.class_locations(rows, cfg.task)
         bearing = user_files.typical_bearing(rows)[0]
     return {
@@ -338,7 +250,7 @@ def dataset_description(cfg: DataConfig) -> dict[str, Any]:
 def _manifest(
     cfg: DataConfig,
     description: dict[str, Any],
-    recordings: list[_Recording],
+    recordings: list[Recording],
     plan: SplitPlan,
     arrays: dict[str, np.ndarray],
     files: dict[str, list],

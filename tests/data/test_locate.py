@@ -9,7 +9,7 @@ import mlflow
 import numpy as np
 import pytest
 
-import pipeline.data.prepared as prepared
+import pipeline.data.sources as sources
 from pipeline.config import DataConfig
 from pipeline.data.errors import DatasetError
 from pipeline.data.locate import locate_dataset
@@ -83,13 +83,13 @@ def test_a_rebuild_with_other_content_is_refused_naming_both_hashes(machine_a, t
     run, folder = machine_a
     shutil.rmtree(folder)
 
-    simulate = prepared.simulate_recording
+    simulate = sources.simulate_recording
 
     def shifted(*args, **kwargs):  # this machine's simulator gives other numbers
         sim = simulate(*args, **kwargs)
         return dataclasses.replace(sim, signal=sim.signal + 1)
 
-    monkeypatch.setattr(prepared, "simulate_recording", shifted)
+    monkeypatch.setattr(sources, "simulate_recording", shifted)
 
     with pytest.raises(DatasetError) as refused:
         dataset_of_run(run, tmp_path / "b")

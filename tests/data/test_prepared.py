@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from pipeline.config import DataConfig
-from pipeline.data import prepared
+from pipeline.data import sources
 from pipeline.data.classes import CLASS_NAMES, FAULT_LOCATIONS, fault_location
 from pipeline.data.cwru import CwruError
 from pipeline.data.prepared import DatasetError, dataset_dir_for, load_prepared, prepare_dataset
@@ -135,7 +135,7 @@ def test_second_call_is_a_cache_hit_that_does_no_work(tiny, monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("the simulator ran on a cache hit")
 
-    monkeypatch.setattr(prepared, "simulate_recording", fail)
+    monkeypatch.setattr(sources, "simulate_recording", fail)
     assert prepare_dataset(DataConfig(**TINY, cache_dir="elsewhere"), root) == path
     assert (path / "manifest.json").stat().st_mtime_ns == mtime
 
