@@ -51,6 +51,19 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, n_bins: in
     return float((filled["count"] * (filled["accuracy"] - filled["confidence"]).abs()).sum() / total)
 
 
+def ece_sampling_floor(probs: np.ndarray, n_bins: int = 15, draws: int = 20, seed: int = 0) -> float:
+    """The ECE a perfectly calibrated model with these probabilities `[N, C]` would show on N windows: the mean
+    over `draws` sets of labels drawn from the probabilities themselves. ECE is biased upwards on a finite set,
+    so a measured ECE near this floor is as calibrated as N windows can tell; a target below it is unmeasurable."""
+    probs = np.asarray(probs, dtype=np.float64)
+    if len(probs) == 0:
+        return float("nan")
+    cumulative = np.cumsum(probs, axis=1)
+    uniform = np.random.default_rng(seed).random((draws, len(probs), 1)) * cumulative[:, -1:]
+    labels = (uniform < cumulative).argmax(axis=2)  # the first class whose cumulative probability passes u
+    return float(np.mean([expected_calibration_error(probs, drawn, n_bins) for drawn in labels]))
+
+
 def scaled_probs(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     """float32 softmax(logits / temperature) `[N, C]` of logits `[N, C]` (computed in float64)."""
     return softmax(np.asarray(logits, dtype=np.float64) / temperature, axis=1).astype(np.float32)

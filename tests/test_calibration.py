@@ -1,12 +1,18 @@
 """Temperature scaling recovers the temperature that made logits overconfident, and fixes their calibration
-without changing a single decision; bad input is named."""
+without changing a single decision; a calibrated model's ECE is the sampling floor; bad input is named."""
 
 import logging
 
 import numpy as np
 import pytest
 
-from pipeline.calibration import TEMPERATURE_RANGE, expected_calibration_error, fit_temperature, scaled_probs
+from pipeline.calibration import (
+    TEMPERATURE_RANGE,
+    ece_sampling_floor,
+    expected_calibration_error,
+    fit_temperature,
+    scaled_probs,
+)
 
 
 def sampled(n: int, classes: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -33,6 +39,20 @@ def test_scaling_an_overconfident_model_lowers_its_ece_and_keeps_its_decisions()
     assert expected_calibration_error(after, labels) < expected_calibration_error(before, labels) / 3
     assert np.array_equal(after.argmax(axis=1), before.argmax(axis=1))
     assert after.dtype == np.float32 and after.sum(axis=1) == pytest.approx(np.ones(len(after)), abs=1e-5)
+
+
+def test_a_calibrated_model_shows_the_ece_floor_of_its_sample_size():
+    for n in (300, 1500):
+        measured, floor = [], []
+        for seed in range(20):  # the floor is a mean: compare it with the mean ECE of calibrated models
+            logits, labels = sampled(n, 5, seed)
+            probs = scaled_probs(logits)
+            measured.append(expected_calibration_error(probs, labels))
+            floor.append(ece_sampling_floor(probs, seed=seed))
+        assert np.mean(floor) == pytest.approx(np.mean(measured), rel=0.15)
+        assert min(floor) > 0.01  # a finite set never shows ECE 0, even for a calibrated model
+    assert ece_sampling_floor(scaled_probs(sampled(20000, 5)[0])) < 0.5 * np.mean(floor)  # it shrinks with N
+    assert np.isnan(ece_sampling_floor(np.zeros((0, 5))))
 
 
 def test_the_fit_is_deterministic_and_stays_in_its_range(caplog):

@@ -26,7 +26,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from pipeline.calibration import expected_calibration_error
+from pipeline.calibration import ece_sampling_floor, expected_calibration_error
 from pipeline.config import ExperimentConfig
 from pipeline.data.prepared import load_prepared, prepare_dataset
 from pipeline.evaluation import (
@@ -118,10 +118,12 @@ def logged_metrics(
     ece_bins: int,
 ) -> dict[str, float]:
     """The `test/` metrics from classification metrics and the model outputs `predict_windows` returned for
-    windows of `labels`: `test/ece_uncalibrated` of the plain softmax; physics, uncertainty and ood metrics only
-    for a model that returns residuals, uncertainties and ood scores."""
+    windows of `labels`: `test/ece_uncalibrated` of the plain softmax, `test/ece_sampling_floor` the ECE a
+    perfectly calibrated model would show on this many windows; physics, uncertainty and ood metrics only for a
+    model that returns residuals, uncertainties and ood scores."""
     logged = {f"test/{name}": value for name, value in metrics.items()}
     logged["test/ece_uncalibrated"] = expected_calibration_error(outputs["probs_uncalibrated"], labels, ece_bins)
+    logged["test/ece_sampling_floor"] = ece_sampling_floor(outputs["probs"], ece_bins)
     logged.update({f"test/recall/{name}": float(recall) for name, recall in per_class["recall"].items()})
     physics = {key: float(values.mean()) for key, values in outputs.items() if key.startswith("physics/")}
     logged.update({f"test/{key}": value for key, value in physics.items()})

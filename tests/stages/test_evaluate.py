@@ -215,6 +215,7 @@ def test_a_model_without_physics_uncertainty_or_ood_score_gets_no_such_metric():
         "test/macro_f1",
         "test/ece",
         "test/ece_uncalibrated",
+        "test/ece_sampling_floor",
         "test/recall/normal",
         "test/recall/fault",
     }

@@ -76,6 +76,7 @@ def test_a_model_without_physics_is_scored_on_what_it_returns_at_each_windows_sp
         "test/macro_f1",
         "test/ece",
         "test/ece_uncalibrated",
+        "test/ece_sampling_floor",
         *(f"test/recall/{c}" for c in classes),
     }
     np.testing.assert_allclose(torch.cat(model.shaft_hz).numpy(), rpm[:8] / 60, rtol=1e-6)
