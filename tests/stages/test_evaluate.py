@@ -81,6 +81,7 @@ def test_evaluates_a_trained_model_and_logs_metrics_and_plots(mlflow_store, conf
         "test/macro_f1",
         "test/ece",
         "test/ece_uncalibrated",
+        "test/ece_sampling_floor",
         "test/physics_residual",
         "test/mean_uncertainty",
         "test/ood_score_mean",
