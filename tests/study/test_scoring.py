@@ -71,12 +71,8 @@ def test_a_model_without_physics_is_scored_on_what_it_returns_at_each_windows_sp
     )
     model = RecordsShaftSpeed(len(classes))
     logged = score(model, dataset, EvaluationSet("recording", dataset.path), batch_size=3)
-    assert set(logged) == {
-        "test/accuracy",
-        "test/macro_f1",
-        "test/ece",
-        "test/ece_uncalibrated",
-        "test/ece_sampling_floor",
-        *(f"test/recall/{c}" for c in classes),
-    }
+    assert {"test/accuracy", "test/ece", *(f"test/recall/{c}" for c in classes)} <= set(logged)
+    assert not [
+        name for name in logged if name.startswith(("test/physics", "test/mean_uncertainty", "test/ood", "sysid/"))
+    ]
     np.testing.assert_allclose(torch.cat(model.shaft_hz).numpy(), rpm[:8] / 60, rtol=1e-6)
