@@ -1,12 +1,12 @@
 """Classify one recording: `python -m pipeline.predict input=<file> [model_uri=...] [hop=<samples>]`
-(conf/predict.yaml; the work is pipeline.prediction's)."""
+(conf/predict.yaml; the work is pipeline.stages.predict's)."""
 
 import sys
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from pipeline.prediction import PredictError, predict_file, summary
+from pipeline.stages.predict import PredictError, predict_file, summary
 
 SHOWN_COLUMNS = ("window", "class", "probability", "uncertainty", "out_of_distribution")  # those the model has
 

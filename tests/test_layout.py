@@ -1,4 +1,4 @@
-"""The shape of the code: imports run one way, entry points are leaves, and every default has one home.
+"""The shape of the code: imports run down the layers, entry points are leaves, and every default has one home.
 
 Read from the source (no module is imported), so a violation names the file and line that makes it.
 """
@@ -14,7 +14,8 @@ import yaml
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from pipeline.config import ExperimentConfig, register_configs
+from pipeline.config import register_configs
+from pipeline.study.config import StudyExperimentConfig
 
 REPO = Path(__file__).resolve().parents[1]
 ENTRY_MODULES = {f"pipeline.{name}" for name in ("prepare", "train", "evaluate", "register", "workflow", "predict")}
@@ -22,6 +23,24 @@ ENTRY_MODULES.add("pipeline.study.__main__")
 # The sweeper plugin is imported by Hydra's plugin scan at every start: it imports the sweep (torch, MLflow)
 # only when a sweep runs.
 LIGHT_PLUGIN = Path("hydra_plugins/av_pino_sweeper/av_pino_sweeper.py")
+
+# The layers of pipeline/, lowest first (docs/how-it-works.md draws them): a module may import its own package and
+# the layers below it, never one above. A unit is a package of pipeline/ or one of its top-level modules.
+LAYERS = (
+    "pipeline.common",  # what every layer shares: config-section checks, atomic files, the digest
+    "pipeline.data",  # kinematics, simulator, readers, splits, prepared datasets
+    "pipeline.dsp",  # the one signal-processing module: envelope, band choice, orders, fault combs
+    "pipeline.models",  # what a model returns, its sizes, the baselines WDCNN and the envelope rule
+    "pipeline.physics",  # AGT-NO, its blocks, and the equations its residuals state
+    "pipeline.training",  # the engine, losses, monitoring, checkpoints, devices, ranks, the model factory
+    "pipeline.readout",  # what is read off a trained model: temperature, ood score, metrics, figures
+    "pipeline.tracking",  # MLflow: stage contract, runs, datasets, model logging, registry, resume
+    "pipeline.config",  # the experiment's config, composed of every layer's section
+    "pipeline.stages",  # prepare, train, evaluate, register, predict, the workflow
+    "pipeline.sweep",  # Optuna sweeps over training jobs
+    "pipeline.study",  # the ablation study
+    "entry",  # the entry shells and the sweeper plugin, imported by nothing
+)
 
 
 def module_name(path: Path) -> str:
@@ -82,6 +101,33 @@ def test_no_module_imports_an_entry_module():
     assert offenders == []
 
 
+def layer(module: str) -> int:
+    """The index in LAYERS of the unit `module` belongs to."""
+    if module in ENTRY_MODULES or module.startswith("hydra_plugins"):
+        return len(LAYERS) - 1
+    unit = ".".join(module.split(".")[:2])
+    assert unit in LAYERS, f"{module}: its unit {unit} is in no layer of LAYERS"
+    return LAYERS.index(unit)
+
+
+def test_imports_run_down_the_layers():
+    """No import, at module level or in a function, reaches a layer above its own module's."""
+    back_arrows = [
+        f"{path.relative_to(REPO)}:{line} imports {name} ({LAYERS[layer(name)]} is above {LAYERS[layer(module)]})"
+        for path in python_files("pipeline", "hydra_plugins")
+        for module in [module_name(path)]
+        for line, name, _ in imports(path)
+        if layer(name) > layer(module)
+    ]
+    assert back_arrows == []
+
+
+def test_the_top_level_holds_only_entry_shells_the_config_and_packages():
+    modules = {path.stem for path in (REPO / "pipeline").glob("*.py")} - {"__init__"}
+    shells = ENTRY_MODULES - {"pipeline.study.__main__"}
+    assert {f"pipeline.{name}" for name in modules} == shells | {"pipeline.config"}
+
+
 def test_imports_form_no_cycle():
     graph, state, cycles = import_graph(), {}, []
 
@@ -136,12 +182,12 @@ def test_a_group_option_records_only_its_choices(option):
     values = yaml.safe_load(text) or {}
     if "@package _global_" in text:  # study=tiny sets several sections
         pairs = [
-            (f"{section}.{key}", value, getattr(getattr(ExperimentConfig(), section), key))
+            (f"{section}.{key}", value, getattr(getattr(StudyExperimentConfig(), section), key))
             for section, keys in values.items()
             for key, value in keys.items()
         ]
     else:
-        section = getattr(ExperimentConfig(), option.parent.name)
+        section = getattr(StudyExperimentConfig(), option.parent.name)
         pairs = [(key, value, getattr(section, key)) for key, value in values.items()]
     repeated = [key for key, value, default in pairs if value == default]
     assert repeated == [], f"{option.name} repeats the defaults of {repeated}"
@@ -152,7 +198,7 @@ def test_mlproject_parameters_default_to_the_config():
     entry's group choices take their defaults: running an entry without -P changes nothing."""
     project = yaml.safe_load((REPO / "MLproject").read_text())
     checked = 0
-    register_configs()
+    register_configs(StudyExperimentConfig)  # the pipeline's schema and the study's section: every entry composes
     with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
         for name, entry in project["entry_points"].items():
             command, parameters = entry["command"], entry["parameters"]
@@ -171,4 +217,5 @@ def test_mlproject_parameters_default_to_the_config():
                         value,
                     )
                     checked += 1
+    register_configs()
     assert checked >= 10

@@ -1,16 +1,8 @@
 """Reader for the Case Western Reserve University bearing data set as users have it: a folder tree of .mat files.
 
-Ten classes are read: the 12 kHz drive-end recordings of normal, ball, inner-race and outer-race (@6 o'clock)
-faults of 0.007, 0.014 and 0.021 in, at loads 0-3 HP. A file is one recording, a class at a load. Its name
-says which, either as the official file number (`105.mat`, `IR007_0_105.mat`) or in the descriptive form of
-common copies (`IR007_0.mat`, `OR021@6_3.mat`, `Normal_1.mat`); when the name gives no number, the number of
-the `X<n>_DE_time` key inside decides, and must agree with the class and load the name gives.
-
-Files of the other CWRU sets (outer race @3 and @12, 0.028 in faults, fan-end and 48 kHz drive-end
-recordings) are recognised and set aside with the reason, since a full download holds them beside the ten
-classes. The quirks of real files (keys of a neighbouring recording, a missing RPM key, the 48 kHz normal
-baseline) are resolved here, once, with a note on the record whenever the reader had to guess.
-"""
+It reads the ten classes' 12 kHz drive-end recordings by official number or descriptive name, sets aside the
+other CWRU sets with the reason, and resolves the quirks of real files once, noting every guess on the record
+(docs/data.md#cwru-datacwru)."""
 
 from __future__ import annotations
 

@@ -1,20 +1,6 @@
-"""Your own recordings (`data=files`): a CSV manifest with one row per recording file.
-
-Columns (header names, any order):
-- `path`: the file (.mat, .npy, .csv or .wav), relative to the manifest's folder or absolute;
-- `label`: its class; the labels present become the classes, in sorted order;
-- `rpm`: the shaft speed, which puts the bearing's fault lines where the physics expects them;
-- `sample_rate`: the rate it was sampled at (Hz); other rates than `data.sample_rate` are resampled;
-- optional `load`: an operating-point number (an integer, as CWRU's motor HP) for `data.split=load_shift`;
-- optional `bearing`: a preset name (`skf_6205`) or the geometry `n_balls/ball_diameter/pitch_diameter` with an
-  optional `/contact_angle_deg`; `data.bearing` where empty;
-- optional `variable`: which .mat variable, CSV column or channel (a number) holds the signal;
-- optional `location`: normal, ball, inner or outer, the fault the label stands for; the kinematics residual
-  and `data.task=fault_location` need it;
-- optional `fault_size`: the fault's size (any unit, the same for every row) for `data.split=fault_size`.
-
-A bad row is named by its line number in the manifest, all bad rows at once, before anything is written.
-"""
+"""Your own recordings (`data=files`): a CSV manifest with one row per recording file (its columns:
+docs/data.md#your-own-recordings-datafiles). A bad row is named by its line number in the manifest, all bad rows
+at once, before anything is written."""
 
 from __future__ import annotations
 

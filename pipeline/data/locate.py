@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional
 
-from pipeline.config import ConfigError, DataConfig
+from pipeline.common.config_section import ConfigError
+from pipeline.data.config import DataConfig
 from pipeline.data.errors import DatasetError
 from pipeline.data.prepared import DATASET_FORMAT_VERSION, load_prepared, prepare_dataset
 

@@ -21,9 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.atomic_files import fsync_dir, remove_abandoned, temp_path
-from pipeline.config import DataConfig
+from pipeline.common.atomic_files import fsync_dir, remove_abandoned, temp_path
+from pipeline.common.digest import config_digest
 from pipeline.data import files as user_files
+from pipeline.data.config import DataConfig
 from pipeline.data.dataset import BearingWindows
 from pipeline.data.errors import DatasetError
 from pipeline.data.simulator import SIMULATOR_VERSION
@@ -31,7 +32,6 @@ from pipeline.data.sources import GROUND_TRUTH, Recording, manifest_rows, read_r
 from pipeline.data.splits import Segment, SplitPlan, plan_splits
 from pipeline.data.tasks import class_locations, class_names
 from pipeline.data.windows import SPLIT_NAMES, frame
-from pipeline.stages.contract import config_digest
 
 log = logging.getLogger(__name__)
 

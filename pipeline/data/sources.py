@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.config import DataConfig
 from pipeline.data import files as user_files
 from pipeline.data.bearing import BEARINGS, NOMINAL_RPM
 from pipeline.data.classes import CLASS_NAMES, class_index, fault_size_in
+from pipeline.data.config import DataConfig
 from pipeline.data.cwru import read_cwru_folder
 from pipeline.data.simulator import simulate_recording
 from pipeline.data.tasks import class_names, task_label

@@ -26,12 +26,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from pipeline.data.bearing import SKF_6205_DE, BearingGeometry, characteristic_frequencies
-
-COMB_LOCATIONS = ("ball", "inner", "outer")
-ORDER_RANGE = (3.0, 17.0)  # envelope-spectrum band checked, in multiples of the shaft frequency
-RELATIVE_HALF_WIDTH = 0.03  # of a line's frequency: +-2 % speed error plus slip broadening
-MAIN_LOBE_BINS = 1.0  # a Hann-windowed line spreads over about +-1 FFT bin
+from pipeline.data.bearing import SKF_6205_DE, BearingGeometry
+from pipeline.dsp.envelope import COMB_LOCATIONS, comb_contrast
 
 
 def physics_residuals(
@@ -97,44 +93,19 @@ def kinematics_residual(
     broadband force. A ball, inner or outer class has residual 1 - C of its location; `normal` has
     max(0, max C): a healthy bearing must not show any impact train, so predicting `normal` is no free
     way out. The window's residual is the class_probs-weighted mean over the classes, each scored by its
-    location in `class_locations`; it is 0 for a
-    window too short to resolve the combs (under about 0.05 s), which carries no kinematic evidence.
+    location in `class_locations`; it is 0 for a window too short to resolve the combs (under about
+    0.05 s), which carries no kinematic evidence.
+
+    The force's envelope is its energy f^2, not a band's analytic envelope as for the measured signal: the
+    force is what strikes the structure, before the resonance rings, so an impact is a pulse in f and f^2
+    already repeats at the strike rate. There is no ringing carrier to demodulate, and a band-pass would
+    only smear the pulses.
     """
-    contrast, resolved = comb_contrast(force, sample_rate, shaft_hz, bearing)
+    contrast, resolved = comb_contrast(force.square(), sample_rate, shaft_hz, bearing)
     per_location = {loc: 1 - contrast[:, i] for i, loc in enumerate(COMB_LOCATIONS)}
     per_location["normal"] = contrast.amax(dim=-1).clamp_min(0)
     per_class = torch.stack([per_location[location] for location in class_locations], dim=-1)
     return (class_probs.to(per_class.dtype) * per_class).sum(dim=-1) * resolved
-
-
-def comb_contrast(
-    force: Tensor, sample_rate: float, shaft_hz: Tensor | float, bearing: BearingGeometry | Tensor = SKF_6205_DE
-) -> tuple[Tensor, Tensor]:
-    """Contrast [B, 3] of the force envelope spectrum's ball, inner and outer combs (COMB_LOCATIONS), and
-    whether every comb kept at least one bin of its own ([B] bool).
-
-    Envelope: f^2 normalised by its window mean (unit-free), Hann-windowed; its power spectrum is read
-    from 3 to 17 shaft orders, below which sit the shaft- and cage-rate load-zone lines that belong to no
-    comb and above which slip smears the harmonics together. Combs: outer = harmonics of BPFO (the
-    defect is stationary); inner = harmonics of BPFI with +-1 shaft-order sidebands (load zone);
-    ball = harmonics of 2 BSF with +-FTF sidebands. Lines are +-3 % wide plus the window's main lobe.
-    Bins claimed by two combs (e.g. 3 BPFO ~ 2 BPFI) carry no evidence about the class and are left out.
-    """
-    length = force.shape[-1]
-    taper = torch.hann_window(length, dtype=force.dtype, device=force.device)  # keeps lines within +-1 bin
-    power = torch.fft.rfft(_envelope(force) * taper, dim=-1).abs() ** 2
-    shaft = _per_window(shaft_hz, force)  # [B, 1]
-    orders = torch.fft.rfftfreq(length, 1.0 / sample_rate, device=force.device) / shaft  # [B, K]
-    bin_orders = sample_rate / length / shaft  # [B, 1]
-    masks = _comb_masks(orders, bin_orders, bearing)
-    in_range = (orders >= ORDER_RANGE[0]) & (orders <= ORDER_RANGE[1])
-    valid = (in_range & (masks.sum(dim=1) < 2)).unsqueeze(1).to(power.dtype)  # [B, 1, K]
-    masks = masks.to(power.dtype)
-    tiny = torch.finfo(power.dtype).tiny
-    fraction = (power.unsqueeze(1) * masks * valid).sum(-1) / (power.unsqueeze(1) * valid).sum(-1).clamp_min(tiny)
-    own_bins = (masks * valid).sum(-1)
-    coverage = own_bins / valid.sum(-1).clamp_min(1)
-    return (fraction - coverage) / (1 - coverage).clamp_min(1e-3), (own_bins > 0).all(dim=-1)
 
 
 def energy_balance(
@@ -166,48 +137,6 @@ def energy_balance_residual(coupled_fields: dict[str, Tensor]) -> Tensor:
     w_in, w_diss = coupled_fields["input_work"], coupled_fields["dissipated_work"]
     scale = _rms(change.abs() + w_in.abs() + w_diss.abs()).unsqueeze(-1)
     return (change - w_in + w_diss) / scale
-
-
-def _comb_orders(bearing: BearingGeometry) -> list[list[float]]:
-    """Line positions (shaft orders) of the ball, inner and outer combs whose bands can reach ORDER_RANGE."""
-    rates = characteristic_frequencies(bearing, 1.0)
-    combs = {"ball": (2 * rates["bsf"], rates["ftf"]), "inner": (rates["bpfi"], 1.0), "outer": (rates["bpfo"], 0.0)}
-    lines = []
-    for location in COMB_LOCATIONS:
-        rate, sideband = combs[location]
-        n_harmonics = int(ORDER_RANGE[1] / rate) + 1
-        centres = {h * rate + s * sideband for h in range(1, n_harmonics + 1) for s in (-1, 0, 1)}
-        lines.append(sorted(c for c in centres if ORDER_RANGE[0] - 1 <= c <= ORDER_RANGE[1] + 1))
-    return lines
-
-
-def _comb_masks(orders: Tensor, bin_orders: Tensor, bearing: BearingGeometry | Tensor) -> Tensor:
-    """[B, 3, K] bool: the bins of each window's ball, inner and outer combs, for its own bearing's geometry."""
-    if isinstance(bearing, BearingGeometry):
-        return torch.stack([_comb_mask(orders, bin_orders, centres) for centres in _comb_orders(bearing)], dim=1)
-    rows = torch.as_tensor(bearing).reshape(-1, 4)
-    if rows.shape[0] != orders.shape[0]:
-        raise ValueError(f"bearing has {rows.shape[0]} rows for {orders.shape[0]} windows")
-    masks = orders.new_zeros((orders.shape[0], len(COMB_LOCATIONS), orders.shape[1]), dtype=torch.bool)
-    geometries, which = torch.unique(rows.cpu(), dim=0, return_inverse=True)
-    for k, (n_balls, ball, pitch, angle) in enumerate(geometries.tolist()):
-        mine = (which == k).to(orders.device)
-        masks[mine] = _comb_masks(orders[mine], bin_orders[mine], BearingGeometry(round(n_balls), ball, pitch, angle))
-    return masks
-
-
-def _comb_mask(orders: Tensor, bin_orders: Tensor, centres: list[float]) -> Tensor:
-    """[B, K] bool: bins within a line's half-width (relative + main lobe) of any of `centres`."""
-    centres_t = orders.new_tensor(centres).view(1, -1, 1)
-    half_width = RELATIVE_HALF_WIDTH * centres_t + MAIN_LOBE_BINS * bin_orders.unsqueeze(-1)
-    return ((orders.unsqueeze(1) - centres_t).abs() <= half_width).any(dim=1)
-
-
-def _envelope(force: Tensor) -> Tensor:
-    """Zero-mean squared force over its window mean: impacts show as a pulse train, units cancel."""
-    energy = force**2
-    energy = energy / energy.mean(dim=-1, keepdim=True).clamp_min(torch.finfo(energy.dtype).tiny)
-    return energy - energy.mean(dim=-1, keepdim=True)
 
 
 def _smooth(u: Tensor) -> Tensor:

@@ -1,12 +1,12 @@
 """The two views AGT-NO reads a window through: its log power spectrum, pooled, and the squared-envelope spectrum
-of chosen bands in shaft orders. Shared by the model's forward and its serving plan (pipeline.physics.serving)."""
+of chosen bands in shaft orders (pipeline.dsp.envelope)."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from pipeline.physics.envelope import envelope_order_spectrum, envelope_order_spectrum_at
+from pipeline.dsp.envelope import envelope_order_spectrum
 
 # Envelope spectrum read from ORDER_RANGE shaft orders in ORDER_STEP steps: it holds the fundamental and first
 # harmonics of every characteristic rate of a common ball bearing (cage ~0.4, ball ~4.7, outer ~3.6, inner ~5.4).
@@ -30,17 +30,13 @@ def envelope_lines(
     spectrum: torch.Tensor,
     bands: torch.Tensor,
     length: int,
-    shaft_hz: torch.Tensor | float,
+    shaft_hz: torch.Tensor,
     sample_rate: float,
     orders: torch.Tensor,
-    order_grid: tuple[float, ...],
 ) -> torch.Tensor:
-    """log1p of the envelope lines per order step `[B, K, n]` (pipeline.physics.envelope) at each window's speed
-    `[B]`, or, faster, at one speed for every window."""
-    if torch.is_tensor(shaft_hz):
-        lines = envelope_order_spectrum(spectrum, bands, length, shaft_hz.float(), sample_rate, orders.float())
-    else:
-        lines = envelope_order_spectrum_at(spectrum, bands, length, shaft_hz, sample_rate, order_grid)
+    """log1p of the envelope lines per order step `[B, K, n]` (pipeline.dsp.envelope) at each window's speed
+    `[B]`."""
+    lines = envelope_order_spectrum(spectrum, bands, length, shaft_hz.float(), sample_rate, orders.float())
     return torch.log1p(lines / ORDER_STEP)
 
 

@@ -15,11 +15,11 @@ from omegaconf import DictConfig
 from pipeline.config import ConfigError, ExperimentConfig, register_configs, to_experiment_config
 from pipeline.data.cwru import CwruError
 from pipeline.data.prepared import DatasetError
-from pipeline.model_factory import model_class
 from pipeline.tracking.registry import RegistryError
 from pipeline.tracking.store import StoreError, check_store
 from pipeline.training.checkpoint import CheckpointError
 from pipeline.training.device import check_hardware
+from pipeline.training.model_factory import model_class
 from pipeline.training.training_engine import TrainingDivergedError
 
 # Failures whose message already says what went wrong and what to do: the command line shows the message
@@ -31,10 +31,12 @@ def check_before_work(config: ExperimentConfig) -> None:
     """What the schema cannot check without torch: the model is one the factory builds, and this machine has
     the cores, GPUs and backend the config asks for. Raises ConfigError."""
     model_class(config.model.name)
-    check_hardware(config)
+    check_hardware(config.distributed, config.training)
 
 
-def run_stage(stage: Callable[[ExperimentConfig], Any], cfg: DictConfig) -> Any:
+def run_stage(
+    stage: Callable[[ExperimentConfig], Any], cfg: DictConfig, schema: type[ExperimentConfig] = ExperimentConfig
+) -> Any:
     """Validate `cfg` (`check_before_work` too) and reach the tracking store before any work, then run the stage.
 
     A bad config value or an unusable store exits with status 2 and a message naming the key (or URI) and the
@@ -42,7 +44,7 @@ def run_stage(stage: Callable[[ExperimentConfig], Any], cfg: DictConfig) -> Any:
     anywhere else (tests, sweeps) it propagates. The stage's MLflow run has already ended FAILED by then.
     """
     try:
-        config = to_experiment_config(cfg)
+        config = to_experiment_config(cfg, schema)
         check_before_work(config)
         if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 tracks (and may create the store)
             check_store()
@@ -75,9 +77,9 @@ def split_packed_overrides(argv: list[str]) -> list[str]:
     return unpacked
 
 
-def run_hydra(main: Callable[[], Any]) -> None:
-    """Start a Hydra main (`python -m pipeline.<stage>`): register the schema, unpack MLproject's `{overrides}`
-    argument, run."""
-    register_configs()
+def run_hydra(main: Callable[[], Any], schema: type[ExperimentConfig] = ExperimentConfig) -> None:
+    """Start a Hydra main (`python -m pipeline.<stage>`): register the schema (ExperimentConfig, or one that extends
+    it), unpack MLproject's `{overrides}` argument, run."""
+    register_configs(schema)
     sys.argv = [sys.argv[0], *split_packed_overrides(sys.argv[1:])]
     main()

@@ -12,7 +12,7 @@ import mlflow
 
 from pipeline.config import ExperimentConfig
 from pipeline.data.prepared import dataset_dir_for, prepare_dataset
-from pipeline.stages.contract import DATASET_DIR_TAG
+from pipeline.tracking.contract import DATASET_DIR_TAG
 from pipeline.tracking.datasets import log_dataset
 from pipeline.tracking.run import stage_run
 

@@ -12,8 +12,8 @@ from typing import Optional
 import mlflow
 
 from pipeline.config import ExperimentConfig
-from pipeline.stages.contract import EVALUATION_RUN_TAG, MODEL_VERSION_TAG, latest_finished_run
 from pipeline.tracking import registry
+from pipeline.tracking.contract import EVALUATION_RUN_TAG, MODEL_VERSION_TAG, latest_finished_run
 from pipeline.tracking.registry import Decision, RegistryError
 from pipeline.tracking.run import stage_run
 from pipeline.tracking.store import ensure_experiment

@@ -1,7 +1,7 @@
 """The whole pipeline: prepare -> train -> evaluate -> register as child runs of one parent.
 
 MLflow's multistep-workflow pattern: a FINISHED run of a stage with the same fingerprint (the params it depends
-on, the run ids and content hashes it consumed, the code version: `pipeline.stages.contract.REUSE_KEYS`) is reused
+on, the run ids and content hashes it consumed, the code version: `pipeline.tracking.contract.REUSE_KEYS`) is reused
 instead of run again, whichever machine, workflow or stage command made it. Stages hand results on by run id,
 never by path: the dataset a reused prepare run wrote is found, or rebuilt and checked, on this machine.
 """
@@ -18,7 +18,11 @@ from mlflow.entities import Run
 
 from pipeline.config import ExperimentConfig
 from pipeline.data.prepared import config_hash
-from pipeline.stages.contract import (
+from pipeline.stages.evaluate import evaluate
+from pipeline.stages.prepare import prepare
+from pipeline.stages.register import register
+from pipeline.stages.train import train
+from pipeline.tracking.contract import (
     CODE_VERSION_TAG,
     CONFIG_HASH_TAG,
     CONTENT_HASH_TAG,
@@ -32,10 +36,6 @@ from pipeline.stages.contract import (
     param_values,
     reuse_fingerprint,
 )
-from pipeline.stages.evaluate import evaluate
-from pipeline.stages.prepare import prepare
-from pipeline.stages.register import register
-from pipeline.stages.train import train
 from pipeline.tracking.datasets import dataset_of_run
 from pipeline.tracking.run import browse_hint, code_version, stage_run
 from pipeline.tracking.store import tracking_uri

@@ -52,4 +52,4 @@ def apply_params(base: ExperimentConfig, params: dict[str, Any]) -> ExperimentCo
             OmegaConf.update(merged, key, value, merge=False)
     except OmegaConfBaseException as err:
         raise ConfigError(f"{key}={value!r}: {str(err).splitlines()[0]}") from None
-    return to_experiment_config(merged)
+    return to_experiment_config(merged, schema=type(base))

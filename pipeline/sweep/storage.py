@@ -19,7 +19,7 @@ from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import TrialState
 
 from pipeline.config import ConfigError
-from pipeline.liveness import is_gone
+from pipeline.tracking.liveness import is_gone
 from pipeline.tracking.store import REPO_ROOT
 
 HEARTBEAT_S = 10

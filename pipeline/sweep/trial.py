@@ -8,13 +8,13 @@ from typing import Mapping, Optional
 import optuna
 
 from pipeline.config import ExperimentConfig
-from pipeline.liveness import this_process
-from pipeline.stages.contract import MODEL_URI_TAG
 from pipeline.stages.train import train
 from pipeline.sweep.config import PrunerConfig, SweepConfig
 from pipeline.sweep.samplers import build_pruner
 from pipeline.sweep.space import apply_params
 from pipeline.sweep.storage import WORKER_ATTR, open_storage
+from pipeline.tracking.contract import MODEL_URI_TAG
+from pipeline.tracking.liveness import this_process
 from pipeline.training.training_engine import StopTraining
 
 

@@ -19,7 +19,7 @@ from mlflow.entities import Run
 from pipeline.data.errors import DatasetError
 from pipeline.data.locate import locate_dataset
 from pipeline.data.prepared import MANIFEST
-from pipeline.stages.contract import CONFIG_HASH_TAG, CONTENT_HASH_TAG, DATASET_DIR_TAG
+from pipeline.tracking.contract import CONFIG_HASH_TAG, CONTENT_HASH_TAG, DATASET_DIR_TAG
 
 MANIFEST_ARTIFACT = f"dataset/{MANIFEST}"
 

@@ -1,4 +1,5 @@
-"""Log a trained network as the registry's pyfunc model: weights, config and readout, loaded without pickle."""
+"""Log a trained network as the registry's pyfunc model (weights, config and readout, loaded without pickle),
+and load it back as the torch network for evaluation."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ from typing import Optional
 import mlflow
 import numpy as np
 import torch
-from mlflow.models import infer_signature
+from mlflow.models import Model, infer_signature
 from torch import nn
 
-from pipeline.readout import Readout
+from pipeline.readout.readout import Readout, load_readout
 from pipeline.tracking.pyfunc_model import AVPinoModel
+from pipeline.training.model_factory import build_from_settings
 
 MODEL_CODE = Path(__file__).with_name("pyfunc_model.py")
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
@@ -27,9 +29,9 @@ def log_pyfunc_model(
 ) -> str:
     """Log `model` under the active run; return its model URI (`models:/<model id>`).
 
-    `settings` (pipeline.model_factory.model_settings) is what the served model needs besides its weights:
-    architecture, class names and locations, bearing, window and rate; it is stored as `model_config.json`,
-    with the numbers of `readout` (pipeline.readout: temperature, ood threshold; none: the logits as they are)."""
+    `settings` (pipeline.training.model_factory.model_settings) is what the served model needs besides its weights:
+    architecture, class names and locations, bearing, window and rate; it is stored as `model_config.json`, with
+    the numbers of `readout` (pipeline.readout.readout: temperature, ood threshold; none: the logits as they are)."""
     # Loading the pyfunc (below, and in MLflow's check of the input example) sets the thread count of a server:
     # the caller's, a trainer's, is restored after.
     threads = torch.get_num_threads()
@@ -76,3 +78,22 @@ class _Context:
 
     def __init__(self, artifacts: dict[str, str]):
         self.artifacts = artifacts
+
+
+def load_logged_model(model_uri: str) -> tuple[nn.Module, dict, Readout]:
+    """The torch network behind a logged `av-pino` pyfunc, in eval mode, its `model_config` dict and its readout
+    (temperature 1 and no ood_score for a model logged before readouts).
+
+    Reads the pyfunc's artifacts directly (not `mlflow.pyfunc.load_model`) because evaluation needs the
+    raw outputs the pyfunc hides: logits and, when the model has them, physics residuals.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=tmp))
+        artifacts = Model.load(local).flavors["python_function"]["artifacts"]
+        config = json.loads((local / artifacts["model_config"]["path"]).read_text())
+        state = torch.load(local / artifacts["weights"]["path"], map_location="cpu", weights_only=True)
+        arrays = local / artifacts["readout"]["path"] if "readout" in artifacts else None
+        readout = load_readout(config.get("readout"), arrays)
+    model = build_from_settings(config)
+    model.load_state_dict(state)
+    return model.eval(), config, readout

@@ -1,24 +1,6 @@
-"""The lock that makes promotions of one registered model take turns, kept in the model registry itself.
-
-It uses nothing but MLflow's registry API, so it holds on every store MLflow reaches: a SQLite file, a database,
-or a tracking server over HTTP. The lock for model `M` is the registered model `M.promotion-lock` (tagged
-`promotion_lock.for`, with a description saying it is not a model), and it works as a queue:
-
-- Each job takes a ticket: a new version of the lock model, tagged `owner` (host:pid). The store numbers versions
-  atomically (its (name, version) key is unique, so of two jobs that pick the same number one retries), and a
-  deleted version keeps its number: tickets only ever grow.
-- The lowest live ticket holds the lock (tagged `acquired_at` once it does); its job deletes it when done, and the
-  next ticket holds it. Waiters poll with jittered exponential backoff, and give up after `timeout_s` with an
-  error naming the lock and its holder.
-- A ticket is live while its job keeps touching it (the version's `last_updated_timestamp`): waiters at each poll,
-  the holder from a heartbeat thread every lease/4. One silent for longer than the lease (`LEASE_S`) belongs to a
-  job that died; the next waiter deletes it. (A holder stalled that long finds its ticket gone and fails, saying
-  so.) Both timestamps compared are the store's, so the machines' clocks need not agree.
-
-Why tickets rather than creating and deleting one lock model: MLflow deletes a registered model by name only, so
-a waiter taking over a dead holder's lock could delete the lock another waiter had just re-created; a ticket is
-deleted by its number, which no other job's ticket ever has.
-"""
+"""The lock that makes promotions of one registered model take turns, kept in the model registry itself: a queue
+of tickets (versions of the lock model `M.promotion-lock`), the lowest live one holding it, a dead holder's ticket
+expiring with its lease (docs/faults.md#how-two-of-these-hold)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Nothing is unpickled: the weights are a torch state dict read with `weights_only=True`, the architecture and
 preprocessing come from `model_config.json`, and so does the readout (temperature, ood threshold) but for the
-arrays of its Gaussians, a torch file of tensors read with `weights_only=True` too (pipeline.readout). So the
+arrays of its Gaussians, a torch file of tensors read with `weights_only=True` too (pipeline.readout.readout). So the
 model loads with MLFLOW_ALLOW_PICKLE_DESERIALIZATION=false.
 """
 
@@ -22,9 +22,9 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel
 
-from pipeline.model_factory import build_from_settings
-from pipeline.model_outputs import window_readings
-from pipeline.readout import load_readout
+from pipeline.models.outputs import window_readings
+from pipeline.readout.readout import load_readout
+from pipeline.training.model_factory import build_from_settings
 
 # Samples (windows x window length) per request. The network's activations take ~650 bytes per sample, so
 # this bounds one request to ~3 GB; 100,000 windows of 1024 would need ~65 GB and take the server down.
@@ -142,7 +142,7 @@ class Batcher:
 class AVPinoModel(PythonModel):
     """Windows (N x L float32) -> a table, one row per window: class name, per-class probabilities `prob_<class>`
     (temperature-scaled by the model's readout) and what else the model reads per window
-    (`pipeline.model_outputs.window_readings`), by name: `uncertainty` for a model that returns uncertainties,
+    (`pipeline.models.outputs.window_readings`), by name: `uncertainty` for a model that returns uncertainties,
     `ood_score` (float) and `out_of_distribution` (bool) for one that returns features and was logged with a
     fitted readout."""
 

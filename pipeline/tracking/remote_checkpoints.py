@@ -1,20 +1,6 @@
-"""Train checkpoints on the tracking server, so a job killed on one machine continues on any other.
-
-Upload: rank 0 uploads each checkpoint the engine writes as the run artifact `checkpoints/epoch-<NNNN>.pt`
-(NNNN: the last completed epoch, 0-based like the metric steps), under a new name every time, and only after
-the upload succeeded points the run tag `checkpoint.latest` at it. A reader follows the tag, so it never gets
-a half-uploaded file. Older uploads are then deleted, except the one the tag named before (a reader may be
-fetching it); where the artifact repository cannot delete, they stay and the tag still names the newest. A
-failed upload (server down) warns once and training goes on with its local checkpoint; the next checkpoint
-is uploaded again.
-
-Heartbeat: rank 0 also keeps the run tags `heartbeat` (UTC epoch seconds) and `heartbeat.interval_s`
-fresh, after every epoch and every `heartbeat_s` seconds, so another host can tell a dead owner from a slow
-one (pipeline.liveness.is_gone).
-
-Download: `checkpoints/<run_id>/last.pt` on each machine is a cache of the uploads; `local_checkpoint`
-fills it from the server when it is missing or older than the uploaded one.
-"""
+"""Train checkpoints on the tracking server, so a job killed on one machine continues on any other: uploads under
+new names with the run tag `checkpoint.latest` moved only after success, a heartbeat in the run's tags, and the
+local `last.pt` as a cache of the uploads (docs/faults.md#how-two-of-these-hold)."""
 
 from __future__ import annotations
 
@@ -31,8 +17,8 @@ import torch
 from mlflow.entities import RunTag
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
-from pipeline.atomic_files import fsync_dir, remove_abandoned, temp_path
-from pipeline.liveness import HEARTBEAT_S, Heartbeat
+from pipeline.common.atomic_files import fsync_dir, remove_abandoned, temp_path
+from pipeline.tracking.liveness import HEARTBEAT_S, Heartbeat
 from pipeline.training.checkpoint import CheckpointError, described
 from pipeline.training.training_engine import CHECKPOINT_NAME
 

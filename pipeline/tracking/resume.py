@@ -2,7 +2,7 @@
 run of the same configuration that left a checkpoint, here or on the tracking server.
 
 Interrupted means killed (still RUNNING, but its owner is gone: its pid on this host, its heartbeat on
-another, see pipeline.liveness) or stopped by a signal (FAILED with the `interrupted` tag). A run that failed
+another, see pipeline.tracking.liveness) or stopped by a signal (FAILED with the `interrupted` tag). A run that failed
 on its own (divergence, bad data) is not resumed: it would fail again. A RUNNING run that is resumed is taken
 over: the `taken_over_from` tag names its old owner, and the new owner ends it. A killed run that left no
 checkpoint cannot be resumed; `auto` ends it KILLED rather than leave it RUNNING forever. (MLflow tags have
@@ -21,9 +21,9 @@ import mlflow
 from mlflow.entities import RunTag
 from mlflow.exceptions import MlflowException
 
-from pipeline.config import ConfigError, ExperimentConfig
-from pipeline.liveness import is_gone, this_process
-from pipeline.stages.contract import CONFIG_DIGEST_TAG, STAGE_TAG
+from pipeline.common.config_section import ConfigError
+from pipeline.tracking.contract import CONFIG_DIGEST_TAG, STAGE_TAG
+from pipeline.tracking.liveness import is_gone, this_process
 from pipeline.tracking.remote_checkpoints import LATEST_TAG, heartbeat_now, last_heartbeat, local_checkpoint
 from pipeline.tracking.run import FAILURE_TAG
 from pipeline.tracking.store import ensure_experiment
@@ -34,17 +34,18 @@ TAKEOVER_TAG = "taken_over_from"  # the owner a resumed RUNNING run had
 EPOCH_MARKER = "time/epoch_s"  # logged every epoch, always finite: its steps are the epochs a run has logged
 
 
-def run_to_resume(config: ExperimentConfig, checkpoint_root: Path, digest: str) -> Optional[str]:
-    """The run id to continue, or None for a fresh run; `auto` looks among the train runs tagged with `digest`
+def run_to_resume(resume: str, experiment: str, checkpoint_root: Path, digest: str) -> Optional[str]:
+    """The run id to continue (`training.resume` is `resume`), or None for a fresh run; `auto` looks among the
+    train runs of `experiment` tagged with `digest`
     (`training_digest` of the config and the dataset it trains on). Its checkpoint is then
     `checkpoint_root/<id>/last.pt`, downloaded from the run's artifacts when this machine has none. An explicit
     id that cannot be resumed is a ConfigError."""
-    if config.training.resume == "never":
+    if resume == "never":
         return None
-    if config.training.resume != "auto":
-        return _take_over(_explicit(config.training.resume, checkpoint_root))
+    if resume != "auto":
+        return _take_over(_explicit(resume, checkpoint_root))
     candidates = mlflow.search_runs(
-        experiment_ids=[ensure_experiment(config.tracking.experiment)],
+        experiment_ids=[ensure_experiment(experiment)],
         output_format="list",
         filter_string=f"tags.{STAGE_TAG} = 'train' AND tags.{CONFIG_DIGEST_TAG} = '{digest}'",
         order_by=["attributes.start_time DESC"],

@@ -2,7 +2,7 @@
 
 `stage_run` logs what makes a run comparable (the flattened config as params, `config.yaml`, the stage and
 code version as tags) and turns SIGTERM into an ordinary exception, so a stopped job marks its run FAILED
-instead of leaving it RUNNING. A finished run of a stage in `REUSE_KEYS` (pipeline/stages/contract.py) is tagged
+instead of leaving it RUNNING. A finished run of a stage in `REUSE_KEYS` (pipeline/tracking/contract.py) is tagged
 with its `fingerprint`, so
 the workflow can reuse it whether the workflow or a stage command (`python -m pipeline.prepare`) made it.
 """
@@ -21,7 +21,7 @@ import mlflow
 import sqlalchemy
 import yaml
 
-from pipeline.stages.contract import (
+from pipeline.tracking.contract import (
     CODE_VERSION_TAG,
     FINGERPRINT_TAG,
     MAX_PARAM_LENGTH,

@@ -1,19 +1,7 @@
-"""The two losses beyond data and residuals: multi-physics consistency and the variational (KL) term.
-
-- consistency: the mode's energy balance, Delta(E_kin + E_pot) = W_in - W_diss, must close
-  (`pipeline.physics.residuals.energy_balance_residual`); it ties the velocity field to the others.
-- variational: KL(N(mean, exp(log_var)) || N(0, I)) of the latent the classifier reads, so the latent
-  variance means something (it feeds the model's uncertainty).
-
-`enable_adaptive` turns on KL warm-up (linear KL annealing, Bowman et al. 2016, "Generating sentences
-from a continuous space"): the variational weight ramps linearly from variational_weight / kl_warmup_epochs
-in the first epoch to variational_weight from epoch kl_warmup_epochs - 1 on, so the KL term cannot
-collapse the latent to the prior before the classifier has learnt to use it. Call `set_epoch` at the start
-of every epoch (TrainingEngine does). Without it both weights are constant.
-
-Each term applies only when the model returns what it needs (`coupled_fields`; `mean` and `log_var`); a
-term the model cannot have is left out, not reported as zero.
-"""
+"""The two losses beyond data and residuals: the mode's energy balance Delta(E_kin + E_pot) = W_in - W_diss must
+close (it ties the velocity field to the others), and the KL term of the latent the classifier reads, warmed up
+over the first epochs (docs/how-it-works.md#training). A term the model cannot have is left out, not reported
+as zero."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from pipeline.atomic_files import fsync_dir, remove_abandoned, temp_path
+from pipeline.common.atomic_files import fsync_dir, remove_abandoned, temp_path
 
 REQUIRED_KEYS = ("epoch", "metrics", "model")
 

@@ -17,7 +17,8 @@ from typing import Optional
 
 import torch
 
-from pipeline.config import ExperimentConfig, check_setting
+from pipeline.common.config_section import check_setting
+from pipeline.training.config import DistributedConfig, TrainingConfig
 
 __all__ = ["Precision", "check_hardware", "precision_for", "resolve_device"]
 
@@ -42,10 +43,10 @@ def resolve_device(spec: str, local_rank: int = 0) -> torch.device:
     return torch.device("cuda", index)
 
 
-def check_hardware(config: ExperimentConfig) -> None:
-    """Raise ConfigError when this machine cannot run `config`: too many ranks for its cores or GPUs, nccl
-    without a GPU to run on, or a `training.device` it does not have (one GPU per rank)."""
-    ranks, backend, spec = config.distributed.nproc_per_node, config.distributed.backend, config.training.device
+def check_hardware(distributed: DistributedConfig, training: TrainingConfig) -> None:
+    """Raise ConfigError when this machine cannot run a job of these sections: too many ranks for its cores or
+    GPUs, nccl without a GPU to run on, or a `training.device` it does not have (one GPU per rank)."""
+    ranks, backend, spec = distributed.nproc_per_node, distributed.backend, training.device
     gpus = _gpus()
     limit = max(os.cpu_count() or 1, gpus)
     check_setting(

@@ -1,4 +1,5 @@
-"""Per-epoch metric history: CSV logging, plotly training curves, and the early-stopping rule.
+"""Per-epoch metric history: CSV logging, training curves (plotly, or a static matplotlib image), and the
+early-stopping rule.
 
 Early stopping (`check_convergence`) watches one loss: `val_loss` (or `val/loss`) when the history has it,
 else `loss`, else `train_loss` (or `train/loss`). Min-delta rule: an epoch improves on the best value so far
@@ -14,11 +15,13 @@ from typing import Mapping, Optional
 
 import pandas as pd
 import plotly.graph_objects as go
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from plotly.subplots import make_subplots
 
-from pipeline.static_figures import write_figure
-
 MONITORED = ("val_loss", "val/loss", "loss", "train_loss", "train/loss")
+LOG_PANELS = ("losses", "physics residuals")  # drawn on a log scale
 
 
 class TrainingMonitor:
@@ -82,26 +85,61 @@ class TrainingMonitor:
     def plot_training_curves(self, save_path: Optional[str] = None) -> go.Figure:
         """Losses (log scale), physics residuals (log scale) and other metrics, one panel each, by epoch.
 
-        `save_path` ending in .html writes interactive HTML; .png/.svg/.pdf/... a static image, drawn by
-        matplotlib (no browser needed).
+        Returns the interactive plotly figure (what a train run logs). `save_path` ending in .html writes it; a
+        matplotlib image format (.png, .svg, .pdf, ...) draws the same panels with matplotlib, no browser needed.
         """
+        panels = self._panels()
+        if save_path is not None:
+            path = Path(save_path)
+            suffix = path.suffix.lower().lstrip(".")
+            if suffix != "html" and suffix not in FigureCanvasAgg.get_supported_filetypes():
+                formats = ", ".join(sorted(FigureCanvasAgg.get_supported_filetypes()))
+                raise ValueError(f"{save_path}: write .html or a matplotlib image format ({formats})")
+            path.parent.mkdir(parents=True, exist_ok=True)
+        figure = self._plotly_curves(panels)
+        if save_path is not None and suffix == "html":
+            figure.write_html(path)
+        elif save_path is not None:
+            self._matplotlib_curves(panels).savefig(path)
+        return figure
+
+    def _panels(self) -> dict[str, list[str]]:
+        """Panel title -> the history's columns drawn in it; empty panels are left out."""
         history = self.history
         panels = {
             "losses": [c for c in history if "loss" in c and not c.startswith(("physics/", "loss_weight/"))],
             "physics residuals": [c for c in history if c.startswith("physics/")],
         }
         panels["other metrics"] = [c for c in history if not any(c in cols for cols in panels.values())]
-        panels = {title: cols for title, cols in panels.items() if cols}
-        fig = make_subplots(rows=max(len(panels), 1), cols=1, shared_xaxes=True, subplot_titles=list(panels))
+        return {title: cols for title, cols in panels.items() if cols}
+
+    def _plotly_curves(self, panels: dict[str, list[str]]) -> go.Figure:
+        history, rows = self.history, max(len(panels), 1)
+        fig = make_subplots(rows=rows, cols=1, shared_xaxes=True, subplot_titles=list(panels))
         for row, (title, columns) in enumerate(panels.items(), start=1):
             for column in columns:
                 fig.add_trace(
                     go.Scatter(x=history.index, y=history[column], mode="lines+markers", name=column), row=row, col=1
                 )
-            if title != "other metrics":
+            if title in LOG_PANELS:
                 fig.update_yaxes(type="log", row=row, col=1)
-        fig.update_xaxes(title_text="epoch", row=max(len(panels), 1), col=1)
-        fig.update_layout(height=320 * max(len(panels), 1), title="Training curves")
-        if save_path is not None:
-            write_figure(fig, save_path)
+        fig.update_xaxes(title_text="epoch", row=rows, col=1)
+        fig.update_layout(height=320 * rows, title="Training curves")
         return fig
+
+    def _matplotlib_curves(self, panels: dict[str, list[str]]) -> Figure:
+        history, rows = self.history, max(len(panels), 1)
+        figure = Figure(figsize=(8, 3.2 * rows), layout="constrained")
+        FigureCanvasAgg(figure)
+        axes = figure.subplots(rows, 1, sharex=True, squeeze=False)[:, 0]
+        for ax, (title, columns) in zip(axes, panels.items()):
+            for column in columns:
+                ax.plot(history.index, history[column], marker="o", label=column)
+            ax.set_title(title)
+            ax.set_yscale("log" if title in LOG_PANELS else "linear")
+            ax.legend(fontsize="small")
+            ax.grid(alpha=0.3)
+        axes[-1].set_xlabel("epoch")
+        axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))
+        figure.suptitle("Training curves")
+        return figure

@@ -1,22 +1,6 @@
-"""Data loss + physics residual losses, balanced over epochs with SoftAdapt.
-
-    total = w_data * data_loss + physics_weight * physics_loss,   physics_loss = sum_i w_i * mean(r_i^2)
-
-Balancing scheme: SoftAdapt (Heydari, Thompson & Mehmood, 2019, "SoftAdapt: Techniques for adaptive loss
-weighting of neural networks with multi-part loss functions", arXiv:1912.12355), normalised variant. After
-each epoch, for every term k (the data loss and each residual):
-
-    s_k = (L_k(t) - L_k(t-1)) / L_k(t-1)        rate of change, relative so terms of any scale compare
-    n_k = s_k / sum_j |s_j|                      normalised slopes (the paper's "normalized SoftAdapt")
-    w_k = K * softmax(beta * n)_k                K terms, so the weights stay positive and sum to K
-
-A term whose loss falls more slowly (or rises) gets more weight; when every term falls at the same rate all
-weights are 1. The weights only redistribute emphasis (their mean is 1), so `physics_weight` stays the
-overall scale of the physics part and a sweep over it keeps its meaning.
-
-A model that states no physics (no residuals) is trained on the data loss alone, and no physics term is
-reported for it: an absent term is not a zero one.
-"""
+"""Data loss + physics residual losses, balanced over epochs with SoftAdapt: total = w_data * data +
+physics_weight * sum_i w_i * mean(r_i^2), where the weights w move towards the terms that fall slowest and keep a
+mean of 1 (docs/how-it-works.md#training). A model without residuals trains on the data loss alone."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ from mlflow.models import Model
 
 from pipeline.config import DataConfig, ExperimentConfig, ModelConfig, TrackingConfig, TrainingConfig
 from pipeline.data.prepared import DatasetError, load_prepared, prepare_dataset
-from pipeline.evaluation import classification_metrics
+from pipeline.readout.metrics import classification_metrics
 from pipeline.stages.command_line import run_stage
 from pipeline.stages.evaluate import EvaluationError, evaluate, logged_metrics
 from pipeline.stages.train import train

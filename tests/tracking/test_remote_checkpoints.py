@@ -13,9 +13,9 @@ import pytest
 from mlflow.exceptions import MlflowException
 
 from pipeline.data.prepared import load_prepared, prepare_dataset
-from pipeline.liveness import HEARTBEAT_S, MISSED_BEATS, this_process
-from pipeline.stages.contract import CONFIG_DIGEST_TAG, training_digest
 from pipeline.stages.train import train
+from pipeline.tracking.contract import CONFIG_DIGEST_TAG, training_digest
+from pipeline.tracking.liveness import HEARTBEAT_S, MISSED_BEATS, this_process
 from pipeline.tracking.remote_checkpoints import HEARTBEAT_TAG, LATEST_TAG
 from pipeline.tracking.resume import OWNER_TAG, TAKEOVER_TAG, run_to_resume
 from pipeline.tracking.store import ensure_experiment
@@ -66,7 +66,9 @@ def test_auto_takes_over_a_run_whose_owner_on_another_host_stopped_beating(mlflo
 
     client.set_tag(run_id, HEARTBEAT_TAG, f"{time.time():.0f}")
     digest = training_digest(config, load_prepared(prepared).manifest["content_hash"])
-    assert run_to_resume(config, machine_b, digest) is None  # alive, as far as anyone can tell
+    assert (
+        run_to_resume(config.training.resume, config.tracking.experiment, machine_b, digest) is None
+    )  # alive, as far as anyone can tell
     assert not machine_b.exists() and TAKEOVER_TAG not in mlflow.get_run(run_id).data.tags
 
     client.set_tag(run_id, HEARTBEAT_TAG, f"{time.time() - MISSED_BEATS * HEARTBEAT_S - 5:.0f}")
@@ -95,7 +97,15 @@ def test_auto_ends_a_run_whose_owner_on_another_host_died_before_its_first_check
             HEARTBEAT_TAG: f"{time.time() - MISSED_BEATS * HEARTBEAT_S - 5:.0f}",
         },
     )
-    assert run_to_resume(config, tmp_path / "checkpoints", training_digest(config, "a dataset's content hash")) is None
+    assert (
+        run_to_resume(
+            config.training.resume,
+            config.tracking.experiment,
+            tmp_path / "checkpoints",
+            training_digest(config, "a dataset's content hash"),
+        )
+        is None
+    )
     assert client.get_run(run.info.run_id).info.status == "KILLED"
 
 

@@ -17,10 +17,10 @@ import pytest
 import torch
 
 from pipeline.config import DataConfig, ExperimentConfig, ModelConfig
-from pipeline.model_factory import untrained_model
 from pipeline.tracking import pyfunc_model
 from pipeline.tracking.model_logging import log_pyfunc_model, served_model
 from pipeline.tracking.pyfunc_model import AVPinoModel, Batcher
+from pipeline.training.model_factory import untrained_model
 
 
 def test_the_served_champion_answers_1000_requests_from_8_clients_without_error(served_champion, serving_bench):

@@ -14,9 +14,9 @@ import numpy as np
 import torch
 
 from pipeline.config import DataConfig, ExperimentConfig, ModelConfig
-from pipeline.model_factory import untrained_model
 from pipeline.tracking.model_logging import log_pyfunc_model
 from pipeline.tracking.store import ensure_experiment
+from pipeline.training.model_factory import untrained_model
 
 
 class TouchesAFile:

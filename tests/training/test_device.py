@@ -8,9 +8,9 @@ import os
 import pytest
 import torch
 
-from pipeline.config import ConfigError, DistributedConfig, ExperimentConfig, TrainingConfig
-from pipeline.distributed import backend_for
+from pipeline.config import ConfigError, DistributedConfig, TrainingConfig
 from pipeline.training.device import check_hardware, precision_for, resolve_device
+from pipeline.training.distributed import backend_for
 from pipeline.training.training_engine import TrainingEngine
 from tests.training.tiny_training import tiny_config, tiny_model
 
@@ -29,11 +29,9 @@ def gpu_machine(monkeypatch):
     monkeypatch.setattr(os, "cpu_count", lambda: 8)
 
 
-def job(device: str = "auto", nproc_per_node: int = 1, backend: str = "auto") -> ExperimentConfig:
-    return ExperimentConfig(
-        training=TrainingConfig(device=device),
-        distributed=DistributedConfig(nproc_per_node=nproc_per_node, backend=backend),
-    )
+def job(device: str = "auto", nproc_per_node: int = 1, backend: str = "auto") -> tuple:
+    """The two sections `check_hardware` reads."""
+    return DistributedConfig(nproc_per_node=nproc_per_node, backend=backend), TrainingConfig(device=device)
 
 
 # ------------------------------------------------------------------------------------------ resolve_device
@@ -66,8 +64,8 @@ def test_a_gpu_the_machine_does_not_have_is_a_config_error(gpu_machine):
 
 # ------------------------------------------------------------------------------------------ check_hardware
 def test_a_config_that_fits_the_machine_passes(cpu_machine):
-    check_hardware(job())
-    check_hardware(job(nproc_per_node=2, backend="gloo"))
+    check_hardware(*job())
+    check_hardware(*job(nproc_per_node=2, backend="gloo"))
 
 
 @pytest.mark.parametrize(
@@ -81,31 +79,31 @@ def test_a_config_that_fits_the_machine_passes(cpu_machine):
 )
 def test_on_a_cpu_machine(cpu_machine, config, fragments):
     with pytest.raises(ConfigError) as error:
-        check_hardware(config)
+        check_hardware(*config)
     assert all(fragment in str(error.value) for fragment in fragments)
 
 
 def test_on_a_gpu_machine_a_multi_rank_cuda_job_needs_a_gpu_per_rank(gpu_machine):
-    check_hardware(job(nproc_per_node=2, device="cuda"))
-    check_hardware(job(nproc_per_node=4, device="cpu"))  # CPU ranks are bounded by the cores
+    check_hardware(*job(nproc_per_node=2, device="cuda"))
+    check_hardware(*job(nproc_per_node=4, device="cpu"))  # CPU ranks are bounded by the cores
     for device in ("auto", "cuda"):
         with pytest.raises(
             ConfigError,
             match=f"distributed.nproc_per_node=4: each rank trains on its own GPU "
             f"\\(training.device='{device}'\\) and this machine has 2",
         ):
-            check_hardware(job(nproc_per_node=4, device=device))
+            check_hardware(*job(nproc_per_node=4, device=device))
     with pytest.raises(ConfigError, match="training.device='cuda:1': puts all 2 ranks on one GPU"):
-        check_hardware(job(nproc_per_node=2, device="cuda:1"))
+        check_hardware(*job(nproc_per_node=2, device="cuda:1"))
 
 
 def test_nccl_needs_a_job_that_trains_on_cuda(gpu_machine):
-    check_hardware(job(backend="nccl"))
+    check_hardware(*job(backend="nccl"))
     with pytest.raises(
         ConfigError,
         match="distributed.backend='nccl': nccl reduces CUDA tensors but training.device='cpu' trains on the CPU",
     ):
-        check_hardware(job(backend="nccl", device="cpu"))
+        check_hardware(*job(backend="nccl", device="cpu"))
 
 
 def test_the_auto_backend_follows_the_device(gpu_machine):

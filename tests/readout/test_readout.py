@@ -1,5 +1,5 @@
-"""The readout fitted on a trained model (pipeline/readout.py): a temperature from the validation windows and, for
-a model that returns features, an ood score from the training windows with its threshold at a quantile of the
+"""The readout fitted on a trained model (pipeline/readout/readout.py): a temperature from the validation windows
+and, for a model that returns features, an ood score from the training windows with its threshold at a quantile of the
 validation windows' scores. A model that returns only logits gets a temperature and no ood score."""
 
 import pickle
@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.baselines.wdcnn import WDCNN
-from pipeline.evaluation import auroc, predict_windows
-from pipeline.readout import Readout, fit_readout, load_readout
+from pipeline.models.wdcnn import WDCNN
+from pipeline.readout.metrics import auroc
+from pipeline.readout.readout import Readout, fit_readout, load_readout, predict_windows
 from tests.tiny import tiny_dataset
 from tests.training.tiny_training import SpectrumClassifier
 

@@ -13,10 +13,10 @@ from typing import Any, Mapping, Optional, Sequence
 
 from torch import nn
 
-from pipeline.baselines.wdcnn import WDCNN
-from pipeline.config import ConfigError
+from pipeline.common.config_section import ConfigError
 from pipeline.data.bearing import BearingGeometry
 from pipeline.data.prepared import dataset_description
+from pipeline.models.wdcnn import WDCNN
 from pipeline.physics.agt_no_architecture import NOMINAL_SHAFT_HZ, AGTNOArchitecture
 
 MODELS = {"agt_no": AGTNOArchitecture, "wdcnn": WDCNN}

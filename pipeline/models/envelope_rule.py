@@ -4,10 +4,10 @@ A local bearing fault strikes at a rate fixed by the geometry and the shaft spee
 structure's resonances. The classic procedure demodulates a resonance band and looks for the fault's comb in
 the envelope spectrum; here that is, per window:
 
-1. band-pass to the candidate band of largest spectral kurtosis (see `RESONANCE_BANDS_HZ`) and take the
-   analytic signal's magnitude, the envelope;
+1. demodulate the candidate band of largest spectral kurtosis (`RESONANCE_BANDS_HZ`): the squared magnitude of
+   its analytic signal, the squared envelope (`pipeline.dsp.envelope.most_impulsive_band`);
 2. score the ball, inner and outer combs of the squared envelope's spectrum in shaft orders with
-   `comb_contrast` (the same comb the kinematics residual trains AGT-NO against);
+   `comb_contrast` (the same combs the kinematics residual trains AGT-NO against);
 3. name the location of the largest contrast, or `normal` when even that is below the threshold.
 
 The threshold is the rule's only parameter, so the rule is the floor a learnt model must beat with no
@@ -25,18 +25,7 @@ from torch import Tensor
 
 from pipeline.data.bearing import SKF_6205_DE, BearingGeometry
 from pipeline.data.classes import FAULT_LOCATIONS
-from pipeline.physics.residuals import COMB_LOCATIONS, comb_contrast
-
-RESONANCE_BANDS_HZ = ((1000, 2500), (1750, 3250), (2500, 4000), (3250, 4750), (4000, 5500))
-"""Half-overlapping 1.5 kHz bands; each window is demodulated in the one of largest spectral kurtosis.
-
-Why choose per window rather than one fixed band (2-5.5 kHz): which resonance the strikes ring best depends
-on the rig, the sensor mount and the fault, and a wide band lets stationary noise and the other resonances
-fill the envelope between strikes. Spectral kurtosis (a coarse kurtogram) is largest where impacts stand out
-most above Gaussian noise. The bands are 1.5 kHz wide so their envelopes keep every comb line up to 17 shaft
-orders (about 500 Hz at 30 Hz); they start at 1 kHz, above the shaft harmonics, and end at 5.5 kHz, below
-the anti-alias roll-off of 12 kHz recordings.
-"""
+from pipeline.dsp.envelope import COMB_LOCATIONS, RESONANCE_BANDS_HZ, comb_contrast, most_impulsive_band
 
 MAX_BIN_HZ = 3.0
 """Coarsest envelope-spectrum resolution the rule accepts, so windows must be at least sample_rate / 3 samples
@@ -80,12 +69,11 @@ class EnvelopeRule:
         outer): about 0 for a flat envelope spectrum, 1 when all its energy lies on that location's comb."""
         x, shaft = self._checked(windows, shaft_hz)
         chunk = max(1, CHUNK_SAMPLES // x.shape[1])
-        return torch.cat(
-            [
-                comb_contrast(self._envelope(x[i : i + chunk]), self.sample_rate, shaft[i : i + chunk], self.bearing)[0]
-                for i in range(0, len(x), chunk)
-            ]
-        ).numpy()
+        scores = []
+        for i in range(0, len(x), chunk):
+            energy, _ = most_impulsive_band(x[i : i + chunk], self.sample_rate)
+            scores.append(comb_contrast(energy, self.sample_rate, shaft[i : i + chunk], self.bearing)[0])
+        return torch.cat(scores).numpy()
 
     def predict(self, windows, shaft_hz) -> np.ndarray:
         """[N] location names: the comb of largest contrast, or 'normal' below the threshold."""
@@ -113,21 +101,6 @@ class EnvelopeRule:
     def _decide(scores: np.ndarray, threshold: float) -> np.ndarray:
         located = np.asarray(COMB_LOCATIONS)[scores.argmax(axis=1)]
         return np.where(scores.max(axis=1) >= threshold, located, "normal")
-
-    def _envelope(self, x: Tensor) -> Tensor:
-        """[n, L] envelope of each window in its band of largest spectral kurtosis.
-
-        The analytic signal of a band is the inverse FFT of its positive-frequency bins, doubled. Its spectral
-        kurtosis E|z|^4 / (E|z|^2)^2 - 2 is 0 for Gaussian noise and grows with impulsiveness.
-        """
-        length = x.shape[-1]
-        freqs = torch.fft.fftfreq(length, 1.0 / self.sample_rate, dtype=x.dtype)
-        masks = torch.stack([(freqs >= low) & (freqs <= high) for low, high in RESONANCE_BANDS_HZ])  # [M, L]
-        analytic = torch.fft.ifft(2 * torch.fft.fft(x, dim=-1).unsqueeze(1) * masks, dim=-1)  # [n, M, L]
-        energy = analytic.abs() ** 2
-        kurtosis = energy.pow(2).mean(-1) / energy.mean(-1).pow(2).clamp_min(torch.finfo(x.dtype).tiny) - 2
-        best = kurtosis.argmax(dim=1)
-        return energy[torch.arange(len(x)), best].sqrt()
 
     def _checked(self, windows, shaft_hz) -> tuple[Tensor, Tensor]:
         """Windows as float32 [N, L] (the datasets' dtype; FFTs run several times faster than in float64) and

@@ -17,7 +17,9 @@ import time
 import warnings
 from typing import Callable, Optional
 
-HEARTBEAT_S = 60.0  # default seconds between heartbeats
+from pipeline.training.config import TrainingConfig
+
+HEARTBEAT_S = TrainingConfig.heartbeat_s  # default seconds between heartbeats: `training.heartbeat_s`
 MISSED_BEATS = 3  # an owner on another host is gone when its heartbeat is older than this many intervals
 
 

@@ -1,4 +1,4 @@
-"""DDP jobs: `pipeline.distributed.launch` (torch's elastic launcher) and torchrun, on CPU with gloo.
+"""DDP jobs: `pipeline.training.distributed.launch` (torch's elastic launcher) and torchrun, on CPU with gloo.
 
 What a user relies on: 2 ranks learn what 1 rank learns at the same global batch; a callback on rank 0 can
 stop every rank (no rank hangs in a collective); the train stage logs exactly one MLflow run per job; and
@@ -18,7 +18,7 @@ from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 from torch.utils.data import DataLoader
 
 from pipeline.config import DistributedConfig
-from pipeline.distributed import free_port, launch, process_group, rank
+from pipeline.training.distributed import free_port, launch, process_group, rank
 from pipeline.training.training_engine import StopTraining, TrainingEngine
 from tests.tiny import TINY
 from tests.training.tiny_training import tiny_config, tiny_model, tone_windows

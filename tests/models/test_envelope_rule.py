@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import scipy.io
 
-from pipeline.baselines.envelope_rule import DEFAULT_THRESHOLD, EnvelopeRule
 from pipeline.data.bearing import SKF_6205_DE
 from pipeline.data.classes import fault_location
 from pipeline.data.simulator import simulate_recording
+from pipeline.models.envelope_rule import DEFAULT_THRESHOLD, EnvelopeRule
 
 WINDOW = 4096
 LABELS = ("normal", "ball_014", "inner_007", "outer_021")

@@ -16,10 +16,10 @@ from mlflow.exceptions import MlflowException
 
 from pipeline.config import DataConfig, ExperimentConfig, ModelConfig
 from pipeline.data.classes import CLASS_NAMES
-from pipeline.model_factory import untrained_model
-from pipeline.prediction import PredictError, predict_file, read_windows
+from pipeline.stages.predict import PredictError, predict_file, read_windows
 from pipeline.tracking.model_logging import log_pyfunc_model
 from pipeline.tracking.store import ensure_experiment
+from pipeline.training.model_factory import untrained_model
 
 REPO = Path(__file__).resolve().parents[1]
 WINDOW, RATE = 256, 12000

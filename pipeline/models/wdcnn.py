@@ -1,16 +1,6 @@
-"""WDCNN: the plain 1-D CNN baseline of the ablation study (Zhang et al. 2017, "A new deep learning model for
-fault diagnosis with good anti-noise and domain adaptation ability on raw vibration signals", Sensors 17(2)).
-
-A wide first kernel (64 samples, stride 16) acts as a learnt filter bank on the raw signal and suppresses
-high-frequency noise; four small-kernel layers follow, each with batch norm, ReLU and max-pooling by 2, then a
-100-unit dense layer. Two changes, both so that it is scored like AGT-NO: the classifier reads AGT-NO's
-variational head (`pipeline.model_outputs`), which gives it the same predictive uncertainty and lets the
-engine's KL term regularise it, and an adaptive pooling before the dense layer accepts any window length (it is
-the identity at the published 1,024-sample window / 2 positions).
-
-The network states no physics: it returns no residuals, energy terms or physical parameters, so the engine
-trains it on the data and KL terms alone and no physics metric is logged for it.
-"""
+"""WDCNN, the plain 1-D CNN baseline (Zhang et al. 2017, Sensors 17(2)): a wide first kernel as a learnt filter
+bank on the raw signal, four small convolutions, a 100-unit dense layer. It reads AGT-NO's variational head, so
+both are scored alike, and states no physics: it returns no residuals, so it trains on data and KL alone."""
 
 from __future__ import annotations
 
@@ -19,8 +9,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from pipeline.config import DataConfig, ModelConfig
-from pipeline.model_outputs import DEFAULT_CLASSES, VariationalClassifier
+from pipeline.data.config import DataConfig
+from pipeline.models.config import ModelConfig
+from pipeline.models.outputs import DEFAULT_CLASSES, VariationalClassifier
 
 WIDE_KERNEL, WIDE_STRIDE = 64, 16
 CHANNELS = (16, 32, 64, 64, 64)  # the published widths: wide layer, then four 3-tap layers

@@ -6,10 +6,10 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from pipeline.baselines.wdcnn import WDCNN
 from pipeline.config import LossConfig, ModelConfig
-from pipeline.model_factory import build_model
-from pipeline.model_outputs import predictive_uncertainty
+from pipeline.models.outputs import predictive_uncertainty
+from pipeline.models.wdcnn import WDCNN
+from pipeline.training.model_factory import build_model
 from pipeline.training.training_engine import TrainingEngine
 from tests.training.tiny_training import AtShaftSpeed, tiny_config, tone_windows
 

@@ -8,13 +8,13 @@ any machine that shares the tracking store.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import asdict, dataclass, is_dataclass
 from typing import Any, Mapping, Optional
 
 import mlflow
 from mlflow.entities import Run
+
+from pipeline.common.digest import config_digest
 
 # Tags every stage run carries, and the results a stage hands on.
 STAGE_TAG = "stage"
@@ -55,11 +55,6 @@ REUSE_KEYS = {
     "evaluate": ReuseKey(("evaluate.",), (TRAIN_RUN_TAG, CONTENT_HASH_TAG), MODEL_URI_TAG, ("evaluate.model_uri",)),
     "register": ReuseKey(("registry.",), (EVALUATION_RUN_TAG,), MODEL_VERSION_TAG, ("registry.evaluation_run_id",)),
 }
-
-
-def config_digest(payload: Any) -> str:
-    """16 hex digits of SHA-256 over `payload` as canonical JSON: the one digest of configs, datasets and runs."""
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def flatten_config(config: Any, prefix: str = "") -> dict[str, Any]:

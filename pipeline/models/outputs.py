@@ -1,18 +1,10 @@
 """What a model returns, and what the pipeline reads from it: a model plugs in by its outputs, never by its class.
 
-A model (named in pipeline.model_factory.MODELS) maps windows `[B, L]` to a dict with "predictions", the class
-logits `[B, C]`, and takes as keywords what it may ignore: the recording conditions (`shaft_hz`, `bearing`) and
-`physics=False` on the serving path. Anything else it returns is optional and read by name where present:
-"features" `[B, hidden]` (the vector its classes are read from, which the out-of-distribution score models:
-pipeline.novelty), "uncertainties" `[B]`, "physics_residuals" and "physical_params" (dicts of per-window
-tensors). `window_readings` turns those into readings per window, for the evaluation and the served model alike.
-
-AGT-NO and the WDCNN baseline share the variational head (`VariationalClassifier`), so that an uncertainty (and
-the OOD AUROC read from it) means the same for both: uncertainty = entropy of the class distribution (nats) + mean
-variance of the latent the classifier reads. The entropy is high when the classes compete; the latent variance is
-high when the encoder is unsure where the window sits, which the entropy of a confident but unfamiliar window does
-not show.
-"""
+Windows `[B, L]` go in with the recording conditions it may ignore (`shaft_hz`, `bearing`, `physics=False`);
+out comes a dict with the class logits "predictions" and, optionally, "features", "uncertainties",
+"physics_residuals" and "physical_params", each read by name where present (docs/api.md). AGT-NO and WDCNN share
+the variational head here, so an uncertainty means the same for both: the class distribution's entropy (the
+classes compete) plus the latent's mean variance (the encoder is unsure where the window sits)."""
 
 from __future__ import annotations
 
@@ -86,7 +78,7 @@ def window_readings(outputs: dict) -> dict[str, torch.Tensor]:
     """Per window, in float32: `logits` `[B, C]` and, for what the model returned, `features` `[B, hidden]`,
     `uncertainty`, `physics/<name>` (the window's mean squared residual: residuals are normalised, so a relative
     squared error) and `params/<name>` (an inferred physical parameter). A model that returns only predictions
-    gets only `logits`. Probabilities come from a readout (pipeline.readout), which may rescale the logits."""
+    gets only `logits`. Probabilities come from a readout (pipeline.readout.readout), which may rescale the logits."""
     logits = outputs["predictions"].float()
     readings = {"logits": logits}
     if "features" in outputs:

@@ -1,4 +1,4 @@
-"""A model plugs in by what it returns (pipeline/model_outputs.py): one that returns nothing but class logits is
+"""A model plugs in by what it returns (pipeline/models/outputs.py): one that returns nothing but class logits is
 scored by `predict_windows` and served by the pyfunc, whose table has a column for each reading the model has.
 AGT-NO and WDCNN share one variational head, so they return the same outputs, meaning the same."""
 
@@ -13,11 +13,10 @@ from torch import nn
 
 from pipeline.config import ModelConfig
 from pipeline.data.classes import CLASS_NAMES
-from pipeline.evaluation import predict_windows
-from pipeline.model_factory import MODELS, build_from_settings, build_model
-from pipeline.model_outputs import INITIAL_LOG_VAR, VariationalClassifier, predictive_uncertainty, window_readings
-from pipeline.readout import fit_readout
+from pipeline.models.outputs import INITIAL_LOG_VAR, VariationalClassifier, predictive_uncertainty, window_readings
+from pipeline.readout.readout import fit_readout, predict_windows
 from pipeline.tracking.model_logging import served_model
+from pipeline.training.model_factory import MODELS, build_from_settings, build_model
 from tests.tiny import tiny_dataset
 
 WINDOW = 256
@@ -46,7 +45,7 @@ def logits_only(monkeypatch):
 
 
 def settings(name: str) -> dict:
-    """What serving a tiny model of `name` needs, as `pipeline.model_factory.model_settings` gives it."""
+    """What serving a tiny model of `name` needs, as `pipeline.training.model_factory.model_settings` gives it."""
     return {
         "model": asdict(ModelConfig(name=name, output_dim=len(CLASS_NAMES), **TINY)),
         "class_names": list(CLASS_NAMES),

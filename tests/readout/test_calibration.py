@@ -6,7 +6,7 @@ import logging
 import numpy as np
 import pytest
 
-from pipeline.calibration import (
+from pipeline.readout.calibration import (
     TEMPERATURE_RANGE,
     ece_sampling_floor,
     expected_calibration_error,
@@ -59,7 +59,7 @@ def test_the_fit_is_deterministic_and_stays_in_its_range(caplog):
     logits, labels = sampled(500, 3, seed=2)
     assert fit_temperature(logits, labels) == fit_temperature(logits, labels)
     perfect = np.eye(3)[labels]  # every window right: sharper is always better
-    with caplog.at_level(logging.WARNING, logger="pipeline.calibration"):
+    with caplog.at_level(logging.WARNING, logger="pipeline.readout.calibration"):
         assert TEMPERATURE_RANGE[0] <= fit_temperature(perfect, labels) < 1.01 * TEMPERATURE_RANGE[0]
     assert "at the edge of its range" in caplog.text
 

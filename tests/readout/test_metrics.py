@@ -6,17 +6,12 @@ import torch
 from torch import nn
 
 from pipeline.config import ModelConfig
-from pipeline.evaluation import (
-    auroc,
-    calibration_bins,
-    classification_metrics,
-    confusion_matrix_figure,
-    expected_calibration_error,
-    predict_windows,
-    reliability_figure,
-)
-from pipeline.model_factory import build_model
+from pipeline.readout.calibration import calibration_bins, expected_calibration_error
+from pipeline.readout.figures import confusion_matrix_figure, reliability_figure
+from pipeline.readout.metrics import auroc, classification_metrics
+from pipeline.readout.readout import predict_windows
 from pipeline.training.metrics import macro_f1 as training_macro_f1
+from pipeline.training.model_factory import build_model
 
 
 def one_hot_probs(preds, confidence, n_classes=3):

@@ -1,7 +1,7 @@
 """What is fitted on a trained model's outputs after training, and applied wherever the model is used: a
-temperature that calibrates its probabilities (pipeline.calibration) and, for a model that returns `features`,
+temperature that calibrates its probabilities (pipeline.readout.calibration) and, for a model that returns `features`,
 the class-conditional Gaussians of its training windows' features that give each window an `ood_score`, with the
-threshold above which it is `out_of_distribution` (pipeline.novelty).
+threshold above which it is `out_of_distribution` (pipeline.readout.novelty).
 
 A logged model stores its readout without pickle: the numbers in `model_config.json` under "readout", the
 Gaussians' arrays in a torch file (the pyfunc artifact "readout", read with `weights_only=True`). Not as buffers
@@ -21,11 +21,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipeline.calibration import expected_calibration_error, fit_temperature, scaled_probs
-from pipeline.config import EvaluateConfig, ReadoutConfig
 from pipeline.data.prepared import PreparedDataset
-from pipeline.model_outputs import batch_readings
-from pipeline.novelty import TiedGaussian, fit_tied_gaussian
+from pipeline.models.outputs import batch_readings
+from pipeline.readout.calibration import expected_calibration_error, fit_temperature, scaled_probs
+from pipeline.readout.config import EvaluateConfig, ReadoutConfig
+from pipeline.readout.novelty import TiedGaussian, fit_tied_gaussian
 
 READOUT_FILE = "readout.pt"
 
@@ -48,7 +48,7 @@ class Readout:
             raise ValueError("an ood_score needs both its Gaussians and its threshold")
 
     def apply(self, readings: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Readings (`pipeline.model_outputs.window_readings`, as arrays) -> `probs` = softmax(logits / T),
+        """Readings (`pipeline.models.outputs.window_readings`, as arrays) -> `probs` = softmax(logits / T),
         `probs_uncalibrated` = softmax(logits), the other readings as they are and, when the model returned
         `features` and this readout has Gaussians, `ood_score` [N] and `out_of_distribution` [N] (bool)."""
         rest = dict(readings)
@@ -136,3 +136,24 @@ def _finite(readings: dict[str, np.ndarray], labels: np.ndarray) -> tuple[dict[s
     if "features" in readings:
         finite &= np.isfinite(readings["features"]).all(axis=1)
     return {key: value[finite] for key, value in readings.items()}, np.asarray(labels)[finite]
+
+
+def predict_windows(
+    model: nn.Module,
+    windows: np.ndarray,
+    batch_size: int = 256,
+    *,
+    readout: Optional[Readout] = None,
+    **conditions: Optional[np.ndarray],
+) -> dict[str, np.ndarray]:
+    """Run `model` over windows [N, L] in batches, on the model's device; puts it in eval mode (latent mean,
+    no dropout). `conditions`, one value per window (`shaft_hz` [N], `bearing` [N, 4]: what
+    `BearingWindows.conditions()` gives), reach the model as `model(x, shaft_hz=..., bearing=...)`.
+
+    Returns `probs` [N, C] as the served model gives them (softmax(logits / T) with the temperature of
+    `readout`, 1 without), `probs_uncalibrated` [N, C] and, for the optional outputs the model returns,
+    `uncertainty`, `physics/<name>` and `params/<name>`, each [N] (`pipeline.models.outputs.window_readings`);
+    `ood_score` [N] and `out_of_distribution` [N] (bool) when the model returns features and `readout` scores
+    them (`pipeline.readout.Readout.apply`).
+    """
+    return (readout or Readout()).apply(batch_readings(model, windows, batch_size, **conditions))

@@ -22,7 +22,7 @@ import torch
 import torch.distributed as dist
 from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
-from pipeline.config import DistributedConfig
+from pipeline.training.config import DistributedConfig
 from pipeline.training.device import resolve_device
 
 

@@ -4,8 +4,8 @@ unlike the training windows', defined on fewer windows than dimensions, and bad 
 import numpy as np
 import pytest
 
-from pipeline.evaluation import auroc
-from pipeline.novelty import TiedGaussian, fit_tied_gaussian, ledoit_wolf
+from pipeline.readout.metrics import auroc
+from pipeline.readout.novelty import TiedGaussian, fit_tied_gaussian, ledoit_wolf
 
 DIM = 16
 

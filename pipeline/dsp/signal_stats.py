@@ -8,11 +8,18 @@ class's fault lines in it, and how high the strikes peak. notebooks/simulator_vs
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal import butter, find_peaks, hilbert, sosfiltfilt, welch
+import torch
+from scipy.signal import find_peaks, welch
 
-from pipeline.baselines.envelope_rule import RESONANCE_BANDS_HZ
 from pipeline.data.bearing import BearingGeometry, characteristic_frequencies, fault_frequency
 from pipeline.data.classes import fault_location
+from pipeline.dsp.envelope import (
+    RESONANCE_BANDS_HZ,
+    band_masks,
+    envelope_spectrum,
+    most_impulsive_band,
+    squared_envelope,
+)
 
 BANDS_HZ = ((0, 1000), (1000, 2000), (2000, 3000), (3000, 4000), (4000, 6000))
 LINE_TOLERANCE = 0.02  # relative: the recorded speed is good to 0.2 %, slip broadens the lines by about 1 %
@@ -43,20 +50,14 @@ def band_shares(x: np.ndarray, fs: float, bands=BANDS_HZ) -> dict[str, float]:
 
 def impulsive_band(x: np.ndarray, fs: float) -> tuple[float, float]:
     """The band of RESONANCE_BANDS_HZ whose envelope is most impulsive (largest spectral kurtosis)."""
-
-    def kurtosis(band):
-        energy = _envelope(x, fs, band) ** 2
-        return np.mean(energy**2) / np.mean(energy) ** 2
-
-    return max(RESONANCE_BANDS_HZ, key=kurtosis)
+    _, best = most_impulsive_band(_tensor(x)[None], fs)
+    return RESONANCE_BANDS_HZ[int(best)]
 
 
 def squared_envelope_spectrum(x: np.ndarray, fs: float, band: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
-    """Amplitude spectrum of the squared envelope of `x` band-passed to `band`: strikes show as lines at their
-    rate, modulation as sidebands."""
-    energy = _envelope(x, fs, band) ** 2
-    energy = energy - energy.mean()
-    return np.fft.rfftfreq(len(x), 1 / fs), np.abs(np.fft.rfft(energy * np.hanning(len(x)))) / len(x)
+    """Frequencies (Hz) and amplitude spectrum of the squared envelope of `x` in `band`, relative to its mean:
+    strikes show as lines at their rate, modulation as sidebands."""
+    return np.fft.rfftfreq(len(x), 1 / fs), envelope_spectrum(_squared_envelope(x, fs, band)).numpy()
 
 
 def fault_lines(label: str, shaft_hz: float, bearing: BearingGeometry, harmonics: int = 3) -> list[tuple[str, float]]:
@@ -134,6 +135,16 @@ def floor_slope(x: np.ndarray, fs: float, frame: int = 128) -> float:
 
 
 def _envelope(x: np.ndarray, fs: float, band: tuple[float, float]) -> np.ndarray:
-    """Magnitude of the analytic signal of `x` band-passed (4th-order Butterworth, zero phase) to `band`."""
-    sos = butter(4, [band[0], min(band[1], 0.49 * fs)], btype="bandpass", fs=fs, output="sos")
-    return np.abs(hilbert(sosfiltfilt(sos, np.asarray(x, dtype=np.float64))))
+    """Magnitude of the analytic signal of `x` in `band` (pipeline.dsp.envelope), in x's units."""
+    return np.sqrt(_squared_envelope(x, fs, band).numpy())
+
+
+def _squared_envelope(x: np.ndarray, fs: float, band: tuple[float, float]) -> torch.Tensor:
+    """|analytic signal|^2 of `x` in `band`, as `[T]`."""
+    signal = _tensor(x)
+    return squared_envelope(torch.fft.rfft(signal), band_masks(len(signal), fs, [band], signal.dtype), len(signal))[0]
+
+
+def _tensor(x: np.ndarray) -> torch.Tensor:
+    """A recording as a float64 tensor: whole recordings are long, and float32 sums over them lose digits."""
+    return torch.as_tensor(np.asarray(x, dtype=np.float64))
