@@ -14,13 +14,12 @@ import torch
 from common import benchmark, emit, fixed_batches, load_dataset, timed_pair
 from torch import nn
 
-from pipeline.calibration import expected_calibration_error
 from pipeline.config import ExperimentConfig
-from pipeline.evaluation import predict_windows
-from pipeline.model_factory import untrained_model
-from pipeline.readout import fit_readout
+from pipeline.readout.calibration import expected_calibration_error
+from pipeline.readout.readout import fit_readout, predict_windows
 from pipeline.stages.train import make_loaders
 from pipeline.tracking.callbacks import MlflowMetricsLogger
+from pipeline.training.model_factory import untrained_model
 from pipeline.training.training_engine import TrainingEngine
 
 
@@ -113,8 +112,8 @@ def inference_latency(repeats: int = 1000, warmup: int = 50) -> None:
     one. One thread is the configuration for a shared machine: when another process holds a core, every
     parallel op waits for its descheduled helper thread.
 
-    Each timed loop follows `warmup` untimed calls (caches, allocator pools and the tables the serving path builds
-    once) and runs with the garbage collector off: a collection pass triggered by the benchmark's own bookkeeping
+    Each timed loop follows `warmup` untimed calls (caches, allocator pools and the tables built once per window
+    length) and runs with the garbage collector off: a collection pass triggered by the benchmark's own bookkeeping
     would be charged to whichever call it lands in, a pause of the Python process rather than of the model."""
     config = ExperimentConfig()
     model = untrained_model(config)[0].eval()

@@ -5,9 +5,9 @@ Two views of the window, each a function on its own grid, carry the operator blo
     so they see harmonic families and sideband spacing, mixed with attention between frequency bands (where the
     resonances sit, which bands rise together);
   * the squared-envelope spectrum, in shaft orders, of bands the operator picks from that spectrum for each window
-    (pipeline.physics.envelope): where the impacts repeat as multiples of the shaft speed, the same at every load.
+    (pipeline.dsp.envelope): where the impacts repeat as multiples of the shaft speed, the same at every load.
 Pooled, they feed a variational latent (mean, log_var) and the class logits, the head WDCNN shares
-(pipeline.model_outputs). For the physics losses the model also returns displacement, velocity and force on the
+(pipeline.models.outputs). For the physics losses the model also returns displacement, velocity and force on the
 time grid (an inverse filter of the measured acceleration), the resonance and damping of the structural mode, and
 the residuals of the equations they must satisfy (pipeline.physics.residuals), including, when the classes' fault
 locations are known, the kinematics residual that ties the decision to the comb of fault lines in the force's
@@ -17,7 +17,6 @@ The class count, the classes' fault locations and the bearing geometry are const
 data; nothing depends on which or how many classes there are.
 """
 
-import itertools
 import math
 from typing import Optional, Sequence
 
@@ -25,11 +24,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.config import DataConfig, ModelConfig
 from pipeline.data.bearing import SKF_6205_DE, BearingGeometry
-from pipeline.model_outputs import DEFAULT_CLASSES, VariationalClassifier
+from pipeline.data.config import DataConfig
+from pipeline.models.config import ModelConfig
+from pipeline.models.outputs import DEFAULT_CLASSES, VariationalClassifier
 from pipeline.physics.residuals import energy_balance, physics_residuals
-from pipeline.physics.serving import ServingPlan
 from pipeline.physics.spectral import FNOBlock, PatchAttention, full_precision, pointwise
 from pipeline.physics.views import (
     N_SPECTRUM_BANDS,
@@ -50,7 +49,7 @@ DAMPING_RANGE = (0.005, 0.2)
 # enough for the phase shifts integration needs (v ~ a / jw) and for the inverse filter that gives the force.
 FIELD_TAPS = 17
 NOMINAL_SHAFT_HZ = 29.95  # when no speed is given: CWRU's 1797 rpm
-INFERENCE_CHUNK = 64  # serving runs big batches in chunks, keeping activations in the CPU cache
+INFERENCE_CHUNK = 64  # physics=False runs big batches in chunks, keeping activations in the CPU cache
 
 
 class AGTNOArchitecture(VariationalClassifier):
@@ -93,7 +92,6 @@ class AGTNOArchitecture(VariationalClassifier):
         self.register_buffer(
             "orders", torch.arange(ORDER_RANGE[0], ORDER_RANGE[1] + 1e-9, ORDER_STEP), persistent=False
         )
-        self.order_grid = tuple(self.orders.tolist())  # the same orders, as the one-speed reading's cache key
 
         # the spectrum view: log power of every input channel over frequency
         self.lift = nn.Conv1d(input_dim, hidden_dim, kernel_size=1)
@@ -122,7 +120,6 @@ class AGTNOArchitecture(VariationalClassifier):
         self.params_head = nn.Linear(hidden_dim, 2)
         self.fields_filter = nn.Conv1d(input_dim, 3, FIELD_TAPS, padding=FIELD_TAPS // 2, bias=False)
         self._init_fields()
-        self._plan: Optional[ServingPlan] = None  # see _serving_plan
 
     def _init_fields(self) -> None:
         """Start displacement at the resonance-band prior x = -a / w_ref^2 and force at the measured acceleration."""
@@ -138,8 +135,8 @@ class AGTNOArchitecture(VariationalClassifier):
         shaft_hz: Optional[torch.Tensor | float] = None,
         bearing: Optional[torch.Tensor] = None,
     ) -> dict:
-        """x: `[B, L]` or `[B, L, input_dim]`; shaft_hz: `[B]` shaft speed, or one number for every window (what
-        the serving path reads fastest), nominal when None;
+        """x: `[B, L]` or `[B, L, input_dim]`; shaft_hz: `[B]` shaft speed, or one number for every window, nominal
+        when None;
         bearing: `[B, 4]` each window's bearing geometry for the kinematics residual, the constructor's when None.
 
         Returns predictions [B, output_dim] logits, mean and log_var [B, latent_dim], uncertainties [B], features
@@ -149,16 +146,14 @@ class AGTNOArchitecture(VariationalClassifier):
         physics_residuals and coupled_fields as pipeline.physics.residuals returns them.
         """
         signal = self._validated(x)  # [B, L, C], physical units
-        speed = self._shaft(shaft_hz, signal)
+        shaft = self._shaft(shaft_hz, signal)
         if not physics:
-            decide = self._serving_plan().decide if self._servable(signal) else self._decide_only
-            if signal.shape[0] <= INFERENCE_CHUNK:
-                return decide(signal, speed)
-            speeds = speed.split(INFERENCE_CHUNK) if torch.is_tensor(speed) else itertools.repeat(speed)
-            parts = [decide(chunk, chunk_speed) for chunk, chunk_speed in zip(signal.split(INFERENCE_CHUNK), speeds)]
+            parts = [
+                self.decide(self._encode(chunk, chunk_shaft))
+                for chunk, chunk_shaft in zip(signal.split(INFERENCE_CHUNK), shaft.split(INFERENCE_CHUNK))
+            ]
             return {key: torch.cat([part[key] for part in parts]) for key in parts[0]}
 
-        shaft = speed if torch.is_tensor(speed) else signal.new_full((len(signal),), speed)  # residuals: per window
         hidden = self._encode(signal, shaft)
         outputs = self.decide(hidden)
         fields = self._fields(signal)
@@ -185,9 +180,9 @@ class AGTNOArchitecture(VariationalClassifier):
             "physical_params": params,
         }
 
-    def _encode(self, signal: torch.Tensor, shaft_hz: torch.Tensor | float) -> torch.Tensor:
-        """The encoder's hidden layer `[B, hidden]` of windows `[B, L, C]`: both views, pooled and encoded.
-        shaft_hz: `[B]`, or one number for every window (the serving path's faster envelope reading)."""
+    def _encode(self, signal: torch.Tensor, shaft_hz: torch.Tensor) -> torch.Tensor:
+        """The encoder's hidden layer `[B, hidden]` of windows `[B, L, C]` turning at `shaft_hz` `[B]`: both
+        views, pooled and encoded."""
         length, dtype = signal.shape[1], self.dtype
         with full_precision(signal):
             spectrum, log_power = spectrum_view(signal.float())
@@ -199,31 +194,9 @@ class AGTNOArchitecture(VariationalClassifier):
         if self.n_bands:
             weights = self._band_weights(h, spectrum.shape[-1])
             with full_precision(signal):
-                lines = envelope_lines(
-                    spectrum[:, 0], weights, length, shaft_hz, self.sample_rate, self.orders, self.order_grid
-                )
+                lines = envelope_lines(spectrum[:, 0], weights, length, shaft_hz, self.sample_rate, self.orders)
             features.append(self.envelope_norm(self.order_conv(lines.to(dtype)).flatten(1)))
         return self.encoder(self.dropout(torch.cat(features, dim=-1)))
-
-    def _decide_only(self, signal: torch.Tensor, shaft_hz: torch.Tensor | float) -> dict:
-        return self.decide(self._encode(signal, shaft_hz))
-
-    def _servable(self, signal: torch.Tensor) -> bool:
-        """Whether the serving plan may run: eval mode (no dropout, no latent sampling), no autograd to record,
-        no autocast or compilation to honour, float32."""
-        return not (
-            self.training
-            or torch.is_grad_enabled()
-            or torch.is_autocast_enabled(signal.device.type)
-            or torch.compiler.is_compiling()
-            or signal.dtype != torch.float32
-        )
-
-    def _serving_plan(self) -> ServingPlan:
-        """The serving plan of the current weights (pipeline.physics.serving), rebuilt when they change."""
-        if self._plan is None or self._plan.version != self._plan.weights_version():
-            self._plan = ServingPlan(self)
-        return self._plan
 
     def _band_weights(self, h: torch.Tensor, n_bins: int) -> torch.Tensor:
         """`[B, n_bands, n_bins]` weights in [0, 1]: the bands of each window's spectrum to demodulate, chosen by
@@ -249,19 +222,15 @@ class AGTNOArchitecture(VariationalClassifier):
             raise ValueError(f"AGTNOArchitecture needs >= {MIN_LENGTH} samples per window, got shape {shape}")
         return x.to(self.dtype)
 
-    def _shaft(self, shaft_hz: Optional[torch.Tensor | float], signal: torch.Tensor) -> torch.Tensor | float:
-        """Shaft speed (Hz): a number for every window if given as one (nominal when not given), else per window
-        `[B]`; a non-positive speed is an error."""
+    def _shaft(self, shaft_hz: Optional[torch.Tensor | float], signal: torch.Tensor) -> torch.Tensor:
+        """Shaft speed (Hz) of each window `[B]`, from one number for every window (nominal when not given) or
+        one per window; a non-positive speed is an error."""
         value = NOMINAL_SHAFT_HZ if shaft_hz is None else shaft_hz
-        if isinstance(value, (int, float)):
-            positive, shaft = value > 0, float(value)
-        else:
-            shaft = torch.as_tensor(value, dtype=self.dtype, device=signal.device).reshape(-1)
-            shaft = shaft.expand(signal.shape[0]) if shaft.numel() == 1 else shaft
-            if shaft.shape[0] != signal.shape[0]:
-                raise ValueError(f"shaft_hz has {shaft.shape[0]} values for {signal.shape[0]} windows")
-            positive = bool((shaft > 0).all())
-        if not positive:
+        shaft = torch.as_tensor(value, dtype=self.dtype, device=signal.device).reshape(-1)
+        shaft = shaft.expand(signal.shape[0]) if shaft.numel() == 1 else shaft
+        if shaft.shape[0] != signal.shape[0]:
+            raise ValueError(f"shaft_hz has {shaft.shape[0]} values for {signal.shape[0]} windows")
+        if not bool((shaft > 0).all()):
             raise ValueError("shaft_hz must be positive for every window")
         return shaft
 

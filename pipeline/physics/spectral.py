@@ -7,7 +7,6 @@ weights serves every window length (the FNO idea: weights live on Fourier modes,
 import contextlib
 import functools
 import math
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -23,9 +22,8 @@ class SpectralConv1d(nn.Module):
 
     Only a few of the L/2+1 modes are kept, so the transforms are matmuls with a cos/sin basis
     rather than full FFTs (one `[2 modes, L]` cos/sin matmul each way, and one batched matmul mixing all modes):
-    the same numbers, about 3x faster on CPU, and real-valued, so `torch.compile` generates code for them
-    (`mix_modes`, shared with the serving path). They run in float32 (float64 for a double model) even under
-    bf16 autocast, to keep the sums over L accurate.
+    the same numbers, about 3x faster on CPU, and real-valued, so `torch.compile` generates code for them.
+    They run in float32 (float64 for a double model) even under bf16 autocast, to keep the sums over L accurate.
     """
 
     def __init__(self, in_channels: int, out_channels: int, n_modes: int):
@@ -36,53 +34,31 @@ class SpectralConv1d(nn.Module):
         scale = 1.0 / math.sqrt(in_channels * out_channels)
         # [..., 0] real part, [..., 1] imaginary part of the per-mode mixing matrices.
         self.weight = nn.Parameter(scale * torch.randn(in_channels, out_channels, n_modes, 2))
-        self._mixing_cache = (None, None)  # (key, matrix): see _mixing
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, _, length = x.shape
         modes = min(self.n_modes, length // 2 + 1)
         dtype = torch.promote_types(x.dtype, torch.float32)  # bf16/fp16 -> float32, float64 stays
         with full_precision(x):
-            basis = _fourier_basis if torch.compiler.is_compiling() else cached_fourier_basis
+            basis = _fourier_basis if torch.compiler.is_compiling() else _cached_fourier_basis
             analysis, synthesis = basis(length, modes, x.device, dtype)
-            mixed = mix_modes(x.to(dtype), analysis, self._mixing(modes, dtype))
+            # the kept modes, real then imaginary part of every channel, grouped by mode: [B, 2 modes, in]
+            spectrum = torch.bmm(analysis.expand(batch, -1, -1), x.to(dtype).transpose(1, 2))
+            mixed = torch.bmm(spectrum.view(batch, modes, -1).transpose(0, 1), self._mixing(modes, dtype))
+            mixed = mixed.transpose(0, 1).reshape(batch, 2 * modes, -1)  # [B, 2 modes, out]
             # irfft with the dropped modes at zero (the per-mode counts live in the synthesis basis)
             y = torch.bmm(mixed.transpose(1, 2), synthesis.expand(batch, -1, -1))
         return y.to(x.dtype)
 
     def _mixing(self, modes: int, dtype: torch.dtype) -> torch.Tensor:
-        """`mixing_matrices` of the weight. Without autograd (validation) they are kept until the weight changes:
-        its strided copies cost a batch-1 forward more than the mixing itself. The weight's version counter moves
-        on every in-place update of it (optimizer steps, load_state_dict; not writes through `.data`), so a stale
-        matrix is not used."""
-        if torch.is_grad_enabled() or torch.compiler.is_compiling():
-            return mixing_matrices(self.weight, modes, dtype)
-        key = (modes, dtype, self.weight.device, self.weight.data_ptr(), self.weight._version)
-        if self._mixing_cache[0] != key:
-            with torch.inference_mode(False), torch.no_grad():  # a plain tensor, usable outside inference mode
-                self._mixing_cache = (key, mixing_matrices(self.weight, modes, dtype))
-        return self._mixing_cache[1]
+        """`[modes, 2 in, 2 out]`: (re, im) in -> (re, im) out, i.e. [[w_re, w_im], [-w_im, w_re]] per mode, so
+        that complex mixing is a real batched matmul."""
+        weight = self.weight[:, :, :modes].to(dtype).permute(2, 0, 1, 3)  # [modes, in, out, 2]
+        w_re, w_im = weight[..., 0], weight[..., 1]
+        return torch.cat([torch.cat([w_re, w_im], dim=-1), torch.cat([-w_im, w_re], dim=-1)], dim=1)
 
     def extra_repr(self) -> str:
         return f"{self.in_channels}, {self.out_channels}, n_modes={self.n_modes}"
-
-
-def mixing_matrices(weight: torch.Tensor, modes: int, dtype: torch.dtype) -> torch.Tensor:
-    """`[modes, 2 in, 2 out]` of a spectral weight `[in, out, n_modes, 2]`: (re, im) in -> (re, im) out, i.e.
-    [[w_re, w_im], [-w_im, w_re]] per mode, so that complex mixing is a real batched matmul."""
-    weight = weight[:, :, :modes].to(dtype).permute(2, 0, 1, 3)  # [modes, in, out, 2]
-    w_re, w_im = weight[..., 0], weight[..., 1]
-    return torch.cat([torch.cat([w_re, w_im], dim=-1), torch.cat([-w_im, w_re], dim=-1)], dim=1)
-
-
-def mix_modes(x: torch.Tensor, analysis: torch.Tensor, mixing: torch.Tensor) -> torch.Tensor:
-    """`[B, 2 modes, out]`: the kept modes of `x` `[B, in, L]` (real then imaginary part of every channel, mode by
-    mode) times their `mixing_matrices`. The analysis comes out grouped by mode, the layout the batched matmul
-    over modes takes: no strided copies in between for a single window."""
-    batch, modes = len(x), len(mixing)
-    spectrum = torch.bmm(analysis.expand(batch, -1, -1), x.transpose(1, 2))  # [B, 2 modes, in]
-    mixed = torch.bmm(spectrum.view(batch, modes, -1).transpose(0, 1), mixing)  # [modes, B, 2 out]
-    return mixed.transpose(0, 1).reshape(batch, 2 * modes, -1)
 
 
 def full_precision(x: torch.Tensor) -> contextlib.AbstractContextManager:
@@ -115,11 +91,11 @@ def _fourier_basis(
 
 
 @functools.lru_cache(maxsize=32)
-def cached_fourier_basis(
+def _cached_fourier_basis(
     length: int, modes: int, device: torch.device, dtype: torch.dtype
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """`_fourier_basis`, built once per shape instead of by every layer on every call. Built outside inference
-    mode, so a table first made while serving can still be saved for backward when training resumes."""
+    mode, so a table first made under torch.inference_mode can still be saved for backward when training resumes."""
     with torch.inference_mode(False):
         return _fourier_basis(length, modes, device, dtype)
 
@@ -168,22 +144,15 @@ class PatchAttention(nn.Module):
         self.out = nn.Linear(channels, channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        dropout = self.dropout if self.training else 0.0
-        return patch_attention(x, self.n_heads, self.patch_size, self.norm, self.qkv, self.out, dropout)
-
-
-def patch_attention(
-    x: torch.Tensor, n_heads: int, patch_size: int, norm: Callable, qkv: Callable, out: Callable, dropout: float = 0.0
-) -> torch.Tensor:
-    """PatchAttention's forward, given its layers as callables: its modules, or (serving) their functional forms."""
-    batch, channels, length = x.shape
-    n_patches = max(1, round(length / patch_size))
-    patches = F.adaptive_avg_pool1d(x, n_patches).transpose(1, 2)  # [B, P, C]
-    q, k, v = qkv(norm(patches)).view(batch, n_patches, 3, n_heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
-    attended = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)  # each [B, heads, P, C / heads]
-    messages = out(attended.transpose(1, 2).reshape(batch, n_patches, channels)).transpose(1, 2)
-    # Each time step receives the message of the patch it was pooled into (nearest-neighbour upsampling);
-    # when the patches tile the window exactly, a broadcast add does it without building the upsampled copy.
-    if length % n_patches == 0:
-        return (x.reshape(batch, channels, n_patches, -1) + messages[..., None]).reshape(batch, channels, length)
-    return x + F.interpolate(messages, size=length, mode="nearest")
+        batch, channels, length = x.shape
+        n_patches = max(1, round(length / self.patch_size))
+        patches = F.adaptive_avg_pool1d(x, n_patches).transpose(1, 2)  # [B, P, C]
+        qkv = self.qkv(self.norm(patches)).view(batch, n_patches, 3, self.n_heads, -1)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each [B, heads, P, C / heads]
+        attended = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
+        messages = self.out(attended.transpose(1, 2).reshape(batch, n_patches, channels)).transpose(1, 2)
+        # Each time step receives the message of the patch it was pooled into (nearest-neighbour upsampling);
+        # when the patches tile the window exactly, a broadcast add does it without building the upsampled copy.
+        if length % n_patches == 0:
+            return (x.reshape(batch, channels, n_patches, -1) + messages[..., None]).reshape(batch, channels, length)
+        return x + F.interpolate(messages, size=length, mode="nearest")
