@@ -94,22 +94,64 @@ def simulate_recording(
         raise ValueError(f"load_hp must be one of {sorted(NOMINAL_RPM)}, got {load_hp}")
     if not duration_s > 0 or not sample_rate > 0:
         raise ValueError(f"duration_s and sample_rate must be positive, got {duration_s} and {sample_rate}")
+    # every step draws from this one stream, in this order: reordering the steps changes every recording
     rng = np.random.default_rng([seed, class_index(label), load_hp])
     n_samples = int(round(duration_s * sample_rate))
-    dt = 1.0 / sample_rate
+    machine = _draw_machine(rng, load_hp, sample_rate)
+    strikes, fields = _ring_mode(rng, machine, label, bearing, n_samples, sample_rate)
+    clean = fields["acceleration"].copy()
+    if harmonics:
+        _add_shaft_harmonics(rng, clean, machine.shaft_hz, sample_rate)
+    noise_std = np.sqrt(np.mean(clean**2)) * 10 ** (-snr_db / 20)  # zero for snr_db=inf
+    signal = (clean + noise_std * interference(strikes, machine.band, sample_rate, rng)).astype(np.float32)
+    fault_hz = fault_frequency(label, bearing, machine.shaft_hz)
+    params = {
+        "natural_freq_hz": machine.w_n / (2 * math.pi),
+        "damping_ratio": machine.damping,
+        "rpm": machine.rpm,
+        "shaft_hz": machine.shaft_hz,
+        "fault_hz": math.nan if fault_hz is None else fault_hz,
+        "resonance_hz": machine.resonance_hz,
+        "snr_db": float(snr_db),
+    }
+    return SimulatedRecording(signal, fields, params, label, load_hp, float(sample_rate))
 
+
+@dataclass(frozen=True)
+class _Machine:
+    """What one recording's machine draws: its shaft speed and the measured mode it rings."""
+
+    rpm: float
+    shaft_hz: float
+    band: tuple[float, float]  # where its resonance may lie at this sample rate (Hz)
+    resonance_hz: float
+    damping: float
+    w_n: float  # rad/s of the trapezoidal equation whose sampled resonance is `resonance_hz`
+
+
+def _draw_machine(rng: np.random.Generator, load_hp: int, sample_rate: float) -> _Machine:
     rpm = NOMINAL_RPM[load_hp] * (1 + rng.uniform(-SPEED_SPREAD, SPEED_SPREAD))
-    shaft_hz = rpm / 60
     band = (min(RESONANCE_HZ[0], 0.25 * sample_rate), min(RESONANCE_HZ[1], MAX_RESONANCE_FRACTION * sample_rate))
     resonance_hz = log_uniform(rng, *band)
     damping = log_uniform(rng, *DAMPING)
-    w_n = prewarped(resonance_hz, dt)
+    return _Machine(rpm, rpm / 60, band, resonance_hz, damping, prewarped(resonance_hz, 1.0 / sample_rate))
 
+
+def _ring_mode(
+    rng: np.random.Generator,
+    machine: _Machine,
+    label: str,
+    bearing: BearingGeometry,
+    n_samples: int,
+    sample_rate: float,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The strike train (in g at the mode) and the exact fields of the mode it and the background force ring."""
+    dt = 1.0 / sample_rate
     level = log_uniform(rng, *STRIKE_PEAK_G)
-    strikes = level * strike_train(label, shaft_hz, bearing, n_samples, sample_rate, rng)
-    impacts = strikes / strike_peak(w_n, damping, dt)  # strikes ring the mode to `level` g
+    strikes = level * strike_train(label, machine.shaft_hz, bearing, n_samples, sample_rate, rng)
+    impacts = strikes / strike_peak(machine.w_n, machine.damping, dt)  # strikes ring the mode to `level` g
     roughness = rng.standard_normal(n_samples)
-    x, v, a = tustin_mode(np.stack([impacts, roughness]), w_n, damping, dt)
+    x, v, a = tustin_mode(np.stack([impacts, roughness]), machine.w_n, machine.damping, dt)
     gain = level / log_uniform(rng, *STRIKE_TO_BACKGROUND) / np.sqrt(np.mean(a[1] ** 2))
     fields = {
         "displacement": x[0] + gain * x[1],
@@ -117,25 +159,14 @@ def simulate_recording(
         "acceleration": a[0] + gain * a[1],
         "force": impacts + gain * roughness,
     }
+    return strikes, fields
 
-    clean = fields["acceleration"].copy()
-    if harmonics:  # residual unbalance and misalignment at 1x and 2x shaft speed
-        t = np.arange(n_samples) * dt
-        rms = np.sqrt(np.mean(clean**2))
-        for order in (1, 2):
-            amplitude = rms * log_uniform(rng, *HARMONIC_LEVEL)
-            clean += amplitude * np.cos(2 * math.pi * order * shaft_hz * t + rng.uniform(0, 2 * math.pi))
-    noise_std = np.sqrt(np.mean(clean**2)) * 10 ** (-snr_db / 20)  # zero for snr_db=inf
-    signal = (clean + noise_std * interference(strikes, band, sample_rate, rng)).astype(np.float32)
 
-    fault_hz = fault_frequency(label, bearing, shaft_hz)
-    params = {
-        "natural_freq_hz": w_n / (2 * math.pi),
-        "damping_ratio": damping,
-        "rpm": rpm,
-        "shaft_hz": shaft_hz,
-        "fault_hz": math.nan if fault_hz is None else fault_hz,
-        "resonance_hz": resonance_hz,
-        "snr_db": float(snr_db),
-    }
-    return SimulatedRecording(signal, fields, params, label, load_hp, float(sample_rate))
+def _add_shaft_harmonics(rng: np.random.Generator, reading: np.ndarray, shaft_hz: float, sample_rate: float) -> None:
+    """Add residual unbalance and misalignment at 1x and 2x shaft speed to `reading`, in place."""
+    dt = 1.0 / sample_rate
+    t = np.arange(len(reading)) * dt
+    rms = np.sqrt(np.mean(reading**2))
+    for order in (1, 2):
+        amplitude = rms * log_uniform(rng, *HARMONIC_LEVEL)
+        reading += amplitude * np.cos(2 * math.pi * order * shaft_hz * t + rng.uniform(0, 2 * math.pi))

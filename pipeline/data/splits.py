@@ -26,8 +26,8 @@ from typing import Optional
 
 import numpy as np
 
-from pipeline.config import DataConfig
 from pipeline.data.classes import fault_size_in
+from pipeline.data.config import DataConfig
 from pipeline.data.errors import DatasetError
 from pipeline.data.tasks import class_names, task_label
 from pipeline.data.windows import SPLIT_NAMES
@@ -92,7 +92,13 @@ def plan_splits(
     ):
         splits = split_by_recording(labels, loads, cfg.val_fraction, cfg.test_fraction, cfg.seed)
         return SplitPlan([Segment(i, 0, int(lengths[i]), str(s)) for i, s in enumerate(splits)], _WHOLE_VALIDATION, [])
+    return _plan_by_sides(cfg, cutter, classes, sizes)
 
+
+def _plan_by_sides(cfg: DataConfig, cutter: _Cutter, classes: np.ndarray, sizes: np.ndarray) -> SplitPlan:
+    """Test recordings by the split's rule (`_sides`), validation from the training side; a class with no
+    test-side recording is cut in time instead (a fallback the plan names)."""
+    labels, loads, lengths = cutter.labels, cutter.loads, cutter.lengths
     rng = np.random.default_rng(cfg.seed)
     sides = _sides(cfg, labels, loads, sizes, rng)
     segments, fallbacks, whole_train = [], [], []

@@ -7,7 +7,7 @@ matrix, a reliability diagram and a per-class table. The classes are the dataset
 speed and bearing geometry. The model may have been trained on another machine: it is read from the store, and
 its dataset found or rebuilt on this one (`dataset_of_run`).
 
-The probabilities scored are the served model's, scaled by the temperature of its readout (pipeline.readout):
+The probabilities scored are the served model's, scaled by the temperature of its readout (pipeline.readout.readout):
 `test/ece` is theirs, `test/ece_uncalibrated` that of the plain softmax. For a model with an ood score,
 `test/ood_score_mean` and `test/ood_auroc_vs_val` say how far the test data sits from the training distribution: the
 AUROC separating the test windows from the validation windows (drawn like the training windows) by ood score,
@@ -25,20 +25,18 @@ from typing import Optional
 import mlflow
 import numpy as np
 import pandas as pd
+from torch import nn
 
-from pipeline.calibration import ece_sampling_floor, expected_calibration_error
 from pipeline.config import ExperimentConfig
-from pipeline.data.prepared import load_prepared, prepare_dataset
-from pipeline.evaluation import (
-    auroc,
-    classification_metrics,
-    confusion_matrix_figure,
-    load_logged_model,
-    predict_windows,
-    reliability_figure,
-)
-from pipeline.stages.contract import DATASET_DIR_TAG, MODEL_URI_TAG, TRAIN_RUN_TAG, latest_finished_run
+from pipeline.data.prepared import PreparedDataset, load_prepared, prepare_dataset
+from pipeline.readout.calibration import ece_sampling_floor, expected_calibration_error
+from pipeline.readout.config import EvaluateConfig
+from pipeline.readout.figures import confusion_matrix_figure, reliability_figure
+from pipeline.readout.metrics import auroc, classification_metrics
+from pipeline.readout.readout import Readout, predict_windows
+from pipeline.tracking.contract import DATASET_DIR_TAG, MODEL_URI_TAG, TRAIN_RUN_TAG, latest_finished_run
 from pipeline.tracking.datasets import dataset_of_run, log_dataset
+from pipeline.tracking.model_logging import load_logged_model
 from pipeline.tracking.registry import CLASS_NAMES_TAG
 from pipeline.tracking.run import browse_hint, stage_run
 from pipeline.tracking.store import use_store
@@ -164,46 +162,81 @@ def evaluate(
         class_names = _check_compatible(model_config, dataset.manifest, target)
         mlflow.set_tag(CLASS_NAMES_TAG, ",".join(class_names))  # the registry compares models of one task only
         log_dataset(target.dataset_dir, context="evaluation")
-        test = dataset.subset("test")
-        labels = test.labels
-        if len(labels) == 0:
-            raise EvaluationError(f"{target.dataset_dir} has no test windows")
-        batch_size = config.evaluate.batch_size
-        outputs = predict_windows(model, test.windows, batch_size, readout=readout, **test.conditions())
-        probs = outputs["probs"]
-        if probs.shape[1] != len(class_names):
-            raise EvaluationError(
-                f"model {target.model_uri} scores {probs.shape[1]} classes, dataset "
-                f"{target.dataset_dir} lists {len(class_names)}: {class_names}"
-            )
-        metrics, per_class = classification_metrics(labels, probs, class_names, config.evaluate.ece_bins)
-        logged = logged_metrics(metrics, per_class, outputs, labels, config.evaluate.ece_bins)
-        val = dataset.subset("val")
-        if "ood_score" in outputs and len(val):
-            val_scores = predict_windows(model, val.windows, batch_size, readout=readout, **val.conditions())
-            logged["test/ood_auroc_vs_val"] = auroc(in_scores=val_scores["ood_score"], out_scores=outputs["ood_score"])
-        # Also against the logged model, on the dataset input just logged: MLflow then ranks models by them.
-        model_id = mlflow.models.get_model_info(target.model_uri).model_id
-        if model_id is None:
-            log.warning(
-                "model %s has no model id (logged before MLflow 3): its test metrics go on evaluate run %s only",
-                target.model_uri,
-                run.info.run_id,
-            )
-        mlflow.log_metrics(
-            logged, model_id=model_id, dataset=mlflow.get_run(run.info.run_id).inputs.dataset_inputs[0].dataset
-        )
-        mlflow.log_figure(
-            confusion_matrix_figure(labels, probs.argmax(axis=1), class_names), "plots/confusion_matrix.html"
-        )
-        mlflow.log_figure(reliability_figure(probs, labels, config.evaluate.ece_bins), "plots/reliability.html")
-        mlflow.log_text(per_class.to_csv(), "per_class.csv")
+        scored = _score(model, readout, dataset, class_names, target, config.evaluate)
+        _log_against_model(scored.metrics, target.model_uri, run.info.run_id)
+        _log_reports(scored, config.evaluate.ece_bins)
+    logged = scored.metrics
     print(
-        f"evaluate run {run.info.run_id}: {len(labels)} test windows, accuracy {logged['test/accuracy']:.4f}, "
+        f"evaluate run {run.info.run_id}: {len(scored.labels)} test windows, accuracy {logged['test/accuracy']:.4f}, "
         f"macro-F1 {logged['test/macro_f1']:.4f}, ECE {logged['test/ece']:.4f}\n"
         f"browse: {browse_hint(store, run.info.experiment_id)}"
     )
     return EvaluationResult(run.info.run_id, logged)
+
+
+@dataclass(frozen=True)
+class _Scored:
+    """A model's scores on the test windows: what the run logs."""
+
+    labels: np.ndarray
+    probs: np.ndarray  # [windows, classes], through the model's readout
+    class_names: list[str]
+    per_class: pd.DataFrame
+    metrics: dict[str, float]  # the `test/` metrics (`logged_metrics`, and `test/ood_auroc_vs_val`)
+
+
+def _score(
+    model: nn.Module,
+    readout: Readout,
+    dataset: PreparedDataset,
+    class_names: list[str],
+    target: Target,
+    settings: EvaluateConfig,
+) -> _Scored:
+    """Predict the test windows and score them; for a model with an ood score, also how well it tells them from
+    the validation windows."""
+    test = dataset.subset("test")
+    labels = test.labels
+    if len(labels) == 0:
+        raise EvaluationError(f"{target.dataset_dir} has no test windows")
+    batch_size = settings.batch_size
+    outputs = predict_windows(model, test.windows, batch_size, readout=readout, **test.conditions())
+    probs = outputs["probs"]
+    if probs.shape[1] != len(class_names):
+        raise EvaluationError(
+            f"model {target.model_uri} scores {probs.shape[1]} classes, dataset "
+            f"{target.dataset_dir} lists {len(class_names)}: {class_names}"
+        )
+    metrics, per_class = classification_metrics(labels, probs, class_names, settings.ece_bins)
+    logged = logged_metrics(metrics, per_class, outputs, labels, settings.ece_bins)
+    val = dataset.subset("val")
+    if "ood_score" in outputs and len(val):
+        val_scores = predict_windows(model, val.windows, batch_size, readout=readout, **val.conditions())
+        logged["test/ood_auroc_vs_val"] = auroc(in_scores=val_scores["ood_score"], out_scores=outputs["ood_score"])
+    return _Scored(labels, probs, class_names, per_class, logged)
+
+
+def _log_against_model(metrics: dict[str, float], model_uri: str, run_id: str) -> None:
+    """Log `metrics` on run `run_id` and against the logged model, on the dataset input just logged: MLflow then
+    ranks models by them."""
+    model_id = mlflow.models.get_model_info(model_uri).model_id
+    if model_id is None:
+        log.warning(
+            "model %s has no model id (logged before MLflow 3): its test metrics go on evaluate run %s only",
+            model_uri,
+            run_id,
+        )
+    mlflow.log_metrics(metrics, model_id=model_id, dataset=mlflow.get_run(run_id).inputs.dataset_inputs[0].dataset)
+
+
+def _log_reports(scored: _Scored, ece_bins: int) -> None:
+    """The confusion matrix, the reliability diagram and the per-class table, as run artifacts."""
+    predicted = scored.probs.argmax(axis=1)
+    mlflow.log_figure(
+        confusion_matrix_figure(scored.labels, predicted, scored.class_names), "plots/confusion_matrix.html"
+    )
+    mlflow.log_figure(reliability_figure(scored.probs, scored.labels, ece_bins), "plots/reliability.html")
+    mlflow.log_text(scored.per_class.to_csv(), "per_class.csv")
 
 
 def _check_compatible(model_config: dict, manifest: dict, target: Target) -> list[str]:

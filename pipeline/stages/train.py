@@ -8,7 +8,6 @@ by every rank: rank 0 tracks, checkpoints, fits the readout and logs; the others
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,28 +15,19 @@ from typing import Callable, Iterable, Optional
 
 import mlflow
 import torch
+from torch import nn
 from torch.utils.data import DataLoader
 
 from pipeline.config import ExperimentConfig
+from pipeline.data.config import DataConfig
 from pipeline.data.prepared import PreparedDataset, load_prepared, prepare_dataset
-from pipeline.distributed import broadcast_from_rank0, launch, process_group, rank, under_launcher, world_size
-from pipeline.liveness import this_process
-from pipeline.model_factory import build_from_settings, model_settings
-from pipeline.readout import fit_readout
-from pipeline.stages.contract import CONFIG_DIGEST_TAG, DATASET_DIR_TAG, MODEL_URI_TAG, training_digest
-from pipeline.tracking.callbacks import MlflowMetricsLogger, ProgressPrinter
-from pipeline.tracking.datasets import log_dataset
-from pipeline.tracking.model_logging import log_pyfunc_model
-from pipeline.tracking.remote_checkpoints import RunKeeper
-from pipeline.tracking.resume import (
-    OWNER_TAG,
-    SkipLoggedEpochs,
-    log_epoch_missing_from_run,
-    logged_epochs,
-    run_to_resume,
-)
-from pipeline.tracking.run import stage_run
+from pipeline.readout.config import EvaluateConfig, ReadoutConfig
+from pipeline.readout.readout import Readout, fit_readout
 from pipeline.tracking.store import checkpoint_root as default_checkpoint_root
+from pipeline.tracking.train_run import NoTracking, TrainTracking
+from pipeline.training.config import LossConfig, TrainingConfig
+from pipeline.training.distributed import broadcast_from_rank0, launch, process_group, rank, under_launcher
+from pipeline.training.model_factory import build_from_settings, model_settings
 from pipeline.training.training_engine import CHECKPOINT_NAME, TrainingEngine
 
 
@@ -90,7 +80,7 @@ def train(
         active.info.run_id if active else parent_run_id,
     )
     if config.distributed.nproc_per_node > 1 and not under_launcher():
-        job.dataset_dir = job.dataset_dir or _prepare(config)
+        job.dataset_dir = job.dataset_dir or _prepare(config.data)
         job.tracking_uri = mlflow.get_tracking_uri()
         return launch(job.run, (), config.distributed)[0]
     return job.run()
@@ -117,98 +107,88 @@ class TrainJob:
             return self._train_this_rank()
 
     def _train_this_rank(self) -> Optional[TrainResult]:
+        """Train this rank's share; rank 0 returns the result, the other ranks None."""
         config = self.config
         torch.manual_seed(config.training.seed)
-        logs = rank() == 0
-        dataset_dir = self.dataset_dir or broadcast_from_rank0(_prepare(config) if logs else None)
+        # rank 0 prepares the dataset; the others wait for its folder
+        dataset_dir = self.dataset_dir or broadcast_from_rank0(_prepare(config.data) if rank() == 0 else None)
         dataset = load_prepared(dataset_dir)
         train_loader, val_loader = make_loaders(dataset, config)
         settings = model_settings(config.model, dataset.manifest)
         model = build_from_settings(settings)
-        name = self.run_name or (
-            f"train-pw{config.loss.physics_weight:g}-cw{config.loss.consistency_weight:g}-e{config.training.epochs}"
-        )
-        digest = training_digest(config, dataset.manifest["content_hash"])
-        run_tags = {
-            DATASET_DIR_TAG: str(Path(dataset_dir).resolve()),
-            "world_size": str(world_size()),
-            CONFIG_DIGEST_TAG: digest,
-            OWNER_TAG: this_process(),
-            **self.tags,
-        }
         checkpoint_root = self.checkpoint_root or default_checkpoint_root()
-        resumed_id = run_to_resume(config, checkpoint_root, digest) if logs else None
-
-        with (
-            (
-                stage_run(
-                    "train",
-                    config,
-                    experiment=config.tracking.experiment,
-                    run_name=name,
-                    system_metrics=True,
-                    tags=run_tags,
-                    parent_run_id=self.parent_run_id,
-                    run_id=resumed_id,
-                )
-                if logs
-                else contextlib.nullcontext()
-            ) as run,
-            RunKeeper(run.info.run_id, config.training.heartbeat_s) if logs else contextlib.nullcontext() as keeper,
-        ):
-            run_id, resuming = broadcast_from_rank0((run.info.run_id, resumed_id is not None) if logs else None)
-            if logs and not resuming:
-                log_dataset(dataset_dir)
-            logged = logged_epochs(run_id) if logs and resuming else set()
-            callbacks = (
-                [
-                    SkipLoggedEpochs(MlflowMetricsLogger(), logged),
-                    ProgressPrinter(config.training.epochs),
-                    keeper,
-                    *self.callbacks,
-                ]
-                if logs
-                else []
-            )
-            engine = TrainingEngine(model, config, callbacks=callbacks)
+        tracking = self._tracking(dataset_dir, dataset.manifest["content_hash"], checkpoint_root)
+        with tracking.run() as started:
+            run_id, resuming = broadcast_from_rank0(started)
+            engine = TrainingEngine(model, config, callbacks=tracking.epoch_callbacks())
             engine.mlflow_run_id = run_id
             checkpoints = checkpoint_root / run_id
             if resuming:  # every rank loads the same checkpoint
-                checkpoint = engine.load_checkpoint(checkpoints / CHECKPOINT_NAME)
-                if logs:
-                    log_epoch_missing_from_run(run_id, checkpoint, logged)
-                    print(f"train run {run_id}: resumed after epoch {checkpoint['epoch'] + 1}", flush=True)
+                tracking.resumed_from(engine.load_checkpoint(checkpoints / CHECKPOINT_NAME))
             trained, _ = engine.train(
                 train_loader,
                 val_loader,
                 checkpoint_dir=checkpoints,
                 resume=False,
-                on_checkpoint=keeper.upload if logs else None,
+                on_checkpoint=tracking.upload_checkpoint,
             )
-            if not logs:
-                return None
-            mlflow.log_figure(engine.monitor.plot_training_curves(), "plots/training_curves.html")
-            model_uri = None
-            if engine.stop_reason is None:
-                readout = None
-                if config.readout.fit:  # rank 0 only, on the trained weights: the other ranks are done
-                    readout = fit_readout(
-                        trained,
-                        dataset,
-                        ood_quantile=config.readout.ood_quantile,
-                        ece_bins=config.evaluate.ece_bins,
-                        batch_size=config.evaluate.batch_size,
-                    )
-                    mlflow.log_metrics(readout.metrics)
-                model_uri = log_pyfunc_model(trained, settings, dataset.arrays["windows"][:2], readout=readout)
-                mlflow.set_tag(MODEL_URI_TAG, model_uri)
-                print(f"train run {run_id}: model {model_uri}")
-            else:
-                mlflow.set_tag("stopped_early", engine.stop_reason)
-                print(f"train run {run_id}: stopped early ({engine.stop_reason}); no model logged")
+            if rank() != 0:
+                return None  # the other ranks are done: rank 0 fits the readout and logs the model
+            model_uri = self._log_outcome(tracking, engine, trained, dataset, settings)
         shutil.rmtree(checkpoints, ignore_errors=True)  # FINISHED: a cache of what the run's artifacts keep
         return TrainResult(run_id, model_uri, dict(engine.last_metrics), engine.stop_reason)
 
+    def _tracking(self, dataset_dir: Path, content_hash: str, checkpoint_root: Path) -> TrainTracking | NoTracking:
+        """Rank 0 tracks the job; the other ranks get a tracking that records nothing."""
+        if rank() != 0:
+            return NoTracking()
+        config = self.config
+        return TrainTracking(
+            config,
+            config.training,
+            config.tracking.experiment,
+            run_name=self.run_name or _default_run_name(config.loss, config.training),
+            dataset_dir=dataset_dir,
+            content_hash=content_hash,
+            checkpoint_root=checkpoint_root,
+            parent_run_id=self.parent_run_id,
+            tags=self.tags,
+            callbacks=self.callbacks,
+        )
 
-def _prepare(config: ExperimentConfig) -> Path:
-    return prepare_dataset(config.data, Path(config.data.cache_dir).resolve())
+    def _log_outcome(
+        self,
+        tracking: TrainTracking,
+        engine: TrainingEngine,
+        trained: nn.Module,
+        dataset: PreparedDataset,
+        settings: dict,
+    ) -> Optional[str]:
+        """Rank 0, once training ended: the curves, then the model with its readout; None (no model) when a
+        callback stopped training early."""
+        tracking.log_training_curves(engine.monitor)
+        if engine.stop_reason is not None:
+            tracking.stopped_early(engine.stop_reason)
+            return None
+        readout = _fit_readout(trained, dataset, self.config.readout, self.config.evaluate)
+        return tracking.log_model(trained, settings, dataset.arrays["windows"][:2], readout)
+
+
+def _default_run_name(loss: LossConfig, training: TrainingConfig) -> str:
+    return f"train-pw{loss.physics_weight:g}-cw{loss.consistency_weight:g}-e{training.epochs}"
+
+
+def _fit_readout(
+    model: nn.Module, dataset: PreparedDataset, readout: ReadoutConfig, evaluate: EvaluateConfig
+) -> Optional[Readout]:
+    """The readout of the trained weights, fitted on rank 0 alone (the other ranks are done); None when
+    `readout.fit` is off."""
+    if not readout.fit:
+        return None
+    return fit_readout(
+        model, dataset, ood_quantile=readout.ood_quantile, ece_bins=evaluate.ece_bins, batch_size=evaluate.batch_size
+    )
+
+
+def _prepare(data: DataConfig) -> Path:
+    return prepare_dataset(data, Path(data.cache_dir).resolve())

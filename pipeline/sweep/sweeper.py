@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import asdict, dataclass
-from typing import Optional
+from typing import Any, Callable, Optional
 
 import mlflow
 import optuna
@@ -59,18 +59,12 @@ def run_sweep(config: ExperimentConfig, sweep: SweepConfig) -> SweepResult:
     study, created, seed = _open_study(sweep, storage)
     stale = fail_stale_trials(study, storage)
     parent_id = None if created else _wait_for_parent(study)
-    tags = {
-        "sweep.study": sweep.study_name,
-        "sweep.storage": _redacted(url),
-        "sweep.sampler_seed": str(seed),
-        "sweep.role": "parent" if parent_id is None else "worker",
-    }
     with stage_run(
         "sweep",
         {**asdict(config), "sweep": asdict(sweep)},
         experiment=config.tracking.experiment,
         run_name=sweep.study_name if parent_id is None else f"{sweep.study_name}-worker",
-        tags=tags,
+        tags=_run_tags(sweep, url, seed, is_parent=parent_id is None),
         parent_run_id=parent_id,
     ) as run:
         if parent_id is None:
@@ -80,25 +74,8 @@ def run_sweep(config: ExperimentConfig, sweep: SweepConfig) -> SweepResult:
         for number in stale:
             print(f"trial {number} of a worker that is gone was marked FAIL")
             mirror_trial_state(experiment_id, sweep.study_name, number, TrialState.FAIL)
-
-        failures = []
-
-        def on_trial_end(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-            mirror_trial_state(experiment_id, sweep.study_name, trial.number, trial.state)
-            print(f"trial {trial.number}: {trial.state.name} {trial.values or ''} {trial.params}", flush=True)
-            if trial.state == TrialState.FAIL:
-                failures.append(trial.number)
-            if _finished(study) >= sweep.n_trials or len(failures) >= sweep.n_trials:
-                study.stop()  # enough finished trials; or this worker keeps failing: stop, do not loop forever
-
         try:
-            if _finished(study) < sweep.n_trials:
-                study.optimize(
-                    lambda trial: run_trial(trial, config, sweep, space, url),
-                    catch=(Exception,),
-                    gc_after_trial=True,
-                    callbacks=[on_trial_end],
-                )
+            _run_trials(study, sweep, experiment_id, lambda trial: run_trial(trial, config, sweep, space, url))
         finally:
             best = _log_summary(study, parent_id, sweep.metrics)
             if not study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) and parent_id != run.info.run_id:
@@ -106,6 +83,34 @@ def run_sweep(config: ExperimentConfig, sweep: SweepConfig) -> SweepResult:
     return SweepResult(
         sweep.study_name, url, parent_id, best, {state: count for state, count in trial_counts(study).items() if count}
     )
+
+
+def _run_tags(sweep: SweepConfig, url: str, seed: int, is_parent: bool) -> dict[str, str]:
+    return {
+        "sweep.study": sweep.study_name,
+        "sweep.storage": _redacted(url),
+        "sweep.sampler_seed": str(seed),
+        "sweep.role": "parent" if is_parent else "worker",
+    }
+
+
+def _run_trials(
+    study: optuna.Study, sweep: SweepConfig, experiment_id: str, objective: Callable[[optuna.Trial], Any]
+) -> None:
+    """Optimise until the study holds `sweep.n_trials` finished trials (or this worker failed as many), each
+    trial's end mirrored on its MLflow run in `experiment_id`."""
+    failures = []
+
+    def on_trial_end(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        mirror_trial_state(experiment_id, sweep.study_name, trial.number, trial.state)
+        print(f"trial {trial.number}: {trial.state.name} {trial.values or ''} {trial.params}", flush=True)
+        if trial.state == TrialState.FAIL:
+            failures.append(trial.number)
+        if _finished(study) >= sweep.n_trials or len(failures) >= sweep.n_trials:
+            study.stop()  # enough finished trials; or this worker keeps failing: stop, do not loop forever
+
+    if _finished(study) < sweep.n_trials:
+        study.optimize(objective, catch=(Exception,), gc_after_trial=True, callbacks=[on_trial_end])
 
 
 def _log_summary(study: optuna.Study, parent_id: str, metrics: list[str], attempts: int = 3) -> list:

@@ -31,9 +31,9 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 
-from pipeline.config import RegistryConfig
-from pipeline.stages.contract import EVALUATION_RUN_TAG, MODEL_URI_TAG, STAGE_TAG
 from pipeline.tracking import promotion_lock
+from pipeline.tracking.config import RegistryConfig
+from pipeline.tracking.contract import EVALUATION_RUN_TAG, MODEL_URI_TAG, STAGE_TAG
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 RESIDUAL, ECE = "test/physics_residual", "test/ece"
@@ -193,41 +193,12 @@ def _decide(
     if champion is None:
         return Decision(name, version, True, "no champion yet: the first candidate becomes champion", score, None)
     held_by = f"champion v{champion.version}"
-    if classes is not None and champion.tags.get(CLASS_NAMES_TAG, classes) != classes:
-        return Decision(
-            name,
-            version,
-            False,
-            f"{held_by} classifies {champion.tags[CLASS_NAMES_TAG]}, this model "
-            f"{classes}: scores on different tasks do not compare; move the alias by hand",
-            score,
-            None,
-        )
-    missing = [m for m in _gate_metrics(metric) if m not in theirs]
-    if missing:
-        return Decision(
-            name,
-            version,
-            False,
-            f"{held_by} has no {', '.join(missing)} tag(s) to compare with "
-            f"(promoted outside this gate?); move the alias by hand",
-            score,
-            None,
-        )
-    best, ece = theirs[metric], theirs[ECE]
+    incomparable = _incomparable(champion, theirs, metric, classes)
+    if incomparable:
+        return Decision(name, version, False, f"{held_by} {incomparable}; move the alias by hand", score, None)
+    best = theirs[metric]
     residual = theirs[RESIDUAL] if RESIDUAL in theirs and RESIDUAL in candidate else None
-    problems = []
-    if not score > best:
-        problems.append(f"{metric} {score:.4f} does not beat {held_by}'s {best:.4f}")
-    if residual is not None and candidate[RESIDUAL] > residual * (1 + policy.max_residual_increase) + _FLOAT_SLACK:
-        problems.append(
-            f"{RESIDUAL} rose from {residual:.4g} to {candidate[RESIDUAL]:.4g}, more than the "
-            f"{policy.max_residual_increase:.0%} allowed"
-        )
-    if candidate[ECE] > ece + policy.max_ece_increase + _FLOAT_SLACK:
-        problems.append(
-            f"{ECE} rose from {ece:.4f} to {candidate[ECE]:.4f}, more than the {policy.max_ece_increase:.4f} allowed"
-        )
+    problems = _shortfalls(candidate, theirs, policy, held_by, residual)
     if problems:
         return Decision(name, version, False, "; ".join(problems), score, best)
     guards = "residual and ECE" if residual is not None else "ECE (no physics residual to compare)"
@@ -240,6 +211,46 @@ def _decide(
         best,
         previous_champion=str(champion.version),
     )
+
+
+def _incomparable(
+    champion: ModelVersion, theirs: dict[str, float], metric: str, classes: Optional[str]
+) -> Optional[str]:
+    """Why the champion cannot be compared with the candidate at all (said of the champion), or None."""
+    if classes is not None and champion.tags.get(CLASS_NAMES_TAG, classes) != classes:
+        return (
+            f"classifies {champion.tags[CLASS_NAMES_TAG]}, this model "
+            f"{classes}: scores on different tasks do not compare"
+        )
+    missing = [m for m in _gate_metrics(metric) if m not in theirs]
+    if missing:
+        return f"has no {', '.join(missing)} tag(s) to compare with (promoted outside this gate?)"
+    return None
+
+
+def _shortfalls(
+    candidate: dict[str, float],
+    theirs: dict[str, float],
+    policy: RegistryConfig,
+    held_by: str,
+    residual: Optional[float],
+) -> list[str]:
+    """What keeps the candidate from replacing the champion: not better on the metric, or a physics residual
+    (`residual`: the champion's, None when not both models state one) or ECE worse beyond tolerance."""
+    metric, score, best, ece = policy.metric, candidate[policy.metric], theirs[policy.metric], theirs[ECE]
+    problems = []
+    if not score > best:
+        problems.append(f"{metric} {score:.4f} does not beat {held_by}'s {best:.4f}")
+    if residual is not None and candidate[RESIDUAL] > residual * (1 + policy.max_residual_increase) + _FLOAT_SLACK:
+        problems.append(
+            f"{RESIDUAL} rose from {residual:.4g} to {candidate[RESIDUAL]:.4g}, more than the "
+            f"{policy.max_residual_increase:.0%} allowed"
+        )
+    if candidate[ECE] > ece + policy.max_ece_increase + _FLOAT_SLACK:
+        problems.append(
+            f"{ECE} rose from {ece:.4f} to {candidate[ECE]:.4f}, more than the {policy.max_ece_increase:.4f} allowed"
+        )
+    return problems
 
 
 def _champion(client: MlflowClient, name: str) -> Optional[ModelVersion]:

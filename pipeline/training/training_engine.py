@@ -1,28 +1,11 @@
 """TrainingEngine: the physics-informed training loop, readable top to bottom.
 
-Any model plugs in by the outputs it returns: `predictions` (logits) always; the physics loss applies when it
-also returns `physics_residuals`, the consistency loss when it returns `coupled_fields`, the variational loss
-when it returns `mean` and `log_var`. A term the model does not return is absent from the metrics and the
-history, never reported as 0. Batches are `(x, y)` or `(x, y, conditions)`, conditions a dict of per-window
-tensors (e.g. `shaft_hz`) that reach the model as keyword arguments: `model(x, **conditions)`.
-
-The engine trains on `training.device` (pipeline.training.device: the rank's own GPU, or the CPU). One
-optimisation step: each window through a random transfer path (`data.augment_*_db`, off at 0) -> forward
-(under autocast when `training.mixed_precision`: fp16 on CUDA, bf16 on CPU) -> data + physics + consistency +
-variational loss -> backward (of the loss scaled by a GradScaler under fp16) -> clip gradients -> step,
-unless the loss or the gradient norm is not finite: then the step is skipped and counted, and
-`training.max_bad_steps` skips in a row raise `TrainingDivergedError`. A CUDA out-of-memory error clears the
-cache and skips the batch. Per-batch metrics are summed on tensors; the only host sync per batch is the
-finiteness check.
-
-After each epoch: the cosine schedule and the SoftAdapt weights step, `history` and the monitor get a row,
-`last.pt` is written every `training.checkpoint_every` epochs (when a checkpoint_dir is given), callbacks
-get the epoch's metrics under their tracking names (`train/loss`, `val/accuracy`, `physics/<name>`, ...),
-and early stopping asks the monitor.
-
-Seeding is the caller's job (seed before building the model); resuming restores every RNG, so a resumed
-run repeats the uninterrupted one. Under torch.distributed the model is wrapped in DDP, loaders are
-sharded, metric sums and confusion matrices are all-reduced, and only rank 0 writes and calls callbacks.
+Each step feeds a batch (augmented through a random transfer path) to the model and optimises the data loss plus
+whichever physics, consistency and variational terms the model's outputs allow, so any model plugs in by what it
+returns; a step whose loss or gradient is not finite is skipped and counted instead of poisoning the weights.
+After each epoch the schedule and loss weights step, metrics go to history and the callbacks, a checkpoint that
+restores every RNG is written (so a resumed run repeats the uninterrupted one), and early stopping is asked.
+Under torch.distributed the same loop runs as DDP on every rank; only rank 0 writes and calls callbacks.
 """
 
 from __future__ import annotations
@@ -36,14 +19,15 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Subset
+from torch.utils.data import DataLoader, DistributedSampler
 
-from pipeline.config import ExperimentConfig
-from pipeline.distributed import local_rank
 from pipeline.training.advanced_loss_functions import AdvancedLossManager
 from pipeline.training.augmentation import random_transfer_path
+from pipeline.training.batches import batch_to_device, shard_loader
 from pipeline.training.checkpoint import CheckpointError, load_checkpoint_file, rng_state, save_atomic, set_rng_state
+from pipeline.training.config import TrainingJobConfig
 from pipeline.training.device import precision_for, resolve_device
+from pipeline.training.distributed import local_rank
 from pipeline.training.metrics import accuracy, confusion_matrix, macro_f1
 from pipeline.training.monitoring import TrainingMonitor
 from pipeline.training.physics_informed_loss import PhysicsInformedLoss
@@ -66,12 +50,17 @@ class StopTraining(Exception):
 class TrainingEngine:
     """Trains a model whose forward returns a dict with `predictions` and any of physics_residuals,
     coupled_fields, mean and log_var, with AdamW, a cosine schedule and the losses configured in `config`.
-    `device` None means `training.device` for this rank."""
+    `device` None means `training.device` for this rank.
+
+    The physics loss applies when the model returns `physics_residuals`, the consistency loss with
+    `coupled_fields`, the variational loss with `mean` and `log_var`; a term it does not return is absent from
+    the metrics and the history, never reported as 0. Batches are `(x, y)` or `(x, y, conditions)`: conditions
+    reach the model as `model(x, **conditions)`. Seeding is the caller's job (seed before building the model)."""
 
     def __init__(
         self,
         model: nn.Module,
-        config: ExperimentConfig,
+        config: TrainingJobConfig,
         device: Optional[torch.device | str] = None,
         callbacks: Iterable[Callback] = (),
         monitor: Optional[TrainingMonitor] = None,
@@ -166,6 +155,7 @@ class TrainingEngine:
         Returns sample-weighted means of loss (the total optimised), data_loss and, when the model's outputs
         allow them, physics_loss, consistency_loss, variational_loss and physics/<name>; plus
         loss_weight/<term> (the multipliers used this epoch, for the terms present), skipped_steps and lr.
+        A batch that runs out of CUDA memory clears the cache and is skipped (counted in skipped_steps).
         """
         epoch = self.epoch
         self._net.train()
@@ -180,7 +170,7 @@ class TrainingEngine:
         lr = self.scheduler.get_last_lr()[0]
         names, sums, samples, skipped = None, None, 0, 0
         for batch in loader:
-            inputs, targets, conditions = self._to_device(batch)
+            inputs, targets, conditions = batch_to_device(batch, self.device)
             try:
                 values = self._train_step(inputs, targets, conditions)
             except torch.OutOfMemoryError:
@@ -215,7 +205,12 @@ class TrainingEngine:
     def _train_step(
         self, inputs: Tensor, targets: Tensor, conditions: Mapping[str, Tensor]
     ) -> Optional[dict[str, Tensor]]:
-        """One guarded optimisation step; the detached loss terms, or None when the step was skipped."""
+        """One guarded optimisation step; the detached loss terms, or None when the step was skipped.
+
+        Augment (`data.augment_*_db`, off at 0) -> forward under autocast (`training.mixed_precision`: fp16 on
+        CUDA, bf16 on CPU) -> loss -> backward (scaled by a GradScaler under fp16) -> clip -> step. A non-finite
+        loss or gradient norm skips the step; `training.max_bad_steps` skips in a row raise TrainingDivergedError.
+        The finiteness check is the step's only host sync."""
         self.optimizer.zero_grad(set_to_none=True)
         data = self.config.data
         if data.augment_spread_db or data.augment_gain_db:
@@ -255,7 +250,7 @@ class TrainingEngine:
         loader = self._shard(data_loader, train=False)
         sums, names, confusion, samples = None, None, None, 0
         for batch in loader:
-            inputs, targets, conditions = self._to_device(batch)
+            inputs, targets, conditions = batch_to_device(batch, self.device)
             with self.precision.autocast():
                 outputs = self._eval_net(inputs, **conditions)
             logits = outputs["predictions"].float()
@@ -367,27 +362,6 @@ class TrainingEngine:
             raise error
         return stop
 
-    def _to_device(self, batch: Sequence) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
-        """(inputs, targets, conditions) on the engine's device from an `(x, y)` or `(x, y, conditions)` batch."""
-        if not isinstance(batch, Sequence) or len(batch) not in (2, 3):
-            size = f" of {len(batch)} items" if isinstance(batch, Sequence) else ""
-            raise ValueError(
-                f"a batch must be (inputs, targets) or (inputs, targets, conditions), got a "
-                f"{type(batch).__name__}{size}"
-            )
-        inputs, targets, conditions = (*batch, {}) if len(batch) == 2 else batch
-        if not isinstance(conditions, Mapping):
-            raise ValueError(
-                f"the third item of a batch must be a dict of per-window conditions (e.g. shaft_hz), "
-                f"got {type(conditions).__name__}"
-            )
-        to = dict(device=self.device, non_blocking=True)
-        return (
-            inputs.to(**to),
-            targets.to(**to),
-            {name: torch.as_tensor(value).to(**to) for name, value in conditions.items()},
-        )
-
     def _loss_weights(self, names: Sequence[str]) -> dict[str, float]:
         """The multiplier of each term this epoch's steps had (`names` are their metric names)."""
         advanced = {term: w for term, w in self.advanced_loss.weights.items() if f"{term}_loss" in names}
@@ -399,37 +373,10 @@ class TrainingEngine:
         return tensor
 
     def _shard(self, loader: DataLoader, train: bool) -> DataLoader:
-        """Under DDP, give each rank its share of a loader that is not already distributed: a
-        DistributedSampler and batch_size / world for training (equal step counts, same global batch), a plain
-        stride for evaluation (exact counts)."""
-        if not self.distributed or isinstance(loader.sampler, DistributedSampler):
+        """This rank's share of `loader` under DDP (`shard_loader`); the loader itself on one rank."""
+        if not self.distributed:
             return loader
-        if loader.batch_size is None:
-            raise ValueError("under torch.distributed pass loaders with a batch_size or a DistributedSampler")
-        world, dataset = dist.get_world_size(), loader.dataset
-        if train and loader.batch_size % world:
-            raise ValueError(
-                f"training.batch_size={loader.batch_size} is the global batch and must divide evenly over {world} ranks"
-            )
-        # the training batch is global: each rank takes its share, so results do not depend on the world size
-        per_rank = loader.batch_size // world if train else loader.batch_size
-        common = dict(
-            batch_size=per_rank,
-            num_workers=loader.num_workers,
-            collate_fn=loader.collate_fn,
-            pin_memory=loader.pin_memory,
-            drop_last=loader.drop_last,
-        )
-        if train:
-            sampler = DistributedSampler(
-                dataset,
-                world,
-                self.rank,
-                shuffle=isinstance(loader.sampler, RandomSampler),
-                seed=self.config.training.seed,
-            )
-            return DataLoader(dataset, sampler=sampler, **common)
-        return DataLoader(Subset(dataset, range(self.rank, len(dataset), world)), **common)
+        return shard_loader(loader, train, self.rank, dist.get_world_size(), self.config.training.seed)
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
