@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -24,6 +25,12 @@ def benchmark(fn):
 
 def emit(name: str, value: float, unit: str, **extra) -> None:
     print(json.dumps({"name": name, "value": round(float(value), 6), "unit": unit, **extra}), flush=True)
+
+
+def cwru_dir() -> Path:
+    """Where the real CWRU recordings are: $AVPINO_CWRU_DIR, else ../shared/data/cwru beside the repository (they
+    are never copied into it). The folder may not exist; the tests that read it use this rule too."""
+    return Path(os.environ.get("AVPINO_CWRU_DIR", REPO.parent / "shared" / "data" / "cwru"))
 
 
 def load_dataset(config: ExperimentConfig):

@@ -27,9 +27,9 @@ import torch
 from common import benchmark, emit
 
 from pipeline.config import ExperimentConfig
-from pipeline.model_factory import untrained_model
 from pipeline.tracking.model_logging import PIP_REQUIREMENTS, log_pyfunc_model
 from pipeline.tracking.store import ensure_experiment
+from pipeline.training.model_factory import untrained_model
 
 
 @contextlib.contextmanager

@@ -26,11 +26,19 @@ POSTGRES = "postgresql://postgres@127.0.0.1:5432"
 torch.set_num_threads(1)  # two cores are shared by pytest's workers and any subprocess they start
 
 
+def bench_module(name: str):
+    """A module of bench/, a folder of scripts (not a package) whose modules import each other by bare name."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(str(REPO / "bench"))
+        return importlib.import_module(name)
+
+
 @pytest.fixture(scope="session")
 def cwru_dir() -> Path:
-    """The folder of real CWRU recordings: $AVPINO_CWRU_DIR, else ../shared/data/cwru beside the repository.
-    They are never copied into the repository, so the tests that read them skip where the folder is absent."""
-    folder = Path(os.environ.get("AVPINO_CWRU_DIR", REPO.parent / "shared" / "data" / "cwru"))
+    """The folder of real CWRU recordings, found as the benchmarks find it (bench/common.py: $AVPINO_CWRU_DIR,
+    else ../shared/data/cwru beside the repository). They are never copied into the repository, so the tests
+    that read them skip where the folder is absent."""
+    folder = bench_module("common").cwru_dir()
     if not folder.is_dir():
         pytest.skip(f"real CWRU recordings not found at {folder} (set AVPINO_CWRU_DIR to a CWRU folder)")
     return folder
@@ -151,9 +159,7 @@ def pipeline_store(tmp_path_factory):
 @pytest.fixture(scope="session")
 def serving_bench():
     """bench/serving_benchmarks.py, whose server launcher and load generator the serving tests share."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.syspath_prepend(str(REPO / "bench"))
-        return importlib.import_module("serving_benchmarks")
+    return bench_module("serving_benchmarks")
 
 
 @pytest.fixture(scope="session")

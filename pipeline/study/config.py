@@ -1,13 +1,20 @@
-"""The ablation study's settings (the `study` config section), checked on construction like every section."""
+"""The ablation study's settings (the `study` config section), checked on construction like every section, and
+the study's whole config composed as `python -m pipeline.study` composes it."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from pipeline.config_section import Section, check_setting
+from hydra import compose, initialize_config_dir
+
+from pipeline.common.config_section import Section, check_setting
+from pipeline.config import ExperimentConfig, register_configs, to_experiment_config
 from pipeline.data.classes import FAULT_LOCATIONS, FAULT_SIZES_IN
 from pipeline.study.design import ARMS, SIMULATOR_TRAINING_SETS, TRAINING_SETS
+
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 
 @dataclass
@@ -19,8 +26,8 @@ class StudyConfig(Section):
     arms: list[str] = field(default_factory=lambda: list(ARMS))
     training_sets: list[str] = field(default_factory=lambda: list(SIMULATOR_TRAINING_SETS))
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
-    snr_db: list[float] = field(default_factory=lambda: [10.0, 0.0, -5.0])  # noisy copies of noisy_set's test windows
-    noisy_set: str = "recording"  # the training set whose models are also scored on noisy test windows
+    snr_db: list[float] = field(default_factory=lambda: [10.0, 0.0, -5.0])  # noisy copies of noisy_sets' test windows
+    noisy_sets: list[str] = field(default_factory=lambda: ["recording"])  # their models are also scored on noise
     label_fraction: float = 0.1  # reduced_labels: share of each class's training recordings that is kept
     ood_fault_size_in: float = 0.021  # ood_size: never trained on; its test windows are out of distribution
     ood_fault_location: str = "inner"  # ood_location: never trained on; its test windows are out of distribution
@@ -52,11 +59,14 @@ class StudyConfig(Section):
         check_setting(
             all(-20.0 <= snr <= 80.0 for snr in self.snr_db), p + "snr_db", self.snr_db, "each must be in [-20, 80] dB"
         )
+        noisy = list(self.noisy_sets)
+        distinct_sets = bool(noisy) and set(noisy) <= set(self.training_sets) and len(set(noisy)) == len(noisy)
         check_setting(
-            not self.snr_db or self.noisy_set in self.training_sets,
-            p + "noisy_set",
-            self.noisy_set,
-            "must be one of study.training_sets (its models are scored on the noisy copies), or set study.snr_db=[]",
+            not self.snr_db or distinct_sets,
+            p + "noisy_sets",
+            noisy,
+            "must be distinct names out of study.training_sets (their models are scored on the noisy copies), "
+            "or set study.snr_db=[]",
         )
         check_setting(0.0 < self.label_fraction <= 1.0, p + "label_fraction", self.label_fraction, "must be in (0, 1]")
         check_setting(
@@ -82,3 +92,21 @@ class StudyConfig(Section):
             check_setting(math.isfinite(value) and value >= 0.0, p + key, value, "must be a finite number >= 0")
         for key in ("sweep_trials", "baseline_epochs"):
             check_setting(getattr(self, key) > 0, p + key, getattr(self, key), "must be positive")
+
+
+@dataclass
+class StudyExperimentConfig(ExperimentConfig):
+    """The pipeline's config with the `study` section: the schema `python -m pipeline.study` composes into."""
+
+    study: StudyConfig = field(default_factory=StudyConfig)
+
+
+def compose_study_config(*overrides: str) -> StudyExperimentConfig:
+    """conf/study.yaml with Hydra `overrides`, validated: the config `python -m pipeline.study <overrides>` runs."""
+    register_configs(StudyExperimentConfig)
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            composed = compose(config_name="study", overrides=list(overrides))
+    finally:
+        register_configs()  # the pipeline's own schema again, for whatever composes `config` next
+    return to_experiment_config(composed, StudyExperimentConfig)

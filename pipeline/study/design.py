@@ -3,14 +3,19 @@
 Every AGT-NO arm keeps the base config's data, budget (epochs, batch size, learning rate) and seeds; only the
 loss weights differ, so a difference between them is the physics' doing. The WDCNN baseline trains with its own
 recipe until its validation loss stops improving (up to `study.baseline_epochs`), so it is not judged
-undertrained at AGT-NO's budget. The training sets are built by pipeline/study/sets.py. Plain data, so the
-config schema can offer these names as its choices.
+undertrained at AGT-NO's budget. The envelope rule trains nothing: it is the floor a learnt model must beat
+with one number fitted on the training windows (pipeline/study/envelope_arm.py), read at its own window length
+from the same recordings. The training sets are built by pipeline/study/sets.py.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+from pipeline.data.config import DataConfig
+from pipeline.models.envelope_rule import MAX_BIN_HZ
 
 
 @dataclass(frozen=True)
@@ -22,6 +27,7 @@ class Arm:
     tuned: bool = False  # physics and consistency weights come from a sweep (StudyConfig.tuned_*)
     training: dict[str, Any] = field(default_factory=dict)  # TrainingConfig fields of the arm's own recipe
     own_epochs: bool = False  # trains up to study.baseline_epochs, stopped by its validation loss
+    trained: bool = True  # False: the envelope rule, whose one threshold is fitted, not trained
 
 
 ARMS = {
@@ -52,10 +58,25 @@ ARMS = {
             training={"weight_decay": 0.0, "patience": 5},
             own_epochs=True,
         ),
+        Arm(
+            "envelope_rule",
+            "envelope-spectrum rule, no training: its one threshold fitted on the training windows",
+            model="envelope_rule",
+            trained=False,
+        ),
     )
 }
 TRAINING_SETS = ("recording", "load_shift", "reduced_labels", "ood_size", "ood_location", "unseen_size", "sim_to_real")
 SIMULATOR_TRAINING_SETS = TRAINING_SETS[:4]  # the default study; the others are for real recordings
+RULE_WINDOW = 4096  # samples: a power of two at least sample_rate / MAX_BIN_HZ at 12 kHz
+
+
+def rule_data(data: DataConfig) -> DataConfig:
+    """`data` at the envelope rule's window: max(RULE_WINDOW, sample_rate / MAX_BIN_HZ) samples (its envelope
+    spectrum must resolve the inner comb from the ball comb), half a window apart; the same recordings and
+    splits. Raises ConfigError when simulated recordings are shorter than that window."""
+    window = max(RULE_WINDOW, math.ceil(data.sample_rate / MAX_BIN_HZ))
+    return replace(data, window=window, hop=window // 2)
 
 
 def arm_config(base: Any, arm: Arm, seed: int) -> Any:

@@ -10,20 +10,28 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from pipeline.stages.contract import STAGE_TAG, latest_finished_run
+from pipeline.data.classes import FAULT_LOCATIONS
 from pipeline.study.design import ARMS
+from pipeline.tracking.contract import STAGE_TAG, latest_finished_run
 
 METRICS = (
     "test/accuracy",
+    "test/recording_accuracy",
     "test/location_accuracy",
+    *(f"test/location_recall/{location}" for location in FAULT_LOCATIONS),
     "test/macro_f1",
     "test/ece",
     "test/ece_uncalibrated",
     "test/ece_sampling_floor",
+    "calibration/temperature",
     "test/physics_residual",
     "test/mean_uncertainty",
+    "test/shift_auroc",
     "test/ood_auroc",
     "test/uncertainty_auroc",
+    "train/epochs",
+    "train/epoch_s",
+    "rule/threshold",
     "sysid/resonance_hz_error_pct",
     "sysid/resonance_hz_baseline_error_pct",
     "sysid/damping_ratio_error_pct",
@@ -35,6 +43,8 @@ QUALITY = (
     ("ECE, load shift", "test/ece", "load_shift"),
     ("ECE before the temperature, load shift", "test/ece_uncalibrated", "load_shift"),
     ("ECE floor of the test size, held-out", "test/ece_sampling_floor", "recording"),
+    ("location accuracy, held-out", "test/location_accuracy", "recording"),
+    ("location accuracy, load shift", "test/location_accuracy", "load_shift"),
     ("location accuracy, sim to real", "test/location_accuracy", "sim_to_real"),
     ("OOD AUROC, held-out size", "test/ood_auroc", "ood_size"),
     ("OOD AUROC, held-out location", "test/ood_auroc", "ood_location"),
@@ -77,9 +87,10 @@ def summary(runs: pd.DataFrame, metrics: tuple[str, ...] = METRICS) -> pd.DataFr
 
 
 def split_table(runs: pd.DataFrame, metric: str = "test/accuracy") -> pd.DataFrame:
-    """Arms x splits, each cell `mean ± std` of `metric` over seeds."""
+    """Arms x splits, each cell `mean ± std` of `metric` over seeds; a blank where an arm does not have it (the
+    envelope rule names no ten-class accuracy)."""
     table = {split: _cells(runs[runs["split"] == split], metric) for split in _sorted(runs["split"].unique())}
-    return pd.DataFrame(table).reindex(_sorted(runs["arm"].unique()))
+    return pd.DataFrame(table).reindex(_sorted(runs["arm"].unique())).fillna("")
 
 
 def quality_table(runs: pd.DataFrame) -> pd.DataFrame:
@@ -96,19 +107,29 @@ def headline_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def paired_table(runs: pd.DataFrame, reference: str = "data_only", metric: str = "test/accuracy") -> pd.DataFrame:
-    """Arms x splits, each cell `mean ± std` over seeds of the arm's `metric` minus `reference`'s on the same
-    seed (same data, initialisation and batches): the physics question asked paired, which the seeds' spread
-    in the split table hides. Empty when `reference` was not run."""
-    wide = runs.pivot_table(index=["split", "seed"], columns="arm", values=metric)
-    if reference not in wide:
+    """Arms x splits, each cell `mean ± std` over seeds of `paired_differences`: the physics question asked
+    paired, which the seeds' spread in the split table hides. Empty when `reference` was not run."""
+    differences = paired_differences(runs, reference, metric)
+    if differences.empty:
         return pd.DataFrame()
-    arms = [arm for arm in _sorted(wide.columns) if arm != reference]
-    differences = wide[arms].sub(wide[reference], axis=0).stack().rename(metric).reset_index()
     table = {
         split: _cells(differences[differences["split"] == split], metric)
         for split in _sorted(differences["split"].unique())
     }
+    arms = _sorted(differences["arm"].unique())
     return pd.DataFrame(table).reindex(arms).fillna("").rename_axis(f"minus {reference}")
+
+
+def paired_differences(runs: pd.DataFrame, reference: str = "data_only", metric: str = "test/accuracy") -> pd.DataFrame:
+    """One row per split, seed and arm other than `reference`: the arm's `metric` minus `reference`'s on the same
+    seed (same data, initialisation and batches), in column `metric`. Empty when `reference` was not run or
+    `metric` not logged."""
+    if metric not in runs or reference not in set(runs["arm"]):
+        return pd.DataFrame(columns=["split", "seed", "arm", metric])
+    wide = runs.pivot_table(index=["split", "seed"], columns="arm", values=metric)
+    arms = [arm for arm in _sorted(wide.columns) if arm != reference]
+    differences = wide[arms].sub(wide[reference], axis=0).stack().rename(metric).reset_index()
+    return differences.sort_values(["arm", "split", "seed"], key=_order).reset_index(drop=True)
 
 
 def to_markdown(table: pd.DataFrame) -> str:

@@ -1,29 +1,40 @@
 """The ablation study as MLflow runs: a `study` parent run, and under it, for every seed, arm and training set,
-one `train` run and one `study_cell` run per evaluation set of that training set (tags: arm, split, seed).
+one `train` run (none for the envelope rule, which trains nothing) and one `study_cell` run per evaluation set
+of that training set (tags: arm, split, seed, training_set).
 
-Seeds are the outer loop, so a study stopped early still holds every arm for its first seeds.
+Seeds are the outer loop, so a study stopped early still holds every arm for its first seeds. An arm the data
+cannot serve (the envelope rule, on simulated recordings shorter than its window) is skipped, and the study run
+says why in its `skipped.<arm>` tag.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from typing import Callable
 
 import mlflow
+import numpy as np
 
-from pipeline.config import ExperimentConfig
-from pipeline.data.prepared import load_prepared
-from pipeline.evaluation import load_logged_model
-from pipeline.readout import Readout
-from pipeline.stages.contract import DATASET_DIR_TAG, MODEL_URI_TAG, TRAIN_RUN_TAG
+from pipeline.common.config_section import ConfigError
+from pipeline.data.prepared import PreparedDataset, load_prepared
+from pipeline.readout.readout import Readout
 from pipeline.stages.train import train
-from pipeline.study.design import ARMS, Arm, arm_config
+from pipeline.study.config import StudyExperimentConfig
+from pipeline.study.design import ARMS, Arm, arm_config, rule_data
+from pipeline.study.envelope_arm import fit_rule, score_rule
 from pipeline.study.report import headline_table, paired_table, study_runs, summary, to_markdown
 from pipeline.study.scoring import score
-from pipeline.study.sets import EvaluationSet, training_sets
+from pipeline.study.sets import EvaluationSet, TrainingSet, simulator_data, training_sets
 from pipeline.study.tuning import with_tuned_weights
+from pipeline.tracking.contract import DATASET_DIR_TAG, MODEL_URI_TAG, TRAIN_RUN_TAG
 from pipeline.tracking.datasets import log_dataset
+from pipeline.tracking.model_logging import load_logged_model
 from pipeline.tracking.run import browse_hint, stage_run
 from pipeline.tracking.store import use_store
+
+EPOCH_SECONDS = "time/epoch_s"  # what the train stage logs once per epoch
+
+Scorer = Callable[[PreparedDataset, EvaluationSet], dict[str, float]]
 
 
 @dataclass
@@ -41,8 +52,9 @@ class StudyResult:
     cells: list[Cell]
 
 
-def run_study(config: ExperimentConfig) -> StudyResult:
-    """Train and score every arm x training set x seed of `config.study`; returns the parent run and cells."""
+def run_study(config: StudyExperimentConfig) -> StudyResult:
+    """Train (or fit) and score every arm x training set x seed of `config.study`; returns the parent run and
+    its cells."""
     store = use_store()
     study = config.study
     arms = [ARMS[name] for name in study.arms]
@@ -51,31 +63,13 @@ def run_study(config: ExperimentConfig) -> StudyResult:
         mlflow.log_dict({arm.name: asdict(arm) for arm in arms}, "arms.json")
         if "physics_tuned" in study.arms:
             config = with_tuned_weights(config, parent.info.run_id)
+        bases = _arm_bases(config, arms)
         for seed in study.seeds:
-            sets = training_sets(config, seed)
             for arm in arms:
-                arm_cfg = arm_config(config, arm, seed)
-                for training in sets:
-                    tags = {"arm": arm.name, "seed": str(seed), "training_set": training.name}
-                    trained = train(
-                        arm_cfg,
-                        training.dataset_dir,
-                        tags=tags,
-                        run_name=f"train-{arm.name}-{training.name}-seed{seed}",
-                    )
-                    model, _, readout = load_logged_model(trained.model_uri)
-                    for evaluation in training.evaluations:
-                        cells.append(
-                            _score_cell(
-                                arm_cfg,
-                                arm,
-                                seed,
-                                evaluation,
-                                model,
-                                readout,
-                                {**tags, TRAIN_RUN_TAG: trained.run_id, MODEL_URI_TAG: trained.model_uri},
-                            )
-                        )
+                if arm.name in bases:
+                    arm_cfg = arm_config(bases[arm.name], arm, seed)
+                    for training in training_sets(arm_cfg, seed):
+                        cells.extend(_arm_cells(arm_cfg, arm, seed, training))
         runs = study_runs(parent.info.run_id)
         mlflow.log_text(summary(runs).to_csv(), "summary.csv")
         mlflow.log_text(to_markdown(headline_table(runs)), "headline.md")
@@ -87,27 +81,70 @@ def run_study(config: ExperimentConfig) -> StudyResult:
     return StudyResult(parent.info.run_id, cells)
 
 
-def _score_cell(
-    config: ExperimentConfig,
+def _arm_bases(config: StudyExperimentConfig, arms: list[Arm]) -> dict[str, StudyExperimentConfig]:
+    """The config each arm starts from: `config`, or for the envelope rule `config` at its window; an arm left
+    out (its windows longer than the recordings, or than the simulator's for `sim_to_real`) is tagged on the
+    active (study) run with the reason."""
+    bases = {}
+    for arm in arms:
+        try:
+            bases[arm.name] = config if arm.trained else replace(config, data=rule_data(config.data))
+            if "sim_to_real" in config.study.training_sets and config.data.source != "synthetic":
+                simulator_data(bases[arm.name].data)
+        except ConfigError as err:
+            reason = f"it reads the same recordings in longer windows, and {err}"
+            mlflow.set_tag(f"skipped.{arm.name}", reason)
+            print(f"study: {arm.name} skipped: {reason}", flush=True)
+    return bases
+
+
+def _arm_cells(config: StudyExperimentConfig, arm: Arm, seed: int, training: TrainingSet) -> list[Cell]:
+    """The cells of one arm trained (or, for the envelope rule, fitted) on one training set with one seed."""
+    tags = {"arm": arm.name, "seed": str(seed), "training_set": training.name}
+    if arm.trained:
+        run_name = f"train-{arm.name}-{training.name}-seed{seed}"
+        trained = train(config, training.dataset_dir, tags=tags, run_name=run_name)
+        model, _, readout = load_logged_model(trained.model_uri)
+        facts = _training_facts(trained.run_id, readout)
+        tags.update({TRAIN_RUN_TAG: trained.run_id, MODEL_URI_TAG: trained.model_uri})
+        reading = {"batch_size": config.evaluate.batch_size, "ece_bins": config.evaluate.ece_bins, "readout": readout}
+
+        def scores(dataset: PreparedDataset, evaluation: EvaluationSet) -> dict[str, float]:
+            return {**facts, **score(model, dataset, evaluation, **reading)}
+
+    else:
+        rule = fit_rule(load_prepared(training.dataset_dir))
+
+        def scores(dataset: PreparedDataset, evaluation: EvaluationSet) -> dict[str, float]:
+            return score_rule(rule, dataset, evaluation)
+
+    return [_scored_cell(config, arm, seed, evaluation, tags, scores) for evaluation in training.evaluations]
+
+
+def _training_facts(train_run_id: str, readout: Readout) -> dict[str, float]:
+    """What training the scored model took and the temperature fitted on it, logged on each of its cells so a
+    cell is read alone: `train/epochs`, `train/epoch_s` (mean seconds per epoch), `calibration/temperature`."""
+    seconds = [m.value for m in mlflow.MlflowClient().get_metric_history(train_run_id, EPOCH_SECONDS)]
+    return {
+        "train/epochs": float(len(seconds)),
+        "train/epoch_s": float(np.mean(seconds)),
+        "calibration/temperature": readout.temperature,
+    }
+
+
+def _scored_cell(
+    config: StudyExperimentConfig,
     arm: Arm,
     seed: int,
     evaluation: EvaluationSet,
-    model,
-    readout: Readout,
     tags: dict[str, str],
+    scores: Scorer,
 ) -> Cell:
-    """One `study_cell` run: the model of (arm, training set, seed) scored on one evaluation set."""
+    """One `study_cell` run: an arm of one training set and seed scored on one evaluation set."""
     name = f"{arm.name}-{evaluation.split}-seed{seed}"
     tags = {**tags, "split": evaluation.split, DATASET_DIR_TAG: str(evaluation.dataset_dir)}
     with stage_run("study_cell", config, experiment=config.tracking.experiment, run_name=name, tags=tags) as run:
         log_dataset(evaluation.dataset_dir, context="evaluation")
-        metrics = score(
-            model,
-            load_prepared(evaluation.dataset_dir),
-            evaluation,
-            batch_size=config.evaluate.batch_size,
-            ece_bins=config.evaluate.ece_bins,
-            readout=readout,
-        )
+        metrics = scores(load_prepared(evaluation.dataset_dir), evaluation)
         mlflow.log_metrics(metrics)
     return Cell(arm.name, evaluation.split, seed, run.info.run_id, metrics)

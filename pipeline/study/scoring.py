@@ -1,7 +1,8 @@
-"""Scores of one trained model on one evaluation set: the test/ metrics of the evaluate stage, plus
-out-of-distribution AUROC of the model's uncertainty and system identification against the simulator.
+"""Scores of one trained model on one evaluation set: the test/ metrics of the evaluate stage, plus the fault
+location named, the accuracy per recording, out-of-distribution AUROC of the model's readings and system
+identification against the simulator.
 
-Reuses `pipeline.evaluation` (prediction, accuracy, macro-F1, ECE) and `pipeline.stages.evaluate.logged_metrics`, so
+Reuses `pipeline.readout` (prediction, accuracy, macro-F1, ECE) and `pipeline.stages.evaluate.logged_metrics`, so
 a study run's `test/accuracy` means exactly what an evaluate run's does.
 """
 
@@ -13,15 +14,13 @@ from typing import Optional
 import numpy as np
 from torch import nn
 
-from pipeline.data.classes import CLASS_NAMES, fault_location
+from pipeline.data.classes import FAULT_LOCATIONS
 from pipeline.data.prepared import PreparedDataset
-from pipeline.data.windows import SPLIT_NAMES
-from pipeline.evaluation import auroc, classification_metrics, predict_windows
-from pipeline.readout import Readout
+from pipeline.readout.metrics import auroc, classification_metrics
+from pipeline.readout.readout import Readout, predict_windows
 from pipeline.stages.evaluate import logged_metrics
-from pipeline.study.sets import EvaluationSet, held_out_mask
+from pipeline.study.sets import TRAIN, VAL, EvaluationSet, evaluated_windows
 
-TEST = SPLIT_NAMES.index("test")
 # Physical parameters the model infers and the simulator records (the resonance follows from the natural
 # frequency: the simulator pre-warps w_n = (2/dt) tan(pi f_res dt)).
 SYSID_PARAMS = ("natural_freq_hz", "damping_ratio", "resonance_hz")
@@ -37,17 +36,15 @@ def score(
     readout: Optional[Readout] = None,
 ) -> dict[str, float]:
     """`test/*` metrics on the in-distribution test windows, of the probabilities `readout` calibrates (as the
-    served model does), with `test/location_accuracy` for a ten-class model; when the set has an OOD part, how
-    well a reading tells its windows from the in-distribution test windows: `test/ood_auroc` by the readout's
-    ood score, `test/uncertainty_auroc` by the uncertainty; `sysid/*` when the dataset carries the simulator's
-    ground truth and the model infers physical parameters. A model that returns no residuals (WDCNN) gets no
-    physics metrics.
+    served model does), with the fault location they name (`location_scores`) and `test/recording_accuracy`;
+    `test/shift_auroc`, how well the readout's ood score tells these test windows from the set's validation
+    windows; when the set has an OOD part, how well a reading tells its windows from the in-distribution test
+    windows: `test/ood_auroc` by the ood score, `test/uncertainty_auroc` by the uncertainty; `sysid/*` when the
+    dataset carries the simulator's ground truth and the model infers physical parameters. A model that returns
+    no residuals (WDCNN) gets no physics metrics.
     """
     a = dataset.arrays
-    test = np.asarray(a["split"]) == TEST
-    ood = np.zeros_like(test)
-    if evaluation.ood_classes:
-        ood = test & held_out_mask(dataset, evaluation.ood_classes)
+    test, ood = evaluated_windows(dataset, evaluation)
     scored = test & ~ood
     params = PhysicalParams()
     windows = dataset.subset("test")
@@ -58,10 +55,16 @@ def score(
     names = dataset.manifest["class_names"]
     metrics, per_class = classification_metrics(labels, outputs["probs"][in_dist], names, ece_bins)
     logged = logged_metrics(metrics, per_class, {k: v[in_dist] for k, v in outputs.items()}, labels, ece_bins)
-    if set(names) <= set(CLASS_NAMES):  # ten classes: also score the fault location they name
-        locations = np.array([fault_location(name) for name in names])
-        predicted = outputs["probs"][in_dist].argmax(axis=1)
-        logged["test/location_accuracy"] = float(np.mean(locations[predicted] == locations[labels]))
+    predicted = outputs["probs"][in_dist].argmax(axis=1)
+    logged["test/recording_accuracy"] = recording_accuracy(labels, predicted, np.asarray(a["recording"][scored]))
+    locations = dataset.manifest["class_locations"]
+    if None not in locations:  # the user's recordings may leave a class's location unstated
+        locations = np.asarray(locations)
+        logged.update(location_scores(locations[labels], locations[predicted]))
+    if "ood_score" in outputs and np.any(a["split"] == VAL):  # a shifted test split reads as out of distribution
+        val = dataset.subset("val")
+        val_scores = predict_windows(model, val.windows, batch_size, readout=readout, **val.conditions())["ood_score"]
+        logged["test/shift_auroc"] = auroc(val_scores, outputs["ood_score"][in_dist])
     if ood.any():  # held-out windows against in-distribution test windows
         for metric, reading in (("test/ood_auroc", "ood_score"), ("test/uncertainty_auroc", "uncertainty")):
             if reading in outputs:
@@ -70,6 +73,31 @@ def score(
         truth = ground_truth(dataset, test)
         logged.update(sysid_errors(params.arrays(), truth, train_means=ground_truth_means(dataset)))
     return logged
+
+
+def location_scores(true_locations: np.ndarray, predicted_locations: np.ndarray) -> dict[str, float]:
+    """`test/location_accuracy`, the share of windows whose fault location is named right (on a location task,
+    `test/accuracy`), and `test/location_recall/<location>` for each location the windows hold."""
+    hit = np.asarray(predicted_locations) == np.asarray(true_locations)
+    logged = {"test/location_accuracy": float(np.mean(hit))}
+    for location in FAULT_LOCATIONS:
+        present = np.asarray(true_locations) == location
+        if present.any():
+            logged[f"test/location_recall/{location}"] = float(np.mean(hit[present]))
+    return logged
+
+
+def recording_accuracy(labels: np.ndarray, predicted: np.ndarray, recordings: np.ndarray) -> float:
+    """The share of recordings whose windows, voting, name their label: a machine is diagnosed from all the
+    windows it gives, not one. The label must win more votes than any other class; a tie counts as wrong."""
+    labels, predicted, recordings = np.asarray(labels), np.asarray(predicted), np.asarray(recordings)
+    right = []
+    for recording in np.unique(recordings):
+        mine = recordings == recording
+        classes, votes = np.unique(predicted[mine], return_counts=True)
+        winners = classes[votes == votes.max()]
+        right.append(len(winners) == 1 and winners[0] == labels[mine][0])
+    return float(np.mean(right))
 
 
 class PhysicalParams:
@@ -103,7 +131,7 @@ def ground_truth(dataset: PreparedDataset, mask: np.ndarray) -> dict[str, np.nda
 
 def ground_truth_means(dataset: PreparedDataset) -> dict[str, float]:
     """Mean of each parameter over the training windows: the naive estimate a model must beat."""
-    train = np.asarray(dataset.arrays["split"]) == SPLIT_NAMES.index("train")
+    train = np.asarray(dataset.arrays["split"]) == TRAIN
     return {name: float(values.mean()) for name, values in ground_truth(dataset, train).items()}
 
 

@@ -12,9 +12,12 @@
 - `sim_to_real` (real recordings only): train on the simulator alone (the embedded default source at this
   config's window and task); score every non-overlapping window of every recording of `data`, none of which
   trains the model or chooses anything.
-The models of `study.noisy_set` are also scored on noisy copies of its test windows, tagged `snr<dB>`: on the
-simulator the same recordings re-simulated at that SNR (same seeds, only the noise differs); on recordings,
-their test windows with white noise added at that SNR below each window's power.
+The models of `study.noisy_sets` are also scored on noisy copies of their test windows, tagged `snr<dB>` for
+the first of them and `<set>_snr<dB>` for the others: on the simulator the same recordings re-simulated at that
+SNR (same seeds, only the noise differs); on recordings, their test windows with white noise added at that SNR
+below each window's power.
+Every set is built at `data.window`; the envelope rule's sets are the same sets built at its own window
+(`design.rule_data`).
 
 Datasets are prepared (or found) by `pipeline.data.prepared`; derived ones are written beside their source
 the same way (atomically, with a manifest that says what was selected) and reused when present.
@@ -28,7 +31,7 @@ from typing import Optional
 
 import numpy as np
 
-from pipeline.config import ConfigError, DataConfig, ExperimentConfig
+from pipeline.config import ConfigError, DataConfig
 from pipeline.data.classes import CLASS_NAMES, fault_location, fault_size_in
 from pipeline.data.noise import with_white_noise
 from pipeline.data.prepared import (
@@ -42,6 +45,7 @@ from pipeline.data.prepared import (
     write_prepared,
 )
 from pipeline.data.windows import SPLIT_NAMES
+from pipeline.study.config import StudyExperimentConfig
 
 TRAIN, VAL, TEST = (SPLIT_NAMES.index(name) for name in ("train", "val", "test"))
 
@@ -61,22 +65,23 @@ class TrainingSet:
     data: DataConfig  # what the set (or the set it is derived from) was prepared from
 
 
-def training_sets(config: ExperimentConfig, seed: int) -> list[TrainingSet]:
+def training_sets(config: StudyExperimentConfig, seed: int) -> list[TrainingSet]:
     """The training sets `config.study.training_sets` names, in that order, for one seed."""
     sets = []
     for name in config.study.training_sets:
         built = _build(config, name, seed)
-        if name == config.study.noisy_set:
+        if name in config.study.noisy_sets:
             built = [_with_noisy_copies(config, training) for training in built]
         sets.extend(built)
     return sets
 
 
-def _build(config: ExperimentConfig, name: str, seed: int) -> list[TrainingSet]:
+def _build(config: StudyExperimentConfig, name: str, seed: int) -> list[TrainingSet]:
     data, study = config.data, config.study
     root = Path(data.cache_dir).resolve()
     if name == "load_shift":
-        return [_scored_on_itself(name, prepare_dataset(replace(data, split="load_shift"), root), data)]
+        shifted = replace(data, split="load_shift")
+        return [_scored_on_itself(name, prepare_dataset(shifted, root), shifted)]
     if name == "unseen_size":
         sets = []
         for size in study.unseen_sizes:
@@ -103,11 +108,11 @@ def _scored_on_itself(name: str, path: Path, data: DataConfig, ood_classes: tupl
     return TrainingSet(name, path, (EvaluationSet(name, path, ood_classes),), data)
 
 
-def _with_noisy_copies(config: ExperimentConfig, training: TrainingSet) -> TrainingSet:
-    """`training` also scored on a noisy copy of its test windows at each `study.snr_db`, tagged `snr<dB>`
-    (`<set>_snr<dB>` when the noisy set is one of several, as `unseen_size` is)."""
+def _with_noisy_copies(config: StudyExperimentConfig, training: TrainingSet) -> TrainingSet:
+    """`training` also scored on a noisy copy of its test windows at each `study.snr_db`, tagged `snr<dB>` when it
+    is the first of `study.noisy_sets`, else `<set>_snr<dB>` (each set of `unseen_size` too)."""
     clean = training.evaluations[0].dataset_dir
-    prefix = "" if training.name == config.study.noisy_set else f"{training.name}_"
+    prefix = "" if training.name == config.study.noisy_sets[0] else f"{training.name}_"
     noisy = [
         EvaluationSet(f"{prefix}snr{snr:g}", noisy_dataset(training.data, clean, snr)) for snr in config.study.snr_db
     ]
@@ -140,8 +145,8 @@ def noisy_dataset(data: DataConfig, clean_dir: Path, snr_db: float) -> Path:
 
     if identity(load_prepared(path)) != identity(clean):
         raise DatasetError(
-            f"{path}: its recordings or splits differ from {clean.path}; a noisy test set would "
-            "not hold the same test recordings (study.noisy_set must be recording or load_shift on the simulator)"
+            f"{path}: its recordings or splits differ from {clean.path}; a noisy test set would not hold the same "
+            "test recordings (study.noisy_sets may only hold recording and load_shift on the simulator)"
         )
     return path
 
@@ -154,7 +159,7 @@ def sim_to_real_set(data: DataConfig, root: Path) -> TrainingSet:
             "study.training_sets: sim_to_real scores a simulator-trained model on real recordings; it needs "
             "recorded data (data=cwru or data=files), not data.source=synthetic"
         )
-    simulator = replace(data, source="synthetic", path=None, manifest=None, split="recording")
+    simulator = simulator_data(data)
     every = load_prepared(prepare_dataset(replace(data, split="recording", hop=data.window), root))
     a = every.arrays
     real = derived_dataset(
@@ -167,6 +172,12 @@ def sim_to_real_set(data: DataConfig, root: Path) -> TrainingSet:
     return TrainingSet(
         "sim_to_real", prepare_dataset(simulator, root), (EvaluationSet("sim_to_real", real),), simulator
     )
+
+
+def simulator_data(data: DataConfig) -> DataConfig:
+    """The simulator at `data`'s window, task and bearing, split by recording: what `sim_to_real` trains on.
+    Raises ConfigError when its recordings (`data.duration_s`) are shorter than the window."""
+    return replace(data, source="synthetic", path=None, manifest=None, split="recording")
 
 
 def reduced_labels_dataset(source: PreparedDataset, fraction: float, seed: int) -> Path:
@@ -199,6 +210,16 @@ def held_out_dataset(source: PreparedDataset, classes: tuple[str, ...], tag: str
         tag,
         f"no training or validation window of {', '.join(classes)}",
     )
+
+
+def evaluated_windows(dataset: PreparedDataset, evaluation: EvaluationSet) -> tuple[np.ndarray, np.ndarray]:
+    """Masks over the dataset's windows that `evaluation` scores: the test split, and the test windows of its
+    OOD classes (told apart from the others, never scored as if they could be classified)."""
+    test = np.asarray(dataset.arrays["split"]) == TEST
+    ood = np.zeros_like(test)
+    if evaluation.ood_classes:
+        ood = test & held_out_mask(dataset, evaluation.ood_classes)
+    return test, ood
 
 
 def held_out_mask(dataset: PreparedDataset, classes: tuple[str, ...]) -> np.ndarray:

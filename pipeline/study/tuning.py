@@ -14,7 +14,7 @@ from pathlib import Path
 import mlflow
 from omegaconf import OmegaConf
 
-from pipeline.config import ExperimentConfig
+from pipeline.study.config import StudyExperimentConfig
 from pipeline.study.design import ARMS, arm_config
 from pipeline.sweep.config import SweepConfig
 from pipeline.sweep.sweeper import run_sweep
@@ -24,7 +24,7 @@ SWEEP_CONFIG = Path(__file__).resolve().parents[2] / "conf" / "hparams_search" /
 TUNED = {"loss.physics_weight": "tuned_physics_weight", "loss.consistency_weight": "tuned_consistency_weight"}
 
 
-def with_tuned_weights(config: ExperimentConfig, study_run_id: str) -> ExperimentConfig:
+def with_tuned_weights(config: StudyExperimentConfig, study_run_id: str) -> StudyExperimentConfig:
     """`config` with `study.tuned_*` set by a sweep when `study.tune_with_sweep`, else as it is.
 
     The weights in use are logged on the active (study) run as `tuned.<key>` params either way.

@@ -20,7 +20,7 @@ def real_sets(tmp_path_factory, cwru_dir):
         "data=cwru",
         f"data.path={cwru_dir}",
         "study.training_sets=[load_shift,unseen_size,sim_to_real]",
-        "study.noisy_set=load_shift",
+        "study.noisy_sets=[load_shift,unseen_size]",
         "study.snr_db=[0.0]",
     )
     return {s.name: s for s in training_sets(config, seed=0)}
@@ -29,6 +29,7 @@ def real_sets(tmp_path_factory, cwru_dir):
 def test_the_sets_of_the_real_study_and_their_evaluations(real_sets):
     assert list(real_sets) == ["load_shift", "unseen_0.007", "unseen_0.014", "unseen_0.021", "sim_to_real"]
     assert [e.split for e in real_sets["load_shift"].evaluations] == ["load_shift", "snr0"]
+    assert [e.split for e in real_sets["unseen_0.014"].evaluations] == ["unseen_0.014", "unseen_0.014_snr0"]
 
 
 def test_sim_to_real_trains_on_the_simulator_and_scores_every_recorded_window(real_sets):

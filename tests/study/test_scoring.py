@@ -1,6 +1,6 @@
-"""Scoring helpers: system-identification errors are percentages of the truth, a scored model's physical
-parameters are collected from the one prediction pass, and a model without physics is scored on what it returns,
-each test window at its own shaft speed."""
+"""Scoring helpers: system-identification errors are percentages of the truth, a recording is diagnosed by its
+windows' vote, a scored model's physical parameters are collected from the one prediction pass, and a model
+without physics is scored on what it returns, each test window at its own shaft speed."""
 
 from dataclasses import asdict
 from pathlib import Path
@@ -12,8 +12,8 @@ import torch
 from pipeline.data.bearing import SKF_6205_DE
 from pipeline.data.prepared import PreparedDataset
 from pipeline.data.windows import SPLIT_NAMES
-from pipeline.evaluation import predict_windows
-from pipeline.study.scoring import PhysicalParams, score, sysid_errors
+from pipeline.readout.readout import predict_windows
+from pipeline.study.scoring import PhysicalParams, location_scores, recording_accuracy, score, sysid_errors
 from pipeline.study.sets import EvaluationSet
 from tests.training.tiny_training import SpectrumClassifier, tiny_model
 
@@ -27,6 +27,25 @@ def test_sysid_errors_are_mean_absolute_percentages():
     assert logged["sysid/damping_ratio_error_pct"] == pytest.approx(25.0)
     assert logged["sysid/resonance_hz_mean"] == pytest.approx(2650.0)
     assert "sysid/natural_freq_hz_error_pct" not in logged  # not predicted: not scored
+
+
+def test_a_recording_is_right_when_most_of_its_windows_name_its_label():
+    recordings = np.array([4, 4, 4, 9, 9, 9, 6, 6])
+    labels = np.array([2, 2, 2, 0, 0, 0, 1, 1])
+    predicted = np.array([2, 1, 2, 0, 3, 3, 1, 0])  # 2 of 3 right; 1 of 3 right; a tie, 1 to 1
+    assert recording_accuracy(labels, predicted, recordings) == pytest.approx(1 / 3)
+    assert recording_accuracy(labels, labels, recordings) == 1.0
+
+
+def test_location_scores_count_the_location_named_right():
+    truth = np.array(["inner", "inner", "ball", "normal"])
+    logged = location_scores(truth, np.array(["inner", "outer", "ball", "ball"]))
+    assert logged == {
+        "test/location_accuracy": 0.5,
+        "test/location_recall/normal": 0.0,
+        "test/location_recall/ball": 1.0,
+        "test/location_recall/inner": 0.5,
+    }  # no outer-race window: no outer recall
 
 
 def test_physical_params_are_collected_during_prediction_and_the_hook_removed():
@@ -67,11 +86,15 @@ def test_a_model_without_physics_is_scored_on_what_it_returns_at_each_windows_sp
     }
     bearings = [{"name": "skf_6205", "geometry": asdict(SKF_6205_DE)}]
     dataset = PreparedDataset(
-        Path("in-memory"), {"class_names": classes, "sample_rate": 12000.0, "bearings": bearings}, arrays
+        Path("in-memory"),
+        {"class_names": classes, "class_locations": classes, "sample_rate": 12000.0, "bearings": bearings},
+        arrays,
     )
     model = RecordsShaftSpeed(len(classes))
     logged = score(model, dataset, EvaluationSet("recording", dataset.path), batch_size=3)
     assert {"test/accuracy", "test/ece", *(f"test/recall/{c}" for c in classes)} <= set(logged)
+    assert logged["test/location_accuracy"] == logged["test/accuracy"]  # a location task
+    assert logged["test/recording_accuracy"] == logged["test/accuracy"]  # one window per recording
     assert not [
         name for name in logged if name.startswith(("test/physics", "test/mean_uncertainty", "test/ood", "sysid/"))
     ]

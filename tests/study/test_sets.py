@@ -20,7 +20,10 @@ SIZE_021 = ("ball_021", "inner_021", "outer_021")
 @pytest.fixture(scope="module")
 def sets(tmp_path_factory):
     config = study_config(
-        f"data.cache_dir={tmp_path_factory.mktemp('data')}", "study.snr_db=[-5.0]", "study.label_fraction=0.25"
+        f"data.cache_dir={tmp_path_factory.mktemp('data')}",
+        "study.snr_db=[-5.0]",
+        "study.noisy_sets=[recording,load_shift]",
+        "study.label_fraction=0.25",
     )
     return config, {s.name: s for s in training_sets(config, seed=0)}
 
@@ -29,6 +32,7 @@ def test_every_training_set_and_its_evaluations(sets):
     config, by_name = sets
     assert list(by_name) == ["recording", "load_shift", "reduced_labels", "ood_size"]
     assert [e.split for e in by_name["recording"].evaluations] == ["recording", "snr-5"]
+    assert [e.split for e in by_name["load_shift"].evaluations] == ["load_shift", "load_shift_snr-5"]  # not the first
     assert by_name["ood_size"].evaluations[0].ood_classes == ("ball_021", "inner_021", "outer_021")
     shifted = load_prepared(by_name["load_shift"].dataset_dir).arrays
     assert set(np.unique(shifted["load"][shifted["split"] == TEST])) == {3}
@@ -101,7 +105,7 @@ def test_a_held_out_location_never_reaches_training_or_validation(tiny_study_con
 
 def test_noisy_copies_of_a_derived_simulated_set_are_refused(sets):
     config, by_name = sets
-    with pytest.raises(DatasetError, match="noisy_set"):
+    with pytest.raises(DatasetError, match="noisy_sets"):
         noisy_dataset(config.data, by_name["ood_size"].dataset_dir, 0.0)
 
 
