@@ -218,7 +218,7 @@ class Outcome:
 def outcomes(tmp_path_factory) -> dict[str, Outcome]:
     """Every row's command, run once: row id -> its folder, exit status and error output."""
     root = tmp_path_factory.mktemp("bad-config")
-    jobs = run_entry_points([prepare_row(row, root / row.id) for row in ROWS], root)
+    jobs = run_entry_points([prepare_row(row, root / row.id) for row in ROWS])
     return {
         row.id: Outcome(root / row.id, job["returncode"], Path(job["stderr"]).read_text())
         for row, job in zip(ROWS, jobs)
@@ -237,6 +237,7 @@ def test_the_table_has_at_least_25_rows():
     assert len(ROWS) >= 25 and len({row.id for row in ROWS}) == len(ROWS)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("row", ROWS, ids=[row.id for row in ROWS])
 def test_bad_config_exits_before_work_naming_key_and_value(outcomes, row):
     out = outcomes[row.id]
@@ -251,6 +252,7 @@ def test_bad_config_exits_before_work_naming_key_and_value(outcomes, row):
         assert not (out.tmp / "mlflow.db").exists(), "a run was started before the config was checked"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("row_id", ["cwru-wrong-rate", "store-unknown-scheme"])
 def test_a_fresh_python_dash_m_says_the_same(outcomes, row_id, tmp_path):
     """The zygote is only a shortcut: a plain `python -m` of the same row exits the same way, same message."""

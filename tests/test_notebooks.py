@@ -9,6 +9,7 @@ from pathlib import Path
 import mlflow
 import nbformat
 import numpy as np
+import pytest
 from nbclient import NotebookClient
 
 from pipeline.config import to_experiment_config
@@ -16,6 +17,8 @@ from pipeline.stages.workflow import run_pipeline
 from pipeline.study.runner import run_study
 from tests.study.tiny_study import study_config
 from tests.tiny import TINY
+
+pytestmark = pytest.mark.slow  # notebooks, on whole pipelines and a study
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "notebooks" / "compare_runs.ipynb"

@@ -8,6 +8,8 @@ import re
 import shlex
 from pathlib import Path
 
+import pytest
+
 from tests.entry_zygote import run_entry_points
 from tests.tiny import TINY as TINY_DATA_MODEL
 
@@ -72,6 +74,7 @@ def test_every_linked_docs_page_exists():
         assert (REPO / link).is_file(), link
 
 
+@pytest.mark.slow
 def test_the_stage_commands_run_as_written(tmp_path, cwru_dir):
     """The README's stage commands, in order, each with the tiny config appended (later overrides win), into a
     private store: every one exits 0."""
@@ -95,6 +98,6 @@ def test_the_stage_commands_run_as_written(tmp_path, cwru_dir):
                 "stderr": str(tmp_path / f"{i}.err"),
             }
         )
-    for job in run_entry_points(jobs, tmp_path):
+    for job in run_entry_points(jobs):
         assert job["returncode"] == 0, (job["args"], Path(job["stderr"]).read_text()[-2000:])
     assert "majority class" in Path(jobs[-1]["stdout"]).read_text()  # predict printed its summary

@@ -4,8 +4,12 @@ a row per class in its tables, finite numbers, and figures holding both the real
 import math
 import re
 
+import pytest
+
 from pipeline.data.classes import CLASS_NAMES
 from tests.test_notebooks import PLOTLY, REPO, notebook_outputs, values
+
+pytestmark = pytest.mark.slow  # a notebook, on the real recordings
 
 NOTEBOOK = REPO / "notebooks" / "simulator_vs_real.ipynb"
 TITLES = [

@@ -29,12 +29,14 @@ import pytest
 
 from pipeline.tracking.remote_checkpoints import LATEST_TAG
 from tests.conftest import fresh_postgres_database
-from tests.sweep.test_workers import assert_two_workers_shared, finish, start_worker
+from tests.sweep.test_workers import assert_two_workers_shared, sweep_command
 from tests.test_two_machines import TINY, assert_ran_on_rebuilt_dataset, parent, stage_run
 from tests.tracking.conftest import mlflow_server
 from tests.tracking.test_remote_checkpoints import epoch_steps, uploaded
 from tests.tracking.test_resume import EPOCHS
 from tests.tracking.test_resume import TINY as TRAIN_TINY  # 4 epochs, a checkpoint after each
+
+pytestmark = pytest.mark.slow  # an mlflow server on PostgreSQL; whole pipelines, a train job and sweep workers on it
 
 REPO = Path(__file__).resolve().parents[1]
 STAGES = ("prepare", "train", "evaluate", "register")
@@ -103,9 +105,19 @@ def killed_and_resumed(a: Path, b: Path) -> dict:
 
 def sweep(a: Path, b: Path, study: str) -> dict:
     """A sweep worker in each folder on the one study, one epoch a trial (sharing needs no pruning); both exit 0."""
-    workers = [start_worker(machine, study, "hydra.sweeper.n_trials=4", "training.epochs=1") for machine in (a, b)]
-    for worker in workers:
-        finish(worker)
+    workers = {
+        machine: subprocess.Popen(
+            sweep_command(machine, study, "hydra.sweeper.n_trials=4", "training.epochs=1"),
+            cwd=machine,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for machine in (a, b)
+    }
+    for machine, worker in workers.items():
+        output = worker.communicate(timeout=600)[0]
+        assert worker.returncode == 0, f"the sweep worker on {machine.name} failed:\n{output[-3000:]}"
     return {}
 
 

@@ -24,6 +24,8 @@ from pipeline.tracking.datasets import CONTENT_HASH_TAG
 from tests.entry_zygote import run_entry_points
 from tests.tiny import TINY_MODEL
 
+pytestmark = pytest.mark.slow  # whole pipelines through the entry points
+
 TINY = [
     *TINY_MODEL,
     "data.window=256",
@@ -79,7 +81,7 @@ def machines(tmp_path_factory):
                 f"for other in {others!r}: shutil.rmtree(other, ignore_errors=True)\n{setup}",
             }
         )
-    done = run_entry_points(jobs, root)
+    done = run_entry_points(jobs)
     for job in done:
         job["out"], job["err"] = Path(job["stdout"]).read_text(), Path(job["stderr"]).read_text()
     mlflow.set_tracking_uri(uri)

@@ -25,6 +25,8 @@ from tests.data.test_cwru import write_cwru
 from tests.entry_zygote import run_entry_points
 from tests.tracking.test_registry import template_store
 
+pytestmark = pytest.mark.slow  # prepare through the entry point
+
 GOOD = [*range(97, 101), *range(105, 109), *range(130, 134)]  # normal, inner_007 and outer_007 at loads 0-3
 
 
@@ -88,7 +90,7 @@ def prepared(folder, tmp_path_factory) -> dict[str, Prepared]:
             ],
         }
     outcomes = {}
-    for mode, job in zip(jobs, run_entry_points(list(jobs.values()), root)):
+    for mode, job in zip(jobs, run_entry_points(list(jobs.values()))):
         mlflow.set_tracking_uri(job["env"]["MLFLOW_TRACKING_URI"])
         [run] = mlflow.search_runs(experiment_names=["av-pino"], output_format="list")
         outcomes[mode] = Prepared(job["returncode"], Path(job["stderr"]).read_text(), run, root / mode)

@@ -17,8 +17,13 @@ OUTPUTS = {"predictions", "mean", "log_var", "uncertainties", "features"}
 
 
 def test_built_by_name_from_a_model_config():
-    model = build_model(ModelConfig(name="wdcnn", output_dim=10), sample_rate=12000)
-    assert isinstance(model, WDCNN)
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(name="wdcnn", output_dim=4, latent_dim=6), sample_rate=12000)
+    torch.manual_seed(0)
+    by_hand = WDCNN(output_dim=4, latent_dim=6).state_dict()
+    assert model.state_dict().keys() == by_hand.keys()
+    assert all(torch.equal(value, by_hand[key]) for key, value in model.state_dict().items())
+    assert model.eval()(torch.randn(2, 1024))["predictions"].shape == (2, 4)  # the config's four classes
 
 
 @pytest.mark.parametrize("length", [100, 256, 1024, 2048])

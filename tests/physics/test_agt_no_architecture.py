@@ -197,12 +197,15 @@ def test_training_after_inference_still_backpropagates():
     """The tables cached per window length (Fourier basis, envelope taper) are built outside inference mode: one
     first made while serving is saved for backward when training resumes. The length is one no other test uses,
     so the tables are first made here, under inference mode."""
-    model = tiny_model()
+    model, untouched, x = tiny_model(), tiny_model(), torch.randn(2, 222)
     with torch.inference_mode():
         model.eval()(torch.randn(2, 222), physics=False)
-    outputs = model.train()(torch.randn(2, 222))
-    physics_loss(outputs).backward()
-    assert model.lift.weight.grad is not None
+    for trained in (model, untouched):  # the same step, with the same latent sample, by a model that never served
+        torch.manual_seed(1)
+        physics_loss(trained.train()(x)).backward()
+    assert model.lift.weight.grad.abs().sum() > 0
+    for (name, p), q in zip(model.named_parameters(), untouched.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, msg=lambda m: f"{name}: {m}")
 
 
 def test_eval_is_deterministic_and_training_samples_the_latent():

@@ -4,7 +4,6 @@ and of windows, the command line with the champion alias, and the input errors a
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import mlflow
@@ -20,8 +19,8 @@ from pipeline.stages.predict import PredictError, predict_file, read_windows
 from pipeline.tracking.model_logging import log_pyfunc_model
 from pipeline.tracking.store import ensure_experiment
 from pipeline.training.model_factory import untrained_model
+from tests.entry_zygote import run_entry_point
 
-REPO = Path(__file__).resolve().parents[1]
 WINDOW, RATE = 256, 12000
 COLUMNS = ["class", "probability", *(f"prob_{name}" for name in CLASS_NAMES), "uncertainty"]
 
@@ -73,21 +72,16 @@ def test_classifies_a_cwru_file_and_csvs_of_samples_and_of_windows(model_uri, tm
     assert table["class"].tolist() == direct["class"].tolist()  # rows are windows, in file order
 
 
+@pytest.mark.slow
 def test_command_line_uses_the_champion_and_prints_a_table_and_a_summary(model_uri, mlflow_store, tmp_path):
     version = mlflow.register_model(model_uri, "av-pino").version
     mlflow.MlflowClient().set_registered_model_alias("av-pino", "champion", version)
     mat = write_mat(tmp_path, 1300)
     env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_store, "OMP_NUM_THREADS": "1"}
 
-    def cli(*args):
-        return subprocess.run(
-            [sys.executable, "-m", "pipeline.predict", *args],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        """`python -m pipeline.predict <args>`, forked from a warm interpreter (tests/entry_zygote.py)."""
+        return run_entry_point("predict", *args, env=env, folder=tmp_path)
 
     result = cli(f"input={mat}")
     assert result.returncode == 0, result.stderr[-2000:]

@@ -9,11 +9,14 @@ import sys
 
 import mlflow
 import numpy as np
+import pytest
 
 from pipeline.config import to_experiment_config
 from pipeline.stages.workflow import run_pipeline
 from pipeline.tracking.run import browse_hint
 from tests.data.own_recordings import write_recordings
+
+pytestmark = pytest.mark.slow  # whole pipelines through `mlflow run .`
 
 
 def runs(uri):

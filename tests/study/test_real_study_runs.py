@@ -11,6 +11,8 @@ from pipeline.study.report import headline_table, study_runs
 from pipeline.study.runner import run_study
 from tests.study.tiny_study import study_config
 
+pytestmark = pytest.mark.slow  # a whole study, on the real recordings
+
 
 @pytest.fixture(scope="module")
 def real_study(tmp_path_factory, cwru_dir):

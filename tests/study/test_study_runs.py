@@ -4,8 +4,6 @@ which trains nothing, reads the same recordings in its own longer windows: where
 study's 0.1 s) it is skipped and the study run says why; where they do, it is scored on the fault location."""
 
 import os
-import subprocess
-import sys
 from itertools import product
 from pathlib import Path
 
@@ -15,9 +13,11 @@ import pytest
 from pipeline.study.design import ARMS
 from pipeline.study.report import headline_table, split_table, study_runs, to_markdown
 from pipeline.study.runner import run_study
+from tests.entry_zygote import run_entry_point
 from tests.study.tiny_study import study_config
 
-REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow  # whole studies, and the study's entry point
+
 SPLITS = ["recording", "load_shift", "snr0", "reduced_labels", "ood_size"]  # tiny: study.snr_db=[0.0]
 TRAINING_SETS = ["recording", "load_shift", "reduced_labels", "ood_size"]
 TRAINED = [name for name, arm in ARMS.items() if arm.trained]
@@ -146,20 +146,8 @@ def test_the_rule_fits_one_threshold_per_training_set_and_names_locations(rule_s
 
 def test_entry_point_rejects_a_bad_study_setting_before_any_run(tmp_path):
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pipeline.study",
-            "study=tiny",
-            "study.arms=[bogus]",
-            f"hydra.run.dir={tmp_path / 'hydra'}",
-        ],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    out = run_entry_point(  # `python -m pipeline.study ...`, forked from a warm interpreter
+        "study", "study=tiny", "study.arms=[bogus]", f"hydra.run.dir={tmp_path / 'hydra'}", env=env, folder=tmp_path
     )
     assert out.returncode == 2 and "study.arms" in out.stderr
     assert not (tmp_path / "mlflow.db").exists()

@@ -42,11 +42,37 @@ def test_multi_objective_sweeps_take_one_metric_per_direction_and_no_pruner():
     assert isinstance(build_sampler(sweep.sampler, 3), optuna.samplers.NSGAIISampler)
 
 
+def proposals(sampler: optuna.samplers.BaseSampler, n_trials: int = 6) -> list[dict]:
+    """The points `sampler` proposes in a study of `n_trials` on a fixed objective of two parameters."""
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(lambda trial: trial.suggest_float("x", 0, 1) + trial.suggest_float("y", 0, 1), n_trials=n_trials)
+    return [trial.params for trial in study.trials]
+
+
+def prune_decisions(pruner: optuna.pruners.BasePruner) -> list[bool]:
+    """Whether `pruner` stops a trial that reports a loss of 5 at steps 0 and 1, after two trials that ended at 1."""
+    study = optuna.create_study(pruner=pruner)
+    for _ in range(2):
+        trial = study.ask()
+        trial.report(1.0, step=0)
+        trial.report(1.0, step=1)
+        study.tell(trial, 1.0)
+    trial, decisions = study.ask(), []
+    for step in (0, 1):
+        trial.report(5.0, step=step)
+        decisions.append(trial.should_prune())
+    return decisions
+
+
 def test_sampler_and_pruner_take_their_arguments_as_written():
-    sampler = build_sampler(SamplerConfig("tpe", 7, {"n_startup_trials": 3, "multivariate": True}), 7)
-    assert isinstance(sampler, optuna.samplers.TPESampler)
+    tpe = SamplerConfig("tpe", 7, {"n_startup_trials": 3, "multivariate": True})
+    as_written = proposals(optuna.samplers.TPESampler(seed=7, n_startup_trials=3, multivariate=True))
+    assert proposals(build_sampler(tpe, 7)) == as_written
+    assert proposals(optuna.samplers.TPESampler(seed=7)) != as_written  # the arguments change the points
+
     pruner = build_pruner(PrunerConfig("median", {"n_startup_trials": 2, "n_warmup_steps": 1}))
-    assert isinstance(pruner, optuna.pruners.MedianPruner)
+    assert prune_decisions(pruner) == [False, True]  # step 0 is warm-up; then two finished trials set the median
+    assert prune_decisions(optuna.pruners.MedianPruner()) == [False, False]  # by default, five trials must finish
     with pytest.raises(ConfigError, match="sampler.kwargs"):
         build_sampler(SamplerConfig("tpe", 0, {"n_startup": 3}), 0)
     with pytest.raises(ConfigError, match="pruner.kwargs"):

@@ -4,11 +4,14 @@ from dataclasses import replace
 
 import mlflow
 import optuna
+import pytest
 from mlflow.tracking import MlflowClient
 
 import pipeline.sweep.trial
 from pipeline.config import DistributedConfig
 from pipeline.sweep.sweeper import run_sweep
+
+pytestmark = pytest.mark.slow  # whole sweeps, one on two ranks and one on PostgreSQL
 
 
 def sweep_runs(parent_run_id):

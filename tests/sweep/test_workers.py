@@ -4,17 +4,20 @@ worker killed mid-trial loses only that trial; a worker rides out dropped Postgr
 
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import mlflow
 import optuna
+import pytest
 from optuna.trial import TrialState
 
 from pipeline.sweep.storage import open_storage
+from tests.entry_zygote import EntryPoint, entry_job
 from tests.sweep.conftest import TINY
+
+pytestmark = pytest.mark.slow  # sweep workers through the entry point, one on PostgreSQL
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432"
 
@@ -37,23 +40,19 @@ def sweep_command(folder, storage, *overrides):
     ]
 
 
-def start_worker(folder, storage, *overrides):
-    """A worker started in `folder`, its data cache and sweep outputs there too."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen(
-        sweep_command(folder, storage, *overrides),
-        cwd=folder,
-        env=env,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+def start_worker(folder, storage, *overrides) -> EntryPoint:
+    """A worker started in `folder`, its data cache and sweep outputs there too (forked from a warm interpreter:
+    tests/entry_zygote.py)."""
+    _, _, _, *args = sweep_command(folder, storage, *overrides)  # python -m pipeline.train <args>
+    job = entry_job("train", args, {**os.environ, "OMP_NUM_THREADS": "1"}, folder)
+    return EntryPoint({**job, "setup": f"import os; os.chdir({str(folder)!r})"})
 
 
-def finish(worker, timeout=600):
-    output = worker.communicate(timeout=timeout)[0]
-    assert worker.returncode == 0, output[-4000:]
+def finish(worker: EntryPoint, timeout=600) -> str:
+    """Wait for `worker` to end with status 0; returns what it printed (stdout, then stderr)."""
+    returncode = worker.wait(timeout)
+    output = "".join(Path(worker.job[stream]).read_text() for stream in ("stdout", "stderr"))
+    assert returncode == 0, output[-4000:]
     return output
 
 

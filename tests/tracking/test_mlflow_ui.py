@@ -39,6 +39,8 @@ if shutil.which("chromium") is None:
     )
 from playwright.sync_api import Locator, Page, expect, sync_playwright  # noqa: E402
 
+pytestmark = pytest.mark.slow  # a browser on `mlflow ui`, over whole pipelines and a sweep
+
 SHOTS = REPO_ROOT / "test-artifacts" / "mlflow_ui"
 WAIT_MS = 30_000  # for a page of the UI to render on a busy two-core machine
 SERVER_START_S = 120

@@ -24,6 +24,8 @@ from pipeline.tracking.store import ensure_experiment
 from tests.entry_zygote import run_entry_points
 from tests.tracking.test_registry import EXPERIMENT, POLICY, TINY_MODEL, evaluation_run, model_uri  # noqa: F401
 
+pytestmark = pytest.mark.slow  # register processes on SQLite, PostgreSQL and an mlflow server
+
 SCORES = (0.7, 0.9, 0.8)  # started together; 0.9 must end as champion whatever the order
 # Each process pauses after reading the champion, widening the read-compare-set window that promoters without
 # the lock would race in (they would all compare against the old champion, and the last writer would win).
@@ -89,7 +91,6 @@ def test_concurrent_register_processes_never_demote_or_drop_the_champion(store, 
                 }
                 for i, run_id in enumerate(runs)
             ],
-            tmp_path,
             together=True,
         )
     finally:

@@ -5,33 +5,24 @@ tests/test_team.py.)"""
 
 import os
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import mlflow
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
+from tests.entry_zygote import EntryPoint, entry_job, run_entry_point
 from tests.tiny import TINY as TINY_DATA_MODEL
 
-REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow  # train jobs through the entry point, on one and two ranks
+
 EPOCHS = 4
 TINY = [*TINY_DATA_MODEL, f"training.epochs={EPOCHS}", "training.batch_size=32", "training.checkpoint_every=1"]
 
 
-def train_command(root, *overrides):
-    return [
-        sys.executable,
-        "-m",
-        "pipeline.train",
-        *TINY,
-        f"data.cache_dir={root.parent / 'data'}",
-        f"hydra.run.dir={root / 'hydra'}",
-        *overrides,
-    ]
+def train_args(root, *overrides):
+    return [*TINY, f"data.cache_dir={root.parent / 'data'}", f"hydra.run.dir={root / 'hydra'}", *overrides]
 
 
 def environment(root):
@@ -39,9 +30,10 @@ def environment(root):
 
 
 def run(root, *overrides):
-    return subprocess.run(
-        train_command(root, *overrides), cwd=REPO, env=environment(root), capture_output=True, text=True, timeout=600
-    )
+    """`python -m pipeline.train` on the tiny config into `root`, to its end (forked from a warm interpreter:
+    tests/entry_zygote.py)."""
+    root.mkdir(exist_ok=True)
+    return run_entry_point("train", *train_args(root, *overrides), env=environment(root), folder=root)
 
 
 def train_runs(root):
@@ -51,14 +43,8 @@ def train_runs(root):
 
 def kill_after_first_checkpoint(root, *overrides):
     """Start training, wait for a checkpoint of epoch >= 1, kill -9 the whole job (launcher and ranks)."""
-    job = subprocess.Popen(
-        train_command(root, *overrides),
-        cwd=REPO,
-        env=environment(root),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    root.mkdir()
+    job = EntryPoint(entry_job("train", train_args(root, *overrides), environment(root), root))
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and job.poll() is None:
         checkpoints = list((root / "checkpoints").glob("*/last.pt"))

@@ -12,6 +12,8 @@ import pytest
 from pipeline.data.classes import CLASS_NAMES
 from pipeline.tracking.pyfunc_model import MAX_SAMPLES
 
+pytestmark = pytest.mark.slow  # `mlflow models serve` of a whole pipeline's champion
+
 WINDOW = 256  # the pipeline_store model's window
 
 

@@ -23,6 +23,7 @@ from pipeline.tracking.pyfunc_model import AVPinoModel, Batcher
 from pipeline.training.model_factory import untrained_model
 
 
+@pytest.mark.slow
 def test_the_served_champion_answers_1000_requests_from_8_clients_without_error(served_champion, serving_bench):
     window = np.random.default_rng(0).normal(size=(1, 256)).astype(np.float32)
     body = json.dumps({"inputs": window.tolist()}).encode()
@@ -98,9 +99,11 @@ def test_requests_queued_behind_a_forward_share_the_next_one_per_speed_and_get_t
 def test_a_failing_forward_fails_only_the_requests_it_ran():
     requests = [(windows(1, 1.0), 1.0), (windows(1, 2.0), -1.0), (windows(2, 3.0), 1.0), (windows(1, 4.0), -1.0)]
 
-    answers, _ = ask_while_the_first_runs(requests)
+    answers, forward = ask_while_the_first_runs(requests)
 
-    assert [type(answer) for answer in answers] == [dict, ValueError, dict, ValueError]
+    assert sorted(forward.calls) == [(1, 1.0), (2, -1.0), (2, 1.0)]  # the two requests at -1 Hz share one forward
+    assert [str(answers[i]) for i in (1, 3)] == ["bad speed -1.0"] * 2
+    torch.testing.assert_close(answers[0]["total"], torch.full((1,), 4.0))
     torch.testing.assert_close(answers[2]["total"], torch.full((2,), 12.0))
 
 

@@ -5,44 +5,34 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
+import time
 from pathlib import Path
 
 import mlflow
+import pytest
 
+from tests.entry_zygote import EntryPoint, entry_job
 from tests.training.test_divergence_faults import OVERRIDES
 
-REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow  # a train job through the entry point
 
 
 def test_sigterm_during_training_ends_the_run_failed_with_the_reason(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    job = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pipeline.train",
-            *OVERRIDES,
-            "training.epochs=500",
-            f"data.cache_dir={tmp_path}/data",
-            f"hydra.run.dir={tmp_path}/hydra",
-        ],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env={**os.environ, "MLFLOW_TRACKING_URI": uri, "OMP_NUM_THREADS": "1"},
-    )
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "OMP_NUM_THREADS": "1"}
+    args = [*OVERRIDES, "training.epochs=500", f"data.cache_dir={tmp_path}/data", f"hydra.run.dir={tmp_path}/hydra"]
+    job = EntryPoint(entry_job("train", args, env, tmp_path))  # forked from a warm interpreter
+    stdout = Path(job.job["stdout"])
     try:
-        for line in job.stdout:  # the progress line of the first epoch: the run is open and training
-            if line.startswith("epoch 1/500"):
-                break
-        job.send_signal(signal.SIGTERM)
+        while not (stdout.exists() and "epoch 1/500" in stdout.read_text()):  # first epoch done: the run is open
+            assert job.poll() is None, f"the job ended ({job.returncode}) before its first epoch"
+            time.sleep(0.05)
+        os.kill(job.pid, signal.SIGTERM)
         job.wait(timeout=120)
     finally:
-        job.kill()
-        job.wait()
+        if job.poll() is None:
+            os.killpg(job.pid, signal.SIGKILL)
+            job.wait()
 
     assert job.returncode == 128 + signal.SIGTERM
     mlflow.set_tracking_uri(uri)

@@ -11,12 +11,15 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
+import pytest
 import torch
 
 from pipeline.config import DataConfig, ExperimentConfig, ModelConfig
 from pipeline.tracking.model_logging import log_pyfunc_model
 from pipeline.tracking.store import ensure_experiment
 from pipeline.training.model_factory import untrained_model
+
+pytestmark = pytest.mark.slow  # a fresh Python process loads the registered model
 
 
 class TouchesAFile:

@@ -23,6 +23,8 @@ from pipeline.training.training_engine import StopTraining, TrainingEngine
 from tests.tiny import TINY
 from tests.training.tiny_training import tiny_config, tiny_model, tone_windows
 
+pytestmark = pytest.mark.slow  # DDP jobs of two ranks
+
 REPO = Path(__file__).resolve().parents[1]
 TINY_STAGE = [*TINY, "training.epochs=2", "training.batch_size=32"]
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import mlflow
@@ -25,8 +23,8 @@ from pipeline.data.windows import SPLIT_NAMES
 from pipeline.stages.train import make_loaders, train
 from pipeline.training.checkpoint import load_checkpoint_file
 from pipeline.training.training_engine import TrainingDivergedError
+from tests.entry_zygote import run_entry_point
 
-REPO = Path(__file__).resolve().parents[2]
 DATA = dict(window=256, hop=256, duration_s=0.3, recordings_per_load=3)
 MODEL = dict(hidden_dim=8, n_layers=1, n_modes=8, n_heads=2, patch_size=32)
 OVERRIDES = [*(f"data.{k}={v}" for k, v in DATA.items()), *(f"model.{k}={v}" for k, v in MODEL.items())]
@@ -110,26 +108,20 @@ def test_divergence_fails_the_run_and_keeps_the_last_good_checkpoint(mlflow_stor
     assert all(torch.isfinite(tensor).all() for tensor in checkpoint["model"].values())
 
 
+@pytest.mark.slow
 def test_the_command_line_says_why_the_run_failed(prepared, tmp_path):
     cache = tmp_path / "data"
     dataset_dir = copy_into(prepared, cache)
     poison(dataset_dir, train_rows(dataset_dir))
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pipeline.train",
-            *OVERRIDES,
-            "training.max_bad_steps=2",
-            f"data.cache_dir={cache}",
-            f"hydra.run.dir={tmp_path / 'hydra'}",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    result = run_entry_point(  # `python -m pipeline.train ...`, forked from a warm interpreter
+        "train",
+        *OVERRIDES,
+        "training.max_bad_steps=2",
+        f"data.cache_dir={cache}",
+        f"hydra.run.dir={tmp_path / 'hydra'}",
         env={**os.environ, "MLFLOW_TRACKING_URI": uri, "OMP_NUM_THREADS": "1"},
+        folder=tmp_path,
     )
 
     assert result.returncode == 1

@@ -35,7 +35,11 @@ def test_forward_returns_every_term_and_their_weighted_total():
     assert torch.allclose(out["physics_loss"], sum(residuals[n].pow(2).mean() for n in NAMES))
     assert torch.allclose(out["total_loss"], out["data_loss"] + 0.3 * out["physics_loss"])
     out["total_loss"].backward()
-    assert logits.grad is not None and residuals["equation_of_motion"].grad is not None
+    # d(cross-entropy)/d(logits) = (softmax - one-hot) / batch; d(0.3 mean r^2)/dr = 0.3 * 2r / r.numel()
+    one_hot = nn.functional.one_hot(targets, 10)
+    torch.testing.assert_close(logits.grad, (logits.softmax(dim=1) - one_hot).detach() / len(targets))
+    motion = residuals["equation_of_motion"]
+    torch.testing.assert_close(motion.grad, 0.3 * 2 * motion.detach() / motion.numel())
 
 
 def test_a_model_without_residuals_gets_the_data_loss_alone():

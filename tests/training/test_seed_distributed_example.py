@@ -16,6 +16,8 @@ from pipeline.physics.agt_no_architecture import AGTNOArchitecture
 from pipeline.training.training_engine import TrainingEngine
 from tests.training.tiny_training import SAMPLE_RATE, tiny_config, tone_windows
 
+pytestmark = pytest.mark.slow  # a DDP job of two ranks
+
 TINY = dict(n_modes=12, n_layers=1, n_heads=2, patch_size=32, latent_dim=8, sample_rate=SAMPLE_RATE)
 
 
