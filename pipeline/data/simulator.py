@@ -1,42 +1,11 @@
 """A physics simulator of CWRU-like bearing recordings with exact ground truth.
 
-A local fault is struck at the class's characteristic rate (`pipeline.data.excitation`); the strikes and a weak
-broadband background force ring one measured structural mode x'' + 2 zeta w_n x' + w_n^2 x = f (per unit
-mass), whose displacement, velocity, acceleration and force are the returned fields. They satisfy
-`pipeline.physics.residuals`' trapezoidal equations to rounding error on any window (`pipeline.data.modes`).
-The accelerometer reads the mode's acceleration, shaft harmonics, and what else a real sensor reads: other
-modes rung by the same strikes, the machine's coloured background and electronics noise
-(`pipeline.data.interference`), at `snr_db` below the rest. None of that is motion of the measured mode, so
-the fields stay exact.
-
-Each recording is a new machine: what varies between machines is drawn, so that a model trained here has to
-learn what does not vary, the kinematics (the strike rates and their modulation). The ranges rest on the 37
-real CWRU recordings, measured in notebooks/simulator_vs_real.ipynb, or on a physical reason:
-- Resonance 1.2-4.8 kHz, log-uniform: the strikes' strongest band peaks at 2.5-3.7 kHz on CWRU, with further
-  peaks near 1.0, 1.4 and 4.1 kHz; another rig or sensor mount puts its modes elsewhere.
-- Damping 0.01-0.08: the strikes' envelopes on CWRU decay at zeta 0.006-0.064 (median per fault class).
-- Strike level 0.15-3 g at the measured mode, independent of fault size: CWRU's strikes peak at 2.0, 0.19 and
-  0.53 g for the outer 0.007, 0.014 and 0.021 in faults, 0.54, 0.19 and 1.05 g for the inner and 0.28, 0.18
-  and 0.20 g for the ball ones (medians over loads), so level says nothing about size. Size sets the time
-  between a rolling element's entry into the defect and its exit strike, a kinematic fact
-  (`excitation.rolling_speed`).
-- Background ringing the mode at 1/100-1/3 of the strike level (RMS over peak): CWRU's weakest strikes
-  (outer 0.014 in, 0.19 g) stand 2.7 times above its healthy recording's RMS (0.071 g), and its line barely
-  shows in the envelope spectrum; its strongest (outer 0.007 in, 2.0 g) stand 100 times above the healthy
-  recording's 0.020 g RMS in 2-4 kHz, where they ring.
-- Shaft speed +-3 % of the load's nominal: CWRU's recorded speeds lie within -0.5/+0.2 % of nominal; other
-  motors slip differently.
-- Shaft harmonics at 0.1-3 % of the reading's RMS at 1x and 2x: CWRU shows 0.1-0.6 %, other machines are
-  less well balanced.
-- What else the sensor reads (other modes, a background tilted by -25 to +10 dB per decade with resonances of
-  its own, white noise) in random proportions: CWRU's strikes ring two or three modes per recording, and its
-  floor between strikes falls by up to 24 dB per decade (white noise: flat). It is counted in `snr_db`
-  because it is not motion of the measured mode; at the default 20 dB it stays weaker than on CWRU, where up
-  to 21 % of the power lies below 1 kHz.
-- Kept small for the kinematics residual, which reads the force as an impact train: strike-to-strike scatter
-  (3-10 %; CWRU's envelope peaks scatter by 0.25-1.0 of their mean, background included) and the background
-  force, which is white (at the sensor it rises by 20 dB per decade below the resonance).
-"""
+A local fault is struck at the class's characteristic rate (`pipeline.data.excitation`); the strikes ring one
+measured structural mode x'' + 2 zeta w_n x' + w_n^2 x = f, integrated by the trapezoidal rule the residuals state
+(`pipeline.data.modes`), so its fields satisfy them to rounding error; the accelerometer reads the mode's
+acceleration, shaft harmonics, and what else a real sensor reads (`pipeline.data.interference`). Each recording is
+a new machine: what real machines vary is drawn, within ranges measured on the 37 real CWRU recordings
+(notebooks/simulator_vs_real.ipynb; the ranges are listed in docs/how-it-works.md#physics)."""
 
 from __future__ import annotations
 

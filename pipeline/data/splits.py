@@ -1,22 +1,11 @@
-"""Which samples of which recording train, validate and test a model (`data.split`).
+"""Which samples of which recording train, validate and test a model (`data.split`: recording, load_shift,
+fault_size or time; docs/data.md).
 
-Splits are decided per recording or per time block of a recording, never per window: overlapping windows of
-one recording are near copies, so a recording that fed both train and test would leak and inflate the test
-score. The unit of assignment is a segment, the samples [start, stop) of one recording given to one split.
-Windows are cut inside segments only, and blocks of one recording are at least one window apart, so no window
-straddles two splits and no two windows of different splits overlap.
-
-- recording: whole recordings, stratified by class and spread over loads;
-- load_shift: test on the recordings at `data.test_loads`, train on those at `data.train_loads`;
-- fault_size: test on every recording of one fault size (bearings never seen), train on the other sizes;
-- time: every recording cut into train, val and test blocks: optimistic, as test shares training's bearings.
-
-Validation comes from the training side only: whole recordings when every class and load there has at least
-two recordings (holding one out then removes no operating condition from training), else the last
-`val_fraction` of each training recording's time, after a gap. A class with training-side recordings but none
-on the test side (CWRU's normal baseline exists at 0 HP only) is cut in time into train/val/test blocks
-instead, and the plan names it in `fallbacks`.
-"""
+Splits are decided per recording or per time block of a recording, never per window, so no recording leaks from
+training into test. The unit of assignment is a segment, the samples [start, stop) of one recording given to one
+split; windows are cut inside segments only, and blocks of one recording are at least one window apart.
+Validation comes from the training side only; a class with no recording on the test side is cut in time instead,
+and the plan names it in `fallbacks`."""
 
 from __future__ import annotations
 

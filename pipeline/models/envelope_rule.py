@@ -1,18 +1,8 @@
-"""The vibration analyst's envelope-spectrum diagnosis as a classifier of fault location, with no training.
-
-A local bearing fault strikes at a rate fixed by the geometry and the shaft speed, and each strike rings the
-structure's resonances. The classic procedure demodulates a resonance band and looks for the fault's comb in
-the envelope spectrum; here that is, per window:
-
-1. demodulate the candidate band of largest spectral kurtosis (`RESONANCE_BANDS_HZ`): the squared magnitude of
-   its analytic signal, the squared envelope (`pipeline.dsp.envelope.most_impulsive_band`);
-2. score the ball, inner and outer combs of the squared envelope's spectrum in shaft orders with
-   `comb_contrast` (the same combs the kinematics residual trains AGT-NO against);
-3. name the location of the largest contrast, or `normal` when even that is below the threshold.
-
-The threshold is the rule's only parameter, so the rule is the floor a learnt model must beat with no
-training data at all, or with a single number fitted on it.
-"""
+"""The vibration analyst's envelope-spectrum diagnosis as a classifier of fault location, with no training: per
+window, demodulate the band of largest spectral kurtosis, score the ball, inner and outer combs of its squared
+envelope spectrum in shaft orders (`pipeline.dsp.envelope`), and name the location of the largest contrast, or
+`normal` below a threshold. The threshold is its only parameter, so the rule is the floor a learnt model must
+beat with no training data at all."""
 
 from __future__ import annotations
 

@@ -1,21 +1,10 @@
 """AGT-NO: a neural operator that reads a vibration window as an analyst does, and explains it with physical fields.
 
-Two views of the window, each a function on its own grid, carry the operator blocks (pipeline.physics.spectral):
-  * the log power spectrum, on the frequency grid: FNO blocks over frequency, whose Fourier modes are quefrencies,
-    so they see harmonic families and sideband spacing, mixed with attention between frequency bands (where the
-    resonances sit, which bands rise together);
-  * the squared-envelope spectrum, in shaft orders, of bands the operator picks from that spectrum for each window
-    (pipeline.dsp.envelope): where the impacts repeat as multiples of the shaft speed, the same at every load.
-Pooled, they feed a variational latent (mean, log_var) and the class logits, the head WDCNN shares
-(pipeline.models.outputs). For the physics losses the model also returns displacement, velocity and force on the
-time grid (an inverse filter of the measured acceleration), the resonance and damping of the structural mode, and
-the residuals of the equations they must satisfy (pipeline.physics.residuals), including, when the classes' fault
-locations are known, the kinematics residual that ties the decision to the comb of fault lines in the force's
-envelope.
-
-The class count, the classes' fault locations and the bearing geometry are constructor arguments that come from the
-data; nothing depends on which or how many classes there are.
-"""
+Two views of the window, each a function on its own grid: the log power spectrum through FNO blocks and attention
+between frequency bands, and the squared-envelope spectrum in shaft orders of bands the operator picks
+(pipeline.dsp.envelope). They feed a variational latent and the class logits (pipeline.models.outputs), and the
+model returns the fields, parameters and residuals of the physics losses (pipeline.physics.residuals);
+docs/how-it-works.md#the-model says more."""
 
 import math
 from typing import Optional, Sequence

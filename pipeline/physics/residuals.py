@@ -1,22 +1,9 @@
-"""The physics the fields must obey, as residuals that are zero for an exact solution.
-
-One function checks both the simulator's ground truth (residuals at rounding error) and the neural
-operator's outputs (trained towards zero). Everything is torch, batched over the first axis, and
-differentiable; time operators act along the last axis only, never across the batch.
-
-Why the trapezoidal (Tustin) discretisation rather than spectral derivatives: windows are cut from a
-recording, so they are not periodic and an FFT derivative rings (Gibbs) at both ends; and a 1.2-4.8 kHz
-mode is sampled at only 2.5-10 points per period, where low-order finite differences are badly wrong. The
-trapezoidal rule is second order and A-stable, and the simulator integrates with the same rule, so its
-ground truth satisfies these equations exactly on any window. In the z^-1 (one-sample delay) notation:
-
-    D2 = (4/dt^2)(1 - z^-1)^2,   D1 = (2/dt)(1 - z^-2),   S = (1 + z^-1)^2,
-
-D2 x = S a and D1 x = S v are the trapezoidal rule applied twice and once; each is a 3-tap filter, so the
-residuals have T-2 samples. `natural_freq_hz` is the w_n/2pi of this discrete equation; a simulator run
-records it next to the physical resonance it was pre-warped from (Tustin maps w_n to
-(2/dt) atan(w_n dt/2)).
-"""
+"""The physics the fields must obey, as residuals that are zero for an exact solution: one function checks both
+the simulator's ground truth (rounding error) and the operator's outputs (trained towards zero); the equations are
+stated where each is computed and in docs/how-it-works.md#physics. Time operators are the trapezoidal (Tustin)
+rule, which the simulator integrates with, in one-sample-delay notation D2 = (4/dt^2)(1 - z^-1)^2,
+D1 = (2/dt)(1 - z^-2), S = (1 + z^-1)^2 (3-tap filters: residuals have T-2 samples); spectral derivatives would
+ring at the ends of non-periodic windows and fail on a mode sampled at 2.5-10 points per period."""
 
 from __future__ import annotations
 

@@ -1,19 +1,7 @@
-"""Stage 3, evaluate: score a logged model on the test split of the dataset it was trained on.
-
-By default it evaluates the model of the newest finished train run, on the dataset that run trained on, and
-logs `test/` metrics (on its run and against the logged model, so MLflow ranks models by them), a confusion
-matrix, a reliability diagram and a per-class table. The classes are the dataset's (its manifest's
-`class_names`, which the model's config must repeat), and each test window reaches the model with its shaft
-speed and bearing geometry. The model may have been trained on another machine: it is read from the store, and
-its dataset found or rebuilt on this one (`dataset_of_run`).
-
-The probabilities scored are the served model's, scaled by the temperature of its readout (pipeline.readout.readout):
-`test/ece` is theirs, `test/ece_uncalibrated` that of the plain softmax. For a model with an ood score,
-`test/ood_score_mean` and `test/ood_auroc_vs_val` say how far the test data sits from the training distribution: the
-AUROC separating the test windows from the validation windows (drawn like the training windows) by ood score,
-0.5 when the test data looks like the training data, towards 1 when it does not, as on a fault_size split, whose
-test bearings were never seen.
-"""
+"""Stage 3, evaluate: score a logged model on the test split of the dataset it was trained on (by default the
+newest finished train run's), with the probabilities the served model gives, and log `test/` metrics on its run
+and against the logged model (so MLflow ranks models by them), a confusion matrix, a reliability diagram and a
+per-class table (docs/how-it-works.md). The model and its dataset are found or rebuilt on this machine."""
 
 from __future__ import annotations
 

@@ -1,27 +1,7 @@
-"""What the study trains on and what it scores: training sets and their evaluation sets.
-
-- `recording`: the pipeline's split by recording; scored on its held-out recordings.
-- `load_shift`: train on loads 0-2 HP, test on 3 HP (`data.split=load_shift`): the same bearings at a new speed.
-- `reduced_labels`: the `recording` dataset keeping `study.label_fraction` of each class's training
-  recordings (drawn per seed); validation and test recordings are unchanged.
-- `ood_size`, `ood_location`: the `recording` dataset without any training or validation window of the fault
-  size `study.ood_fault_size_in` or location `study.ood_fault_location`; its test windows of those classes
-  are the out-of-distribution set, the others the in-distribution set.
-- `unseen_size`: one set per size in `study.unseen_sizes`, tagged `unseen_<size>`: fault location, with every
-  recording of that size held out of training (`data.split=fault_size`): bearings never seen.
-- `sim_to_real` (real recordings only): train on the simulator alone (the embedded default source at this
-  config's window and task); score every non-overlapping window of every recording of `data`, none of which
-  trains the model or chooses anything.
-The models of `study.noisy_sets` are also scored on noisy copies of their test windows, tagged `snr<dB>` for
-the first of them and `<set>_snr<dB>` for the others: on the simulator the same recordings re-simulated at that
-SNR (same seeds, only the noise differs); on recordings, their test windows with white noise added at that SNR
-below each window's power.
-Every set is built at `data.window`; the envelope rule's sets are the same sets built at its own window
-(`design.rule_data`).
-
-Datasets are prepared (or found) by `pipeline.data.prepared`; derived ones are written beside their source
-the same way (atomically, with a manifest that says what was selected) and reused when present.
-"""
+"""What the study trains on and what it scores: its training sets (`recording`, `load_shift`, `reduced_labels`,
+`ood_size`, `ood_location`, `unseen_size`, `sim_to_real`; docs/study.md), each with its evaluation sets, and the
+noisy copies of the test windows of `study.noisy_sets`. Datasets are prepared (or found) by
+`pipeline.data.prepared`; derived ones are written beside their source the same way and reused when present."""
 
 from __future__ import annotations
 

@@ -1,21 +1,9 @@
-"""Gated promotion in the MLflow model registry.
-
-Every evaluated model is registered and becomes `challenger`; it becomes `champion` only when it beats the
-current champion, on the same classes, on `policy.metric` without paying for it in physics consistency
-(`test/physics_residual`, relative tolerance, compared when both models state physics) or calibration
-(`test/ece`, absolute tolerance). Both sides' scores are the metrics their evaluate run logged against their
-logged model, the ones MLflow ranks logged models by; a version whose model has none there (evaluated or
-logged before that) is compared on its evaluate run's metrics or its version tags, as it was before. Each
-version also carries its evaluation metrics as tags (same names, e.g. `test/macro_f1`) for people reading
-the registry, and the decision as `promotion.*` tags, so `rollback` knows where to go back to.
-
-Concurrency: registering, reading the champion, comparing and moving `champion` form one critical section, held
-under the promotion lock of the model (pipeline/tracking/promotion_lock.py: a queue kept in the registry itself,
-so it works on every store, a tracking server over HTTP included). Two promotions at once therefore never leave
-`champion` on the worse version. It is the one lock on every store, even where a file lock or a PostgreSQL
-advisory lock would do: a database reached both directly and through `mlflow server` is then guarded by one lock,
-at the price that a killed job blocks the next for up to the lock's lease (60 s) instead of being freed at once.
-"""
+"""Gated promotion in the MLflow model registry: every evaluated model becomes `challenger`, and `champion` only
+when it beats the current one on `registry.metric`, on the same classes, without losing physics consistency or
+calibration beyond tolerance. The decision is recorded as `promotion.*` tags, so `rollback` knows where to go
+back to. Registering, comparing and moving `champion` happen under the model's promotion lock
+(pipeline/tracking/promotion_lock.py), one lock on every store, so two promotions at once never leave `champion`
+on the worse version."""
 
 from __future__ import annotations
 

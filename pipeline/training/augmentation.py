@@ -1,14 +1,10 @@
 """Training-time randomisation of what real machines vary and a fault does not: the transfer path.
 
 Between a bearing and its accelerometer the vibration passes through housing, bolts and sensor mount, a linear
-filter that differs from machine to machine, mounting to mounting and, on CWRU's rig, from one damaged bearing to
-the next: it sets which resonances ring and how loud the window is. The fault's kinematics (where impacts repeat,
-in shaft orders) pass through any such filter unchanged. Filtering each training window through a random smooth
-frequency response and gain makes a model that leans on one rig's resonances and levels pay for it. Whether that
-buys generalisation is measured, not assumed: `python bench/run.py real_cwru` scores AGT-NO and WDCNN with and
-without it on bearings never seen in training (README). It is a choice of the data (`data.augment_*_db`), off by
-default: the simulator already draws a new resonance, damping and level for every recording.
-"""
+filter that differs from machine to machine; the fault's kinematics (where impacts repeat, in shaft orders) pass
+through any such filter unchanged. Filtering each training window through a random smooth frequency response and
+gain makes a model that leans on one rig's resonances and levels pay for it. It is a choice of the data
+(`data.augment_*_db`), off by default: on CWRU's bearings never seen it did not help (docs/how-it-works.md)."""
 
 from __future__ import annotations
 

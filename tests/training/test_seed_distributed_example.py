@@ -1,4 +1,4 @@
-"""The Distributed Training example of ../shared/seed/training_api.md, on CPU: mp.spawn, gloo, 2 ranks.
+"""The distributed usage example of the training API (docs/api.md), on CPU: mp.spawn, gloo, 2 ranks.
 
 The seed's CUDA/NCCL specifics are replaced by their CPU equivalents where marked; sizes are tiny.
 """

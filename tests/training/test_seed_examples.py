@@ -1,4 +1,5 @@
-"""Every example of ../shared/seed/training_api.md, run as written with `src.` read as `pipeline.`
+"""Usage examples of the training API (docs/api.md), from single calls to whole loops, run as written with `src.`
+read as `pipeline.`
 (the Distributed Training example is in test_seed_distributed_example.py: it spawns processes, and on
 two shared cores it needs a file's time budget of its own).
 
