@@ -20,33 +20,13 @@ def confusion_matrix_figure(labels: np.ndarray, preds: np.ndarray, class_names: 
     with np.errstate(invalid="ignore", divide="ignore"):
         normalised = counts / counts.sum(axis=1, keepdims=True)
     figure = make_subplots(rows=1, cols=2, subplot_titles=("counts", "fraction of true class"), horizontal_spacing=0.15)
-    figure.add_trace(
-        go.Heatmap(
-            z=counts,
-            x=names,
-            y=names,
-            colorscale="Blues",
-            showscale=False,
-            texttemplate="%{z}",
-            hovertemplate="true %{y}<br>predicted %{x}<br>%{z}<extra></extra>",
-        ),
-        row=1,
-        col=1,
+    cells = (
+        dict(z=counts, showscale=False, texttemplate="%{z}", hovertemplate="%{z}"),
+        dict(z=normalised, zmin=0, zmax=1, texttemplate="%{z:.2f}", hovertemplate="%{z:.3f}"),
     )
-    figure.add_trace(
-        go.Heatmap(
-            z=normalised,
-            x=names,
-            y=names,
-            colorscale="Blues",
-            zmin=0,
-            zmax=1,
-            texttemplate="%{z:.2f}",
-            hovertemplate="true %{y}<br>predicted %{x}<br>%{z:.3f}<extra></extra>",
-        ),
-        row=1,
-        col=2,
-    )
+    for col, cell in enumerate(cells, start=1):
+        hover = f"true %{{y}}<br>predicted %{{x}}<br>{cell.pop('hovertemplate')}<extra></extra>"
+        figure.add_trace(go.Heatmap(x=names, y=names, colorscale="Blues", hovertemplate=hover, **cell), row=1, col=col)
     for col in (1, 2):
         figure.update_xaxes(title_text="predicted", row=1, col=col)
         figure.update_yaxes(title_text="true", autorange="reversed", row=1, col=col)
