@@ -1,4 +1,4 @@
-"""Bad configuration through the real entry points (issue 6, item 4).
+"""Bad configuration through the real entry points.
 
 Every row is one command a user could type, `python -m pipeline.<entry> <args>`, run in its own process with its
 own temporary MLflow store, data cache and Hydra folder (forked from a warm interpreter: tests/entry_zygote.py).

@@ -1,4 +1,4 @@
-"""Bad data through the real prepare stage (issue 6, item 5): a CWRU folder holding good recordings and one file
+"""Bad data through the real prepare stage: a CWRU folder holding good recordings and one file
 of each kind of fault, run as `python -m pipeline.prepare data=cwru data.path=...` (both commands in one warm
 interpreter: tests/entry_zygote.py).
 

@@ -1,4 +1,4 @@
-"""A prepare stage killed with SIGKILL while writing its dataset (issue 6, item 2).
+"""A prepare stage killed with SIGKILL while writing its dataset.
 
 The writer is a real process killed mid-write: it pauses after writing its first array (so the kill lands at
 a known point of the write, not before it starts or after it ends) and the test SIGKILLs it there. Exceptions

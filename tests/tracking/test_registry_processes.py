@@ -1,4 +1,4 @@
-"""Registry safety with real concurrent `register` processes (issue 6, item 8).
+"""Registry safety with real concurrent `register` processes.
 
 Three `python -m pipeline.register` commands promote three evaluations at once into one store that already has
 a champion (SQLite; PostgreSQL; a team's `mlflow server` on PostgreSQL, reached over HTTP), taking turns through

@@ -1,4 +1,4 @@
-"""Bad input at serving time (issue 6, item 6), against a real `mlflow models serve` of the pipeline's champion
+"""Bad input at serving time, against a real `mlflow models serve` of the pipeline's champion
 on 127.0.0.1 (`served_champion`, tests/conftest.py): every bad request gets a 4xx whose message says what is
 wrong, and the same server goes on answering good requests."""
 

@@ -1,4 +1,4 @@
-"""Load (issue 6, item 10): 1,000 requests from 8 concurrent clients to a real `mlflow models serve` of the
+"""Load: 1,000 requests from 8 concurrent clients to a real `mlflow models serve` of the
 pipeline's champion on 127.0.0.1, with the load generator of bench/serving_benchmarks.py; none may fail.
 
 Concurrent requests share forwards (pipeline.tracking.pyfunc_model.Batcher); each must still get its own answer.

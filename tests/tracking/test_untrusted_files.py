@@ -1,4 +1,4 @@
-"""Untrusted files (issue 6, item 9): a registered model whose weights file was swapped for a malicious pickle
+"""Untrusted files: a registered model whose weights file was swapped for a malicious pickle
 is refused when loaded, and the pickle's code never runs. (Malicious checkpoints are refused by the training
 engine: test_training_engine.py; the untampered champion loads without pickle: stages/test_workflow.py.)"""
 

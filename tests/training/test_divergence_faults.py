@@ -1,4 +1,4 @@
-"""NaN and divergence through the real train stage (issue 6, item 3).
+"""NaN and divergence through the real train stage.
 
 The faults are real data faults: NaN/inf written into the prepared dataset's `windows.npy` on disk (the train
 stage memory-maps it, so a write during training reaches the next batch, as silent corruption would).

@@ -1,16 +1,13 @@
 """TrainingEngine on a tiny real AGT-NO and on a model without physics: learning, metrics, conditions,
-checkpoints, resume, guards, precision."""
+checkpoints and resume, guards, precision (damaged checkpoint files: test_checkpoint.py)."""
 
 import math
-import pickle
 import warnings
-from pathlib import Path
 
 import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from pipeline.training.checkpoint import CheckpointError
 from pipeline.training.device import Precision
 from pipeline.training.training_engine import TrainingDivergedError, TrainingEngine
 from tests.training.tiny_training import AtShaftSpeed, SpectrumClassifier, tiny_config, tiny_model, tone_windows
@@ -180,72 +177,6 @@ def test_resumed_run_reproduces_the_uninterrupted_run(tmp_path, own_generator, m
     for key, values in straight.items():
         assert len(resumed[key]) == 4, key
         assert resumed[key] == pytest.approx(values, rel=1e-6, abs=1e-6), key
-
-
-def test_atomic_save_keeps_the_old_checkpoint_when_writing_fails(tmp_path, monkeypatch):
-    engine = TrainingEngine(tiny_model(), tiny_config(), torch.device("cpu"))
-    path = tmp_path / "last.pt"
-    engine.save_checkpoint(path, 0, {"loss": 1.0})
-    before = path.read_bytes()
-
-    def disk_full(*args, **kwargs):
-        raise OSError("No space left on device")
-
-    monkeypatch.setattr(torch, "save", disk_full)
-    with pytest.raises(OSError, match="No space"):
-        engine.save_checkpoint(path, 1, {"loss": 0.5})
-    monkeypatch.undo()
-    assert path.read_bytes() == before
-    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temp file left behind
-    assert engine.load_checkpoint(path)["epoch"] == 0
-
-
-def test_damaged_or_missing_checkpoint_raises_checkpoint_error_naming_the_file(tmp_path):
-    engine = TrainingEngine(tiny_model(), tiny_config(), torch.device("cpu"))
-    path = tmp_path / "last.pt"
-    engine.save_checkpoint(path, 0, {"loss": 1.0})
-    data = path.read_bytes()
-    cases = {"truncated.pt": data[: len(data) // 2], "garbage.pt": b"not a checkpoint at all" * 10}
-    for name, content in cases.items():
-        (tmp_path / name).write_bytes(content)
-        with pytest.raises(CheckpointError, match=name):
-            engine.load_checkpoint(tmp_path / name)
-    with pytest.raises(CheckpointError, match="does not exist"):
-        engine.load_checkpoint(tmp_path / "missing.pt")
-    torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
-    with pytest.raises(CheckpointError, match="not a training checkpoint"):
-        engine.load_checkpoint(tmp_path / "other.pt")
-
-
-def test_checkpoint_of_another_architecture_is_refused(tmp_path):
-    TrainingEngine(tiny_model(hidden_dim=8), tiny_config(), torch.device("cpu")).save_checkpoint(
-        tmp_path / "small.pt", 0, {}
-    )
-    with pytest.raises(CheckpointError, match="small.pt.*does not fit"):
-        TrainingEngine(tiny_model(), tiny_config(), torch.device("cpu")).load_checkpoint(tmp_path / "small.pt")
-
-
-class TouchesAFile:
-    """Unpickling this would create `path`: what a malicious checkpoint could do."""
-
-    def __init__(self, path):
-        self.path = path
-
-    def __reduce__(self):
-        return (Path.touch, (Path(self.path),))
-
-
-def test_malicious_pickle_is_refused_and_not_executed(tmp_path):
-    marker = tmp_path / "pwned"
-    evil = tmp_path / "evil.pt"
-    torch.save({"epoch": 0, "metrics": {}, "model": TouchesAFile(marker)}, evil)
-    with open(tmp_path / "evil.pkl", "wb") as file:
-        pickle.dump(TouchesAFile(marker), file, protocol=2)
-    engine = TrainingEngine(tiny_model(), tiny_config(), torch.device("cpu"))
-    for path in (evil, tmp_path / "evil.pkl"):
-        with pytest.raises(CheckpointError, match=path.name):
-            engine.load_checkpoint(path)
-    assert not marker.exists()
 
 
 def test_a_nan_batch_is_skipped_and_counted():

@@ -1,9 +1,9 @@
-"""Half-written and damaged checkpoints (issue 6, item 2): a writer killed with SIGKILL mid-write, and a
-flipped bit that torch.load would accept. (Truncation, garbage and malicious pickles: test_training_engine.py.)
-"""
+"""Checkpoint files that must not be trusted: a writer killed with SIGKILL mid-write, a failed write, a flipped bit
+that torch.load would accept, truncation, garbage, another architecture's weights and malicious pickles."""
 
 from __future__ import annotations
 
+import pickle
 import signal
 import subprocess
 import sys
@@ -14,6 +14,8 @@ import pytest
 import torch
 
 from pipeline.training.checkpoint import CheckpointError, load_checkpoint_file, save_atomic
+from pipeline.training.training_engine import TrainingEngine
+from tests.training.tiny_training import tiny_config, tiny_model
 
 # Rewrites last.pt forever, epoch after epoch; every tensor of epoch k holds the value k, so a torn checkpoint
 # (old and new bytes mixed) would show as a tensor that disagrees with its epoch.
@@ -88,3 +90,69 @@ def test_a_flipped_bit_is_caught_by_the_zip_checksums(tmp_path, where):
     with pytest.raises(CheckpointError, match=r"last.pt' is corrupted: archive/data.* fails its CRC-32 check"):
         load_checkpoint_file(path)
     assert torch.load(path, weights_only=True)["epoch"] == 3  # what would have happened unchecked
+
+
+def test_atomic_save_keeps_the_old_checkpoint_when_writing_fails(tmp_path, monkeypatch):
+    engine = TrainingEngine(tiny_model(), tiny_config(), torch.device("cpu"))
+    path = tmp_path / "last.pt"
+    engine.save_checkpoint(path, 0, {"loss": 1.0})
+    before = path.read_bytes()
+
+    def disk_full(*args, **kwargs):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        engine.save_checkpoint(path, 1, {"loss": 0.5})
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temp file left behind
+    assert engine.load_checkpoint(path)["epoch"] == 0
+
+
+def test_damaged_or_missing_checkpoint_raises_checkpoint_error_naming_the_file(tmp_path):
+    engine = TrainingEngine(tiny_model(), tiny_config(), torch.device("cpu"))
+    path = tmp_path / "last.pt"
+    engine.save_checkpoint(path, 0, {"loss": 1.0})
+    data = path.read_bytes()
+    cases = {"truncated.pt": data[: len(data) // 2], "garbage.pt": b"not a checkpoint at all" * 10}
+    for name, content in cases.items():
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(CheckpointError, match=name):
+            engine.load_checkpoint(tmp_path / name)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        engine.load_checkpoint(tmp_path / "missing.pt")
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="not a training checkpoint"):
+        engine.load_checkpoint(tmp_path / "other.pt")
+
+
+def test_checkpoint_of_another_architecture_is_refused(tmp_path):
+    TrainingEngine(tiny_model(hidden_dim=8), tiny_config(), torch.device("cpu")).save_checkpoint(
+        tmp_path / "small.pt", 0, {}
+    )
+    with pytest.raises(CheckpointError, match="small.pt.*does not fit"):
+        TrainingEngine(tiny_model(), tiny_config(), torch.device("cpu")).load_checkpoint(tmp_path / "small.pt")
+
+
+class TouchesAFile:
+    """Unpickling this would create `path`: what a malicious checkpoint could do."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.path),))
+
+
+def test_malicious_pickle_is_refused_and_not_executed(tmp_path):
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.pt"
+    torch.save({"epoch": 0, "metrics": {}, "model": TouchesAFile(marker)}, evil)
+    with open(tmp_path / "evil.pkl", "wb") as file:
+        pickle.dump(TouchesAFile(marker), file, protocol=2)
+    engine = TrainingEngine(tiny_model(), tiny_config(), torch.device("cpu"))
+    for path in (evil, tmp_path / "evil.pkl"):
+        with pytest.raises(CheckpointError, match=path.name):
+            engine.load_checkpoint(path)
+    assert not marker.exists()
