@@ -25,9 +25,10 @@ from pipeline.readout.readout import Readout, predict_windows
 from pipeline.tracking.contract import DATASET_DIR_TAG, MODEL_URI_TAG, TRAIN_RUN_TAG, latest_finished_run
 from pipeline.tracking.datasets import dataset_of_run, log_dataset
 from pipeline.tracking.model_logging import load_logged_model
+from pipeline.tracking.records import recorded_run
 from pipeline.tracking.registry import CLASS_NAMES_TAG
 from pipeline.tracking.run import browse_hint, stage_run
-from pipeline.tracking.store import use_store
+from pipeline.tracking.store import shown_uri, use_store
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +82,12 @@ def resolve_target(
         try:  # the run that logged the model, to find its dataset
             train_run_id = mlflow.models.get_model_info(model_uri).run_id
         except mlflow.exceptions.MlflowException as err:
-            raise EvaluationError(f"cannot read model {model_uri!r}: {err.message}") from None
-    train_run = mlflow.get_run(train_run_id) if train_run_id else None
+            store = shown_uri(mlflow.get_tracking_uri())
+            raise EvaluationError(
+                f"cannot read model {model_uri!r} in the tracking store {store}: {err.message}"
+            ) from None
+    read_from = f"model {model_uri!r}" if model_uri else "train_run_id"
+    train_run = recorded_run(train_run_id, read_from) if train_run_id else None
     model_uri = model_uri or (train_run.data.tags.get(MODEL_URI_TAG) if train_run else None)
     if not model_uri:
         raise EvaluationError(f"train run {train_run_id} has no model_uri tag; pass evaluate.model_uri=<model uri>")

@@ -19,11 +19,11 @@ from typing import Any, Callable, Mapping, Optional
 
 import mlflow
 from mlflow.entities import RunTag
-from mlflow.exceptions import MlflowException
 
 from pipeline.common.config_section import ConfigError
 from pipeline.tracking.contract import CONFIG_DIGEST_TAG, STAGE_TAG
 from pipeline.tracking.liveness import is_gone, this_process
+from pipeline.tracking.records import recorded_run
 from pipeline.tracking.remote_checkpoints import LATEST_TAG, heartbeat_now, last_heartbeat, local_checkpoint
 from pipeline.tracking.run import FAILURE_TAG
 from pipeline.tracking.store import ensure_experiment
@@ -76,10 +76,7 @@ def _interrupted(run: Any) -> bool:
 
 
 def _explicit(run_id: str, checkpoint_root: Path) -> Any:
-    try:
-        run = mlflow.get_run(run_id)
-    except MlflowException:
-        raise ConfigError(f"training.resume={run_id!r}: no such MLflow run in this store") from None
+    run = recorded_run(run_id, "training.resume")
     if run.data.tags.get(STAGE_TAG) != "train":
         raise ConfigError(f"training.resume={run_id!r}: not a train run")
     if run.info.status == "RUNNING" and not _owner_gone(run):

@@ -30,6 +30,7 @@ from pipeline.tracking.contract import (
     param_values,
     reuse_fingerprint,
 )
+from pipeline.tracking.records import recorded_run
 from pipeline.tracking.store import REPO_ROOT, ensure_experiment
 
 FAILURE_TAG = "failure.reason"  # on a FAILED run: what stopped it, so the UI says why without the logs
@@ -119,7 +120,7 @@ def stage_run(
     With `run_id` it resumes that run and logs no params again. `system_metrics` samples CPU and memory.
     """
     active = mlflow.active_run()
-    parent = active or (mlflow.get_run(parent_run_id) if parent_run_id else None)
+    parent = active or (recorded_run(parent_run_id, "the parent run id") if parent_run_id else None)
     experiment_id = parent.info.experiment_id if parent else ensure_experiment(experiment)
     all_tags = {STAGE_TAG: stage, CODE_VERSION_TAG: code_version(), **(tags or {})}
     commit = git_commit()

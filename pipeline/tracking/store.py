@@ -74,9 +74,15 @@ def check_store() -> str:
         client.search_registered_models(max_results=1)
     except Exception as err:  # every store type fails in its own exception classes
         first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        shown = sqlalchemy.engine.make_url(uri).render_as_string() if "@" in uri else uri  # password hidden
-        raise StoreError(f"MLFLOW_TRACKING_URI={shown!r} cannot be used ({type(err).__name__}: {first})") from None
+        raise StoreError(
+            f"MLFLOW_TRACKING_URI={shown_uri(uri)!r} cannot be used ({type(err).__name__}: {first})"
+        ) from None
     return uri
+
+
+def shown_uri(uri: str) -> str:
+    """A store URI fit to print: a database password is hidden."""
+    return sqlalchemy.engine.make_url(uri).render_as_string() if "@" in uri and "://" in uri else uri
 
 
 def _connect_once(uri: str) -> None:

@@ -201,7 +201,9 @@ def test_a_model_logged_without_a_model_id_still_evaluates(mlflow_store, config,
 def test_nothing_to_evaluate_is_a_clear_error_and_starts_no_run(mlflow_store, config, compose_config):
     with pytest.raises(EvaluationError, match="no finished train run .*python -m pipeline.train"):
         run_stage(evaluate, compose_config(f"tracking.experiment={EXPERIMENT}"))  # as the Hydra entry does
-    with pytest.raises(EvaluationError, match="cannot read model 'models:/m-missing'"):
+    with pytest.raises(
+        EvaluationError, match=f"cannot read model 'models:/m-missing' in the tracking store {mlflow_store}"
+    ):
         evaluate(config, model_uri="models:/m-missing")
     assert all_runs() == []
 

@@ -87,5 +87,6 @@ def test_a_killed_job_resumes_the_same_run_and_matches_an_uninterrupted_one(tmp_
 def test_resuming_a_run_that_does_not_exist_is_a_config_error(tmp_path):
     bad = run(tmp_path / "store", "training.resume=0123456789abcdef0123456789abcdef")
     assert bad.returncode == 2
-    assert "training.resume='0123456789abcdef0123456789abcdef': no such MLflow run" in bad.stderr
+    assert "training.resume names MLflow run 0123456789abcdef0123456789abcdef, which the tracking store" in bad.stderr
+    assert f"sqlite:///{tmp_path / 'store' / 'mlflow.db'} does not hold" in bad.stderr  # the store that was asked
     assert not [r for r in train_runs(tmp_path / "store") if r.info.status == "RUNNING"]
