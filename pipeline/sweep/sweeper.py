@@ -29,9 +29,12 @@ from pipeline.sweep.space import search_space
 from pipeline.sweep.storage import fail_stale_trials, open_storage, storage_url
 from pipeline.sweep.trial import run_trial
 from pipeline.sweep.views import log_study_summary, mirror_trial_state, trial_counts
+from pipeline.tracking.records import run_exists
 from pipeline.tracking.run import stage_run
+from pipeline.tracking.store import shown_uri
 
 PARENT_ATTR = "mlflow_parent_run_id"
+STORE_ATTR = "mlflow_tracking_uri"  # the tracking store the parent run is in
 PARENT_WAIT_S = 60  # how long a joining worker waits for the creator to record the parent run
 
 
@@ -59,17 +62,22 @@ def run_sweep(config: ExperimentConfig, sweep: SweepConfig) -> SweepResult:
     study, created, seed = _open_study(sweep, storage)
     stale = fail_stale_trials(study, storage)
     parent_id = None if created else _wait_for_parent(study)
+    moved = {}
+    if parent_id is not None and not run_exists(parent_id):
+        moved = _moved_study(study, url)
+        parent_id = None
     with stage_run(
         "sweep",
         {**asdict(config), "sweep": asdict(sweep)},
         experiment=config.tracking.experiment,
         run_name=sweep.study_name if parent_id is None else f"{sweep.study_name}-worker",
-        tags=_run_tags(sweep, url, seed, is_parent=parent_id is None),
+        tags=_run_tags(sweep, url, seed, is_parent=parent_id is None) | moved,
         parent_run_id=parent_id,
     ) as run:
         if parent_id is None:
             parent_id = run.info.run_id
             study.set_user_attr(PARENT_ATTR, parent_id)
+            study.set_user_attr(STORE_ATTR, shown_uri(mlflow.get_tracking_uri()))
         experiment_id = run.info.experiment_id  # trials nest here, whatever experiment `mlflow run` chose
         for number in stale:
             print(f"trial {number} of a worker that is gone was marked FAIL")
@@ -88,7 +96,7 @@ def run_sweep(config: ExperimentConfig, sweep: SweepConfig) -> SweepResult:
 def _run_tags(sweep: SweepConfig, url: str, seed: int, is_parent: bool) -> dict[str, str]:
     return {
         "sweep.study": sweep.study_name,
-        "sweep.storage": _redacted(url),
+        "sweep.storage": shown_uri(url),
         "sweep.sampler_seed": str(seed),
         "sweep.role": "parent" if is_parent else "worker",
     }
@@ -152,6 +160,21 @@ def _open_study(sweep: SweepConfig, storage) -> tuple[optuna.Study, bool, int]:
     return study, False, seed
 
 
+def _moved_study(study: optuna.Study, url: str) -> dict[str, str]:
+    """A study whose parent run the tracking store in force does not hold (the store was deleted, or this sweep
+    now reports to another one): it continues under a new parent run here, said in one line; returns the tags
+    that link the new parent to the old one. The finished trials are summarised on the new parent."""
+    old_parent, old_store = study.user_attrs[PARENT_ATTR], study.user_attrs.get(STORE_ATTR, "another store")
+    store = shown_uri(mlflow.get_tracking_uri())
+    print(
+        f"study {study.study_name!r} ({shown_uri(url)}) was tracked under MLflow run {old_parent} in {old_store}, "
+        f"which {store} does not hold: continuing it under a new parent run in {store} "
+        f"({_finished(study)} finished trials summarised there)",
+        flush=True,
+    )
+    return {"sweep.previous_parent_run_id": old_parent, "sweep.previous_tracking_uri": old_store}
+
+
 def _wait_for_parent(study: optuna.Study) -> Optional[str]:
     """The parent run the study's creator recorded; a creator that just started may need a moment."""
     deadline = time.monotonic() + PARENT_WAIT_S
@@ -162,12 +185,3 @@ def _wait_for_parent(study: optuna.Study) -> Optional[str]:
 
 def _finished(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
-
-
-def _redacted(url: str) -> str:
-    """The storage URL without a password, fit for a tag."""
-    if "://" not in url or "@" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    credentials, host = rest.rsplit("@", 1)
-    return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}" if ":" in credentials else url

@@ -13,8 +13,11 @@ import io
 import warnings
 
 import optuna
+from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
+
+from pipeline.tracking.records import run_exists
 
 PLOTS = {
     "optimization_history": optuna.visualization.plot_optimization_history,
@@ -55,12 +58,14 @@ def log_study_summary(study: optuna.Study, parent_run_id: str, metrics: list[str
     multi = len(metrics) > 1
     if best and not multi:
         trial = best[0]
+        here = trial_run_here(trial)
         client.set_tag(parent_run_id, "sweep.best_trial", str(trial.number))
-        for name, value in {**best_trial_validation(client, trial), metrics[0]: trial.value}.items():
+        validation = {k: v for k, v in here.data.metrics.items() if k.startswith("val/")} if here else {}
+        for name, value in {**validation, metrics[0]: trial.value}.items():
             client.log_metric(parent_run_id, f"best/{name}", value)
         for key, value in trial.params.items():
             client.set_tag(parent_run_id, f"sweep.best.{key}", str(value))
-        if trial.user_attrs.get("model_uri"):
+        if here and trial.user_attrs.get("model_uri"):  # a model in another store cannot be evaluated from here
             client.set_tag(parent_run_id, "model_uri", trial.user_attrs["model_uri"])
     if multi:
         client.set_tag(parent_run_id, "sweep.pareto_trials", ",".join(str(t.number) for t in best))
@@ -72,13 +77,11 @@ def log_study_summary(study: optuna.Study, parent_run_id: str, metrics: list[str
     return best
 
 
-def best_trial_validation(client: MlflowClient, trial: optuna.trial.FrozenTrial) -> dict[str, float]:
-    """The best trial's last-epoch `val/*` metrics from its run, so a sweep optimising the validation loss
-    also shows the accuracy it got (and the other way round)."""
+def trial_run_here(trial: optuna.trial.FrozenTrial) -> Run | None:
+    """The trial's MLflow run, whose last-epoch `val/*` metrics show the best trial's accuracy beside the loss
+    it optimised (and the other way round); None where the trial ran while the sweep reported to another store."""
     run_id = trial.user_attrs.get("mlflow_run_id")
-    if not run_id:
-        return {}
-    return {k: v for k, v in client.get_run(run_id).data.metrics.items() if k.startswith("val/")}
+    return MlflowClient().get_run(run_id) if run_id and run_exists(run_id) else None
 
 
 def study_figures(study: optuna.Study, metrics: list[str]) -> dict:

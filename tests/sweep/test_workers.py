@@ -14,6 +14,7 @@ import pytest
 from optuna.trial import TrialState
 
 from pipeline.sweep.storage import open_storage
+from pipeline.sweep.sweeper import PARENT_ATTR
 from tests.entry_zygote import EntryPoint, entry_job
 from tests.sweep.conftest import TINY
 
@@ -72,10 +73,36 @@ def assert_two_workers_shared(storage):
 
 def test_two_workers_share_a_journal_file(mlflow_store, tmp_path):
     storage = str(tmp_path / "study.log")
-    mlflow.search_experiments()  # create the SQLite store once: concurrent first use races on its migrations
     for worker in [start_worker(tmp_path, storage, "hydra.sweeper.n_trials=4") for _ in range(2)]:
         finish(worker)
     assert_two_workers_shared(storage)
+
+
+def test_a_sweep_after_its_tracking_store_was_deleted_continues_the_study_under_a_new_parent(mlflow_store, tmp_path):
+    storage = str(tmp_path / "study.log")
+    finish(start_worker(tmp_path, storage, "hydra.sweeper.n_trials=1"))
+    old_parent = optuna.load_study(study_name="shared", storage=open_storage(storage)).user_attrs[PARENT_ATTR]
+    Path(mlflow_store.removeprefix("sqlite:///")).unlink()  # the store goes; the study's journal stays
+
+    output = finish(start_worker(tmp_path, storage, "hydra.sweeper.n_trials=2"))
+
+    assert "Traceback" not in output
+    [line] = [line for line in output.splitlines() if "continuing it under a new parent run" in line]
+    assert old_parent in line and "1 finished trials summarised there" in line
+    [parent] = mlflow.search_runs(
+        search_all_experiments=True, output_format="list", filter_string="tags.stage = 'sweep'"
+    )
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["sweep.previous_parent_run_id"] == old_parent
+    assert parent.data.tags["sweep.previous_tracking_uri"] == mlflow_store
+    assert parent.data.metrics["trials/complete"] + parent.data.metrics["trials/pruned"] == 2  # both trials
+    trial_runs = mlflow.search_runs(
+        search_all_experiments=True, output_format="list", filter_string="tags.stage = 'train'"
+    )
+    assert [run.data.tags["sweep.trial"] for run in trial_runs] == ["1"]  # trial 0 ran in the deleted store
+    assert not mlflow.search_runs(
+        search_all_experiments=True, output_format="list", filter_string="attributes.status = 'RUNNING'"
+    )
 
 
 def running_trials(storage: str) -> list:
@@ -91,7 +118,6 @@ def running_trials(storage: str) -> list:
 
 def test_a_killed_worker_loses_only_its_running_trial(mlflow_store, tmp_path):
     storage = str(tmp_path / "study.log")
-    mlflow.search_experiments()
     worker = start_worker(tmp_path, storage, "hydra.sweeper.n_trials=2", "training.epochs=500")
     deadline = time.monotonic() + 300
     running, trial_runs = [], []
@@ -124,7 +150,6 @@ def test_a_killed_worker_loses_only_its_running_trial(mlflow_store, tmp_path):
 def test_a_worker_rides_out_dropped_postgresql_connections(mlflow_store, tmp_path, postgres_database):
     import psycopg2
 
-    mlflow.search_experiments()
     worker = start_worker(tmp_path, postgres_database, "hydra.sweeper.n_trials=3")
     storage = open_storage(postgres_database)
     deadline = time.monotonic() + 300
