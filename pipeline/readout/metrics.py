@@ -37,11 +37,14 @@ def confusion_counts(labels: np.ndarray, preds: np.ndarray, n_classes: int) -> n
 def classification_metrics(
     labels: np.ndarray, probs: np.ndarray, class_names: Sequence[str], n_bins: int = 15
 ) -> tuple[dict[str, float], pd.DataFrame]:
-    """`{accuracy, macro_f1, ece}` and a per-class table (precision, recall, f1, support) indexed by class.
+    """`{accuracy, balanced_accuracy, macro_f1, ece}` and a per-class table (precision, recall, f1, support)
+    indexed by class.
 
     Precision is NaN for a class never predicted and recall NaN for a class absent from `labels` (undefined
     rather than a misleading 0); F1 = 2TP / (support + predicted) is 0 for both. Macro-F1 averages over the
-    classes that occur as a label or a prediction, so a test split without some classes is not penalised.
+    classes that occur as a label or a prediction, so a test split without some classes is not penalised;
+    balanced accuracy is the mean recall over the classes present in `labels`, so a large class cannot hide a
+    missed small one.
     """
     labels = np.asarray(labels)
     confusion = confusion_counts(labels, np.asarray(probs).argmax(axis=1), len(class_names)).astype(np.float64)
@@ -60,7 +63,21 @@ def classification_metrics(
     total = confusion.sum()
     metrics = {
         "accuracy": float(true_pos.sum() / total) if total else float("nan"),
+        "balanced_accuracy": float(per_class["recall"][support > 0].mean()) if total else float("nan"),
         "macro_f1": float(per_class["f1"][present].mean()) if present.any() else float("nan"),
         "ece": expected_calibration_error(probs, labels, n_bins),
     }
     return metrics, per_class
+
+
+def recording_accuracy(labels: np.ndarray, predicted: np.ndarray, recordings: np.ndarray) -> float:
+    """The share of recordings whose windows, voting, name their label: a machine is diagnosed from all the
+    windows it gives, not one. The label must win more votes than any other class; a tie counts as wrong."""
+    labels, predicted, recordings = np.asarray(labels), np.asarray(predicted), np.asarray(recordings)
+    right = []
+    for recording in np.unique(recordings):
+        mine = recordings == recording
+        classes, votes = np.unique(predicted[mine], return_counts=True)
+        winners = classes[votes == votes.max()]
+        right.append(len(winners) == 1 and winners[0] == labels[mine][0])
+    return float(np.mean(right))

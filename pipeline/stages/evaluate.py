@@ -20,7 +20,7 @@ from pipeline.data.prepared import PreparedDataset, load_prepared, prepare_datas
 from pipeline.readout.calibration import ece_sampling_floor, expected_calibration_error
 from pipeline.readout.config import EvaluateConfig
 from pipeline.readout.figures import confusion_matrix_figure, reliability_figure
-from pipeline.readout.metrics import auroc, classification_metrics
+from pipeline.readout.metrics import auroc, classification_metrics, recording_accuracy
 from pipeline.readout.readout import Readout, predict_windows
 from pipeline.tracking.contract import DATASET_DIR_TAG, MODEL_URI_TAG, TRAIN_RUN_TAG, latest_finished_run
 from pipeline.tracking.datasets import dataset_of_run, log_dataset
@@ -107,15 +107,20 @@ def logged_metrics(
     outputs: dict[str, np.ndarray],
     labels: np.ndarray,
     ece_bins: int,
+    recordings: Optional[np.ndarray] = None,
 ) -> dict[str, float]:
     """The `test/` metrics from classification metrics and the model outputs `predict_windows` returned for
     windows of `labels`: `test/ece_uncalibrated` of the plain softmax, `test/ece_sampling_floor` the ECE a
-    perfectly calibrated model would show on this many windows; physics, uncertainty and ood metrics only for a
-    model that returns residuals, uncertainties and ood scores."""
+    perfectly calibrated model would show on this many windows, a recall per class that has test windows, and
+    with the windows' `recordings`, `test/recording_accuracy` (a recording's windows vote); physics,
+    uncertainty and ood metrics only for a model that returns residuals, uncertainties and ood scores."""
     logged = {f"test/{name}": value for name, value in metrics.items()}
     logged["test/ece_uncalibrated"] = expected_calibration_error(outputs["probs_uncalibrated"], labels, ece_bins)
     logged["test/ece_sampling_floor"] = ece_sampling_floor(outputs["probs"], ece_bins)
-    logged.update({f"test/recall/{name}": float(recall) for name, recall in per_class["recall"].items()})
+    present = per_class[per_class["support"] > 0]  # a class with no test window has no recall to log
+    logged.update({f"test/recall/{name}": float(recall) for name, recall in present["recall"].items()})
+    if recordings is not None:
+        logged["test/recording_accuracy"] = recording_accuracy(labels, outputs["probs"].argmax(axis=1), recordings)
     physics = {key: float(values.mean()) for key, values in outputs.items() if key.startswith("physics/")}
     logged.update({f"test/{key}": value for key, value in physics.items()})
     if physics:
@@ -201,7 +206,7 @@ def _score(
             f"{target.dataset_dir} lists {len(class_names)}: {class_names}"
         )
     metrics, per_class = classification_metrics(labels, probs, class_names, settings.ece_bins)
-    logged = logged_metrics(metrics, per_class, outputs, labels, settings.ece_bins)
+    logged = logged_metrics(metrics, per_class, outputs, labels, settings.ece_bins, test.recording_ids)
     val = dataset.subset("val")
     if "ood_score" in outputs and len(val):
         val_scores = predict_windows(model, val.windows, batch_size, readout=readout, **val.conditions())

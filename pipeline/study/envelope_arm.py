@@ -15,8 +15,8 @@ from pipeline.data.bearing import BearingGeometry
 from pipeline.data.classes import FAULT_LOCATIONS
 from pipeline.data.prepared import PreparedDataset
 from pipeline.models.envelope_rule import EnvelopeRule
-from pipeline.readout.metrics import classification_metrics
-from pipeline.study.scoring import location_scores, recording_accuracy
+from pipeline.readout.metrics import classification_metrics, recording_accuracy
+from pipeline.study.scoring import location_scores
 from pipeline.study.sets import EvaluationSet, evaluated_windows
 
 

@@ -54,9 +54,11 @@ def score(
     labels = np.asarray(a["labels"][scored])
     names = dataset.manifest["class_names"]
     metrics, per_class = classification_metrics(labels, outputs["probs"][in_dist], names, ece_bins)
-    logged = logged_metrics(metrics, per_class, {k: v[in_dist] for k, v in outputs.items()}, labels, ece_bins)
+    recordings = np.asarray(a["recording"][scored])
+    logged = logged_metrics(
+        metrics, per_class, {k: v[in_dist] for k, v in outputs.items()}, labels, ece_bins, recordings
+    )
     predicted = outputs["probs"][in_dist].argmax(axis=1)
-    logged["test/recording_accuracy"] = recording_accuracy(labels, predicted, np.asarray(a["recording"][scored]))
     locations = dataset.manifest["class_locations"]
     if None not in locations:  # the user's recordings may leave a class's location unstated
         locations = np.asarray(locations)
@@ -85,37 +87,6 @@ def location_scores(true_locations: np.ndarray, predicted_locations: np.ndarray)
         if present.any():
             logged[f"test/location_recall/{location}"] = float(np.mean(hit[present]))
     return logged
-
-
-def recording_accuracy(labels: np.ndarray, predicted: np.ndarray, recordings: np.ndarray) -> float:
-    """The share of recordings whose windows, voting, name their label: a machine is diagnosed from all the
-    windows it gives, not one. The label must win more votes than any other class; a tie counts as wrong."""
-    labels, predicted, recordings = np.asarray(labels), np.asarray(predicted), np.asarray(recordings)
-    right = []
-    for recording in np.unique(recordings):
-        mine = recordings == recording
-        classes, votes = np.unique(predicted[mine], return_counts=True)
-        winners = classes[votes == votes.max()]
-        right.append(len(winners) == 1 and winners[0] == labels[mine][0])
-    return float(np.mean(right))
-
-
-class PhysicalParams:
-    """Collects `physical_params` from the model's forward passes (a forward hook), so the one prediction pass
-    of `predict_windows` also yields the inferred parameters."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, list[np.ndarray]] = {}
-
-    def recorded(self, model: nn.Module):
-        def hook(module, inputs, output):  # noqa: ARG001 - forward hook signature
-            for name, value in output.get("physical_params", {}).items():
-                self.values.setdefault(name, []).append(value.detach().float().cpu().numpy())
-
-        return model.register_forward_hook(hook)  # a context manager: removed on leaving the block
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        return {name: np.concatenate(parts) for name, parts in self.values.items()}
 
 
 def ground_truth(dataset: PreparedDataset, mask: np.ndarray) -> dict[str, np.ndarray]:
@@ -149,3 +120,21 @@ def sysid_errors(
         logged[f"sysid/{name}_baseline_error_pct"] = float(100 * np.mean(np.abs(train_means[name] - true) / true))
         logged[f"sysid/{name}_mean"] = float(np.mean(predicted[name]))
     return logged
+
+
+class PhysicalParams:
+    """Collects `physical_params` from the model's forward passes (a forward hook), so the one prediction pass
+    of `predict_windows` also yields the inferred parameters."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, list[np.ndarray]] = {}
+
+    def recorded(self, model: nn.Module):
+        def hook(module, inputs, output):  # noqa: ARG001 - forward hook signature
+            for name, value in output.get("physical_params", {}).items():
+                self.values.setdefault(name, []).append(value.detach().float().cpu().numpy())
+
+        return model.register_forward_hook(hook)  # a context manager: removed on leaving the block
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {name: np.concatenate(parts) for name, parts in self.values.items()}

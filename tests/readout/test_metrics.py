@@ -8,7 +8,7 @@ from torch import nn
 from pipeline.config import ModelConfig
 from pipeline.readout.calibration import calibration_bins, expected_calibration_error
 from pipeline.readout.figures import confusion_matrix_figure, reliability_figure
-from pipeline.readout.metrics import auroc, classification_metrics
+from pipeline.readout.metrics import auroc, classification_metrics, recording_accuracy
 from pipeline.readout.readout import predict_windows
 from pipeline.training.metrics import macro_f1 as training_macro_f1
 from pipeline.training.model_factory import build_model
@@ -161,3 +161,20 @@ def test_auroc_is_the_probability_an_out_window_scores_above_an_in_window_ties_h
     assert auroc(inside, outside) == pytest.approx(pairwise_auroc(inside, outside))
     assert auroc(in_scores=[0.0, 1.0], out_scores=[2.0, 3.0]) == 1.0 and auroc([1.0], [0.0]) == 0.0
     assert auroc([1.0, 1.0], [1.0]) == 0.5 and np.isnan(auroc([1.0], []))
+
+
+def test_a_recording_is_right_when_most_of_its_windows_name_its_label():
+    recordings = np.array([4, 4, 4, 9, 9, 9, 6, 6])
+    labels = np.array([2, 2, 2, 0, 0, 0, 1, 1])
+    predicted = np.array([2, 1, 2, 0, 3, 3, 1, 0])  # 2 of 3 right; 1 of 3 right; a tie, 1 to 1
+    assert recording_accuracy(labels, predicted, recordings) == pytest.approx(1 / 3)
+    assert recording_accuracy(labels, labels, recordings) == 1.0
+
+
+def test_a_test_split_without_a_class_scores_only_the_classes_it_has():
+    labels = np.array([1, 1, 1, 1, 3])  # classes 0 and 2 have no test window
+    probs = np.eye(4)[[1, 1, 1, 0, 0]]  # class 1: 3 of 4 right; class 3: missed
+    metrics, per_class = classification_metrics(labels, probs, ["normal", "inner", "ball", "outer"])
+    assert metrics["accuracy"] == pytest.approx(3 / 5)
+    assert metrics["balanced_accuracy"] == pytest.approx((3 / 4 + 0) / 2)  # the missed small class counts half
+    assert per_class["recall"].isna().tolist() == [True, False, True, False]  # undefined, not 1.0 or 0.0

@@ -78,6 +78,8 @@ def test_evaluates_a_trained_model_and_logs_metrics_and_plots(mlflow_store, conf
     physics = {name: value for name, value in metrics.items() if name.startswith("test/physics/")}
     expected = {
         "test/accuracy",
+        "test/balanced_accuracy",
+        "test/recording_accuracy",
         "test/macro_f1",
         "test/ece",
         "test/ece_uncalibrated",
@@ -215,6 +217,7 @@ def test_a_model_without_physics_uncertainty_or_ood_score_gets_no_such_metric():
     logged = logged_metrics(metrics, per_class, outputs, labels, ece_bins=15)
     assert set(logged) == {
         "test/accuracy",
+        "test/balanced_accuracy",
         "test/macro_f1",
         "test/ece",
         "test/ece_uncalibrated",
@@ -223,6 +226,16 @@ def test_a_model_without_physics_uncertainty_or_ood_score_gets_no_such_metric():
         "test/recall/fault",
     }
     assert logged["test/ece_uncalibrated"] == pytest.approx(logged["test/ece"])  # no temperature: the same
+    only_normal = np.array([0, 0, 0])  # a test split without a fault window: no fault recall is claimed
+    metrics, per_class = classification_metrics(only_normal, probs, ["normal", "fault"])
+    logged_normal = logged_metrics(
+        metrics, per_class, outputs, only_normal, ece_bins=15, recordings=np.array([0, 0, 1])
+    )
+    assert "test/recall/fault" not in logged_normal and logged_normal["test/recall/normal"] == pytest.approx(2 / 3)
+    assert logged_normal["test/balanced_accuracy"] == pytest.approx(2 / 3)
+    assert logged_normal["test/recording_accuracy"] == pytest.approx(
+        1 / 2
+    )  # recording 0 ties 1:1 (wrong), recording 1 is right
     with_uncertainty = logged_metrics(
         metrics, per_class, {**outputs, "uncertainty": np.array([0.1, 0.2, 0.3])}, labels, ece_bins=15
     )

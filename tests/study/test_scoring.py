@@ -1,6 +1,6 @@
-"""Scoring helpers: system-identification errors are percentages of the truth, a recording is diagnosed by its
-windows' vote, a scored model's physical parameters are collected from the one prediction pass, and a model
-without physics is scored on what it returns, each test window at its own shaft speed."""
+"""Scoring helpers: system-identification errors are percentages of the truth, a scored model's physical
+parameters are collected from the one prediction pass, and a model without physics is scored on what it
+returns, each test window at its own shaft speed."""
 
 from dataclasses import asdict
 from pathlib import Path
@@ -13,7 +13,7 @@ from pipeline.data.bearing import SKF_6205_DE
 from pipeline.data.prepared import PreparedDataset
 from pipeline.data.windows import SPLIT_NAMES
 from pipeline.readout.readout import predict_windows
-from pipeline.study.scoring import PhysicalParams, location_scores, recording_accuracy, score, sysid_errors
+from pipeline.study.scoring import PhysicalParams, location_scores, score, sysid_errors
 from pipeline.study.sets import EvaluationSet
 from tests.training.tiny_training import SpectrumClassifier, tiny_model
 
@@ -27,14 +27,6 @@ def test_sysid_errors_are_mean_absolute_percentages():
     assert logged["sysid/damping_ratio_error_pct"] == pytest.approx(25.0)
     assert logged["sysid/resonance_hz_mean"] == pytest.approx(2650.0)
     assert "sysid/natural_freq_hz_error_pct" not in logged  # not predicted: not scored
-
-
-def test_a_recording_is_right_when_most_of_its_windows_name_its_label():
-    recordings = np.array([4, 4, 4, 9, 9, 9, 6, 6])
-    labels = np.array([2, 2, 2, 0, 0, 0, 1, 1])
-    predicted = np.array([2, 1, 2, 0, 3, 3, 1, 0])  # 2 of 3 right; 1 of 3 right; a tie, 1 to 1
-    assert recording_accuracy(labels, predicted, recordings) == pytest.approx(1 / 3)
-    assert recording_accuracy(labels, labels, recordings) == 1.0
 
 
 def test_location_scores_count_the_location_named_right():
