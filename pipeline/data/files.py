@@ -91,7 +91,7 @@ def read_recordings(
             signal, stated_rate = read_signal(row.path, row.variable)
             if stated_rate is not None and not math.isclose(stated_rate, row.sample_rate):
                 raise SignalFileError(f"the file says {stated_rate} Hz, the manifest {row.sample_rate:g} Hz")
-            signal, notes = _at_rate(signal, row.sample_rate, sample_rate)
+            signal, notes = at_rate(signal, row.sample_rate, sample_rate)
             if len(signal) < min_samples:
                 raise SignalFileError(
                     f"{len(signal)} samples at {sample_rate} Hz, fewer than one window ({min_samples})"
@@ -227,7 +227,8 @@ def _resolve(folder: Path, path: str) -> Path:
     return Path(path) if Path(path).is_absolute() else folder / path
 
 
-def _at_rate(signal: np.ndarray, source_rate: float, target_rate: int) -> tuple[np.ndarray, list[str]]:
+def at_rate(signal: np.ndarray, source_rate: float, target_rate: int) -> tuple[np.ndarray, list[str]]:
+    """`signal` at `target_rate`, polyphase-resampled (anti-aliased) where its rate differs, and a note saying so."""
     if math.isclose(source_rate, target_rate):
         return signal, []
     ratio = (Fraction(target_rate) / Fraction(source_rate)).limit_denominator(1000)  # keeps the filter short

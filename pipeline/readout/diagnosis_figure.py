@@ -27,6 +27,7 @@ from pipeline.dsp.envelope import envelope_spectrum, most_impulsive_band
 
 WINDOW_S = 0.5  # envelope windows: 2 Hz bins, so a line at BPFO (about 107 Hz at 30 Hz) is read to within 2 %
 HARMONICS = 3  # lines marked per fault family
+MIN_SAMPLES = 64  # below this an envelope spectrum has too few lines to mark anything
 LIMIT_BPFI = 5.0  # the spectrum is drawn up to 5 × BPFI: every marked line and its neighbourhood
 FAMILY_COLOURS = {"shaft": "#7f7f7f", "BPFO": "#d62728", "BPFI": "#1f77b4", "2×BSF": "#2ca02c"}
 TOP_CLASS_COLOUR, OTHER_CLASS_COLOUR = "#ff7f0e", "#c7c7c7"
@@ -59,14 +60,12 @@ def squared_envelope_power(
     Each `window_s` window is demodulated in its most impulsive resonance band (`most_impulsive_band`) and its
     envelope spectrum (relative to the envelope's mean, Hann-tapered: `envelope_spectrum`) squared; the mean over
     windows, as in Welch's method, keeps the lines that repeat in every window and smooths the noise between them,
-    so a long recording gives a readable spectrum. The signal must hold at least one window.
+    so a long recording gives a readable spectrum. A recording shorter than one window is read whole (coarser lines).
     """
     samples = torch.as_tensor(np.asarray(signal, dtype=np.float64))  # float64: sums over long windows keep digits
-    length = int(round(window_s * sample_rate))
-    if samples.ndim != 1 or len(samples) < length:
-        raise ValueError(
-            f"signal must be 1-D with at least {length} samples ({window_s} s), got {tuple(samples.shape)}"
-        )
+    if samples.ndim != 1 or len(samples) < MIN_SAMPLES:
+        raise ValueError(f"signal must be 1-D with at least {MIN_SAMPLES} samples, got {tuple(samples.shape)}")
+    length = min(int(round(window_s * sample_rate)), len(samples))
     windows = samples.unfold(0, length, max(1, length // 2))
     energy, _ = most_impulsive_band(windows, sample_rate)
     power = (envelope_spectrum(energy) ** 2).mean(dim=0)

@@ -1,12 +1,15 @@
-"""Classify one recording with a logged model: what `python -m pipeline.predict` runs.
+"""Diagnose recordings with a logged model: what `python -m pipeline.predict` runs.
 
-The input is a CWRU .mat file (its 12 kHz drive-end channel, read by `pipeline.data.cwru`) or a CSV holding
-either one column of samples or one window per row. A signal is cut into the window length the model itself
-records in its `model_config`, so the caller never has to know how the model was trained.
+A maintenance engineer asks what is wrong with a bearing once per recording, so the answer is one row per
+recording: the class most of its windows name, its mean probability, the share of windows that agree, and
+whether the recording looks unlike anything the model was trained on. The per-window table stays available.
+Recordings are cut into the window length the model itself records, so the caller never has to know how the
+model was trained.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from numbers import Integral
 from pathlib import Path
 from typing import Optional
@@ -15,42 +18,135 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from pipeline.data.cwru import CwruError, read_cwru_file
+from pipeline.common.progress import Progress
+from pipeline.data.bearing import BearingGeometry
+from pipeline.data.config import DataConfig
+from pipeline.data.files import parse_bearing
 from pipeline.data.windows import frame
+from pipeline.readout.diagnosis_figure import write_diagnosis_figure
+from pipeline.stages.predict_inputs import PredictError, PredictInput, check_input, predict_inputs
 from pipeline.tracking.store import use_store
 
 DEFAULT_MODEL_URI = "models:/av-pino@champion"
 BATCH = 256  # windows per model call, so a long recording does not run through the network at once
+FIGURE_SUFFIXES = (".html", ".png")
 
 
-class PredictError(ValueError):
-    """The input file or the model cannot be used; the message names which and why."""
+@dataclass
+class Diagnoses:
+    recordings: pd.DataFrame  # one row per recording (`diagnosis_table`)
+    windows: pd.DataFrame  # one row per window, `recording` first
+    inputs: list[PredictInput]  # what was read, for figures
+    model_config: dict  # the model's own record: its rate, default speed and bearing
+
+
+def diagnose(
+    path: str | Path,
+    model_uri: str = DEFAULT_MODEL_URI,
+    hop: Optional[int] = None,
+    rpm: Optional[float] = None,
+    sample_rate: Optional[float] = None,
+    variable: Optional[str] = None,
+) -> Diagnoses:
+    """Diagnose every recording of `path` (a file, a folder of recording files, or a `data=files` manifest).
+
+    rpm, sample_rate, variable: for files that do not state their own (default: the model's speed and rate).
+    hop: samples between window starts; default the window length (no overlap).
+    """
+    _check_hop(hop)
+    check_input(path)
+    model, window, model_rate = load_model(model_uri)
+    inputs = predict_inputs(path, window, model_rate, rpm, sample_rate, variable)
+    progress = Progress(len(inputs), "recordings")
+    tables = []
+    for recording in inputs:
+        tables.append(_predict_windows(model, recording, window, hop or window).assign(recording=recording.name))
+        progress.step(recording.name)
+    windows = pd.concat(tables, ignore_index=True)
+    windows.insert(0, "recording", windows.pop("recording"))
+    return Diagnoses(diagnosis_table(windows, inputs), windows, inputs, model.unwrap_python_model().config)
 
 
 def predict_file(path: str | Path, model_uri: str = DEFAULT_MODEL_URI, hop: Optional[int] = None) -> pd.DataFrame:
-    """One row per window of `path`: `class`, its `probability`, every `prob_<class>`, then what else the model
-    serves: `uncertainty` and, for a model logged with an ood score, `ood_score` and `out_of_distribution`.
-
-    hop: samples between window starts when the file holds a signal; default the window length (no overlap).
-    A CSV of windows is classified row by row and ignores `hop`.
-    """
-    path = Path(path)
-    if not path.is_file():
+    """One row per window of one recording file: `class`, its `probability`, every `prob_<class>`, then what else
+    the model serves: `uncertainty` and, for a model logged with an ood score, `ood_score` and
+    `out_of_distribution`. A CSV of windows is classified row by row and ignores `hop`."""
+    if not Path(path).is_file():
         raise PredictError(f"{path}: no such file")
-    if path.suffix.lower() not in (".mat", ".csv"):
-        raise PredictError(f"{path}: unknown extension {path.suffix!r}; expected .mat (CWRU) or .csv")
-    if hop is not None and (isinstance(hop, bool) or not isinstance(hop, Integral) or hop < 1):
-        raise PredictError(f"hop={hop!r}: must be a positive whole number of samples")
-    model, window, sample_rate = load_model(model_uri)
-    windows, shaft_hz = read_windows(path, window, sample_rate, hop or window)
-    params = None if shaft_hz is None else {"shaft_hz": shaft_hz}  # else the model's default speed
-    table = pd.concat(
-        [model.predict(windows[start : start + BATCH], params=params) for start in range(0, len(windows), BATCH)],
-        ignore_index=True,
-    )
-    table.insert(1, "probability", table.filter(like="prob_").max(axis=1))
+    table = diagnose(path, model_uri, hop).windows.drop(columns="recording")
     table.index.name = "window"
     return table
+
+
+def diagnosis_table(windows: pd.DataFrame, inputs: list[PredictInput]) -> pd.DataFrame:
+    """Per recording: `diagnosis` (the class most windows name), `probability` (its mean probability over the
+    windows), `agreement` (the share of windows naming it), `windows`, and where the model serves an ood flag,
+    `out_of_distribution` (most windows flagged); `label` where a manifest stated one."""
+    rows = []
+    for recording in inputs:
+        mine = windows[windows["recording"] == recording.name]
+        votes = mine["class"].value_counts()
+        diagnosis = votes.index[0]
+        row = {
+            "recording": recording.name,
+            "diagnosis": diagnosis,
+            "probability": float(mine[f"prob_{diagnosis}"].mean()),
+            "agreement": float(votes.iloc[0] / len(mine)),
+            "windows": len(mine),
+        }
+        if "out_of_distribution" in mine:
+            row["out_of_distribution"] = bool(mine["out_of_distribution"].mean() > 0.5)
+        if recording.label is not None:
+            row["label"] = recording.label
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def write_figures(found: Diagnoses, path: str | Path, bearing: Optional[str] = None) -> list[Path]:
+    """The diagnosis figure (pipeline.readout.diagnosis_figure: the envelope spectrum with the bearing's fault
+    lines, beside the recording's mean class probabilities) of each recording: written to `path` (.html or .png)
+    for one recording, to `<stem>-<n>-<recording>.<suffix>` beside it for several. `bearing` (a preset or a
+    geometry) overrides the manifest's and the model's."""
+    path = Path(path)
+    if path.suffix.lower() not in FIGURE_SUFFIXES:
+        raise PredictError(f"figure={str(path)!r}: must end in {' or '.join(FIGURE_SUFFIXES)}")
+    config, written = found.model_config, []
+    for number, recording in enumerate(found.inputs):
+        mine = found.windows[found.windows["recording"] == recording.name]
+        probabilities = {c.removeprefix("prob_"): float(mine[c].mean()) for c in mine.columns if c.startswith("prob_")}
+        target = (
+            path
+            if len(found.inputs) == 1
+            else path.with_name(f"{path.stem}-{number}-{_slug(recording.name)}{path.suffix}")
+        )
+        written.append(
+            write_diagnosis_figure(
+                recording.samples.reshape(-1),
+                float(config["sample_rate"]),
+                recording.shaft_hz or float(config["shaft_hz"]),
+                _bearing(bearing or recording.bearing, config),
+                probabilities,
+                target,
+                title=recording.name,
+            )
+        )
+    return written
+
+
+def _bearing(named: Optional[str], config: dict) -> BearingGeometry:
+    """The bearing a name or geometry string states, else the one the model was trained on, else the default."""
+    try:
+        if named:
+            return parse_bearing(named)
+    except ValueError as err:
+        raise PredictError(f"bearing={named!r}: {err}") from None
+    if config.get("bearing"):
+        return BearingGeometry(**config["bearing"])
+    return parse_bearing(DataConfig().bearing)
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
 def load_model(model_uri: str) -> tuple[mlflow.pyfunc.PyFuncModel, int, float]:
@@ -64,57 +160,17 @@ def load_model(model_uri: str) -> tuple[mlflow.pyfunc.PyFuncModel, int, float]:
     return model, int(config["window"]), float(config["sample_rate"])
 
 
-def read_windows(path: Path, window: int, sample_rate: float, hop: int) -> tuple[np.ndarray, Optional[float]]:
-    """float32 windows [N, window] of a .mat recording or a CSV, and the shaft speed (Hz) when the file records
-    it (a CWRU file does, a CSV does not: the model reads fault lines in shaft orders); or a PredictError."""
-    if path.suffix.lower() == ".mat":
-        try:
-            record = read_cwru_file(path, min_samples=1)  # "too short" is judged against the window below
-        except CwruError as err:
-            raise PredictError(str(err)) from None
-        if record.sample_rate != sample_rate:
-            raise PredictError(f"{path}: sampled at {record.sample_rate} Hz, the model expects {sample_rate:g} Hz")
-        signal, shaft_hz = record.signal, record.rpm / 60
-    else:
-        values, shaft_hz = read_csv_numbers(path), None
-        if values.shape[1] == window:
-            return values, shaft_hz
-        if values.shape[1] != 1:
-            raise PredictError(
-                f"{path}: {values.shape[1]} columns; expected 1 (a signal) or {window} (one window per row)"
-            )
-        signal = values[:, 0]
-    if len(signal) < window:
-        raise PredictError(f"{path}: {len(signal)} samples, too short for one window of {window} samples")
-    return np.ascontiguousarray(frame(signal, window, hop)), shaft_hz
-
-
-def read_csv_numbers(path: Path) -> np.ndarray:
-    """The cells of a CSV as float32 [rows, columns]; a first row without any number is taken as a header."""
-    try:
-        cells = pd.read_csv(path, header=None, dtype=str, skipinitialspace=True)
-    except pd.errors.EmptyDataError:
-        raise PredictError(f"{path}: the CSV holds no samples") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise PredictError(f"{path}: not a CSV table of numbers ({str(err).strip()})") from None
-    numbers = cells.apply(pd.to_numeric, errors="coerce").astype(np.float64)
-    if len(numbers) > 1 and numbers.iloc[0].isna().all():
-        cells, numbers = cells.iloc[1:], numbers.iloc[1:]
-    bad = ~np.isfinite(numbers.to_numpy())
-    if bad.any():
-        row, column = np.argwhere(bad)[0]
-        value = cells.iat[row, column]
-        raise PredictError(
-            f"{path}: row {cells.index[row] + 1}, column {column + 1} holds "
-            f"{'' if pd.isna(value) else value!r}, not a finite number"
-        )
-    return numbers.to_numpy(dtype=np.float32)
-
-
-def summary(table: pd.DataFrame) -> str:
-    """The majority class over all windows and its share, e.g. `12 windows: majority class inner_007 on 10 (83%)`."""
-    counts = table["class"].value_counts()
-    return (
-        f"{len(table)} windows: majority class {counts.index[0]} on {counts.iloc[0]} "
-        f"({counts.iloc[0] / len(table):.0%})"
+def _predict_windows(model, recording: PredictInput, window: int, hop: int) -> pd.DataFrame:
+    windows = recording.samples if recording.is_windows else np.ascontiguousarray(frame(recording.samples, window, hop))
+    params = None if recording.shaft_hz is None else {"shaft_hz": recording.shaft_hz}  # else the model's default
+    table = pd.concat(
+        [model.predict(windows[start : start + BATCH], params=params) for start in range(0, len(windows), BATCH)],
+        ignore_index=True,
     )
+    table.insert(1, "probability", table.filter(like="prob_").max(axis=1))
+    return table
+
+
+def _check_hop(hop) -> None:
+    if hop is not None and (isinstance(hop, bool) or not isinstance(hop, Integral) or hop < 1):
+        raise PredictError(f"hop={hop!r}: must be a positive whole number of samples")

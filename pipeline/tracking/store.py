@@ -7,10 +7,12 @@ output folders and `mlflow run`'s working directory cannot scatter runs across s
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import mlflow
 import sqlalchemy
+from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_STORE_DIR = REPO_ROOT / "mlruns"
@@ -50,7 +52,10 @@ def checkpoint_root() -> Path:
 
 
 def use_store() -> str:
-    """Point MLflow at the store in force and return its URI."""
+    """Point MLflow at the store in force and return its URI. In a non-interactive run (a log file, CI) MLflow's
+    artifact progress bars are turned off unless the user set them: each would write hundreds of updates."""
+    if not sys.stderr.isatty():
+        os.environ.setdefault(MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name, "false")
     uri = tracking_uri()
     if uri.startswith("sqlite:///"):
         Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)

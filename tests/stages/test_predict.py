@@ -1,21 +1,23 @@
 """`pipeline.predict` with a tiny untrained model logged into a private store: a CWRU-layout .mat, CSVs of samples
-and of windows, the command line with the champion alias, and the input errors a user can make."""
+and of windows, a folder of recordings in several formats diagnosed one row per recording, and the command line
+with the champion alias."""
 
 import os
-import re
 import subprocess
 from pathlib import Path
 
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.io
+import scipy.io.wavfile
 import torch
 from mlflow.exceptions import MlflowException
 
 from pipeline.config import DataConfig, ExperimentConfig, ModelConfig
 from pipeline.data.classes import CLASS_NAMES
-from pipeline.stages.predict import PredictError, predict_file, read_windows
+from pipeline.stages.predict import PredictError, diagnose, predict_file, write_figures
 from pipeline.tracking.model_logging import log_pyfunc_model
 from pipeline.tracking.store import ensure_experiment
 from pipeline.training.model_factory import untrained_model
@@ -72,63 +74,88 @@ def test_classifies_a_cwru_file_and_csvs_of_samples_and_of_windows(model_uri, tm
     assert table["class"].tolist() == direct["class"].tolist()  # rows are windows, in file order
 
 
+def write_mixed_folder(folder: Path) -> Path:
+    """Three recordings of one pump as users keep them: a .wav (which states its rate), a .npy and a CWRU .mat."""
+    folder.mkdir()
+    rng = np.random.default_rng(7)
+    scipy.io.wavfile.write(folder / "pump_a.wav", RATE, (0.1 * rng.standard_normal(900)).astype(np.float32))
+    np.save(folder / "pump_b.npy", rng.standard_normal(700))
+    write_mat(folder, 1300)
+    return folder
+
+
+def test_a_folder_gets_one_diagnosis_per_recording(model_uri, tmp_path):
+    found = diagnose(write_mixed_folder(tmp_path / "pumps"), model_uri)
+
+    assert found.recordings["recording"].tolist() == ["105.mat", "pump_a.wav", "pump_b.npy"]
+    assert found.recordings["windows"].tolist() == [5, 3, 2]
+    for row in found.recordings.itertuples():
+        mine = found.windows[found.windows["recording"] == row.recording]
+        assert row.diagnosis == mine["class"].mode()[0] and row.agreement == (mine["class"] == row.diagnosis).mean()
+        assert row.probability == pytest.approx(mine[f"prob_{row.diagnosis}"].mean())
+
+    figures = write_figures(found, tmp_path / "diagnosis.html", bearing="nsk_6203")
+    assert [f.name for f in figures] == [
+        "diagnosis-0-105.mat.html",
+        "diagnosis-1-pump_a.wav.html",
+        "diagnosis-2-pump_b.npy.html",
+    ]
+    assert "BPFI ×1" in figures[0].read_text() and "105.mat" in figures[0].read_text()
+    [png] = write_figures(diagnose(tmp_path / "pumps" / "105.mat", model_uri), tmp_path / "one.png")
+    assert png == tmp_path / "one.png" and png.read_bytes().startswith(b"\x89PNG")
+    with pytest.raises(PredictError, match="figure='x.svg': must end in .html or .png"):
+        write_figures(found, "x.svg")
+    with pytest.raises(PredictError, match="bearing='9/1': "):
+        write_figures(found, tmp_path / "d.html", bearing="9/1")
+
+
+def test_a_manifest_is_diagnosed_with_its_speeds_and_labels(model_uri, tmp_path):
+    folder = write_mixed_folder(tmp_path / "pumps")
+    manifest = folder / "manifest.csv"
+    manifest.write_text("path,label,rpm,sample_rate\npump_a.wav,normal,1500,12000\npump_b.npy,inner,1800,24000\n")
+
+    found = diagnose(manifest, model_uri)
+
+    assert found.recordings["recording"].tolist() == ["pump_a.wav", "pump_b.npy"]
+    assert found.recordings["label"].tolist() == ["normal", "inner"]
+    assert [i.shaft_hz for i in found.inputs] == [25.0, 30.0]
+    assert found.recordings["windows"].tolist() == [3, 1]  # 700 samples at 24 kHz are 350 at the model's 12 kHz
+
+
 @pytest.mark.slow
-def test_command_line_uses_the_champion_and_prints_a_table_and_a_summary(model_uri, mlflow_store, tmp_path):
+def test_command_line_uses_the_champion_and_prints_one_diagnosis_per_recording(model_uri, mlflow_store, tmp_path):
     version = mlflow.register_model(model_uri, "av-pino").version
     mlflow.MlflowClient().set_registered_model_alias("av-pino", "champion", version)
-    mat = write_mat(tmp_path, 1300)
+    folder = write_mixed_folder(tmp_path / "pumps")
     env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_store, "OMP_NUM_THREADS": "1"}
 
     def cli(*args: str) -> subprocess.CompletedProcess:
         """`python -m pipeline.predict <args>`, forked from a warm interpreter (tests/entry_zygote.py)."""
         return run_entry_point("predict", *args, env=env, folder=tmp_path)
 
-    result = cli(f"input={mat}")
+    result = cli(f"input={folder}", f"output={tmp_path / 'diagnoses.csv'}", f"figure={tmp_path / 'pumps.png'}")
     assert result.returncode == 0, result.stderr[-2000:]
-    header, *rows, last = result.stdout.strip().splitlines()
-    assert header.split() == ["window", "class", "probability", "uncertainty"]
-    assert [row.split()[0] for row in rows] == ["0", "1", "2", "3", "4"]
+    header, *rows = result.stdout.strip().splitlines()
+    assert header.split() == ["recording", "diagnosis", "probability", "agreement", "windows"]
+    assert [row.split()[0] for row in rows] == ["105.mat", "pump_a.wav", "pump_b.npy"]
     assert {row.split()[1] for row in rows} <= set(CLASS_NAMES)
-    assert last.startswith("5 windows: majority class ")
+    written = pd.read_csv(tmp_path / "diagnoses.csv")
+    assert written["recording"].tolist() == ["105.mat", "pump_a.wav", "pump_b.npy"]
+    assert sorted(p.name for p in tmp_path.glob("pumps-*.png")) == [
+        "pumps-0-105.mat.png",
+        "pumps-1-pump_a.wav.png",
+        "pumps-2-pump_b.npy.png",
+    ]
+
+    per_window = cli(f"input={folder / '105.mat'}", "--windows", "output=null")
+    assert per_window.returncode == 0, per_window.stderr[-2000:]
+    header, *rows = per_window.stdout.strip().splitlines()
+    assert header.split() == ["window", "recording", "class", "probability", "uncertainty"]
+    assert [row.split()[0] for row in rows] == ["0", "1", "2", "3", "4"]
 
     missing = cli(f"input={tmp_path / 'missing.mat'}")
     assert missing.returncode == 1 and missing.stdout == ""
     assert missing.stderr.strip().endswith(f"predict: {tmp_path / 'missing.mat'}: no such file")
-
-
-def test_unusable_input_is_a_clear_error_naming_the_file(mlflow_store, tmp_path):
-    def fails(message, call, *args, **kwargs):
-        with pytest.raises(PredictError, match=re.escape(message)):
-            call(*args, **kwargs)
-
-    # Checked before any model is loaded (the temp store has none).
-    (tmp_path / "notes.txt").write_text("1\n")
-    (tmp_path / "samples.csv").write_text("1\n2\n")
-    fails(f"{tmp_path / 'absent.csv'}: no such file", predict_file, tmp_path / "absent.csv")
-    fails(f"{tmp_path / 'notes.txt'}: unknown extension '.txt'; expected .mat", predict_file, tmp_path / "notes.txt")
-    fails("hop=0: must be a positive whole number", predict_file, tmp_path / "samples.csv", hop=0)
-
-    # Reading needs the model's window length only.
-    def read(path):
-        return read_windows(path, WINDOW, RATE, hop=WINDOW)
-
-    short = tmp_path / "short.csv"
-    short.write_text("\n".join(["0.5"] * 100))
-    for path in (short, write_mat(tmp_path, 100)):
-        fails(f"{path}: 100 samples, too short for one window of 256", read, path)
-    cases = {
-        "text.csv": ("x\n1.0\nabc\n2.0\n", "row 3, column 1 holds 'abc', not a finite number"),
-        "gap.csv": ("1.0,2.0\n3.0,\n", "row 2, column 2 holds '', not a finite number"),
-        "infinite.csv": ("1.0\ninf\n", "row 2, column 1 holds 'inf', not a finite number"),
-        "wide.csv": ("1,2,3\n4,5,6\n", "3 columns; expected 1 (a signal) or 256 (one window per row)"),
-        "empty.csv": ("", "the CSV holds no samples"),
-    }
-    for name, (text, message) in cases.items():
-        (tmp_path / name).write_text(text)
-        fails(f"{tmp_path / name}: {message}", read, tmp_path / name)
-    not_cwru = tmp_path / "recording.mat"  # neither its name nor its keys say which CWRU recording it is
-    scipy.io.savemat(not_cwru, {"vibration": np.zeros((1300, 1))})
-    fails(f"{not_cwru}: no drive-end channel", read, not_cwru)
 
 
 def test_a_request_may_say_at_which_shaft_speed_its_windows_were_recorded(model_uri):
@@ -141,11 +168,3 @@ def test_a_request_may_say_at_which_shaft_speed_its_windows_were_recorded(model_
     assert not np.allclose(default.filter(like="prob_").to_numpy(), slower.filter(like="prob_").to_numpy())
     with pytest.raises(MlflowException, match="params.shaft_hz must be a positive number of Hz"):
         model.predict(windows, params={"shaft_hz": -1.0})
-
-
-def test_a_cwru_file_is_read_at_the_shaft_speed_it_records(tmp_path):
-    windows, shaft_hz = read_windows(write_mat(tmp_path, 1300), WINDOW, RATE, hop=WINDOW)
-    assert windows.shape == (5, WINDOW) and shaft_hz == pytest.approx(1797.0 / 60)
-    csv = tmp_path / "samples.csv"
-    csv.write_text("\n".join(["0.5"] * 300))
-    assert read_windows(csv, WINDOW, RATE, hop=WINDOW)[1] is None  # a CSV says nothing: the model's default

@@ -1,9 +1,11 @@
 """Experiments the pipeline uses (pipeline/tracking/store.py) say they hold model training, so MLflow 3 clients
 that read an experiment's kind treat them as such rather than as GenAI (traces) experiments."""
 
+import os
+
 import mlflow
 
-from pipeline.tracking.store import EXPERIMENT_KIND, MODEL_TRAINING, ensure_experiment
+from pipeline.tracking.store import EXPERIMENT_KIND, MODEL_TRAINING, ensure_experiment, use_store
 
 
 def kind(experiment_id: str) -> str | None:
@@ -26,3 +28,13 @@ def test_an_existing_experiment_without_a_kind_gets_it_and_a_stated_kind_is_kept
     assert kind(untagged) == MODEL_TRAINING
     assert ensure_experiment("agents") == chosen
     assert kind(chosen) == "genai_development"  # a kind someone chose is theirs
+
+
+def test_a_run_without_a_terminal_gets_no_artifact_progress_bars(mlflow_store, monkeypatch):
+    monkeypatch.delenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", raising=False)
+    use_store()  # pytest's stderr is not a terminal, as a log file or CI is not
+    assert os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] == "false"
+
+    monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "true")
+    use_store()
+    assert os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] == "true"  # the user's choice stands
