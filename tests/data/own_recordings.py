@@ -1,5 +1,6 @@
-"""A user's own recordings, as files of every supported type with a manifest: simulated bearings, written at
-24 kHz (so preparing them resamples), one file type per load."""
+"""A user's own recordings, as .wav, .npy, .csv and .mat files with a manifest: simulated bearings, written at
+24 kHz (so preparing them resamples), one file type per load; and writers for the formats that need a library
+call or a layout to mimic (MATLAB v7.3, TDMS)."""
 
 from __future__ import annotations
 
