@@ -1,10 +1,6 @@
-"""One vibration signal out of a recording file as users keep them, so that no one converts files before use.
-
-A file holds one recording; where it holds several channels or variables, `variable` names the one to read: a
-.mat variable or struct field by its dotted path (`bearing.gs`), a CSV or Parquet column header, a TDMS
-`group/channel`, or a channel number for .npy and .wav. Integer .wav samples are scaled to [-1, 1), the
-convention of audio tools, since a .wav carries no physical unit.
-"""
+"""One vibration signal out of a recording file in the format its user keeps it (.wav, .npy, .csv, .parquet, .mat
+v5 or v7.3, .tdms), so recordings are used as they come, with no conversion step; where a file holds several
+signals, `variable` names the one to read."""
 
 from __future__ import annotations
 
@@ -61,6 +57,7 @@ def read_number(path: Path, field_path: str) -> float:
 
 @contextmanager
 def _reading(suffix: str) -> Iterator[None]:
+    """Any failure of a format's reader as a SignalFileError with the reader's reason."""
     try:
         yield
     except SignalFileError:
@@ -70,6 +67,7 @@ def _reading(suffix: str) -> Iterator[None]:
 
 
 def _scaled(data: np.ndarray) -> np.ndarray:
+    """Integer .wav samples scaled to [-1, 1), the convention of audio tools, since a .wav carries no unit."""
     if np.issubdtype(data.dtype, np.integer):
         info = np.iinfo(data.dtype)
         return (data.astype(np.float64) - (info.max + 1 + info.min) / 2) / ((info.max - info.min + 1) / 2)
@@ -169,7 +167,7 @@ def _mat_contents(path: Path) -> Iterator[Any]:
 def _mat_signal(contents: Any, variable: Optional[str]) -> np.ndarray:
     """The numeric array at `variable` (a dotted field path) of a .mat file, or its only top-level one."""
     if variable is None:
-        arrays = [name for name in _names(contents) if getattr(_as_array(contents[name]), "size", 0) > 1]
+        arrays = [name for name in _names(contents) if getattr(_as_array(contents[name]), "size", 0) > 1]  # not scalars
         if len(arrays) != 1:
             raise SignalFileError(
                 f"{len(arrays)} numeric variables {arrays}; the manifest's variable must name the one to read"
