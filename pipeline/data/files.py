@@ -19,7 +19,7 @@ import scipy.signal
 from pipeline.data.bearing import BEARINGS, BearingGeometry
 from pipeline.data.classes import FAULT_LOCATIONS
 from pipeline.data.errors import DatasetError
-from pipeline.data.signal_files import SignalFileError, read_signal
+from pipeline.data.signal_files import SignalFileError, read_number, read_signal
 
 REQUIRED_COLUMNS = ("path", "label", "rpm", "sample_rate")
 OPTIONAL_COLUMNS = ("load", "bearing", "variable", "location", "fault_size")
@@ -49,7 +49,8 @@ class FileRecording:
 
 
 def read_manifest(manifest: str | Path, default_bearing: str) -> list[ManifestRow]:
-    """Every row of the manifest, checked (files exist, numbers are numbers, bearings are known); no file is read."""
+    """Every row of the manifest, checked (files exist, numbers are numbers, bearings are known); no signal is read,
+    only the fields that rpm or sample_rate cells name (`bearing.sr`: that field of the row's .mat file)."""
     manifest = Path(manifest)
     try:
         table = pd.read_csv(manifest, dtype=str, skipinitialspace=True, keep_default_na=False)
@@ -167,8 +168,8 @@ def _row(folder: Path, line: int, cells: dict[str, str], default_bearing: str) -
         raise ValueError(f"file {cells['path']!r} not found" + (f" (looked at {path})" if path else ""))
     if not cells["label"]:
         raise ValueError("empty label")
-    rpm = _number(cells, "rpm", positive=True)
-    rate = _number(cells, "sample_rate", positive=True)
+    rpm = _number(cells, "rpm", positive=True, file=path)
+    rate = _number(cells, "sample_rate", positive=True, file=path)
     load = _number(cells, "load", default=0.0)
     if load != int(load) or load < 0:
         raise ValueError(f"load {cells['load']!r} is not a whole number >= 0")
@@ -191,14 +192,27 @@ def _row(folder: Path, line: int, cells: dict[str, str], default_bearing: str) -
     )
 
 
-def _number(cells: dict[str, str], column: str, positive: bool = False, default: Optional[float] = None) -> float:
+def _number(
+    cells: dict[str, str],
+    column: str,
+    positive: bool = False,
+    default: Optional[float] = None,
+    file: Optional[Path] = None,
+) -> float:
+    """The number in a cell; given the row's `file`, the cell may instead name the field of it holding the number."""
     text = cells.get(column, "")
     if not text and default is not None:
         return default
     try:
         value = float(text)
     except ValueError:
-        raise ValueError(f"{column} {text!r} is not a number") from None
+        if file is None:
+            raise ValueError(f"{column} {text!r} is not a number") from None
+        try:
+            value = read_number(file, text)
+        except SignalFileError as err:
+            raise ValueError(f"{column} {text!r} is not a number, nor a field of {file.name} ({err})") from None
+        text = f"{text} = {value:g}"
     if not math.isfinite(value) or value < 0 or (positive and value == 0):
         raise ValueError(f"{column} {text!r} must be a {'positive' if positive else 'non-negative'} number")
     return value

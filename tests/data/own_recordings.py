@@ -1,14 +1,18 @@
-"""A user's own recordings, as files of every supported type with a manifest: simulated bearings, written at
-24 kHz (so preparing them resamples), one file type per load."""
+"""A user's own recordings, as .wav, .npy, .csv and .mat files with a manifest: simulated bearings, written at
+24 kHz (so preparing them resamples), one file type per load; and writers for the formats that need a library
+call or a layout to mimic (MATLAB v7.3, TDMS)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import h5py
 import numpy as np
 import pandas as pd
 import scipy.io
 import scipy.io.wavfile
+from nptdms import ChannelObject, TdmsWriter
 
 from pipeline.data.bearing import BEARINGS
 from pipeline.data.simulator import simulate_recording
@@ -65,3 +69,30 @@ def _write(folder: Path, label: str, load: int, rep: int, signal: np.ndarray) ->
         return "acceleration"
     scipy.io.savemat(path, {"acc": signal, "rpm": np.array([[1797.0]])})
     return "acc"
+
+
+def save_mat73(path: Path, variables: dict[str, Any]) -> None:
+    """Write `variables` as MATLAB's `save -v7.3` does: an HDF5 file behind a 512-byte MATLAB header, a struct
+    (a dict here, nested at will) as a group, an array as a dataset in column-major order (so transposed), a 1-D
+    array as a column."""
+    with h5py.File(path, "w", userblock_size=512) as file:
+        _write_group(file, variables)
+    with open(path, "r+b") as file:
+        file.write(b"MATLAB 7.3 MAT-file, written by the tests".ljust(116) + bytes(8) + b"\x00\x02IM")
+
+
+def _write_group(group: h5py.Group, variables: dict[str, Any]) -> None:
+    for name, value in variables.items():
+        if isinstance(value, dict):
+            _write_group(group.create_group(name), value)
+            group[name].attrs["MATLAB_class"] = np.bytes_("struct")
+        else:
+            array = np.asarray(value, dtype=np.float64)
+            group[name] = (array.reshape(-1, 1) if array.ndim < 2 else array).T
+            group[name].attrs["MATLAB_class"] = np.bytes_("double")
+
+
+def save_tdms(path: Path, channels: dict[str, np.ndarray]) -> None:
+    """Write each `group/channel` of `channels` to one TDMS file, as a National Instruments logger would."""
+    with TdmsWriter(path) as writer:
+        writer.write_segment([ChannelObject(*name.split("/"), data) for name, data in channels.items()])

@@ -7,6 +7,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.io
 import scipy.signal
 
 from pipeline.config import ConfigError, DataConfig
@@ -118,6 +119,39 @@ def test_resampling_filters_what_the_new_rate_cannot_hold(tmp_path):
     freqs, power = scipy.signal.welch(recording.signal, fs=12000, nperseg=2048)
     at = {f: power[np.argmin(np.abs(freqs - f))] for f in (kept, 12000 - aliased)}
     assert at[kept] > 1e4 * at[12000 - aliased]
+
+
+def write_rig(folder, rows):
+    """Two .mat recordings keeping their rate and speed in a struct beside the signal, and a manifest of `rows`."""
+    signal = np.sin(np.arange(RATE) / RATE * 2 * np.pi * 100)
+    for name in ("a.mat", "b.mat"):
+        scipy.io.savemat(folder / name, {"rig": {"acc": signal, "sr": float(RATE), "rpm": 1797.0}})
+    pd.DataFrame(rows, columns=["path", "label", "rpm", "sample_rate", "variable"]).to_csv(
+        folder / "m.csv", index=False
+    )
+    return folder / "m.csv"
+
+
+def test_a_rate_or_speed_cell_may_name_the_field_of_the_file_holding_it(tmp_path):
+    manifest = write_rig(
+        tmp_path, [["a.mat", "x", "rig.rpm", "rig.sr", "rig.acc"], ["b.mat", "y", 1500, RATE, "rig.acc"]]
+    )
+    rows = read_manifest(manifest, "skf_6205")
+    assert [(row.rpm, row.sample_rate) for row in rows] == [(1797.0, RATE), (1500.0, RATE)]
+    recordings = read_recordings(manifest, rows, sample_rate=12000, min_samples=WINDOW)
+    assert [len(r.signal) for r in recordings] == [12000, 12000]
+
+
+def test_a_missing_rate_field_is_named_by_its_manifest_line(tmp_path):
+    manifest = write_rig(
+        tmp_path, [["a.mat", "x", 1797, "rig.sr", "rig.acc"], ["b.mat", "y", 1797, "rig.fs", "rig.acc"]]
+    )
+    with pytest.raises(DatasetError) as caught:
+        read_manifest(manifest, "skf_6205")
+    assert str(caught.value).endswith(
+        "1 bad row(s):\n  line 3: sample_rate 'rig.fs' is not a number, nor a field of b.mat "
+        "(no field 'fs' in 'rig'; fields: ['acc', 'rpm', 'sr'])"
+    )
 
 
 def test_bad_rows_are_named_by_line_and_nothing_is_prepared(manifest, tmp_path):
