@@ -75,11 +75,13 @@ def test_classifies_a_cwru_file_and_csvs_of_samples_and_of_windows(model_uri, tm
 
 
 def write_mixed_folder(folder: Path) -> Path:
-    """Three recordings of one pump as users keep them: a .wav (which states its rate), a .npy and a CWRU .mat."""
+    """Four recordings of one pump as users keep them: a .wav (which states its rate), a .npy, a .parquet and a
+    CWRU .mat."""
     folder.mkdir()
     rng = np.random.default_rng(7)
     scipy.io.wavfile.write(folder / "pump_a.wav", RATE, (0.1 * rng.standard_normal(900)).astype(np.float32))
     np.save(folder / "pump_b.npy", rng.standard_normal(700))
+    pd.DataFrame({"acceleration": rng.standard_normal(600)}).to_parquet(folder / "pump_c.parquet")
     write_mat(folder, 1300)
     return folder
 
@@ -87,8 +89,8 @@ def write_mixed_folder(folder: Path) -> Path:
 def test_a_folder_gets_one_diagnosis_per_recording(model_uri, tmp_path):
     found = diagnose(write_mixed_folder(tmp_path / "pumps"), model_uri)
 
-    assert found.recordings["recording"].tolist() == ["105.mat", "pump_a.wav", "pump_b.npy"]
-    assert found.recordings["windows"].tolist() == [5, 3, 2]
+    assert found.recordings["recording"].tolist() == ["105.mat", "pump_a.wav", "pump_b.npy", "pump_c.parquet"]
+    assert found.recordings["windows"].tolist() == [5, 3, 2, 2]
     for row in found.recordings.itertuples():
         mine = found.windows[found.windows["recording"] == row.recording]
         assert row.diagnosis == mine["class"].mode()[0] and row.agreement == (mine["class"] == row.diagnosis).mean()
@@ -99,6 +101,7 @@ def test_a_folder_gets_one_diagnosis_per_recording(model_uri, tmp_path):
         "diagnosis-0-105.mat.html",
         "diagnosis-1-pump_a.wav.html",
         "diagnosis-2-pump_b.npy.html",
+        "diagnosis-3-pump_c.parquet.html",
     ]
     assert "BPFI ×1" in figures[0].read_text() and "105.mat" in figures[0].read_text()
     [png] = write_figures(diagnose(tmp_path / "pumps" / "105.mat", model_uri), tmp_path / "one.png")
@@ -137,14 +140,15 @@ def test_command_line_uses_the_champion_and_prints_one_diagnosis_per_recording(m
     assert result.returncode == 0, result.stderr[-2000:]
     header, *rows = result.stdout.strip().splitlines()
     assert header.split() == ["recording", "diagnosis", "probability", "agreement", "windows"]
-    assert [row.split()[0] for row in rows] == ["105.mat", "pump_a.wav", "pump_b.npy"]
+    assert [row.split()[0] for row in rows] == ["105.mat", "pump_a.wav", "pump_b.npy", "pump_c.parquet"]
     assert {row.split()[1] for row in rows} <= set(CLASS_NAMES)
     written = pd.read_csv(tmp_path / "diagnoses.csv")
-    assert written["recording"].tolist() == ["105.mat", "pump_a.wav", "pump_b.npy"]
+    assert written["recording"].tolist() == ["105.mat", "pump_a.wav", "pump_b.npy", "pump_c.parquet"]
     assert sorted(p.name for p in tmp_path.glob("pumps-*.png")) == [
         "pumps-0-105.mat.png",
         "pumps-1-pump_a.wav.png",
         "pumps-2-pump_b.npy.png",
+        "pumps-3-pump_c.parquet.png",
     ]
 
     per_window = cli(f"input={folder / '105.mat'}", "--windows", "output=null")

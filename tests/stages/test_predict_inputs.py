@@ -28,7 +28,7 @@ def test_unusable_input_is_a_clear_error_naming_the_file(mlflow_store, tmp_path)
     (tmp_path / "samples.csv").write_text("1\n2\n")
     fails(f"{tmp_path / 'absent.csv'}: no such file", predict_file, tmp_path / "absent.csv")
     fails(
-        f"{tmp_path / 'notes.txt'}: unknown extension '.txt'; expected one of .mat",
+        f"{tmp_path / 'notes.txt'}: unknown extension '.txt'; expected one of .wav, .npy",
         predict_file,
         tmp_path / "notes.txt",
     )
