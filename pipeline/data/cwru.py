@@ -15,6 +15,7 @@ import numpy as np
 import scipy.io
 import scipy.signal
 
+from pipeline.common.progress import Progress
 from pipeline.data.bearing import NOMINAL_RPM
 
 SAMPLE_RATE = 12000  # the rate of the drive-end files this reader returns
@@ -144,7 +145,9 @@ def read_cwru_folder(path: str | Path, strict: bool = True, min_samples: int = 1
     problems: list[dict[str, str]] = []
     ignored: list[dict[str, str]] = []
     seen: dict[tuple[str, int], str] = {}
+    progress = Progress(len(files), "CWRU files read")
     for file in files:
+        progress.step(file.name)
         try:
             record = read_cwru_file(file, min_samples=min_samples)
             first = seen.get((record.label, record.load_hp))

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import scipy.signal
 
+from pipeline.common.progress import Progress
 from pipeline.data.bearing import BEARINGS, BearingGeometry
 from pipeline.data.classes import FAULT_LOCATIONS
 from pipeline.data.errors import DatasetError
@@ -87,7 +88,9 @@ def read_recordings(
 ) -> list[FileRecording]:
     """Each row's signal at `sample_rate`, resampled where the file's rate differs (anti-aliased polyphase)."""
     recordings, errors = [], []
+    progress = Progress(len(rows), "recordings read")
     for row in rows:
+        progress.step(row.path.name)
         try:
             signal, stated_rate = read_signal(row.path, row.variable)
             if stated_rate is not None and not math.isclose(stated_rate, row.sample_rate):
