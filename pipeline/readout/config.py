@@ -28,7 +28,9 @@ class EvaluateConfig(Section):
     model_uri: Optional[str] = None  # default: the model of the newest finished train run
     batch_size: int = 256
     ece_bins: int = 15
+    diagnosis_figures: int = 2  # test recordings per class whose diagnosis figure the run logs
 
     def __post_init__(self) -> None:
         check_setting(self.batch_size > 0, "evaluate.batch_size", self.batch_size, "must be positive")
         check_setting(self.ece_bins >= 2, "evaluate.ece_bins", self.ece_bins, "must be at least 2")
+        check_setting(self.diagnosis_figures >= 0, "evaluate.diagnosis_figures", self.diagnosis_figures, "must be >= 0")

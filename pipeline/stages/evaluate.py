@@ -22,6 +22,7 @@ from pipeline.readout.config import EvaluateConfig
 from pipeline.readout.figures import confusion_matrix_figure, reliability_figure
 from pipeline.readout.metrics import auroc, classification_metrics, recording_accuracy
 from pipeline.readout.readout import Readout, predict_windows
+from pipeline.readout.recording_figures import recording_figures
 from pipeline.tracking.contract import DATASET_DIR_TAG, MODEL_URI_TAG, TRAIN_RUN_TAG, latest_finished_run
 from pipeline.tracking.datasets import dataset_of_run, log_dataset
 from pipeline.tracking.model_logging import load_logged_model
@@ -163,6 +164,7 @@ def evaluate(
         scored = _score(model, readout, dataset, class_names, target, config.evaluate)
         _log_against_model(scored.metrics, target.model_uri, run.info.run_id)
         _log_reports(scored, config.evaluate.ece_bins)
+        _log_recording_figures(scored, dataset, config.evaluate.diagnosis_figures)
     logged = scored.metrics
     print(
         f"evaluate run {run.info.run_id}: {len(scored.labels)} test windows, accuracy {logged['test/accuracy']:.4f}, "
@@ -235,6 +237,16 @@ def _log_reports(scored: _Scored, ece_bins: int) -> None:
     )
     mlflow.log_figure(reliability_figure(scored.probs, scored.labels, ece_bins), "plots/reliability.html")
     mlflow.log_text(scored.per_class.to_csv(), "per_class.csv")
+
+
+def _log_recording_figures(scored: _Scored, dataset: PreparedDataset, per_class: int) -> None:
+    """`diagnosis/<class>-recording-<id>.html`: a few test recordings per class, the evidence for their diagnoses."""
+    manifest = dataset.manifest
+    figures = recording_figures(
+        dataset.subset("test"), scored.probs, scored.class_names, per_class, manifest["sample_rate"], manifest["hop"]
+    )
+    for key, figure in figures.items():
+        mlflow.log_figure(figure, f"diagnosis/{key}.html")
 
 
 def _check_compatible(model_config: dict, manifest: dict, target: Target) -> list[str]:

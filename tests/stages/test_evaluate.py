@@ -103,7 +103,16 @@ def test_evaluates_a_trained_model_and_logs_metrics_and_plots(mlflow_store, conf
     served = mlflow.pyfunc.load_model(trained.model_uri).predict(np.zeros((2, 256), np.float32))
     assert served.columns[-2:].tolist() == ["ood_score", "out_of_distribution"]  # and in its signature:
     assert "out_of_distribution" in mlflow.models.get_model_info(trained.model_uri).signature.outputs.input_names()
-    assert ARTIFACTS <= artifact_paths(result.run_id)
+    logged = artifact_paths(result.run_id)
+    assert ARTIFACTS <= logged
+    test = load_prepared(dataset_dir).subset("test")
+    expected_figures = {  # two test recordings per class, each the evidence for its diagnosis
+        f"diagnosis/{name}-recording-{recording}.html"
+        for label, name in enumerate(class_names)
+        for recording in np.unique(test.recording_ids[test.labels == label])[:2]
+    }
+    assert expected_figures and {p for p in logged if p.startswith("diagnosis/")} == expected_figures
+    assert "BPFO ×1" in mlflow.artifacts.load_text(f"runs:/{result.run_id}/{sorted(expected_figures)[0]}")
     per_class = pd.read_csv(io.StringIO(mlflow.artifacts.load_text(f"runs:/{result.run_id}/per_class.csv")))
     assert per_class["class"].tolist() == class_names and per_class["support"].sum() > 0
 
