@@ -34,6 +34,9 @@ def test_overrides_reach_the_config(compose_config):
         ("data.task=fault_size", "data.task", "fault_size"),
         ("data.bearing=skf", "data.bearing", "skf"),
         ("data.split=fault_size", "data.split", "fault_size"),  # needs data.task=fault_location
+        ("data.split=group", "data.split", "group"),  # reads a manifest's column: data=files only
+        ("data.split=manifest", "data.split", "manifest"),
+        ("data.test_groups=[pump_b,pump_b]", "data.test_groups", "['pump_b', 'pump_b']"),
         ("data.test_fault_size=0.028", "data.test_fault_size", "0.028"),
         ("data.train_loads=[0,4]", "data.train_loads", "[0, 4]"),
         ("data.test_loads=[]", "data.test_loads", "[]"),
@@ -131,3 +134,15 @@ def test_packed_overrides_are_unpacked(argv, expected):
     from pipeline.stages.command_line import split_packed_overrides
 
     assert split_packed_overrides(argv) == expected
+
+
+def test_a_group_split_composes_from_mlprojects_packed_overrides(compose_config, tmp_path):
+    from pipeline.stages.command_line import split_packed_overrides
+
+    manifest = tmp_path / "manifest.csv"
+    manifest.touch()
+    packed = f"data.manifest={manifest} data.split=group data.test_groups=[pump_b,pump_c]"  # -P overrides="..."
+    config = to_experiment_config(compose_config("data=files", *split_packed_overrides([packed])))
+    assert (config.data.split, config.data.test_groups) == ("group", ["pump_b", "pump_c"])
+    with pytest.raises(ConfigError, match=r"data.test_groups=\[\]: must name the manifest's group\(s\)"):
+        to_experiment_config(compose_config("data=files", f"data.manifest={manifest}", "data.split=group"))

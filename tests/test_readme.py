@@ -29,6 +29,9 @@ RUN_BY = {
     "mlflow run . --env-manager local -P data=files": (
         "tests/stages/test_workflow.py::test_your_own_recordings_run_end_to_end"
     ),
+    SETUP[0].removeprefix("pip install -e . && ") + " -P data=files": (
+        "tests/test_readme.py::test_the_group_split_command_composes_as_written"
+    ),
     "python -m pipeline.prepare": "tests/test_readme.py::test_the_stage_commands_run_as_written",
     "python -m pipeline.train loss.physics_weight": "tests/test_readme.py::test_the_stage_commands_run_as_written",
     "python -m pipeline.evaluate": "tests/test_readme.py::test_the_stage_commands_run_as_written",
@@ -67,6 +70,22 @@ def test_every_readme_command_is_run_by_a_test_or_a_bench():
         path, _, name = runners[0].partition("::")
         source = (REPO / path).read_text()
         assert not name or re.search(rf"def {name}\b", source), f"{runners[0]} does not exist (runs: {command})"
+
+
+def test_the_group_split_command_composes_as_written(compose_config, tmp_path):
+    """The README's group split: MLproject's `data` and packed `overrides` parameters compose into a valid config
+    holding the test group (the list override survives the packing)."""
+    from pipeline.config import to_experiment_config
+    from pipeline.stages.command_line import split_packed_overrides
+
+    [command] = [c for c in shell_commands(README) if "data.split=group" in c]
+    words = shlex.split(command)
+    params = dict(words[i + 1].split("=", 1) for i, word in enumerate(words) if word == "-P")
+    manifest = tmp_path / "manifest.csv"
+    manifest.touch()
+    overrides = params["overrides"].replace("recordings/manifest.csv", str(manifest))
+    config = to_experiment_config(compose_config(f"data={params['data']}", *split_packed_overrides([overrides])))
+    assert (config.data.source, config.data.split, config.data.test_groups) == ("files", "group", ["pump_b"])
 
 
 def test_every_linked_docs_page_exists():

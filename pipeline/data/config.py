@@ -14,7 +14,8 @@ from pipeline.data.cwru import SAMPLE_RATE as CWRU_SAMPLE_RATE
 from pipeline.data.tasks import TASKS
 
 DATA_SOURCES = ("synthetic", "cwru", "files")
-SPLITS = ("recording", "load_shift", "fault_size", "time")
+SPLITS = ("recording", "load_shift", "fault_size", "time", "manifest", "group")
+MANIFEST_SPLITS = ("manifest", "group")  # read a column of the manifest, so only data.source=files has them
 
 
 @dataclass
@@ -30,10 +31,11 @@ class DataConfig(Section):
     snr_db: float = 20.0  # synthetic: measurement noise
     task: str = "fault_class"  # what a label means: fault_class (ten classes) or fault_location (four)
     bearing: str = "skf_6205"  # geometry preset of the monitored bearing (pipeline.data.bearing.BEARINGS)
-    split: str = "recording"  # recording, load_shift, fault_size or time (pipeline/data/splits.py)
+    split: str = "recording"  # recording, load_shift, fault_size, time, manifest or group (pipeline/data/splits.py)
     train_loads: list[int] = field(default_factory=lambda: [0, 1, 2])  # load_shift: loads (HP) trained on
     test_loads: list[int] = field(default_factory=lambda: [3])  # load_shift: loads (HP) tested on
     test_fault_size: float = 0.021  # fault_size: the size (in) tested on, never trained on
+    test_groups: list[str] = field(default_factory=list)  # group: the manifest's groups held out whole for test
     # how much the recording chain varies between the machines this data stands for: each training window goes
     # through a random transfer path of this spread and gain (pipeline/training/augmentation.py); 0 dB: off
     augment_spread_db: float = 0.0
@@ -48,6 +50,7 @@ class DataConfig(Section):
         self._check_source()
         self._check_windows()
         self._check_labels_and_split()
+        self._check_manifest_split()
         self._check_loads_and_sizes()
         self._check_augmentation_and_fractions()
 
@@ -100,6 +103,29 @@ class DataConfig(Section):
             self.bearing in BEARINGS, p + "bearing", self.bearing, f"must be one of the presets {tuple(BEARINGS)}"
         )
         check_setting(self.split in SPLITS, p + "split", self.split, f"must be one of {SPLITS}")
+
+    def _check_manifest_split(self) -> None:
+        """The splits a manifest's column decides: only for data=files, and a group split names its test groups."""
+        p = "data."
+        check_setting(
+            self.split not in MANIFEST_SPLITS or self.source == "files",
+            p + "split",
+            self.split,
+            f"reads a column of a manifest, so needs data=files (data.source is {self.source!r})",
+        )
+        groups = list(self.test_groups)
+        check_setting(
+            all(str(g).strip() for g in groups) and len(set(groups)) == len(groups),
+            p + "test_groups",
+            groups,
+            "must be distinct, non-empty group names",
+        )
+        check_setting(
+            self.split != "group" or bool(groups),
+            p + "test_groups",
+            groups,
+            "must name the manifest's group(s) to test on when data.split=group, e.g. data.test_groups=[pump_b]",
+        )
 
     def _check_loads_and_sizes(self) -> None:
         """The loads and the fault size a split holds out: CWRU's, unless a manifest of the user's own

@@ -21,9 +21,10 @@ from pipeline.data.bearing import BEARINGS, BearingGeometry
 from pipeline.data.classes import FAULT_LOCATIONS
 from pipeline.data.errors import DatasetError
 from pipeline.data.signal_files import SignalFileError, read_number, read_signal
+from pipeline.data.windows import SPLIT_NAMES
 
 REQUIRED_COLUMNS = ("path", "label", "rpm", "sample_rate")
-OPTIONAL_COLUMNS = ("load", "bearing", "variable", "location", "fault_size")
+OPTIONAL_COLUMNS = ("load", "bearing", "variable", "location", "fault_size", "split", "group")
 _MAX_LISTED = 10  # bad rows named in one error
 
 
@@ -40,6 +41,8 @@ class ManifestRow:
     variable: Optional[str]
     location: Optional[str]
     fault_size: float  # 0 where the row gives none (a healthy bearing has no size)
+    split: Optional[str]  # the split the row names, for data.split=manifest (checked by check_split)
+    group: Optional[str]  # the machine, bearing or other group the recording belongs to, for data.split=group
 
 
 @dataclass(frozen=True)
@@ -142,6 +145,43 @@ def check_task(manifest: str | Path, rows: list[ManifestRow], task: str) -> None
     _raise_if_any(Path(manifest), errors)
 
 
+def check_split(manifest: str | Path, rows: list[ManifestRow], split: str, test_groups: list[str]) -> None:
+    """The column a split reads (`split` for data.split=manifest, `group` for data.split=group) names a value on
+    every row, and leaves recordings both to train and to test on; every problem in one error."""
+    if split == "manifest":
+        problems = _named_split_problems(rows)
+    elif split == "group":
+        problems = _group_problems(rows, test_groups)
+    else:
+        return
+    _raise_if_any(Path(manifest), problems, f"problem(s) with data.split={split}")
+
+
+def _named_split_problems(rows: list[ManifestRow]) -> list[str]:
+    if all(row.split is None for row in rows):
+        return ["no row names a split: add a 'split' column holding train, val or test on every row"]
+    named = {row.split for row in rows}
+    problems = [f"no row says {side}: nothing to {side} on" for side in ("train", "test") if side not in named]
+    return problems + [
+        f"line {row.line}: split {row.split or ''!r} is not one of {', '.join(SPLIT_NAMES)}"
+        for row in rows
+        if row.split not in SPLIT_NAMES
+    ]
+
+
+def _group_problems(rows: list[ManifestRow], test_groups: list[str]) -> list[str]:
+    if all(row.group is None for row in rows):
+        return ["no row names a group: add a 'group' column (the machine or bearing each recording comes from)"]
+    groups = sorted({row.group for row in rows if row.group is not None})
+    unknown = [g for g in test_groups if g not in groups]
+    problems = []
+    if unknown:
+        problems.append(f"data.test_groups: no row has group(s) {unknown}; the groups are {groups}")
+    elif set(groups) <= set(test_groups):
+        problems.append(f"data.test_groups={list(test_groups)} holds out every group: none left to train on")
+    return problems + [f"line {row.line}: no group" for row in rows if row.group is None]
+
+
 def typical_bearing(rows: list[ManifestRow]) -> tuple[str, BearingGeometry]:
     """The bearing most rows name: the model's default for windows that come without one."""
     name, _ = Counter(row.bearing_name for row in rows).most_common(1)[0]
@@ -192,6 +232,8 @@ def _row(folder: Path, line: int, cells: dict[str, str], default_bearing: str) -
         cells.get("variable") or None,
         location,
         _number(cells, "fault_size", default=0.0),
+        cells.get("split") or None,
+        cells.get("group") or None,
     )
 
 
@@ -258,9 +300,9 @@ def at_rate(signal: np.ndarray, source_rate: float, target_rate: int) -> tuple[n
     ]
 
 
-def _raise_if_any(manifest: Path, errors: list[str]) -> None:
+def _raise_if_any(manifest: Path, errors: list[str], what: str = "bad row(s)") -> None:
     if errors:
         listed = errors[:_MAX_LISTED] + (
             [f"... and {len(errors) - _MAX_LISTED} more"] if len(errors) > _MAX_LISTED else []
         )
-        raise DatasetError(f"{manifest}: {len(errors)} bad row(s):\n  " + "\n  ".join(listed))
+        raise DatasetError(f"{manifest}: {len(errors)} {what}:\n  " + "\n  ".join(listed))

@@ -43,7 +43,11 @@ _ONLY_FOR = {
     "cwru": ("path", "strict"),
     "files": ("manifest",),
 }
-_SPLIT_KEYS = {"load_shift": ("train_loads", "test_loads"), "fault_size": ("test_fault_size",)}
+_SPLIT_KEYS = {
+    "load_shift": ("train_loads", "test_loads"),
+    "fault_size": ("test_fault_size",),
+    "group": ("test_groups",),
+}
 
 
 @dataclass(frozen=True)
@@ -119,6 +123,8 @@ def prepare_dataset(cfg: DataConfig, cache_root: str | Path) -> Path:
         [len(r.signal) for r in recordings],
         classes=[r.klass for r in recordings],
         sizes=[r.fault_size for r in recordings],
+        named_splits=[r.named_split for r in recordings],
+        groups=[r.group for r in recordings],
     )
     description = dataset_description(cfg)
     bearings = sorted({r.bearing_name for r in recordings})
@@ -264,6 +270,8 @@ def _manifest(
         **description,
         "hop": hop,
         "split": cfg.split,
+        "test_groups": list(cfg.test_groups) if cfg.split == "group" else [],
+        "held_out": plan.held_out,
         "validation": plan.validation,
         "fallbacks": plan.fallbacks,
         "optimistic": plan.optimistic is not None,
@@ -278,6 +286,7 @@ def _manifest(
                 "load_hp": r.load_hp,
                 "rpm": r.rpm,
                 "bearing": r.bearing_name,
+                "group": r.group,
                 "source": r.source,
                 "notes": r.notes,
                 "n_samples": len(r.signal),

@@ -4,6 +4,7 @@ simulator's, a CWRU folder's, or those a manifest of the user's own files lists.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
@@ -33,6 +34,8 @@ class Recording:
     klass: str  # the class the model learns, one of the dataset's class_names
     fault_size: float  # 0 for none
     bearing_name: str
+    named_split: Optional[str] = None  # files: the split the manifest row names (data.split=manifest)
+    group: Optional[str] = None  # files: the manifest row's group (data.split=group)
 
 
 def read_recordings(cfg: DataConfig) -> tuple[list[Recording], Skipped, Skipped]:
@@ -99,6 +102,8 @@ def _files(cfg: DataConfig) -> tuple[list[Recording], Skipped, Skipped]:
             user_files.class_of(r.row, cfg.task),
             r.row.fault_size,
             r.row.bearing_name,
+            r.row.split,
+            r.row.group,
         )
         for r in user_files.read_recordings(cfg.manifest, rows, cfg.sample_rate, cfg.window)
     ]
@@ -108,4 +113,5 @@ def _files(cfg: DataConfig) -> tuple[list[Recording], Skipped, Skipped]:
 def manifest_rows(cfg: DataConfig) -> list[user_files.ManifestRow]:
     rows = user_files.read_manifest(cfg.manifest, cfg.bearing)
     user_files.check_task(cfg.manifest, rows, cfg.task)
+    user_files.check_split(cfg.manifest, rows, cfg.split, list(cfg.test_groups))
     return rows

@@ -1,11 +1,11 @@
 """Which samples of which recording train, validate and test a model (`data.split`: recording, load_shift,
-fault_size or time; docs/data.md).
+fault_size, time, manifest or group; docs/data.md).
 
 Splits are decided per recording or per time block of a recording, never per window, so no recording leaks from
 training into test. The unit of assignment is a segment, the samples [start, stop) of one recording given to one
 split; windows are cut inside segments only, and blocks of one recording are at least one window apart.
-Validation comes from the training side only; a class with no recording on the test side is cut in time instead,
-and the plan names it in `fallbacks`."""
+Validation comes from the training side only (unless a manifest names validation recordings); a class with no
+recording on the test side is cut in time instead, and the plan names it in `fallbacks`."""
 
 from __future__ import annotations
 
@@ -39,6 +39,7 @@ class Segment:
 @dataclass(frozen=True)
 class SplitPlan:
     segments: list[Segment]
+    held_out: str  # what the test side holds, by the split's rule
     validation: str  # how validation was taken
     fallbacks: list[str]  # classes that could not follow the split's rule, and what was done instead
     optimistic: Optional[str] = None  # why test scores overstate generalisation, when they do
@@ -51,12 +52,17 @@ def plan_splits(
     lengths: Sequence[int],
     classes: Optional[Sequence[str]] = None,
     sizes: Optional[Sequence[float]] = None,
+    named_splits: Optional[Sequence[str]] = None,
+    groups: Optional[Sequence[str]] = None,
 ) -> SplitPlan:
     """The segments of `cfg.split` for recordings of `labels`, `loads` and `lengths` (samples).
 
     `classes` (what the model learns per recording) and `sizes` (fault size, 0 for none) default to what the
-    ten CWRU class names say under `cfg.task`; a manifest of the user's own recordings gives its own."""
+    ten CWRU class names say under `cfg.task`; a manifest of the user's own recordings gives its own, and the
+    split (train, val, test) its rows name (`named_splits`, for data.split=manifest) or their group (`groups`,
+    for data.split=group)."""
     labels, loads = _check_inputs(labels, loads)
+    named_splits, groups = _manifest_columns(cfg, labels, named_splits, groups)
     if classes is None:
         classes = [class_names(cfg.task)[task_label(cfg.task, label)] for label in labels]
     if sizes is None:
@@ -64,10 +70,13 @@ def plan_splits(
     classes, sizes = np.asarray(classes, dtype=str), np.asarray(sizes, dtype=float)
     lengths = np.asarray(lengths, dtype=np.int64)
     cutter = _Cutter(cfg, labels, loads, lengths)
+    if cfg.split == "manifest":
+        return _plan_as_named(cfg, cutter, classes, named_splits)
     if cfg.split == "time":
         segments = [s for i in range(len(labels)) for s in cutter.cut(i, cutter.train_val_test)]
         return SplitPlan(
             segments,
+            _held_out(cfg, groups),
             f"time: the block of {cfg.val_fraction:g} of each recording between its train "
             f"and test blocks, {cfg.window}-sample gaps",
             [],
@@ -80,25 +89,43 @@ def plan_splits(
         and _fewest_per_condition(labels, loads, everything) >= 2
     ):
         splits = split_by_recording(labels, loads, cfg.val_fraction, cfg.test_fraction, cfg.seed)
-        return SplitPlan([Segment(i, 0, int(lengths[i]), str(s)) for i, s in enumerate(splits)], _WHOLE_VALIDATION, [])
-    return _plan_by_sides(cfg, cutter, classes, sizes)
+        return SplitPlan(
+            [Segment(i, 0, int(lengths[i]), str(s)) for i, s in enumerate(splits)],
+            _held_out(cfg, groups),
+            _WHOLE_VALIDATION,
+            [],
+        )
+    return _plan_by_sides(cfg, cutter, classes, sizes, groups)
 
 
-def _plan_by_sides(cfg: DataConfig, cutter: _Cutter, classes: np.ndarray, sizes: np.ndarray) -> SplitPlan:
+def _plan_as_named(cfg: DataConfig, cutter: _Cutter, classes: np.ndarray, named: np.ndarray) -> SplitPlan:
+    """Each recording whole in the split its manifest row names; with no row naming val, validation is taken
+    from the training side as the other splits take it."""
+    _check_every_class_trains(cfg, cutter, classes, named)
+    lengths, held_out = cutter.lengths, _held_out(cfg, None)
+    if "val" in named:
+        segments = [Segment(i, 0, int(lengths[i]), str(s)) for i, s in enumerate(named)]
+        return SplitPlan(segments, held_out, "whole recordings: those whose manifest row says val", [])
+    rng = np.random.default_rng(cfg.seed)
+    train = np.flatnonzero(named == "train")
+    validation, train_segments = _validation(cfg, cutter.labels, cutter.loads, train, cutter, rng)
+    test = [Segment(int(i), 0, int(lengths[i]), "test") for i in np.flatnonzero(named == "test")]
+    return SplitPlan(sorted(test + train_segments, key=lambda s: (s.recording, s.start)), held_out, validation, [])
+
+
+def _plan_by_sides(
+    cfg: DataConfig, cutter: _Cutter, classes: np.ndarray, sizes: np.ndarray, groups: np.ndarray
+) -> SplitPlan:
     """Test recordings by the split's rule (`_sides`), validation from the training side; a class with no
     test-side recording is cut in time instead (a fallback the plan names)."""
     labels, loads, lengths = cutter.labels, cutter.loads, cutter.lengths
     rng = np.random.default_rng(cfg.seed)
-    sides = _sides(cfg, labels, loads, sizes, rng)
+    sides = _sides(cfg, labels, loads, sizes, groups, rng)
+    _check_every_class_trains(cfg, cutter, classes, sides)
     segments, fallbacks, whole_train = [], [], []
-    for label in sorted(set(classes.tolist())):  # each class the model learns needs a training side
+    for label in sorted(set(classes.tolist())):
         members = np.flatnonzero(classes == label)
         train, test = members[sides[members] == "train"], members[sides[members] == "test"]
-        if len(train) == 0:
-            raise DatasetError(
-                f"data.split={cfg.split}: class {label!r} has no recording on the training side "
-                f"({_where(cfg, labels, loads, members)}); nothing to learn it from"
-            )
         if len(test) == 0:
             fallbacks.append(
                 f"{label}: no recording on the test side ({_where(cfg, labels, loads, members)}); its "
@@ -111,15 +138,33 @@ def _plan_by_sides(cfg: DataConfig, cutter: _Cutter, classes: np.ndarray, sizes:
         whole_train.extend(train.tolist())
     validation, train_segments = _validation(cfg, labels, loads, np.array(sorted(whole_train), dtype=int), cutter, rng)
     segments = sorted(segments + train_segments, key=lambda s: (s.recording, s.start))
-    return SplitPlan(segments, validation, fallbacks)
+    return SplitPlan(segments, _held_out(cfg, groups), validation, fallbacks)
+
+
+def _check_every_class_trains(cfg: DataConfig, cutter: _Cutter, classes: np.ndarray, sides: np.ndarray) -> None:
+    """Each class the model learns needs a recording on the training side."""
+    for label in sorted(set(classes.tolist())):
+        members = np.flatnonzero(classes == label)
+        if not np.any(sides[members] == "train"):
+            raise DatasetError(
+                f"data.split={cfg.split}: class {label!r} has no recording on the training side "
+                f"({_where(cfg, cutter.labels, cutter.loads, members)}); nothing to learn it from"
+            )
 
 
 def _sides(
-    cfg: DataConfig, labels: np.ndarray, loads: np.ndarray, sizes: np.ndarray, rng: np.random.Generator
+    cfg: DataConfig,
+    labels: np.ndarray,
+    loads: np.ndarray,
+    sizes: np.ndarray,
+    groups: np.ndarray,
+    rng: np.random.Generator,
 ) -> np.ndarray:
     """'train', 'test' or '' (unused) per recording, by the split's rule."""
     if cfg.split == "load_shift":
         return np.select([np.isin(loads, cfg.test_loads), np.isin(loads, cfg.train_loads)], ["test", "train"], "")
+    if cfg.split == "group":
+        return np.where(np.isin(groups, cfg.test_groups), "test", "train")
     if cfg.split == "fault_size":  # normal has no size: its recordings are held out like the recording split's
         sides = np.where(np.isclose(sizes, cfg.test_fault_size), "test", "train").astype("<U5")
         held_out_by_recording = sorted(set(labels[sizes == 0].tolist()))
@@ -191,7 +236,28 @@ def _where(cfg: DataConfig, labels: np.ndarray, loads: np.ndarray, members: np.n
     at = f"at load(s) {sorted(set(loads[members].tolist()))} HP"
     if cfg.split == "load_shift":
         return f"{at}; data.train_loads={list(cfg.train_loads)}, data.test_loads={list(cfg.test_loads)}"
+    if cfg.split == "group":
+        return f"{len(members)} recording(s), all in data.test_groups={list(cfg.test_groups)}"
     return f"{len(members)} recording(s) {at}"
+
+
+def _held_out(cfg: DataConfig, groups: Optional[np.ndarray]) -> str:
+    """What the test side holds by the split's rule, for the dataset's manifest (`fallbacks` name exceptions)."""
+    if cfg.split == "load_shift":
+        return f"every recording at load(s) {list(cfg.test_loads)} HP; training on {list(cfg.train_loads)} HP"
+    if cfg.split == "fault_size":
+        return (
+            f"every recording of fault size {cfg.test_fault_size:g}, and a test_fraction ({cfg.test_fraction:g}) "
+            "of the normal recordings"
+        )
+    if cfg.split == "time":
+        return f"the last {cfg.test_fraction:g} of every recording"
+    if cfg.split == "manifest":
+        return "the recordings whose manifest row says test"
+    if cfg.split == "group":
+        training = sorted(set(groups.tolist()) - set(cfg.test_groups))
+        return f"group(s) {list(cfg.test_groups)}, whole; training on group(s) {training}"
+    return f"a test_fraction ({cfg.test_fraction:g}) of each class's recordings, spread over loads"
 
 
 def split_by_recording(
@@ -220,6 +286,17 @@ def split_by_recording(
         splits[order[:n_test]] = "test"
         splits[order[n_test : n_test + n_val]] = "val"
     return splits
+
+
+def _manifest_columns(
+    cfg: DataConfig, labels: np.ndarray, named_splits: Optional[Sequence[str]], groups: Optional[Sequence[str]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The split and group per recording as arrays (empty when not given); the one `cfg.split` reads is needed."""
+    named_splits, groups = (np.asarray([] if given is None else given, dtype=str) for given in (named_splits, groups))
+    needed = {"manifest": ("named_splits", named_splits), "group": ("groups", groups)}.get(cfg.split)
+    if needed and needed[1].shape != labels.shape:
+        raise ValueError(f"data.split={cfg.split} needs one of {needed[0]} per recording, got {needed[1].shape}")
+    return named_splits, groups
 
 
 def _fewest_per_class(labels: np.ndarray, members: np.ndarray) -> int:

@@ -201,3 +201,82 @@ def test_the_config_needs_an_existing_manifest(tmp_path):
         DataConfig(source="files")
     with pytest.raises(ConfigError, match="is not an existing file"):
         DataConfig(source="files", manifest=str(tmp_path / "nope.csv"))
+
+
+def copy_with(manifest, name: str, **columns):
+    """A copy of the manifest, saved as `name` beside it, with `columns` (one value per row) set."""
+    table = pd.read_csv(manifest).assign(**columns)
+    table.to_csv(manifest.parent / name, index=False)
+    return manifest.parent / name
+
+
+def loads_and_reps(manifest) -> tuple[pd.Series, pd.Series]:
+    table = pd.read_csv(manifest)
+    return table["load"], table["path"].str.extract(r"_(\d)\.")[0].astype(int)
+
+
+def test_a_split_column_sends_each_recording_whole_where_its_row_says(manifest, tmp_path):
+    load, rep = loads_and_reps(manifest)
+    named = np.where(load == 3, "test", np.where((load == 2) & (rep == 1), "val", "train"))
+    cfg = files_config(copy_with(manifest, "named.csv", split=named), split="manifest")
+    dataset = load_prepared(prepare_dataset(cfg, tmp_path))
+    m, a = dataset.manifest, dataset.arrays
+    assert [r["split"] for r in m["recordings"]] == list(named)  # whole recordings, none in two splits
+    for code, split in enumerate(("train", "val", "test")):
+        assert set(np.unique(a["recording"][a["split"] == code])) == set(np.flatnonzero(named == split))
+    assert m["recordings_per_split"] == {"train": 20, "val": 4, "test": 8}
+    assert (m["split"], m["held_out"]) == ("manifest", "the recordings whose manifest row says test")
+    assert m["validation"] == "whole recordings: those whose manifest row says val"
+
+    no_val = np.where(load == 3, "test", "train")  # validation then comes from the training rows
+    cfg = files_config(copy_with(manifest, "no_val.csv", split=no_val), split="manifest")
+    dataset = load_prepared(prepare_dataset(cfg, tmp_path))
+    splits = [r["split"] for r in dataset.manifest["recordings"]]
+    assert [s == "test" for s in splits] == list(no_val == "test")
+    assert set(splits) == {"train", "val", "test"} and dataset.manifest["recordings_per_split"]["val"] == 4
+    assert dataset.manifest["validation"].startswith("whole recordings: a val_fraction share")
+
+
+def test_a_group_column_holds_out_whole_machines_for_test(manifest, tmp_path):
+    load, _ = loads_and_reps(manifest)
+    grouped = copy_with(manifest, "grouped.csv", group=np.where(load.isin([0, 2]), "pump_a", "pump_b"))
+    cfg = files_config(grouped, split="group", test_groups=["pump_b"])
+    dataset = load_prepared(prepare_dataset(cfg, tmp_path))
+    m, a = dataset.manifest, dataset.arrays
+    tested = {m["recordings"][i]["group"] for i in np.unique(a["recording"][a["split"] == 2])}
+    trained = {m["recordings"][i]["group"] for i in np.unique(a["recording"][a["split"] != 2])}
+    assert (tested, trained) == ({"pump_b"}, {"pump_a"})
+    assert m["recordings_per_split"] == {"train": 12, "val": 4, "test": 16}  # validation: whole pump_a recordings
+    assert all(r["split"] in ("train", "val", "test") for r in m["recordings"])  # never cut in time
+    assert (m["split"], m["test_groups"]) == ("group", ["pump_b"])
+    assert m["held_out"] == "group(s) ['pump_b'], whole; training on group(s) ['pump_a']"
+    assert config_hash(files_config(grouped, split="group", test_groups=["pump_a"])) != config_hash(cfg)
+
+
+def test_a_split_or_group_column_that_cannot_make_the_split_names_every_problem(manifest, tmp_path):
+    load, _ = loads_and_reps(manifest)
+    cache = tmp_path / "cache"
+
+    def problems(path, **config) -> str:
+        with pytest.raises(DatasetError) as caught:
+            prepare_dataset(files_config(path, **config), cache)
+        return str(caught.value)
+
+    assert "no row names a split: add a 'split' column" in problems(manifest, split="manifest")
+    typos = copy_with(manifest, "typos.csv", split=np.where(load == 3, "tset", "train"))
+    typos.write_text(typos.read_text().replace(",train\n", ",\n", 1))  # the first row names no split
+    message = problems(typos, split="manifest")
+    assert message.startswith(f"{typos}: 10 problem(s) with data.split=manifest:\n  no row says test: nothing to")
+    assert "\n  line 2: split '' is not one of train, val, test" in message
+    assert "\n  line 8: split 'tset' is not one of train, val, test" in message
+    assert "no row names a group" in problems(manifest, split="group", test_groups=["pump_b"])
+    grouped = copy_with(manifest, "two_pumps.csv", group=np.where(load < 2, "pump_a", "pump_b"))
+    assert "data.test_groups: no row has group(s) ['pump_c']; the groups are ['pump_a', 'pump_b']" in problems(
+        grouped, split="group", test_groups=["pump_c"]
+    )
+    assert "data.test_groups=['pump_a', 'pump_b'] holds out every group: none left to train on" in problems(
+        grouped, split="group", test_groups=["pump_a", "pump_b"]
+    )
+    assert not cache.exists() or not any(cache.iterdir())
+    with pytest.raises(ConfigError, match=r"data.test_groups=\[\]: must name the manifest's group"):
+        files_config(grouped, split="group")

@@ -1,5 +1,6 @@
-"""Splits by recording or by time block, never by window: each rule, its fallbacks, and the errors of a split
-that cannot be made. Plans are made from recording facts alone (class, load, length), as `prepare_dataset` does."""
+"""Splits by recording or by time block, never by window: each rule (including the split and group a manifest
+names), its fallbacks, and the errors of a split that cannot be made. Plans are made from recording facts alone
+(class, load, length, the manifest's split or group), as `prepare_dataset` does."""
 
 import numpy as np
 import pytest
@@ -167,3 +168,84 @@ def test_a_split_that_cannot_be_made_says_why_in_one_line():
         r"blocks of at least one window \(256\)",
     ):
         plan(*recordings(per_load=1, length=1000), split="time")
+
+
+def own_config(tmp_path, **config) -> DataConfig:
+    """A data=files config; a plan never reads the manifest, so an empty file stands in for it."""
+    manifest = tmp_path / "manifest.csv"
+    manifest.touch()
+    return DataConfig(source="files", manifest=str(manifest), window=WINDOW, hop=WINDOW // 2, **config)
+
+
+def test_a_manifest_split_puts_each_recording_whole_where_its_row_says(tmp_path):
+    labels, loads, lengths = ["inner_007"] * 3 + ["outer_007"] * 3, [0, 1, 2] * 2, [12_000] * 6
+    named = ["train", "val", "test", "test", "train", "val"]
+    result = plan_splits(own_config(tmp_path, split="manifest"), labels, loads, lengths, named_splits=named)
+    assert [(s.recording, s.split, s.start, s.stop) for s in result.segments] == [
+        (i, split, 0, 12_000) for i, split in enumerate(named)
+    ]
+    assert result.validation == "whole recordings: those whose manifest row says val" and result.fallbacks == []
+    assert result.held_out == "the recordings whose manifest row says test"
+
+
+def test_without_val_rows_validation_comes_from_the_training_side(tmp_path):
+    labels, loads, lengths = recordings(per_load=3)  # 3 per class and load: 2 train, 1 test
+    named = ["test" if i % 3 == 0 else "train" for i in range(len(labels))]
+    result = plan_splits(own_config(tmp_path, split="manifest"), labels, loads, lengths, named_splits=named)
+    assert all((s.start, s.stop) == (0, 12_000) for s in result.segments)  # whole recordings, each in one split
+    assert sorted(s.recording for s in result.segments) == list(range(len(labels)))
+    for s in result.segments:
+        assert (s.split == "test") == (named[s.recording] == "test")
+    assert result.validation.startswith("whole recordings: a val_fraction share")
+    assert sum(s.split == "val" for s in result.segments) == 10  # 8 training recordings per class: 1 each
+
+    one_each = recordings(per_load=2)  # one training recording per class and load: its end validates
+    named = ["test" if i % 2 == 0 else "train" for i in range(len(one_each[0]))]
+    result = plan_splits(own_config(tmp_path, split="manifest"), *one_each, named_splits=named)
+    assert_no_window_can_leak(result, one_each[2])
+    assert all(splits_of(result, i) == (["test"] if i % 2 == 0 else ["train", "val"]) for i in range(len(named)))
+    assert result.validation.startswith("time: the last 0.15 of each training recording")
+
+
+def machines(groups=("pump_a", "pump_b", "pump_c"), per_group: int = 4):
+    """Two classes recorded `per_group` times on each machine, loads 0..3."""
+    rows = [(label, load % 4, group) for group in groups for label in ("inner", "outer") for load in range(per_group)]
+    return [r[0] for r in rows], [r[1] for r in rows], [12_000] * len(rows), [r[2] for r in rows]
+
+
+def test_a_group_split_tests_on_the_held_out_machines_and_validates_on_the_others(tmp_path):
+    labels, loads, lengths, groups = machines()
+    cfg = own_config(tmp_path, split="group", test_groups=["pump_c"])
+    result = plan_splits(cfg, labels, loads, lengths, classes=labels, sizes=[0.0] * len(labels), groups=groups)
+    assert all((s.start, s.stop) == (0, 12_000) for s in result.segments)
+    assert sorted(s.recording for s in result.segments) == list(range(len(labels)))  # none in two splits
+    tested = {groups[s.recording] for s in result.segments if s.split == "test"}
+    validated = {groups[s.recording] for s in result.segments if s.split == "val"}
+    assert tested == {"pump_c"} and validated <= {"pump_a", "pump_b"}
+    assert sum(s.split == "test" for s in result.segments) == 8 and sum(s.split == "val" for s in result.segments) == 2
+    assert result.held_out == "group(s) ['pump_c'], whole; training on group(s) ['pump_a', 'pump_b']"
+    assert result.validation.startswith("whole recordings") and result.fallbacks == []
+
+
+def test_a_class_missing_from_the_held_out_machines_is_cut_in_time_and_one_only_there_cannot_be_learnt(tmp_path):
+    labels, loads, lengths, groups = machines()
+    labels = ["normal" if g == "pump_a" and label == "inner" else label for label, g in zip(labels, groups)]
+    cfg = own_config(tmp_path, split="group", test_groups=["pump_c"])
+    sizes = [0.0] * len(labels)
+    result = plan_splits(cfg, labels, loads, lengths, classes=labels, sizes=sizes, groups=groups)
+    assert [f.split(":")[0] for f in result.fallbacks] == ["normal"]  # normal only on pump_a: cut in time
+    assert all(splits_of(result, i) == ["train", "val", "test"] for i, label in enumerate(labels) if label == "normal")
+    with pytest.raises(DatasetError) as err:
+        plan_splits(
+            own_config(tmp_path, split="group", test_groups=["pump_a"]),
+            labels,
+            loads,
+            lengths,
+            labels,
+            sizes,
+            groups=groups,
+        )
+    assert str(err.value) == (
+        "data.split=group: class 'normal' has no recording on the training side (4 recording(s), all in "
+        "data.test_groups=['pump_a']); nothing to learn it from"
+    )
