@@ -9,9 +9,11 @@ import sys
 
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 
 from pipeline.config import to_experiment_config
+from pipeline.data.prepared import load_prepared
 from pipeline.stages.workflow import run_pipeline
 from pipeline.tracking.run import browse_hint
 from tests.data.own_recordings import write_recordings
@@ -124,10 +126,15 @@ def test_champion_loads_in_a_fresh_process_without_pickle(pipeline_store):
 
 
 def test_your_own_recordings_run_end_to_end(pipeline_store, tmp_path):
-    """`mlflow run . -P data=files -P overrides="data.manifest=..."` over .wav/.npy/.csv/.mat files: the
-    champion tells the manifest's labels apart and names them in its predictions."""
+    """`mlflow run . -P data=files -P overrides="data.manifest=... data.split=group data.test_groups=[pump_b]"`
+    over .wav/.npy/.csv/.mat files, as README shows: trained on one machine's recordings, tested on the other's;
+    the champion names the manifest's labels in its predictions."""
     manifest = write_recordings(tmp_path / "recordings", duration_s=0.4, recordings_per_load=2)
-    tiny = " ".join(["data.window=256", "data.hop=256", *pipeline_store["tiny_model"]])
+    table = pd.read_csv(manifest)
+    table["group"] = np.where(table["load"] == 3, "pump_b", "pump_a")  # a second machine, run at load 3
+    table.to_csv(manifest, index=False)
+    groups = "data.split=group data.test_groups=[pump_b]"
+    tiny = " ".join(["data.window=256", "data.hop=256", groups, *pipeline_store["tiny_model"]])
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "OMP_NUM_THREADS": "1"}
     overrides = f"data.manifest={manifest} data.cache_dir={tmp_path / 'data'} hydra.run.dir={tmp_path} {tiny}"
     result = subprocess.run(
@@ -161,6 +168,9 @@ def test_your_own_recordings_run_end_to_end(pipeline_store, tmp_path):
     assert {"test/recall/ball", "test/recall/inner", "test/recall/normal", "test/recall/outer"} <= set(
         stages["evaluate"].data.metrics
     )
+    assert {"test/balanced_accuracy", "test/recording_accuracy"} <= set(stages["evaluate"].data.metrics)
+    dataset = load_prepared(stages["evaluate"].data.tags["dataset_dir"])
+    assert set(dataset.subset("test").loads) == {3} and 3 not in set(dataset.subset("train").loads)  # pump_b only
     champion = mlflow.pyfunc.load_model("models:/av-pino@champion")
     table = champion.predict(np.zeros((2, 256), dtype=np.float32))
     assert {"prob_ball", "prob_inner", "prob_normal", "prob_outer"} <= set(table.columns)

@@ -20,11 +20,13 @@ import time
 from dataclasses import dataclass
 
 import mlflow
+import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 from mlflow.entities import Run
 
 from pipeline.config import register_configs, to_experiment_config
+from pipeline.stages.predict import diagnose, write_figures
 from pipeline.stages.workflow import run_pipeline
 from pipeline.sweep.config import SweepConfig
 from pipeline.sweep.sweeper import run_sweep
@@ -230,3 +232,25 @@ def test_the_registered_model_shows_champion_and_challenger(page, store):
         for alias, version in store.aliases.items():
             row = page.get_by_role("row").filter(has=page.get_by_role("link", name=f"Version {version}", exact=True))
             seen(row.get_by_text(f"@ {alias}"), f"version {version} does not show alias {alias} {shot}")
+
+
+def test_the_evaluate_run_lists_its_diagnosis_figures_and_one_opens_in_the_browser(page, store, tmp_path):
+    evaluate = store.stages["evaluate"]
+    client = mlflow.MlflowClient(store.uri)
+    figures = [a.path for a in client.list_artifacts(evaluate.info.run_id, "diagnosis")]
+    assert figures and all(path.endswith(".html") for path in figures)
+    with screenshot(page, "evaluate_run_artifacts") as shot:
+        page.goto(f"/#/experiments/{store.experiment_id}/runs/{evaluate.info.run_id}/artifacts")
+        seen(page.get_by_text("diagnosis", exact=True).first, f"no diagnosis folder among the artifacts {shot}")
+
+    # What `python -m pipeline.predict input=<recording> figure=diagnosis.html` writes, opened as a user would.
+    recording = tmp_path / "pump.npy"
+    np.save(recording, np.random.default_rng(0).standard_normal(12_000))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", store.uri)
+        [figure] = write_figures(diagnose(recording, "models:/av-pino@champion"), tmp_path / "diagnosis.html")
+    with screenshot(page, "diagnosis_figure") as shot:
+        page.goto(figure.as_uri())
+        seen(page.locator(".main-svg").first, f"plotly drew nothing offline {shot}")
+        for family in ("BPFO", "BPFI", "2×BSF"):
+            seen(page.locator(".legend").get_by_text(family, exact=True), f"no {family} lines in the legend {shot}")
