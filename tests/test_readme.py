@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.data.own_recordings import write_recordings
 from tests.entry_zygote import run_entry_points
 from tests.tiny import TINY as TINY_DATA_MODEL
 
@@ -100,12 +101,20 @@ def test_the_stage_commands_run_as_written(tmp_path, cwru_dir):
     stages = re.search(r"Each stage runs alone.*?```bash\n.*?```", README, flags=re.S).group(0)
     cwru = [c for c in shell_commands(README) if "data=cwru" in c]
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    manifest = write_recordings(tmp_path / "recordings", duration_s=0.4)
     jobs = []
     for i, command in enumerate(cwru + shell_commands(stages)):
-        command = command.replace("/path/to/cwru", str(cwru_dir)).replace("input=cwru/", f"input={cwru_dir}/")
+        for written, private in {
+            "/path/to/cwru": str(cwru_dir),
+            "input=recordings/manifest.csv": f"input={manifest}",
+            "figure=diagnosis.html": f"figure={tmp_path / 'diagnosis.html'}",
+        }.items():
+            command = command.replace(written, private)
         program, dash_m, module, *args = shlex.split(command)
         assert (program, dash_m) == ("python", "-m") and module.startswith("pipeline.")
         extra = [f"hydra.run.dir={tmp_path / 'hydra'}"]
+        if module == "pipeline.predict":
+            extra.append(f"output={tmp_path / 'diagnoses.csv'}")
         if module in ("pipeline.prepare", "pipeline.train"):
             extra += [f"data.cache_dir={tmp_path / 'data'}", *([] if "data=cwru" in args else TINY)]
         jobs.append(
@@ -119,4 +128,6 @@ def test_the_stage_commands_run_as_written(tmp_path, cwru_dir):
         )
     for job in run_entry_points(jobs):
         assert job["returncode"] == 0, (job["args"], Path(job["stderr"]).read_text()[-2000:])
-    assert "majority class" in Path(jobs[-1]["stdout"]).read_text()  # predict printed its summary
+    diagnoses = Path(jobs[-1]["stdout"]).read_text().splitlines()
+    assert diagnoses[0].split()[:2] == ["recording", "diagnosis"] and len(diagnoses) == 1 + 16  # one per recording
+    assert len(list(tmp_path.glob("diagnosis-*.html"))) == 16 and (tmp_path / "diagnoses.csv").is_file()
