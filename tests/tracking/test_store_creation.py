@@ -12,6 +12,7 @@ from mlflow.tracking._tracking_service.utils import _tracking_store_registry
 
 from pipeline.tracking.store_creation import lock_path, registry_store, tracking_store
 from tests.conftest import REPO
+from tests.tiny import TINY
 
 
 def test_mlflow_opens_sqlite_stores_through_the_creation_lock(tmp_path):
@@ -50,10 +51,14 @@ def test_four_processes_opening_one_fresh_store_together_all_succeed(tmp_path):
 @pytest.mark.slow
 def test_two_first_runs_at_once_on_a_fresh_store_both_finish(tmp_path):
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+
+    def overrides(i: int) -> str:
+        return " ".join([*TINY, f"data.cache_dir={tmp_path / f'data{i}'}", f"hydra.run.dir={tmp_path / f'hydra{i}'}"])
+
     processes = [
         subprocess.Popen(
             ["mlflow", "run", ".", "-e", "prepare", "--env-manager", "local", "--experiment-name", "av-pino"]
-            + ["-P", f"overrides=data.cache_dir={tmp_path / f'data{i}'} hydra.run.dir={tmp_path / f'hydra{i}'}"],
+            + ["-P", f"overrides={overrides(i)}"],
             cwd=REPO,
             env=env,
             stdout=subprocess.DEVNULL,
