@@ -33,6 +33,11 @@ def cwru_dir() -> Path:
     return Path(os.environ.get("AVPINO_CWRU_DIR", REPO.parent / "shared" / "data" / "cwru"))
 
 
+def uestc_dir() -> Path:
+    """Where the UESTC recordings (a second rig and bearing) are: the folder `uestc` beside the CWRU folder."""
+    return cwru_dir().parent / "uestc"
+
+
 def load_dataset(config: ExperimentConfig):
     return load_prepared(prepare_dataset(config.data, CACHE))
 

@@ -55,6 +55,16 @@ def cwru_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def uestc_dir(cwru_dir) -> Path:
+    """The UESTC recordings (another rig and bearing), in the folder `uestc` beside the CWRU folder, as the
+    benchmarks find them (bench/common.py); tests that read them skip where the folder is absent."""
+    folder = cwru_dir.parent / "uestc"
+    if not (folder / "manifest.csv").is_file():
+        pytest.skip(f"UESTC recordings not found at {folder} (they sit beside the CWRU folder, in uestc/)")
+    return folder
+
+
+@pytest.fixture(scope="session")
 def empty_store(tmp_path_factory) -> Path:
     """An MLflow SQLite store with its tables made and nothing in them, made once per session: MLflow's
     migrations take a second or two for every new store, a copy of this one a millisecond."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
 from hydra import compose, initialize_config_dir
 
@@ -32,6 +33,8 @@ class StudyConfig(Section):
     ood_fault_size_in: float = 0.021  # ood_size: never trained on; its test windows are out of distribution
     ood_fault_location: str = "inner"  # ood_location: never trained on; its test windows are out of distribution
     unseen_sizes: list[float] = field(default_factory=lambda: list(FAULT_SIZES_IN))  # unseen_size: one set each
+    # other_rig, sim_to_other_rig: a data=files manifest of another rig's recordings, every window of them scored
+    other_rig_manifest: Optional[str] = None
     baseline_epochs: int = 40  # the WDCNN arm's epoch limit; its validation loss stops it (design.py)
     # physics_tuned: these weights, or with tune_with_sweep the best of a sweep of sweep_trials trials
     # (conf/hparams_search/physics_weights.yaml) the study runs first
@@ -86,6 +89,13 @@ class StudyConfig(Section):
             p + "ood_fault_location",
             self.ood_fault_location,
             f"must be a fault location out of {FAULT_LOCATIONS[1:]}",
+        )
+        other_rig_sets = sorted({"other_rig", "sim_to_other_rig"} & set(self.training_sets))
+        check_setting(
+            not other_rig_sets or (self.other_rig_manifest is not None and Path(self.other_rig_manifest).is_file()),
+            p + "other_rig_manifest",
+            self.other_rig_manifest,
+            f"must be an existing data=files manifest of another rig's recordings: {other_rig_sets} score on them",
         )
         for key in ("tuned_physics_weight", "tuned_consistency_weight"):
             value = getattr(self, key)

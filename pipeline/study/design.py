@@ -66,7 +66,18 @@ ARMS = {
         ),
     )
 }
-TRAINING_SETS = ("recording", "load_shift", "reduced_labels", "ood_size", "ood_location", "unseen_size", "sim_to_real")
+TRAINING_SETS = (
+    "recording",
+    "load_shift",
+    "reduced_labels",
+    "ood_size",
+    "ood_location",
+    "unseen_size",
+    "sim_to_real",
+    "other_rig",
+    "sim_to_other_rig",
+)
+SIMULATED_SETS = {"sim_to_real", "sim_to_other_rig"}  # trained on the simulator whatever data the study reads
 SIMULATOR_TRAINING_SETS = TRAINING_SETS[:4]  # the default study; the others are for real recordings
 RULE_WINDOW = 4096  # samples: a power of two at least sample_rate / MAX_BIN_HZ at 12 kHz
 

@@ -16,33 +16,30 @@ from pipeline.data.classes import FAULT_LOCATIONS
 from pipeline.data.prepared import PreparedDataset
 from pipeline.models.envelope_rule import EnvelopeRule
 from pipeline.readout.metrics import classification_metrics, recording_accuracy
-from pipeline.study.scoring import location_scores
+from pipeline.study.scoring import location_scores, window_grades
 from pipeline.study.sets import EvaluationSet, evaluated_windows
 
 
 def fit_rule(dataset: PreparedDataset) -> EnvelopeRule:
     """The rule at the dataset's sampling rate and bearing, its threshold fitted on the training windows."""
-    bearings = dataset.manifest["bearings"]
-    if len(bearings) != 1:
-        raise ValueError(
-            f"{dataset.path}: the envelope rule reads one bearing's fault combs; this dataset holds windows of "
-            f"{len(bearings)} bearings ({', '.join(b['name'] for b in bearings)}): leave envelope_rule out of "
-            "study.arms"
-        )
-    rule = EnvelopeRule(sample_rate=dataset.manifest["sample_rate"], bearing=BearingGeometry(**bearings[0]["geometry"]))
+    rule = EnvelopeRule(sample_rate=dataset.manifest["sample_rate"], bearing=_bearing(dataset))
     train = dataset.subset("train")
     return rule.fit(train.windows, train.shaft_hz, _locations(dataset)[train.labels])
 
 
 def score_rule(rule: EnvelopeRule, dataset: PreparedDataset, evaluation: EvaluationSet) -> dict[str, float]:
-    """The rule's metrics on `evaluation`'s in-distribution test windows, and the threshold it was fitted to."""
+    """The rule's metrics on `evaluation`'s in-distribution test windows, and the threshold it was fitted to.
+    It reads the fault combs of the scored dataset's bearing (another rig's, for `other_rig`) at its fitted
+    threshold."""
     test, ood = evaluated_windows(dataset, evaluation)
     windows = dataset.subset("test")
     in_dist = ~ood[test]
     labels = windows.labels[in_dist]
-    predicted = rule.predict(windows.windows[in_dist], windows.shaft_hz[in_dist])
+    scored_bearing = EnvelopeRule(rule.sample_rate, _bearing(dataset), rule.threshold)
+    predicted = scored_bearing.predict(windows.windows[in_dist], windows.shaft_hz[in_dist])
     truth = _locations(dataset)[labels]
-    logged = {"rule/threshold": rule.threshold, **location_scores(truth, predicted)}
+    grades = window_grades(dataset, windows.recording_ids[in_dist]) if evaluation.graded else None
+    logged = {"rule/threshold": rule.threshold, **location_scores(truth, predicted, grades)}
     if dataset.manifest["task"] == "fault_location":
         code = {location: index for index, location in enumerate(FAULT_LOCATIONS)}
         one_hot = np.eye(len(FAULT_LOCATIONS))[[code[location] for location in predicted]]  # an answer is certain
@@ -50,6 +47,18 @@ def score_rule(rule: EnvelopeRule, dataset: PreparedDataset, evaluation: Evaluat
         logged["test/accuracy"], logged["test/macro_f1"] = metrics["accuracy"], metrics["macro_f1"]
         logged["test/recording_accuracy"] = recording_accuracy(truth, predicted, windows.recording_ids[in_dist])
     return logged
+
+
+def _bearing(dataset: PreparedDataset) -> BearingGeometry:
+    """The one bearing whose fault combs the rule reads on this dataset."""
+    bearings = dataset.manifest["bearings"]
+    if len(bearings) != 1:
+        raise ValueError(
+            f"{dataset.path}: the envelope rule reads one bearing's fault combs; this dataset holds windows of "
+            f"{len(bearings)} bearings ({', '.join(b['name'] for b in bearings)}): leave envelope_rule out of "
+            "study.arms"
+        )
+    return BearingGeometry(**bearings[0]["geometry"])
 
 
 def _locations(dataset: PreparedDataset) -> np.ndarray:

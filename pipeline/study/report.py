@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.data.classes import FAULT_LOCATIONS
+from pipeline.data.cwru_grades import GRADES
 from pipeline.study.design import ARMS
 from pipeline.tracking.contract import STAGE_TAG, latest_finished_run
 
@@ -19,6 +20,7 @@ METRICS = (
     "test/recording_accuracy",
     "test/location_accuracy",
     *(f"test/location_recall/{location}" for location in FAULT_LOCATIONS),
+    *(f"test/location_accuracy/grade_{grade}" for grade in GRADES),
     "test/macro_f1",
     "test/ece",
     "test/ece_uncalibrated",
@@ -46,6 +48,8 @@ QUALITY = (
     ("location accuracy, held-out", "test/location_accuracy", "recording"),
     ("location accuracy, load shift", "test/location_accuracy", "load_shift"),
     ("location accuracy, sim to real", "test/location_accuracy", "sim_to_real"),
+    ("location accuracy, other rig", "test/location_accuracy", "other_rig"),
+    ("location accuracy, sim to other rig", "test/location_accuracy", "sim_to_other_rig"),
     ("OOD AUROC, held-out size", "test/ood_auroc", "ood_size"),
     ("OOD AUROC, held-out location", "test/ood_auroc", "ood_location"),
     ("OOD AUROC of the uncertainty, held-out size", "test/uncertainty_auroc", "ood_size"),
@@ -152,14 +156,23 @@ def _format(mean: float, std: float) -> str:
 
 
 def _split_rank(split: str) -> tuple:
-    """recording and load shift, then noisy copies from clean to noisy, then the harder shifts, then the sets
-    that hold something out of training."""
+    """recording and load shift, then noisy copies from clean to noisy, then the harder shifts (other rigs
+    last), then the sets that hold something out of training."""
     if "snr" in split:
         return (2, -float(split.rsplit("snr", 1)[1]))
     if split.startswith("unseen_"):
         return (3, float(split.removeprefix("unseen_")))
-    order = {"recording": 0, "load_shift": 1, "sim_to_real": 4, "reduced_labels": 5, "ood_size": 6, "ood_location": 7}
-    return (order.get(split, 8), 0.0)
+    order = {
+        "recording": 0,
+        "load_shift": 1,
+        "sim_to_real": 4,
+        "other_rig": 5,
+        "sim_to_other_rig": 6,
+        "reduced_labels": 7,
+        "ood_size": 8,
+        "ood_location": 9,
+    }
+    return (order.get(split, 10), 0.0)
 
 
 def _rank(value: str) -> tuple:

@@ -20,7 +20,7 @@ from pipeline.data.prepared import PreparedDataset, load_prepared
 from pipeline.readout.readout import Readout
 from pipeline.stages.train import train
 from pipeline.study.config import StudyExperimentConfig
-from pipeline.study.design import ARMS, Arm, arm_config, rule_data
+from pipeline.study.design import ARMS, SIMULATED_SETS, Arm, arm_config, rule_data
 from pipeline.study.envelope_arm import fit_rule, score_rule
 from pipeline.study.report import headline_table, paired_table, study_runs, summary, to_markdown
 from pipeline.study.scoring import score
@@ -83,13 +83,13 @@ def run_study(config: StudyExperimentConfig) -> StudyResult:
 
 def _arm_bases(config: StudyExperimentConfig, arms: list[Arm]) -> dict[str, StudyExperimentConfig]:
     """The config each arm starts from: `config`, or for the envelope rule `config` at its window; an arm left
-    out (its windows longer than the recordings, or than the simulator's for `sim_to_real`) is tagged on the
+    out (its windows longer than the recordings, or than the simulator's for `SIMULATED_SETS`) is tagged on the
     active (study) run with the reason."""
     bases = {}
     for arm in arms:
         try:
             bases[arm.name] = config if arm.trained else replace(config, data=rule_data(config.data))
-            if "sim_to_real" in config.study.training_sets and config.data.source != "synthetic":
+            if SIMULATED_SETS & set(config.study.training_sets) and config.data.source != "synthetic":
                 simulator_data(bases[arm.name].data)
         except ConfigError as err:
             reason = f"it reads the same recordings in longer windows, and {err}"

@@ -15,6 +15,7 @@ import numpy as np
 from torch import nn
 
 from pipeline.data.classes import FAULT_LOCATIONS
+from pipeline.data.cwru_grades import GRADES, recording_grade
 from pipeline.data.prepared import PreparedDataset
 from pipeline.readout.metrics import auroc, classification_metrics
 from pipeline.readout.readout import Readout, predict_windows
@@ -62,7 +63,8 @@ def score(
     locations = dataset.manifest["class_locations"]
     if None not in locations:  # the user's recordings may leave a class's location unstated
         locations = np.asarray(locations)
-        logged.update(location_scores(locations[labels], locations[predicted]))
+        grades = window_grades(dataset, recordings) if evaluation.graded else None
+        logged.update(location_scores(locations[labels], locations[predicted], grades))
     if "ood_score" in outputs and np.any(a["split"] == VAL):  # a shifted test split reads as out of distribution
         val = dataset.subset("val")
         val_scores = predict_windows(model, val.windows, batch_size, readout=readout, **val.conditions())["ood_score"]
@@ -77,16 +79,29 @@ def score(
     return logged
 
 
-def location_scores(true_locations: np.ndarray, predicted_locations: np.ndarray) -> dict[str, float]:
+def location_scores(
+    true_locations: np.ndarray, predicted_locations: np.ndarray, grades: Optional[np.ndarray] = None
+) -> dict[str, float]:
     """`test/location_accuracy`, the share of windows whose fault location is named right (on a location task,
-    `test/accuracy`), and `test/location_recall/<location>` for each location the windows hold."""
+    `test/accuracy`), `test/location_recall/<location>` for each location the windows hold, and with each
+    window's recording grade (`window_grades`) `test/location_accuracy/grade_<grade>` for each grade present."""
     hit = np.asarray(predicted_locations) == np.asarray(true_locations)
     logged = {"test/location_accuracy": float(np.mean(hit))}
     for location in FAULT_LOCATIONS:
         present = np.asarray(true_locations) == location
         if present.any():
             logged[f"test/location_recall/{location}"] = float(np.mean(hit[present]))
+    for grade in GRADES if grades is not None else ():
+        graded = np.asarray(grades) == grade
+        if graded.any():
+            logged[f"test/location_accuracy/grade_{grade}"] = float(np.mean(hit[graded]))
     return logged
+
+
+def window_grades(dataset: PreparedDataset, recording_ids: np.ndarray) -> np.ndarray:
+    """The grade (Y, P or N: does envelope analysis find its fault?) of the CWRU recording of each window."""
+    per_recording = [recording_grade(r["label"], r["load_hp"]) for r in dataset.manifest["recordings"]]
+    return np.asarray(per_recording)[np.asarray(recording_ids)]
 
 
 def ground_truth(dataset: PreparedDataset, mask: np.ndarray) -> dict[str, np.ndarray]:

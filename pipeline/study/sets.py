@@ -1,7 +1,8 @@
 """What the study trains on and what it scores: its training sets (`recording`, `load_shift`, `reduced_labels`,
-`ood_size`, `ood_location`, `unseen_size`, `sim_to_real`; docs/study.md), each with its evaluation sets, and the
-noisy copies of the test windows of `study.noisy_sets`. Datasets are prepared (or found) by
-`pipeline.data.prepared`; derived ones are written beside their source the same way and reused when present."""
+`ood_size`, `ood_location`, `unseen_size`, `sim_to_real`, `other_rig`, `sim_to_other_rig`; docs/study.md), each
+with its evaluation sets, and the noisy copies of the test windows of `study.noisy_sets`. Datasets are prepared
+(or found) by `pipeline.data.prepared`; derived ones are written beside their source the same way and reused when
+present."""
 
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ class EvaluationSet:
     split: str  # the `split` tag of the study's runs: recording, snr10, load_shift, ...
     dataset_dir: Path  # its test windows are scored
     ood_classes: tuple[str, ...] = ()  # test windows of recordings of these classes are out of distribution
+    graded: bool = False  # CWRU recordings: location accuracy is also logged per grade (data/cwru_grades.py)
 
 
 @dataclass(frozen=True)
@@ -66,10 +68,14 @@ def _build(config: StudyExperimentConfig, name: str, seed: int) -> list[Training
         sets = []
         for size in study.unseen_sizes:
             unseen = replace(data, split="fault_size", task="fault_location", test_fault_size=size)
-            sets.append(_scored_on_itself(f"unseen_{size:.3f}", prepare_dataset(unseen, root), unseen))
+            path, split = prepare_dataset(unseen, root), f"unseen_{size:.3f}"
+            graded = EvaluationSet(split, path, graded=data.source == "cwru")
+            sets.append(TrainingSet(split, path, (graded,), unseen))
         return sets
     if name == "sim_to_real":
         return [sim_to_real_set(data, root)]
+    if name in ("other_rig", "sim_to_other_rig"):
+        return [other_rig_set(name, data, root, study.other_rig_manifest)]
     recording = load_prepared(prepare_dataset(data, root))
     if name == "recording":
         return [_scored_on_itself(name, recording.path, data)]
@@ -140,17 +146,43 @@ def sim_to_real_set(data: DataConfig, root: Path) -> TrainingSet:
             "recorded data (data=cwru or data=files), not data.source=synthetic"
         )
     simulator = simulator_data(data)
+    real = every_window_in_test(data, root)
+    return TrainingSet(
+        "sim_to_real", prepare_dataset(simulator, root), (EvaluationSet("sim_to_real", real),), simulator
+    )
+
+
+def other_rig_set(name: str, data: DataConfig, root: Path, manifest: Optional[str]) -> TrainingSet:
+    """Trained on `data`'s recordings (`other_rig`) or on the simulator (`sim_to_other_rig`), on fault location;
+    scored on every window of another rig's recordings (`manifest`, a data=files manifest) read at `data`'s
+    window and rate: bearings never trained on, of a geometry the model was never shown."""
+    if manifest is None:
+        raise ConfigError(f"study.training_sets: {name} needs study.other_rig_manifest (a data=files manifest)")
+    located = replace(data, task="fault_location")
+    trained_on = simulator_data(located) if name == "sim_to_other_rig" else located
+    other_rig = replace(located, source="files", path=None, manifest=str(manifest), split="recording")
+    scored = every_window_in_test(other_rig, root)
+    training_dir = prepare_dataset(trained_on, root)
+    trained_classes = load_prepared(training_dir).manifest["class_names"]
+    scored_classes = load_prepared(scored).manifest["class_names"]
+    if scored_classes != trained_classes:
+        raise DatasetError(
+            f"{manifest}: its recordings' locations are {scored_classes}; {name} scores a model of "
+            f"{trained_classes}, so the other rig needs a recording of each"
+        )
+    return TrainingSet(name, training_dir, (EvaluationSet(name, scored),), trained_on)
+
+
+def every_window_in_test(data: DataConfig, root: Path) -> Path:
+    """Every window of `data`'s recordings, one window apart, all in the test split: a set only scored."""
     every = load_prepared(prepare_dataset(replace(data, split="recording", hop=data.window), root))
     a = every.arrays
-    real = derived_dataset(
+    return derived_dataset(
         every,
         {**a, "split": np.full_like(a["split"], TEST)},
         "all-test",
         "every window of every recording, all in the test split",
         recording_split="test",
-    )
-    return TrainingSet(
-        "sim_to_real", prepare_dataset(simulator, root), (EvaluationSet("sim_to_real", real),), simulator
     )
 
 

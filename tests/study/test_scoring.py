@@ -13,7 +13,7 @@ from pipeline.data.bearing import SKF_6205_DE
 from pipeline.data.prepared import PreparedDataset
 from pipeline.data.windows import SPLIT_NAMES
 from pipeline.readout.readout import predict_windows
-from pipeline.study.scoring import PhysicalParams, location_scores, score, sysid_errors
+from pipeline.study.scoring import PhysicalParams, location_scores, score, sysid_errors, window_grades
 from pipeline.study.sets import EvaluationSet
 from tests.training.tiny_training import SpectrumClassifier, tiny_model
 
@@ -38,6 +38,29 @@ def test_location_scores_count_the_location_named_right():
         "test/location_recall/ball": 1.0,
         "test/location_recall/inner": 0.5,
     }  # no outer-race window: no outer recall
+
+
+def test_location_accuracy_per_grade_counts_the_windows_of_each_grades_recordings():
+    truth = np.array(["inner", "inner", "ball", "ball", "normal"])
+    predicted = np.array(["inner", "outer", "inner", "inner", "normal"])
+    grades = np.array(["Y", "Y", "N", "N", "Y"])  # no P recording: no P accuracy
+    logged = location_scores(truth, predicted, grades)
+    assert logged["test/location_accuracy/grade_Y"] == pytest.approx(2 / 3)
+    assert logged["test/location_accuracy/grade_N"] == 0.0
+    assert "test/location_accuracy/grade_P" not in logged
+    assert logged["test/location_accuracy"] == pytest.approx(2 / 5)
+
+
+def test_each_window_gets_the_grade_of_its_cwru_recording():
+    recordings = [
+        {"label": "ball_007", "load_hp": 0},  # file 118: N
+        {"label": "ball_007", "load_hp": 3},  # file 121: Y
+        {"label": "outer_014", "load_hp": 1},  # file 198: P
+        {"label": "normal", "load_hp": 0},  # file 97: Y
+    ]
+    dataset = PreparedDataset(Path("in-memory"), {"recordings": recordings}, {})
+    grades = window_grades(dataset, np.array([3, 0, 0, 1, 2]))
+    assert grades.tolist() == ["Y", "N", "N", "Y", "P"]
 
 
 def test_physical_params_are_collected_during_prediction_and_the_hook_removed():
