@@ -8,9 +8,8 @@ import pytest
 
 from pipeline.data.prepared import load_prepared
 from pipeline.study.report import study_runs
-from pipeline.study.runner import run_study
 from tests.conftest import bench_module
-from tests.study.tiny_study import study_config
+from tests.study.tiny_study import run_tiny_study
 
 pytestmark = pytest.mark.slow  # a whole study, on the real recordings of two rigs
 
@@ -21,23 +20,18 @@ TEST = 2
 def other_rig_study(tmp_path_factory, cwru_dir, uestc_dir):
     root = tmp_path_factory.mktemp("other-rig-study")
     manifest = bench_module("study_benchmarks").uestc_files_manifest(uestc_dir, root / "uestc.csv")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", uri)
-        mlflow.set_tracking_uri(uri)
-        config = study_config(
-            f"data.cache_dir={root / 'data'}",
-            "data=cwru",
-            f"data.path={cwru_dir}",
-            "study.arms=[physics_adaptive,envelope_rule]",
-            "study.training_sets=[other_rig,unseen_size]",
-            "study.unseen_sizes=[0.014]",
-            f"study.other_rig_manifest={manifest}",
-            "study.snr_db=[]",
-            "training.batch_size=256",  # few steps: CWRU holds thousands of tiny windows
-        )
-        result = run_study(config)
-        yield study_runs(result.run_id)
+    result = run_tiny_study(
+        root,
+        "data=cwru",
+        f"data.path={cwru_dir}",
+        "study.arms=[physics_adaptive,envelope_rule]",
+        "study.training_sets=[other_rig,unseen_size]",
+        "study.unseen_sizes=[0.014]",
+        f"study.other_rig_manifest={manifest}",
+        "study.snr_db=[]",
+        "training.batch_size=256",  # few steps: CWRU holds thousands of tiny windows
+    )
+    yield study_runs(result.run_id)
 
 
 def cell(table, arm: str, split: str):

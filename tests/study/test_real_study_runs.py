@@ -8,8 +8,7 @@ import pytest
 
 from pipeline.data.prepared import load_prepared
 from pipeline.study.report import headline_table, study_runs
-from pipeline.study.runner import run_study
-from tests.study.tiny_study import study_config
+from tests.study.tiny_study import run_tiny_study
 
 pytestmark = pytest.mark.slow  # a whole study, on the real recordings
 
@@ -17,21 +16,16 @@ pytestmark = pytest.mark.slow  # a whole study, on the real recordings
 @pytest.fixture(scope="module")
 def real_study(tmp_path_factory, cwru_dir):
     root = tmp_path_factory.mktemp("real-study")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", uri)
-        mlflow.set_tracking_uri(uri)
-        config = study_config(
-            f"data.cache_dir={root / 'data'}",
-            "data=cwru",
-            f"data.path={cwru_dir}",
-            "data.duration_s=0.35",  # simulated recordings that hold one window of the rule's (sim_to_real)
-            "study.arms=[physics_adaptive,envelope_rule]",
-            "study.training_sets=[sim_to_real,ood_location]",
-            "study.snr_db=[]",
-        )
-        result = run_study(config)
-        yield result, study_runs(result.run_id)
+    result = run_tiny_study(
+        root,
+        "data=cwru",
+        f"data.path={cwru_dir}",
+        "data.duration_s=0.35",  # simulated recordings that hold one window of the rule's (sim_to_real)
+        "study.arms=[physics_adaptive,envelope_rule]",
+        "study.training_sets=[sim_to_real,ood_location]",
+        "study.snr_db=[]",
+    )
+    yield result, study_runs(result.run_id)
 
 
 def test_every_run_finishes_with_one_cell_per_set(real_study):

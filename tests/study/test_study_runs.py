@@ -12,9 +12,8 @@ import pytest
 
 from pipeline.study.design import ARMS
 from pipeline.study.report import headline_table, split_table, study_runs, to_markdown
-from pipeline.study.runner import run_study
 from tests.entry_zygote import run_entry_point
-from tests.study.tiny_study import study_config
+from tests.study.tiny_study import run_tiny_study
 
 pytestmark = pytest.mark.slow  # whole studies, and the study's entry point
 
@@ -25,13 +24,9 @@ TRAINED = [name for name, arm in ARMS.items() if arm.trained]
 
 def tiny_study(root: Path, *overrides: str):
     """The tiny study with `overrides`, in a store of its own under `root`: its result and every run by id."""
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", uri)
-        mlflow.set_tracking_uri(uri)
-        result = run_study(study_config(f"data.cache_dir={root / 'data'}", *overrides))
-        runs = mlflow.search_runs(experiment_names=["av-pino-study"], output_format="list")
-        return result, {run.info.run_id: run for run in runs}
+    result = run_tiny_study(root, *overrides)
+    runs = mlflow.search_runs(experiment_names=["av-pino-study"], output_format="list")
+    return result, {run.info.run_id: run for run in runs}
 
 
 @pytest.fixture(scope="module")
