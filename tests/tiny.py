@@ -1,5 +1,5 @@
-"""What runs in seconds: Hydra overrides for short simulated recordings and a tiny AGT-NO, and a prepared dataset
-held in memory."""
+"""What runs in seconds: Hydra overrides for short simulated recordings, a tiny AGT-NO and one diagnosis figure
+per class, and a prepared dataset held in memory."""
 
 from dataclasses import asdict
 from pathlib import Path
@@ -13,7 +13,14 @@ from pipeline.data.windows import SPLIT_NAMES
 from tests.training.tiny_training import tone_windows
 
 TINY_MODEL = ["model.hidden_dim=8", "model.n_layers=1", "model.n_modes=8", "model.n_heads=2", "model.patch_size=32"]
-TINY = ["data.window=256", "data.hop=256", "data.duration_s=0.3", "data.recordings_per_load=3", *TINY_MODEL]
+TINY = [
+    "data.window=256",
+    "data.hop=256",
+    "data.duration_s=0.3",
+    "data.recordings_per_load=3",
+    "evaluate.diagnosis_figures=1",  # tests/stages/test_evaluate.py checks the default of two per class
+    *TINY_MODEL,
+]
 
 
 def tiny_dataset(splits: dict[str, int] | None = None) -> PreparedDataset:

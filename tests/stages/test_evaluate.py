@@ -15,7 +15,14 @@ import pandas as pd
 import pytest
 from mlflow.models import Model
 
-from pipeline.config import DataConfig, ExperimentConfig, ModelConfig, TrackingConfig, TrainingConfig
+from pipeline.config import (
+    DataConfig,
+    EvaluateConfig,
+    ExperimentConfig,
+    ModelConfig,
+    TrackingConfig,
+    TrainingConfig,
+)
 from pipeline.data.prepared import DatasetError, load_prepared, prepare_dataset
 from pipeline.readout.metrics import classification_metrics
 from pipeline.stages.command_line import run_stage
@@ -37,6 +44,7 @@ def config(tmp_path_factory) -> ExperimentConfig:
         tracking=TrackingConfig(EXPERIMENT),
         model=ModelConfig(hidden_dim=8, n_layers=1, n_modes=8, n_heads=2, patch_size=32),
         training=TrainingConfig(epochs=1, batch_size=64),
+        evaluate=EvaluateConfig(diagnosis_figures=1),  # the default is two; one keeps the suite short
     )
 
 
@@ -106,10 +114,10 @@ def test_evaluates_a_trained_model_and_logs_metrics_and_plots(mlflow_store, conf
     logged = artifact_paths(result.run_id)
     assert ARTIFACTS <= logged
     test = load_prepared(dataset_dir).subset("test")
-    expected_figures = {  # two test recordings per class, each the evidence for its diagnosis
+    expected_figures = {  # the first test recording(s) of each class, each the evidence for its diagnosis
         f"diagnosis/{name}-recording-{recording}.html"
         for label, name in enumerate(class_names)
-        for recording in np.unique(test.recording_ids[test.labels == label])[:2]
+        for recording in np.unique(test.recording_ids[test.labels == label])[: config.evaluate.diagnosis_figures]
     }
     assert expected_figures and {p for p in logged if p.startswith("diagnosis/")} == expected_figures
     assert "BPFO ×1" in mlflow.artifacts.load_text(f"runs:/{result.run_id}/{sorted(expected_figures)[0]}")

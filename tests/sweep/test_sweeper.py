@@ -117,14 +117,15 @@ def test_a_sweep_on_postgresql_warns_nothing_its_user_cannot_act_on(
 def test_a_sweep_pointed_at_another_store_continues_its_study_there(
     mlflow_store, empty_store, tiny_experiment, tiny_sweep, tmp_path, monkeypatch, capsys
 ):
-    first = run_sweep(tiny_experiment, tiny_sweep(n_trials=2, pruner={"name": "nop"}))
+    one_epoch = replace(tiny_experiment, training=replace(tiny_experiment.training, epochs=1))
+    first = run_sweep(one_epoch, tiny_sweep(n_trials=2, pruner={"name": "nop"}))
     team_store = tmp_path / "team" / "mlflow.db"  # as the team's server is to a laptop's store
     team_store.parent.mkdir()
     shutil.copyfile(empty_store, team_store)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{team_store}")
     mlflow.set_tracking_uri(f"sqlite:///{team_store}")
 
-    second = run_sweep(tiny_experiment, tiny_sweep(n_trials=3, pruner={"name": "nop"}))
+    second = run_sweep(one_epoch, tiny_sweep(n_trials=3, pruner={"name": "nop"}))
 
     said = capsys.readouterr().out
     assert f"was tracked under MLflow run {first.parent_run_id} in {mlflow_store}, which sqlite:///{team_store}" in said
@@ -137,5 +138,5 @@ def test_a_sweep_pointed_at_another_store_continues_its_study_there(
     assert ("model_uri" in parent.data.tags) == (best.number == 2)  # a model in the other store is not offered
     assert len(MlflowClient().list_artifacts(second.parent_run_id, "study")) >= 4  # the study's views, all trials
 
-    third = run_sweep(tiny_experiment, tiny_sweep(n_trials=3, pruner={"name": "nop"}))
+    third = run_sweep(one_epoch, tiny_sweep(n_trials=3, pruner={"name": "nop"}))
     assert third.parent_run_id == second.parent_run_id  # the study now lives here: no second move

@@ -80,11 +80,11 @@ def test_two_workers_share_a_journal_file(mlflow_store, tmp_path):
 
 def test_a_sweep_after_its_tracking_store_was_deleted_continues_the_study_under_a_new_parent(mlflow_store, tmp_path):
     storage = str(tmp_path / "study.log")
-    finish(start_worker(tmp_path, storage, "hydra.sweeper.n_trials=1"))
+    finish(start_worker(tmp_path, storage, "hydra.sweeper.n_trials=1", "training.epochs=1"))
     old_parent = optuna.load_study(study_name="shared", storage=open_storage(storage)).user_attrs[PARENT_ATTR]
     Path(mlflow_store.removeprefix("sqlite:///")).unlink()  # the store goes; the study's journal stays
 
-    output = finish(start_worker(tmp_path, storage, "hydra.sweeper.n_trials=2"))
+    output = finish(start_worker(tmp_path, storage, "hydra.sweeper.n_trials=2", "training.epochs=1"))
 
     assert "Traceback" not in output
     [line] = [line for line in output.splitlines() if "continuing it under a new parent run" in line]
