@@ -21,14 +21,15 @@ def recording_figures(
     windows laid end to end (every k-th window, so they do not overlap) with the mean of its windows' `probs`;
     keyed `<class>-recording-<id>`."""
     figures = {}
-    window = test.windows.shape[1]
+    windows = test.windows  # a copy of the whole split: taken once, not once per figure
+    window = windows.shape[1]
     step = max(1, math.ceil(window / hop))  # windows this far apart in a recording do not overlap
     for label, name in enumerate(class_names):
         for recording in np.unique(test.recording_ids[test.labels == label])[:per_class]:
             mine = np.flatnonzero(test.recording_ids == recording)
             geometry = test.bearing[mine[0]]
             figures[f"{name}-recording-{recording}"] = diagnosis_figure(
-                test.windows[mine[::step]].reshape(-1),
+                windows[mine[::step]].reshape(-1),
                 sample_rate,
                 float(test.shaft_hz[mine].mean()),
                 BearingGeometry(int(geometry[0]), *(float(g) for g in geometry[1:])),
