@@ -17,7 +17,7 @@ def main(cfg: DictConfig) -> None:
         print("predict: input=<recording file, folder or manifest> is required", file=sys.stderr)
         sys.exit(2)
     try:
-        found = diagnose(cfg.input, cfg.model_uri, cfg.hop, cfg.rpm, cfg.sample_rate, cfg.variable)
+        found = diagnose(cfg.input, cfg.model_uri, cfg.hop, cfg.rpm, cfg.sample_rate, cfg.variable, cfg.bearing)
         figures = write_figures(found, cfg.figure, cfg.bearing) if cfg.figure else []
     except PredictError as err:
         print(f"predict: {err}", file=sys.stderr)

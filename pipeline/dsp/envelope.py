@@ -98,23 +98,6 @@ def _taper(length: int, dtype: torch.dtype, device: torch.device) -> tuple[Tenso
         return taper, 2 / taper.sum()
 
 
-def envelope_order_spectrum(
-    spectrum: Tensor, bands: Tensor, length: int, shaft_hz: Tensor, sample_rate: float, orders: Tensor
-) -> Tensor:
-    """The `envelope_spectrum` of each band's squared envelope, read at `orders` of the shaft speed.
-
-    spectrum: rfft of the windows `[B, F]` (F = length // 2 + 1, any norm); bands: weights in [0, 1] over those
-    bins `[B, K, F]`; shaft_hz: `[B]`; orders: `[n]`. Returns `[B, K, n]`, each order read by linear
-    interpolation between the two bins around it at the window's own speed (clamped to the last bin).
-    """
-    lines = envelope_spectrum(squared_envelope(spectrum, bands, length))  # [B, K, F]
-    position = (orders[None, :] * shaft_hz[:, None] * (length / sample_rate)).clamp(0, lines.shape[-1] - 1.001)
-    low = position.floor().long()
-    frac = (position - low).unsqueeze(1)
-    index = low.unsqueeze(1).expand(-1, lines.shape[1], -1)
-    return lines.gather(-1, index) * (1 - frac) + lines.gather(-1, index + 1) * frac
-
-
 def comb_contrast(
     energy: Tensor, sample_rate: float, shaft_hz: Tensor | float, bearing: BearingGeometry | Tensor = SKF_6205_DE
 ) -> tuple[Tensor, Tensor]:

@@ -20,7 +20,7 @@ class ModelConfig(Section):
     patch_size: int = 8  # spectrum bins per patch of the attention between frequency bands
     dropout: float = 0.0
     latent_dim: int = 16
-    n_bands: int = 4  # resonance bands the envelope view demodulates; 0 leaves the envelope view out
+    spectrum_view: bool = True  # read the log spectrum beside the fault orders (machine-specific: sizes, known rigs)
 
     def __post_init__(self) -> None:
         p = "model."
@@ -42,4 +42,3 @@ class ModelConfig(Section):
             f"must be divisible by model.n_heads={self.n_heads}",
         )
         check_setting(0.0 <= self.dropout < 1.0, p + "dropout", self.dropout, "must be in [0, 1)")
-        check_setting(self.n_bands >= 0, p + "n_bands", self.n_bands, "must be >= 0")

@@ -1,32 +1,28 @@
-"""AGT-NO: a neural operator that reads a vibration window as an analyst does, and explains it with physical fields.
+"""AGT-NO: a neural operator that reads a vibration window in its bearing's own coordinates, and explains it with
+physical fields.
 
-Two views of the window, each a function on its own grid: the log power spectrum through FNO blocks and attention
-between frequency bands, and the squared-envelope spectrum in shaft orders of bands the operator picks
-(pipeline.dsp.envelope). They feed a variational latent and the class logits (pipeline.models.outputs), and the
-model returns the fields, parameters and residuals of the physics losses (pipeline.physics.residuals);
-docs/how-it-works.md#the-model says more."""
+Two views of the window: the evidence of each fault location's comb on an axis in units of that location's own
+fault rate (pipeline.dsp.fault_orders), which means the same on every bearing and at every speed because each
+window's shaft speed and bearing geometry go in with it; and, optionally, its level-normalised log power spectrum
+through FNO blocks and attention between frequency bands, which tells apart what kinematics cannot (fault sizes,
+the machines trained on) but is specific to them. They feed a variational latent and the class logits
+(pipeline.models.outputs), and the model returns the fields, parameters and residuals of the physics losses
+(pipeline.physics.residuals); docs/how-it-works.md#the-model says more."""
 
 import math
 from typing import Optional, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from pipeline.data.bearing import SKF_6205_DE, BearingGeometry
 from pipeline.data.config import DataConfig
+from pipeline.dsp.fault_orders import EVIDENCE_SHAPE, fault_order_evidence
 from pipeline.models.config import ModelConfig
 from pipeline.models.outputs import DEFAULT_CLASSES, VariationalClassifier
 from pipeline.physics.residuals import energy_balance, physics_residuals
 from pipeline.physics.spectral import FNOBlock, PatchAttention, full_precision, pointwise
-from pipeline.physics.views import (
-    N_SPECTRUM_BANDS,
-    ORDER_RANGE,
-    ORDER_STEP,
-    envelope_lines,
-    pooled_spectrum,
-    spectrum_view,
-)
+from pipeline.physics.views import N_SPECTRUM_BANDS, pooled_spectrum, spectrum_view
 
 MIN_LENGTH = 16
 # Heads output O(1) numbers; fields are rescaled by w_ref, this resonance pre-warped the way the residuals'
@@ -44,9 +40,10 @@ INFERENCE_CHUNK = 64  # physics=False runs big batches in chunks, keeping activa
 class AGTNOArchitecture(VariationalClassifier):
     """Fault classifier and physical-field estimator over windows `[B, L]` or `[B, L, input_dim]`, any L >= 16.
 
-    The first input channel is the measured acceleration the physics residuals check the fields against.
-    `class_locations` (one of normal/ball/inner/outer per class, or None) switches on the kinematics residual;
-    `n_bands` is how many resonance bands the envelope view demodulates (0 leaves the envelope view out).
+    The first input channel is the measured acceleration the physics residuals check the fields against, and the
+    one read in fault orders. `class_locations` (one of normal/ball/inner/outer per class, or None) switches on
+    the kinematics residual; `spectrum_view=False` leaves the spectrum view out, so that nothing but the bearing's
+    fault orders decides.
     The sizes default to ModelConfig's, so a model built by hand is the one the pipeline trains; the class count
     to the ten CWRU classes.
     """
@@ -63,7 +60,7 @@ class AGTNOArchitecture(VariationalClassifier):
         dropout: float = ModelConfig.dropout,
         sample_rate: float = DataConfig.sample_rate,
         latent_dim: int = ModelConfig.latent_dim,
-        n_bands: int = ModelConfig.n_bands,
+        spectrum_view: bool = ModelConfig.spectrum_view,
         class_locations: Optional[Sequence[Optional[str]]] = None,
         bearing: BearingGeometry = SKF_6205_DE,
     ):
@@ -73,36 +70,28 @@ class AGTNOArchitecture(VariationalClassifier):
             raise ValueError(f"sample_rate must exceed twice the top resonance {top} Hz, got {sample_rate}")
         if class_locations is not None and len(class_locations) != output_dim:
             raise ValueError(f"class_locations has {len(class_locations)} entries for output_dim={output_dim}")
-        self.input_dim, self.output_dim, self.latent_dim, self.n_bands = input_dim, output_dim, latent_dim, n_bands
-        self.sample_rate, self.bearing = float(sample_rate), bearing
+        self.input_dim, self.output_dim, self.latent_dim = input_dim, output_dim, latent_dim
+        self.sample_rate, self.bearing, self.spectrum_view = float(sample_rate), bearing, spectrum_view
         known = class_locations is not None and all(loc is not None for loc in class_locations)
         self.class_locations = list(class_locations) if known else None
         self.w_ref = float(tustin_omega(REFERENCE_RESONANCE_HZ, sample_rate))
-        self.register_buffer(
-            "orders", torch.arange(ORDER_RANGE[0], ORDER_RANGE[1] + 1e-9, ORDER_STEP), persistent=False
-        )
+        self.register_buffer("bearing_row", torch.tensor(bearing_row(bearing)), persistent=False)
 
-        # the spectrum view: log power of every input channel over frequency
-        self.lift = nn.Conv1d(input_dim, hidden_dim, kernel_size=1)
-        self.blocks = nn.ModuleList()
-        for _ in range(n_layers):
-            self.blocks.append(FNOBlock(hidden_dim, n_modes))
-            self.blocks.append(PatchAttention(hidden_dim, n_heads, patch_size, dropout))
-        spectrum_dim = hidden_dim * (N_SPECTRUM_BANDS + 1) + input_dim * N_SPECTRUM_BANDS
-        self.spectrum_norm = nn.LayerNorm(spectrum_dim)
-        # the envelope view: which bands to demodulate, then a small convolution over shaft orders
-        envelope_dim = 0
-        if n_bands:
-            self.band_head = nn.Conv1d(hidden_dim, n_bands, kernel_size=1)
-            self.order_conv = nn.Sequential(
-                nn.Conv1d(n_bands, hidden_dim, 3, padding=1),
-                nn.GELU(),
-                nn.Conv1d(hidden_dim, hidden_dim, 3, padding=1),
-                nn.GELU(),
-            )
-            envelope_dim = hidden_dim * len(self.orders)
-            self.envelope_norm = nn.LayerNorm(envelope_dim)
-        pooled_dim = spectrum_dim + envelope_dim
+        # the fault-order view: a small network over the comb evidence, the same for every bearing
+        self.order_view = nn.Sequential(
+            nn.Flatten(), nn.Linear(math.prod(EVIDENCE_SHAPE), hidden_dim), nn.GELU(), nn.LayerNorm(hidden_dim)
+        )
+        pooled_dim = hidden_dim
+        # the spectrum view: level-normalised log power of every input channel over frequency
+        if spectrum_view:
+            self.lift = nn.Conv1d(input_dim, hidden_dim, kernel_size=1)
+            self.blocks = nn.ModuleList()
+            for _ in range(n_layers):
+                self.blocks.append(FNOBlock(hidden_dim, n_modes))
+                self.blocks.append(PatchAttention(hidden_dim, n_heads, patch_size, dropout))
+            spectrum_dim = hidden_dim * (N_SPECTRUM_BANDS + 1) + input_dim * N_SPECTRUM_BANDS
+            self.spectrum_norm = nn.LayerNorm(spectrum_dim)
+            pooled_dim += spectrum_dim
         self.dropout = nn.Dropout(dropout)
         self.encoder = nn.Sequential(nn.Linear(pooled_dim, hidden_dim), nn.GELU(), nn.Dropout(dropout))
         self.build_head(hidden_dim, latent_dim, output_dim)
@@ -125,8 +114,8 @@ class AGTNOArchitecture(VariationalClassifier):
         bearing: Optional[torch.Tensor] = None,
     ) -> dict:
         """x: `[B, L]` or `[B, L, input_dim]`; shaft_hz: `[B]` shaft speed, or one number for every window, nominal
-        when None;
-        bearing: `[B, 4]` each window's bearing geometry for the kinematics residual, the constructor's when None.
+        when None; bearing: each window's bearing geometry `[B, 4]` or one `[4]` (n_balls, ball and pitch diameter,
+        contact angle in degrees), the constructor's when None. Both decide where the fault-order view reads.
 
         Returns predictions [B, output_dim] logits, mean and log_var [B, latent_dim], uncertainties [B], features
         [B, hidden_dim] (the encoder's hidden vector the head reads) and, unless
@@ -136,14 +125,13 @@ class AGTNOArchitecture(VariationalClassifier):
         """
         signal = self._validated(x)  # [B, L, C], physical units
         shaft = self._shaft(shaft_hz, signal)
+        geometry = self._geometry(bearing, signal)
         if not physics:
-            parts = [
-                self.decide(self._encode(chunk, chunk_shaft))
-                for chunk, chunk_shaft in zip(signal.split(INFERENCE_CHUNK), shaft.split(INFERENCE_CHUNK))
-            ]
+            chunks = zip(*(part.split(INFERENCE_CHUNK) for part in (signal, shaft, geometry)))
+            parts = [self.decide(self._encode(*chunk)) for chunk in chunks]
             return {key: torch.cat([part[key] for part in parts]) for key in parts[0]}
 
-        hidden = self._encode(signal, shaft)
+        hidden = self._encode(signal, shaft, geometry)
         outputs = self.decide(hidden)
         fields = self._fields(signal)
         params = self._physical_params(hidden)
@@ -158,7 +146,7 @@ class AGTNOArchitecture(VariationalClassifier):
                 class_probs=class_probs,
                 class_locations=self.class_locations,
                 shaft_hz=shaft,
-                bearing=self.bearing if bearing is None else bearing,
+                bearing=geometry,
             )
             coupled = energy_balance(fields, self.sample_rate, params["natural_freq_hz"], params["damping_ratio"])
         return {
@@ -169,35 +157,28 @@ class AGTNOArchitecture(VariationalClassifier):
             "physical_params": params,
         }
 
-    def _encode(self, signal: torch.Tensor, shaft_hz: torch.Tensor) -> torch.Tensor:
-        """The encoder's hidden layer `[B, hidden]` of windows `[B, L, C]` turning at `shaft_hz` `[B]`: both
-        views, pooled and encoded."""
-        length, dtype = signal.shape[1], self.dtype
-        with full_precision(signal):
-            spectrum, log_power = spectrum_view(signal.float())
-        log_power = log_power.to(dtype)
-        h = pointwise(self.lift, log_power)
-        for block in self.blocks:
-            h = block(h)
-        features = [self.spectrum_norm(pooled_spectrum(log_power, h))]
-        if self.n_bands:
-            weights = self._band_weights(h, spectrum.shape[-1])
+    def _encode(self, signal: torch.Tensor, shaft_hz: torch.Tensor, bearing: torch.Tensor) -> torch.Tensor:
+        """The encoder's hidden layer `[B, hidden]` of windows `[B, L, C]` turning at `shaft_hz` `[B]` in bearings
+        `[B, 4]`: the views, pooled and encoded. The fault-order evidence is a fixed transform, so it runs
+        without autograd."""
+        with torch.no_grad(), full_precision(signal):
+            evidence = fault_order_evidence(signal[..., 0].float(), self.sample_rate, shaft_hz.float(), bearing)
+        features = [self.order_view(evidence.to(self.dtype))]
+        if self.spectrum_view:
             with full_precision(signal):
-                lines = envelope_lines(spectrum[:, 0], weights, length, shaft_hz, self.sample_rate, self.orders)
-            features.append(self.envelope_norm(self.order_conv(lines.to(dtype)).flatten(1)))
+                log_power = spectrum_view(signal.float())[1]
+            log_power = log_power.to(self.dtype)
+            h = pointwise(self.lift, log_power)
+            for block in self.blocks:
+                h = block(h)
+            features.append(self.spectrum_norm(pooled_spectrum(log_power, h)))
         return self.encoder(self.dropout(torch.cat(features, dim=-1)))
-
-    def _band_weights(self, h: torch.Tensor, n_bins: int) -> torch.Tensor:
-        """`[B, n_bands, n_bins]` weights in [0, 1]: the bands of each window's spectrum to demodulate, chosen by
-        the operator from its features `h` and interpolated onto the `n_bins` bins of the full spectrum."""
-        weights = torch.sigmoid(pointwise(self.band_head, h)).float()
-        return F.interpolate(weights, size=n_bins, mode="linear", align_corners=True)
 
     @property
     def dtype(self) -> torch.dtype:
         """The parameters' dtype. Inputs are cast to it, and head outputs cast back to it from bf16 autocast,
         because the residuals difference nearby samples and need full precision."""
-        return self.lift.weight.dtype
+        return self.encoder[0].weight.dtype
 
     def _validated(self, x: torch.Tensor) -> torch.Tensor:
         """Return `[B, L, input_dim]` in the model's dtype, or raise naming the offending shape."""
@@ -223,6 +204,16 @@ class AGTNOArchitecture(VariationalClassifier):
             raise ValueError("shaft_hz must be positive for every window")
         return shaft
 
+    def _geometry(self, bearing: Optional[torch.Tensor], signal: torch.Tensor) -> torch.Tensor:
+        """Bearing geometry of each window `[B, 4]`, from one `[4]`, one per window, or the constructor's."""
+        rows = self.bearing_row if bearing is None else torch.as_tensor(bearing, device=signal.device)
+        rows = rows.float().reshape(-1, 4)
+        if rows.shape[0] == 1:
+            rows = rows.expand(signal.shape[0], 4)
+        if rows.shape[0] != signal.shape[0]:
+            raise ValueError(f"bearing has {rows.shape[0]} rows for {signal.shape[0]} windows")
+        return rows
+
     def _fields(self, signal: torch.Tensor) -> dict:
         """Displacement, velocity, force `[B, L]` in physical units: an inverse filter of the measured signal."""
         out = self.fields_filter(signal.transpose(1, 2)).to(self.dtype)
@@ -240,6 +231,11 @@ class AGTNOArchitecture(VariationalClassifier):
             "damping_ratio": z_lo * (z_hi / z_lo) ** damping_raw,
             "resonance_hz": resonance_hz,
         }
+
+
+def bearing_row(bearing: BearingGeometry) -> list[float]:
+    """A geometry as the row `[n_balls, ball, pitch, contact angle]` the forward takes per window."""
+    return [float(bearing.n_balls), bearing.ball_diameter_in, bearing.pitch_diameter_in, bearing.contact_angle_deg]
 
 
 def tustin_omega(resonance_hz: torch.Tensor | float, sample_rate: float) -> torch.Tensor:

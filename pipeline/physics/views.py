@@ -1,17 +1,11 @@
-"""The two views AGT-NO reads a window through: its log power spectrum, pooled, and the squared-envelope spectrum
-of chosen bands in shaft orders (pipeline.dsp.envelope)."""
+"""AGT-NO's spectrum view of a window: its log power spectrum, pooled onto bands (the fault-order view is
+pipeline.dsp.fault_orders)."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from pipeline.dsp.envelope import envelope_order_spectrum
-
-# Envelope spectrum read from ORDER_RANGE shaft orders in ORDER_STEP steps: it holds the fundamental and first
-# harmonics of every characteristic rate of a common ball bearing (cage ~0.4, ball ~4.7, outer ~3.6, inner ~5.4).
-ORDER_RANGE = (0.25, 12.0)
-ORDER_STEP = 0.25
 # The spectrum view averages the power of neighbouring bins onto SPECTRUM_BINS bins (47 Hz apart for 1024 samples at
 # 12 kHz): resonances and band energies are broad; the fine lines are the envelope view's job.
 SPECTRUM_BINS = 128
@@ -24,20 +18,6 @@ def pooled_spectrum(log_power: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
     band_energy = F.adaptive_avg_pool1d(log_power, N_SPECTRUM_BANDS).flatten(1)
     bands = F.adaptive_avg_pool1d(h, N_SPECTRUM_BANDS).flatten(1)
     return torch.cat([band_energy, bands, h.amax(dim=-1)], dim=-1)
-
-
-def envelope_lines(
-    spectrum: torch.Tensor,
-    bands: torch.Tensor,
-    length: int,
-    shaft_hz: torch.Tensor,
-    sample_rate: float,
-    orders: torch.Tensor,
-) -> torch.Tensor:
-    """log1p of the envelope lines per order step `[B, K, n]` (pipeline.dsp.envelope) at each window's speed
-    `[B]`."""
-    lines = envelope_order_spectrum(spectrum, bands, length, shaft_hz.float(), sample_rate, orders.float())
-    return torch.log1p(lines / ORDER_STEP)
 
 
 def spectrum_view(signal: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

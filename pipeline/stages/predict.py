@@ -47,20 +47,28 @@ def diagnose(
     rpm: Optional[float] = None,
     sample_rate: Optional[float] = None,
     variable: Optional[str] = None,
+    bearing: Optional[str] = None,
 ) -> Diagnoses:
     """Diagnose every recording of `path` (a file, a folder of recording files, or a `data=files` manifest).
 
     rpm, sample_rate, variable: for files that do not state their own (default: the model's speed and rate).
+    bearing: a preset name or geometry the model reads every recording in (default: a manifest's, else the
+    model's own).
     hop: samples between window starts; default the window length (no overlap).
     """
     _check_hop(hop)
     check_input(path)
+    if bearing is not None:
+        _bearing(bearing, {})
     model, window, model_rate = load_model(model_uri)
     inputs = predict_inputs(path, window, model_rate, rpm, sample_rate, variable)
     progress = Progress(len(inputs), "recordings")
     tables = []
     for recording in inputs:
-        tables.append(_predict_windows(model, recording, window, hop or window).assign(recording=recording.name))
+        params = _params(recording, bearing)
+        tables.append(
+            _predict_windows(model, recording, params, window, hop or window).assign(recording=recording.name)
+        )
         progress.step(recording.name)
     windows = pd.concat(tables, ignore_index=True)
     windows.insert(0, "recording", windows.pop("recording"))
@@ -160,9 +168,14 @@ def load_model(model_uri: str) -> tuple[mlflow.pyfunc.PyFuncModel, int, float]:
     return model, int(config["window"]), float(config["sample_rate"])
 
 
-def _predict_windows(model, recording: PredictInput, window: int, hop: int) -> pd.DataFrame:
+def _params(recording: PredictInput, bearing: Optional[str]) -> dict:
+    """The model's request params for `recording`: its speed and bearing where known, else the model's defaults."""
+    named = {"shaft_hz": recording.shaft_hz, "bearing": bearing or recording.bearing}
+    return {key: value for key, value in named.items() if value is not None}
+
+
+def _predict_windows(model, recording: PredictInput, params: dict, window: int, hop: int) -> pd.DataFrame:
     windows = recording.samples if recording.is_windows else np.ascontiguousarray(frame(recording.samples, window, hop))
-    params = None if recording.shaft_hz is None else {"shaft_hz": recording.shaft_hz}  # else the model's default
     table = pd.concat(
         [model.predict(windows[start : start + BATCH], params=params) for start in range(0, len(windows), BATCH)],
         ignore_index=True,

@@ -15,7 +15,7 @@ from mlflow.models import Model, infer_signature
 from torch import nn
 
 from pipeline.readout.readout import Readout, load_readout
-from pipeline.tracking.pyfunc_model import AVPinoModel
+from pipeline.tracking.pyfunc_model import AVPinoModel, default_params
 from pipeline.training.model_factory import build_from_settings
 
 MODEL_CODE = Path(__file__).with_name("pyfunc_model.py")
@@ -39,7 +39,7 @@ def log_pyfunc_model(
         try:
             predictor, artifacts = served_model(model, settings, Path(tmp), readout)
             example = np.asarray(example, dtype=np.float32)
-            params = {"shaft_hz": float(settings["shaft_hz"])}  # a request may pass its machine's speed
+            params = default_params(settings)  # a request may pass its machine's speed and bearing
             signature = infer_signature(example, predictor.predict(None, example), params=params)
             info = mlflow.pyfunc.log_model(
                 name=name,

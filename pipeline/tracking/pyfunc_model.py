@@ -12,7 +12,7 @@ import json
 import os
 import threading
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Any, Callable, Hashable, Optional
 
 import mlflow
 import numpy as np
@@ -22,6 +22,9 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel
 
+from pipeline.data.bearing import BearingGeometry
+from pipeline.data.config import DataConfig
+from pipeline.data.files import parse_bearing
 from pipeline.models.outputs import window_readings
 from pipeline.readout.readout import load_readout
 from pipeline.training.model_factory import build_from_settings
@@ -75,16 +78,37 @@ def validate_shaft_hz(value) -> float:
     return speed
 
 
+def validate_bearing(value) -> tuple[float, ...]:
+    """The request's bearing, a preset name or a geometry `n_balls/ball/pitch[/contact_angle]`, as the geometry row
+    the model reads `(n_balls, ball, pitch, angle)`, or an error that says what is wrong with it."""
+    try:
+        geometry = parse_bearing(str(value).strip())
+    except ValueError as err:
+        raise _bad_input(f"params.bearing: {err}") from None
+    return geometry_row(geometry)
+
+
+def geometry_row(geometry: BearingGeometry) -> tuple[float, ...]:
+    return (float(geometry.n_balls), geometry.ball_diameter_in, geometry.pitch_diameter_in, geometry.contact_angle_deg)
+
+
+def geometry_text(geometry: dict) -> str:
+    """A stored geometry (BearingGeometry's fields) as the `params.bearing` string that names it."""
+    row = geometry_row(BearingGeometry(**geometry))
+    return "/".join(f"{value:g}" for value in row)
+
+
 @dataclass
 class _Request:
     windows: torch.Tensor
-    shaft_hz: float
+    conditions: tuple
     outputs: Optional[dict] = None
     error: Optional[Exception] = None
 
 
 class Batcher:
-    """Runs `forward(windows, shaft_hz)` one call at a time, over the windows of all the requests waiting for it.
+    """Runs `forward(windows, conditions)` one call at a time, over the windows of all the requests waiting for it
+    (`conditions`: anything hashable the windows were recorded under, e.g. shaft speed and bearing).
 
     The scoring server calls predict from several threads at once. Concurrent forwards would only fight over
     the GIL and the cores, so they run one after another, and whichever request gets to run takes along the
@@ -93,13 +117,13 @@ class Batcher:
     each request gets what it would get alone (to float rounding).
     """
 
-    def __init__(self, forward: Callable[[torch.Tensor, float], dict]):
+    def __init__(self, forward: Callable[[torch.Tensor, Any], dict]):
         self._forward = forward
         self._queue: list[_Request] = []
         self._queue_lock, self._run_lock = threading.Lock(), threading.Lock()
 
-    def __call__(self, windows: torch.Tensor, shaft_hz: float) -> dict:
-        request = _Request(windows, shaft_hz)
+    def __call__(self, windows: torch.Tensor, conditions: Hashable) -> dict:
+        request = _Request(windows, conditions)
         with self._queue_lock:
             self._queue.append(request)
         with self._run_lock:
@@ -122,12 +146,12 @@ class Batcher:
         return batch
 
     def _run(self, batch: list[_Request]) -> None:
-        """One forward per shaft speed in `batch`; each request gets its rows of the outputs, or the error."""
-        for speed in dict.fromkeys(request.shaft_hz for request in batch):
-            group = [request for request in batch if request.shaft_hz == speed]
+        """One forward per set of conditions in `batch`; each request gets its rows of the outputs, or the error."""
+        for conditions in dict.fromkeys(request.conditions for request in batch):
+            group = [request for request in batch if request.conditions == conditions]
             windows = group[0].windows if len(group) == 1 else torch.cat([request.windows for request in group])
             try:
-                outputs = self._forward(windows, speed)
+                outputs = self._forward(windows, conditions)
             except Exception as err:  # every request of the group answers with it
                 for request in group:
                     request.error = err
@@ -165,14 +189,17 @@ class AVPinoModel(PythonModel):
             torch.set_num_threads(1)
 
     def predict(self, context, model_input: np.ndarray, params: Optional[dict] = None) -> pd.DataFrame:  # noqa: ARG002
-        """`params={"shaft_hz": f}` reads the windows at shaft speed f (Hz); default: the training data's.
+        """`params={"shaft_hz": f, "bearing": b}` reads the windows at shaft speed f (Hz) in bearing b (a preset name
+        or a geometry `n_balls/ball/pitch[/contact_angle]`): where its fault lines lie. Defaults: the training
+        data's median speed and its bearing.
 
         The tensor signature hands MLflow's callers' windows over as an ndarray, hence the hint; an ndarray hint
         is one MLflow infers no schema from and validates nothing against, so the logged signature and
         `validate_windows` (which also takes DataFrames and lists, for direct calls) stay the checks."""
         windows = torch.from_numpy(validate_windows(model_input, self.window))
-        shaft_hz = validate_shaft_hz((params or {}).get("shaft_hz", self.config["shaft_hz"]))
-        readings = self.readout.apply({key: value.numpy() for key, value in self.batcher(windows, shaft_hz).items()})
+        params = {**default_params(self.config), **(params or {})}
+        conditions = (validate_shaft_hz(params["shaft_hz"]), validate_bearing(params["bearing"]))
+        readings = self.readout.apply({key: value.numpy() for key, value in self.batcher(windows, conditions).items()})
         probs = readings.pop("probs")
         del readings["probs_uncalibrated"]
         # one dict of columns: building the frame at once costs half of inserting columns into it
@@ -183,10 +210,22 @@ class AVPinoModel(PythonModel):
         }
         return pd.DataFrame(columns)
 
-    def _forward(self, windows: torch.Tensor, shaft_hz: float) -> dict:
-        """The window readings of windows `[N, window]` on the serving path (`physics=False`: no fields)."""
+    def _forward(self, windows: torch.Tensor, conditions: tuple) -> dict:
+        """The window readings of windows `[N, window]` on the serving path (`physics=False`: no fields), recorded
+        at shaft speed and in the bearing `conditions`."""
+        shaft_hz, bearing = conditions
         with torch.inference_mode():
-            return window_readings(self.model(windows, physics=False, shaft_hz=shaft_hz))
+            return window_readings(self.model(windows, physics=False, shaft_hz=shaft_hz, bearing=torch.tensor(bearing)))
+
+
+def default_params(settings: dict) -> dict:
+    """The request params a model answers with when a request gives none: its training data's median speed and
+    its bearing (DataConfig's where the data named none)."""
+    bearing = settings.get("bearing")
+    return {
+        "shaft_hz": float(settings["shaft_hz"]),
+        "bearing": geometry_text(bearing) if bearing else DataConfig.bearing,
+    }
 
 
 mlflow.models.set_model(AVPinoModel())

@@ -1,5 +1,5 @@
-"""The envelope analysis: a band's analytic envelope, the choice of band, the envelope spectrum in shaft orders and
-the fault combs in it."""
+"""The envelope analysis: a band's analytic envelope, the choice of band, the envelope spectrum and the fault combs
+in it."""
 
 import math
 
@@ -13,33 +13,19 @@ from pipeline.dsp.envelope import (
     RESONANCE_BANDS_HZ,
     band_masks,
     comb_contrast,
-    envelope_order_spectrum,
     envelope_spectrum,
     most_impulsive_band,
     squared_envelope,
 )
 
 FS, LENGTH = 12000.0, 4096
-ORDERS = torch.arange(0.5, 12.0, 0.25)
 T = torch.arange(LENGTH, dtype=torch.float64) / FS
-
-
-def modulated_carrier(order: float, shaft_hz: float) -> torch.Tensor:
-    """A 3 kHz carrier whose amplitude swings at `order` times the shaft frequency."""
-    t = torch.arange(LENGTH) / FS
-    return (1 + 0.8 * torch.cos(2 * math.pi * order * shaft_hz * t)) * torch.sin(2 * math.pi * 3000 * t)
 
 
 def ringing_impacts(rate_hz: float, resonance_hz: float) -> torch.Tensor:
     """Impacts at `rate_hz`, each ringing a lightly damped mode at `resonance_hz`, as one float64 window."""
     since = torch.remainder(T, 1 / rate_hz)
     return torch.exp(-2 * math.pi * resonance_hz * 0.03 * since) * torch.sin(2 * math.pi * resonance_hz * since)
-
-
-def lines(signals: torch.Tensor, shaft_hz: torch.Tensor, band=(2000.0, 4000.0)) -> torch.Tensor:
-    spectrum = torch.fft.rfft(signals.double(), dim=-1)
-    bands = band_masks(LENGTH, FS, [band], torch.float64).expand(len(signals), 1, -1)
-    return envelope_order_spectrum(spectrum, bands, LENGTH, shaft_hz.double(), FS, ORDERS.double())[:, 0]
 
 
 def test_the_squared_envelope_is_the_hilbert_envelope_of_the_band_passed_signal():
@@ -72,20 +58,6 @@ def test_a_fully_modulated_energy_shows_a_line_of_height_one():
         spectrum = envelope_spectrum(level * energy)
         assert spectrum.argmax() == rate_bin
         torch.testing.assert_close(spectrum[rate_bin], torch.tensor(1.0, dtype=torch.float64))
-
-
-def test_the_modulation_shows_at_its_order_whatever_the_speed():
-    speeds = torch.tensor([29.95, 28.7])
-    signals = torch.stack([modulated_carrier(5.0, s.item()) for s in speeds])
-    found = ORDERS[lines(signals, speeds).argmax(dim=-1)]
-    torch.testing.assert_close(found, torch.tensor([5.0, 5.0]))
-
-
-def test_a_band_without_the_carrier_shows_no_line():
-    signal = modulated_carrier(5.0, 29.95)[None]
-    inside = lines(signal, torch.tensor([29.95]))
-    outside = lines(signal, torch.tensor([29.95]), band=(4500.0, 5500.0))
-    assert outside.max() < 0.05 * inside.max()
 
 
 def test_impacts_at_a_fault_rate_light_up_that_fault_locations_comb():

@@ -289,9 +289,9 @@ def test_each_window_is_read_at_its_own_shaft_speed():
         model(x, shaft_hz=torch.tensor([29.0, 0.0]))
 
 
-def test_without_the_envelope_view_the_operator_reads_the_spectrum_alone():
-    model = tiny_model(n_bands=0).eval()
-    assert not hasattr(model, "band_head")
+def test_without_the_spectrum_view_only_the_fault_orders_decide():
+    model = tiny_model(spectrum_view=False).eval()
+    assert not hasattr(model, "blocks")
     assert model(torch.randn(2, 256))["predictions"].shape == (2, 10)
 
 
