@@ -8,7 +8,7 @@ classes compete) plus the latent's mean variance (the encoder is unsure where th
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -64,14 +64,18 @@ class VariationalClassifier(nn.Module):
         with torch.no_grad():
             self.latent_head.bias[latent_dim:].fill_(INITIAL_LOG_VAR)
 
-    def decide(self, hidden: torch.Tensor) -> dict:
+    def decide(self, hidden: torch.Tensor, combine: Optional[Callable[[torch.Tensor], torch.Tensor]] = None) -> dict:
         """predictions, mean, log_var, uncertainties and, as `features`, the hidden vector `[B, hidden]` itself.
         Training samples the latent (reparameterised); eval reads its mean, so predictions are deterministic. The
-        outputs are cast back to the parameters' dtype from bf16 autocast: the losses need full precision."""
+        outputs are cast back to the parameters' dtype from bf16 autocast: the losses need full precision.
+        `combine` turns the head's logits `[B, C]` into the model's (another part of the model has its say)."""
         dtype = self.classifier.weight.dtype
         mean, log_var = self.latent_head(hidden).to(dtype).chunk(2, dim=-1)
         z = mean + torch.randn_like(mean) * torch.exp(0.5 * log_var) if self.training else mean
-        return variational_outputs(self.classifier(z).to(dtype), mean, log_var, hidden.to(dtype))
+        logits = self.classifier(z).to(dtype)
+        if combine is not None:
+            logits = combine(logits).to(dtype)
+        return variational_outputs(logits, mean, log_var, hidden.to(dtype))
 
 
 def window_readings(outputs: dict) -> dict[str, torch.Tensor]:

@@ -17,7 +17,8 @@ from torch import nn
 
 from pipeline.data.bearing import SKF_6205_DE, BearingGeometry
 from pipeline.data.config import DataConfig
-from pipeline.dsp.fault_orders import EVIDENCE_SHAPE, fault_order_evidence
+from pipeline.dsp.fault_orders import fault_order_evidence
+from pipeline.models.comb_scorer import CombScorer
 from pipeline.models.config import ModelConfig
 from pipeline.models.outputs import DEFAULT_CLASSES, VariationalClassifier
 from pipeline.physics.residuals import energy_balance, physics_residuals
@@ -77,11 +78,9 @@ class AGTNOArchitecture(VariationalClassifier):
         self.w_ref = float(tustin_omega(REFERENCE_RESONANCE_HZ, sample_rate))
         self.register_buffer("bearing_row", torch.tensor(bearing_row(bearing)), persistent=False)
 
-        # the fault-order view: a small network over the comb evidence, the same for every bearing
-        self.order_view = nn.Sequential(
-            nn.Flatten(), nn.Linear(math.prod(EVIDENCE_SHAPE), hidden_dim), nn.GELU(), nn.LayerNorm(hidden_dim)
-        )
-        pooled_dim = hidden_dim
+        # the fault-order view: one judgement of comb evidence shared by every location, the same for every bearing
+        self.comb_scorer = CombScorer(hidden_dim, class_locations, output_dim)
+        pooled_dim = self.comb_scorer.out_dim
         # the spectrum view: level-normalised log power of every input channel over frequency
         if spectrum_view:
             self.lift = nn.Conv1d(input_dim, hidden_dim, kernel_size=1)
@@ -128,11 +127,11 @@ class AGTNOArchitecture(VariationalClassifier):
         geometry = self._geometry(bearing, signal)
         if not physics:
             chunks = zip(*(part.split(INFERENCE_CHUNK) for part in (signal, shaft, geometry)))
-            parts = [self.decide(self._encode(*chunk)) for chunk in chunks]
+            parts = [self._decide(*self._encode(*chunk)) for chunk in chunks]
             return {key: torch.cat([part[key] for part in parts]) for key in parts[0]}
 
-        hidden = self._encode(signal, shaft, geometry)
-        outputs = self.decide(hidden)
+        hidden, location_scores = self._encode(signal, shaft, geometry)
+        outputs = self._decide(hidden, location_scores)
         fields = self._fields(signal)
         params = self._physical_params(hidden)
         class_probs = outputs["predictions"].softmax(dim=-1) if self.class_locations is not None else None
@@ -157,13 +156,16 @@ class AGTNOArchitecture(VariationalClassifier):
             "physical_params": params,
         }
 
-    def _encode(self, signal: torch.Tensor, shaft_hz: torch.Tensor, bearing: torch.Tensor) -> torch.Tensor:
+    def _encode(
+        self, signal: torch.Tensor, shaft_hz: torch.Tensor, bearing: torch.Tensor
+    ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
         """The encoder's hidden layer `[B, hidden]` of windows `[B, L, C]` turning at `shaft_hz` `[B]` in bearings
-        `[B, 4]`: the views, pooled and encoded. The fault-order evidence is a fixed transform, so it runs
-        without autograd."""
+        `[B, 4]` (the views, pooled and encoded), and the comb scorer's class scores `[B, classes]` (or None). The
+        fault-order evidence is a fixed transform, so it runs without autograd."""
         with torch.no_grad(), full_precision(signal):
             evidence = fault_order_evidence(signal[..., 0].float(), self.sample_rate, shaft_hz.float(), bearing)
-        features = [self.order_view(evidence.to(self.dtype))]
+        pooled, location_scores = self.comb_scorer(evidence.to(self.dtype))
+        features = [pooled]
         if self.spectrum_view:
             with full_precision(signal):
                 log_power = spectrum_view(signal.float())[1]
@@ -172,7 +174,12 @@ class AGTNOArchitecture(VariationalClassifier):
             for block in self.blocks:
                 h = block(h)
             features.append(self.spectrum_norm(pooled_spectrum(log_power, h)))
-        return self.encoder(self.dropout(torch.cat(features, dim=-1)))
+        return self.encoder(self.dropout(torch.cat(features, dim=-1))), location_scores
+
+    def _decide(self, hidden: torch.Tensor, location_scores: Optional[torch.Tensor]) -> dict:
+        """The head's outputs with the comb scorer's say in the logits; without the spectrum view only the combs
+        choose between fault locations."""
+        return self.decide(hidden, lambda logits: self.comb_scorer.combine(logits, location_scores, self.spectrum_view))
 
     @property
     def dtype(self) -> torch.dtype:

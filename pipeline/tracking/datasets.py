@@ -15,6 +15,7 @@ import mlflow
 from mlflow.data.code_dataset_source import CodeDatasetSource
 from mlflow.data.meta_dataset import MetaDataset
 from mlflow.entities import Run
+from mlflow.exceptions import MlflowException
 
 from pipeline.data.errors import DatasetError
 from pipeline.data.locate import locate_dataset
@@ -37,9 +38,15 @@ def log_dataset(dataset_dir: str | Path, context: str = "training") -> dict:
             "data_config": {k: v for k, v in manifest["data_config"].items() if k != "cache_dir"},
         }
     )
-    mlflow.log_input(
-        MetaDataset(source=source, name=dataset_dir.name, digest=manifest["content_hash"][:20]), context=context
-    )
+    dataset = MetaDataset(source=source, name=dataset_dir.name, digest=manifest["content_hash"][:20])
+    try:
+        mlflow.log_input(dataset, context=context)
+    except MlflowException as err:
+        # two runs logging a new (name, digest) at once: both found no row, the other inserted it first, so
+        # this insert broke the store's unique key; logging again finds the row and links this run to it
+        if "UNIQUE constraint failed" not in str(err) and "duplicate key" not in str(err):
+            raise
+        mlflow.log_input(dataset, context=context)
     mlflow.log_dict(manifest, MANIFEST_ARTIFACT)
     mlflow.set_tags({CONTENT_HASH_TAG: manifest["content_hash"], CONFIG_HASH_TAG: manifest["config_hash"]})
     return manifest

@@ -112,6 +112,15 @@ def test_a_folder_gets_one_diagnosis_per_recording(model_uri, tmp_path):
         write_figures(found, tmp_path / "d.html", bearing="9/1")
 
 
+def test_the_bearing_named_is_the_one_the_model_reads_the_recordings_in(model_uri, tmp_path):
+    recording = write_mixed_folder(tmp_path / "pumps") / "105.mat"
+    own = diagnose(recording, model_uri).windows.filter(like="prob_").to_numpy()
+    fan_end = diagnose(recording, model_uri, bearing="nsk_6203").windows.filter(like="prob_").to_numpy()
+    assert not np.allclose(own, fan_end)
+    with pytest.raises(PredictError, match="bearing='9/1': "):
+        diagnose(recording, model_uri, bearing="9/1")
+
+
 def test_a_manifest_is_diagnosed_with_its_speeds_and_labels(model_uri, tmp_path):
     folder = write_mixed_folder(tmp_path / "pumps")
     manifest = folder / "manifest.csv"
@@ -162,13 +171,19 @@ def test_command_line_uses_the_champion_and_prints_one_diagnosis_per_recording(m
     assert missing.stderr.strip().endswith(f"predict: {tmp_path / 'missing.mat'}: no such file")
 
 
-def test_a_request_may_say_at_which_shaft_speed_its_windows_were_recorded(model_uri):
-    """The envelope view reads fault lines in shaft orders, so the speed is part of the request; without it the
-    model uses the training data's typical speed, recorded in the model's signature."""
+def test_a_request_says_at_which_speed_and_in_which_bearing_its_windows_were_recorded(model_uri):
+    """The model reads fault lines in the bearing's fault orders, so speed and bearing are part of the request;
+    without them the model uses the training data's typical speed and its bearing, recorded in its signature."""
     model = mlflow.pyfunc.load_model(model_uri)
-    assert {p.name: p.default for p in model.metadata.signature.params.params} == {"shaft_hz": pytest.approx(29.95)}
+    defaults = {p.name: p.default for p in model.metadata.signature.params.params}
+    assert defaults == {"shaft_hz": pytest.approx(29.95), "bearing": "9/0.3126/1.537/0"}
     windows = np.random.default_rng(0).standard_normal((3, WINDOW)).astype(np.float32)
-    default, slower = model.predict(windows), model.predict(windows, params={"shaft_hz": 20.0})
-    assert not np.allclose(default.filter(like="prob_").to_numpy(), slower.filter(like="prob_").to_numpy())
+    default = model.predict(windows).filter(like="prob_").to_numpy()
+    for params in ({"shaft_hz": 20.0}, {"bearing": "nsk_6203"}, {"shaft_hz": 25, "bearing": "8/0.235/1.245/0"}):
+        assert not np.allclose(default, model.predict(windows, params=params).filter(like="prob_").to_numpy()), params
+    named = model.predict(windows, params={"bearing": "skf_6205"}).filter(like="prob_").to_numpy()
+    np.testing.assert_allclose(named, default, rtol=1e-5)
     with pytest.raises(MlflowException, match="params.shaft_hz must be a positive number of Hz"):
         model.predict(windows, params={"shaft_hz": -1.0})
+    with pytest.raises(MlflowException, match="ball_diameter_in .* must be smaller than pitch_diameter_in"):
+        model.predict(windows, params={"bearing": "8/1.5/1.2/0"})

@@ -66,6 +66,12 @@ BAD_REQUESTS = {  # id -> (body, content type, status, what the message must say
         400,
         "params.shaft_hz must be a positive number of Hz, got -3.0",
     ),
+    "impossible-bearing": (
+        json.dumps({"inputs": windows(1), "params": {"bearing": "9/2.0/1.5"}}),
+        "application/json",
+        400,
+        "params.bearing: bearing '9/2.0/1.5' is neither a preset",
+    ),
 }
 
 
