@@ -33,6 +33,16 @@ class BearingGeometry:
                 f"pitch_diameter_in ({self.pitch_diameter_in})"
             )
 
+    @property
+    def row(self) -> tuple[float, float, float, float]:
+        """(n_balls, ball, pitch, contact angle): the row a model reads per window."""
+        return (float(self.n_balls), self.ball_diameter_in, self.pitch_diameter_in, self.contact_angle_deg)
+
+    @property
+    def text(self) -> str:
+        """`n_balls/ball/pitch/angle`, the form a manifest or a request names a geometry by."""
+        return "/".join(f"{value:.6g}" for value in self.row)
+
 
 SKF_6205_DE = BearingGeometry(n_balls=9, ball_diameter_in=0.3126, pitch_diameter_in=1.537)
 """CWRU drive-end bearing (SKF 6205-2RS JEM)."""
@@ -42,6 +52,23 @@ NSK_6203_FE = BearingGeometry(n_balls=8, ball_diameter_in=0.2656, pitch_diameter
 
 BEARINGS: dict[str, BearingGeometry] = {"skf_6205": SKF_6205_DE, "nsk_6203": NSK_6203_FE}
 """Presets by name (`data.bearing`): the bearing whose faults a dataset's recordings hold."""
+
+RANDOM_BEARING = "random"
+"""`data.bearing=random` (simulator only): each recording's bearing is drawn by `random_bearing`."""
+
+BALLS_RANGE = (7, 16)  # deep-groove ball bearings of common series
+BALL_TO_PITCH_RANGE = (0.15, 0.30)  # d/D: the 6205 is 0.20, the 6203 0.24
+
+
+def random_bearing(rng) -> BearingGeometry:
+    """A deep-groove ball bearing (contact angle 0) drawn from BALLS_RANGE and BALL_TO_PITCH_RANGE, with a pitch
+    diameter of 1-3 in (only the ratio matters): its fault orders span BPFO 2.4-6.8, BPFI 4.0-10.4."""
+    pitch = float(rng.uniform(1.0, 3.0))
+    ratio = float(rng.uniform(*BALL_TO_PITCH_RANGE))
+    return BearingGeometry(
+        int(rng.integers(BALLS_RANGE[0], BALLS_RANGE[1] + 1)), round(ratio * pitch, 4), round(pitch, 4)
+    )
+
 
 NOMINAL_RPM: dict[int, int] = {0: 1797, 1: 1772, 2: 1750, 3: 1730}
 """CWRU motor load (HP) -> nominal shaft speed (rpm): the motor slows slightly as the load grows."""

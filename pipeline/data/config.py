@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Optional
 
 from pipeline.common.config_section import Section, check_setting
-from pipeline.data.bearing import BEARINGS, NOMINAL_RPM
+from pipeline.data.bearing import BEARINGS, NOMINAL_RPM, RANDOM_BEARING
 from pipeline.data.classes import FAULT_SIZES_IN
 from pipeline.data.cwru import SAMPLE_RATE as CWRU_SAMPLE_RATE
 from pipeline.data.tasks import TASKS
@@ -30,7 +30,9 @@ class DataConfig(Section):
     duration_s: float = 0.8  # synthetic: seconds per recording
     snr_db: float = 20.0  # synthetic: measurement noise
     task: str = "fault_class"  # what a label means: fault_class (ten classes) or fault_location (four)
-    bearing: str = "skf_6205"  # geometry preset of the monitored bearing (pipeline.data.bearing.BEARINGS)
+    # geometry preset of the monitored bearing (pipeline.data.bearing.BEARINGS); the simulator also takes `random`,
+    # a bearing of its own for each recording
+    bearing: str = "skf_6205"
     split: str = "recording"  # recording, load_shift, fault_size, time, manifest or group (pipeline/data/splits.py)
     train_loads: list[int] = field(default_factory=lambda: [0, 1, 2])  # load_shift: loads (HP) trained on
     test_loads: list[int] = field(default_factory=lambda: [3])  # load_shift: loads (HP) tested on
@@ -100,7 +102,10 @@ class DataConfig(Section):
         p = "data."
         check_setting(self.task in TASKS, p + "task", self.task, f"must be one of {TASKS}")
         check_setting(
-            self.bearing in BEARINGS, p + "bearing", self.bearing, f"must be one of the presets {tuple(BEARINGS)}"
+            self.bearing in BEARINGS or (self.bearing == RANDOM_BEARING and self.source == "synthetic"),
+            p + "bearing",
+            self.bearing,
+            f"must be one of the presets {tuple(BEARINGS)}, or {RANDOM_BEARING!r} for the simulator",
         )
         check_setting(self.split in SPLITS, p + "split", self.split, f"must be one of {SPLITS}")
 

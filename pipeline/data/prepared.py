@@ -24,6 +24,7 @@ import numpy as np
 from pipeline.common.atomic_files import fsync_dir, remove_abandoned, temp_path
 from pipeline.common.digest import config_digest
 from pipeline.data import files as user_files
+from pipeline.data.bearing import RANDOM_BEARING
 from pipeline.data.config import DataConfig
 from pipeline.data.dataset import BearingWindows
 from pipeline.data.errors import DatasetError
@@ -225,7 +226,7 @@ def _window_arrays(
         "load": per_window([r.load_hp for r in owners], np.int8),
         "split": per_window([SPLIT_NAMES.index(s.split) for s in segments], np.int8),
         "rpm": per_window([r.rpm for r in owners], np.float32),
-        "bearing": per_window([bearings.index(r.bearing_name) for r in owners], np.int8),
+        "bearing": per_window([bearings.index(r.bearing_name) for r in owners], np.int16),
         "offset": np.concatenate([s.start + cfg.hop * np.arange(n, dtype=np.int64) for s, n in zip(segments, counts)]),
     }
     if cfg.source == "synthetic":
@@ -238,6 +239,8 @@ def dataset_description(cfg: DataConfig) -> dict[str, Any]:
     and their fault locations, the (most common) bearing's geometry, the sampling rate and the window length.
     A manifest of the user's own recordings is read for it (its rows only, not the files)."""
     names, locations, bearing = list(class_names(cfg.task)), class_locations(cfg.task), cfg.bearing
+    if bearing == RANDOM_BEARING:  # every recording has its own: a request naming none is read as CWRU's drive end
+        bearing = DataConfig.bearing
     if cfg.source == "files":
         rows = manifest_rows(cfg)
         names, locations = user_files.class_names(rows, cfg.task), user_files.class_locations(rows, cfg.task)

@@ -9,7 +9,7 @@ from typing import Optional
 import numpy as np
 
 from pipeline.data import files as user_files
-from pipeline.data.bearing import BEARINGS, NOMINAL_RPM
+from pipeline.data.bearing import BEARINGS, NOMINAL_RPM, RANDOM_BEARING, BearingGeometry, random_bearing
 from pipeline.data.classes import CLASS_NAMES, class_index, fault_size_in
 from pipeline.data.config import DataConfig
 from pipeline.data.cwru import read_cwru_folder
@@ -44,12 +44,14 @@ def read_recordings(cfg: DataConfig) -> tuple[list[Recording], Skipped, Skipped]
 
 
 def _synthetic(cfg: DataConfig) -> tuple[list[Recording], Skipped, Skipped]:
-    """Every class x load 0..3 x recordings_per_load, each with its own seed drawn from cfg.seed."""
+    """Every class x load 0..3 x recordings_per_load, each with its own seed drawn from cfg.seed, in the bearing
+    `cfg.bearing` names or, for `random`, in a bearing of its own drawn from that seed."""
     recordings = []
     for label in CLASS_NAMES:
         for load in sorted(NOMINAL_RPM):
             for rep in range(cfg.recordings_per_load):
                 seed = int(np.random.SeedSequence([cfg.seed, class_index(label), load, rep]).generate_state(1)[0])
+                bearing = _simulated_bearing(cfg.bearing, seed)
                 sim = simulate_recording(
                     label,
                     load,
@@ -57,8 +59,10 @@ def _synthetic(cfg: DataConfig) -> tuple[list[Recording], Skipped, Skipped]:
                     duration_s=cfg.duration_s,
                     snr_db=cfg.snr_db,
                     sample_rate=cfg.sample_rate,
-                    bearing=BEARINGS[cfg.bearing],
+                    bearing=bearing,
                 )
+                klass, size, _ = _ten_class_facts(cfg, label)
+                name = bearing.text if cfg.bearing == RANDOM_BEARING else cfg.bearing
                 recordings.append(
                     Recording(
                         sim.signal,
@@ -67,11 +71,20 @@ def _synthetic(cfg: DataConfig) -> tuple[list[Recording], Skipped, Skipped]:
                         sim.params["rpm"],
                         f"simulator seed={seed}",
                         [],
-                        {name: sim.params[name] for name in GROUND_TRUTH},
-                        *_ten_class_facts(cfg, label),
+                        {key: sim.params[key] for key in GROUND_TRUTH},
+                        klass,
+                        size,
+                        name,
                     )
                 )
     return recordings, [], []
+
+
+def _simulated_bearing(named: str, seed: int) -> BearingGeometry:
+    """The preset `named`, or for `random` a bearing drawn from the recording's own seed."""
+    if named == RANDOM_BEARING:
+        return random_bearing(np.random.default_rng([seed, 1]))
+    return BEARINGS[named]
 
 
 def _cwru(cfg: DataConfig) -> tuple[list[Recording], Skipped, Skipped]:

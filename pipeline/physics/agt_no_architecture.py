@@ -76,7 +76,7 @@ class AGTNOArchitecture(VariationalClassifier):
         known = class_locations is not None and all(loc is not None for loc in class_locations)
         self.class_locations = list(class_locations) if known else None
         self.w_ref = float(tustin_omega(REFERENCE_RESONANCE_HZ, sample_rate))
-        self.register_buffer("bearing_row", torch.tensor(bearing_row(bearing)), persistent=False)
+        self.register_buffer("bearing_row", torch.tensor(bearing.row), persistent=False)
 
         # the fault-order view: one judgement of comb evidence shared by every location, the same for every bearing
         self.comb_scorer = CombScorer(hidden_dim, class_locations, output_dim)
@@ -238,11 +238,6 @@ class AGTNOArchitecture(VariationalClassifier):
             "damping_ratio": z_lo * (z_hi / z_lo) ** damping_raw,
             "resonance_hz": resonance_hz,
         }
-
-
-def bearing_row(bearing: BearingGeometry) -> list[float]:
-    """A geometry as the row `[n_balls, ball, pitch, contact angle]` the forward takes per window."""
-    return [float(bearing.n_balls), bearing.ball_diameter_in, bearing.pitch_diameter_in, bearing.contact_angle_deg]
 
 
 def tustin_omega(resonance_hz: torch.Tensor | float, sample_rate: float) -> torch.Tensor:

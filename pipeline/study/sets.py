@@ -13,6 +13,7 @@ from typing import Optional
 import numpy as np
 
 from pipeline.config import ConfigError, DataConfig
+from pipeline.data.bearing import RANDOM_BEARING
 from pipeline.data.classes import CLASS_NAMES, fault_location, fault_size_in
 from pipeline.data.noise import with_white_noise
 from pipeline.data.prepared import (
@@ -187,9 +188,10 @@ def every_window_in_test(data: DataConfig, root: Path) -> Path:
 
 
 def simulator_data(data: DataConfig) -> DataConfig:
-    """The simulator at `data`'s window, task and bearing, split by recording: what `sim_to_real` trains on.
-    Raises ConfigError when its recordings (`data.duration_s`) are shorter than the window."""
-    return replace(data, source="synthetic", path=None, manifest=None, split="recording")
+    """The simulator at `data`'s window and task, split by recording, each recording in a bearing of its own:
+    what `sim_to_real` trains on, so that its model has seen many bearings before any real one. Raises
+    ConfigError when its recordings (`data.duration_s`) are shorter than the window."""
+    return replace(data, source="synthetic", path=None, manifest=None, split="recording", bearing=RANDOM_BEARING)
 
 
 def reduced_labels_dataset(source: PreparedDataset, fraction: float, seed: int) -> Path:

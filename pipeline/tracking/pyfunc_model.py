@@ -85,17 +85,7 @@ def validate_bearing(value) -> tuple[float, ...]:
         geometry = parse_bearing(str(value).strip())
     except ValueError as err:
         raise _bad_input(f"params.bearing: {err}") from None
-    return geometry_row(geometry)
-
-
-def geometry_row(geometry: BearingGeometry) -> tuple[float, ...]:
-    return (float(geometry.n_balls), geometry.ball_diameter_in, geometry.pitch_diameter_in, geometry.contact_angle_deg)
-
-
-def geometry_text(geometry: dict) -> str:
-    """A stored geometry (BearingGeometry's fields) as the `params.bearing` string that names it."""
-    row = geometry_row(BearingGeometry(**geometry))
-    return "/".join(f"{value:g}" for value in row)
+    return geometry.row
 
 
 @dataclass
@@ -224,7 +214,7 @@ def default_params(settings: dict) -> dict:
     bearing = settings.get("bearing")
     return {
         "shaft_hz": float(settings["shaft_hz"]),
-        "bearing": geometry_text(bearing) if bearing else DataConfig.bearing,
+        "bearing": BearingGeometry(**bearing).text if bearing else DataConfig.bearing,
     }
 
 

@@ -10,8 +10,9 @@ import scipy.io
 import torch
 from torch.utils.data import DataLoader
 
-from pipeline.config import DataConfig
+from pipeline.config import ConfigError, DataConfig
 from pipeline.data import sources
+from pipeline.data.bearing import BALLS_RANGE, BearingGeometry
 from pipeline.data.classes import CLASS_NAMES, FAULT_LOCATIONS, fault_location
 from pipeline.data.cwru import CwruError
 from pipeline.data.prepared import DatasetError, dataset_dir_for, load_prepared, prepare_dataset
@@ -65,7 +66,7 @@ def test_manifest_arrays_and_ground_truth(tiny):
         "load": ("int8", (n,)),
         "split": ("int8", (n,)),
         "rpm": ("float32", (n,)),
-        "bearing": ("int8", (n,)),
+        "bearing": ("int16", (n,)),
         "offset": ("int64", (n,)),
         "natural_freq_hz": ("float32", (n,)),
         "damping_ratio": ("float32", (n,)),
@@ -113,6 +114,23 @@ def test_the_fault_location_task_labels_by_location(tmp_path):
     for i, record in enumerate(m["recordings"]):
         labels = a["labels"][a["recording"] == i]
         assert set(labels) == {FAULT_LOCATIONS.index(fault_location(record["label"]))}
+
+
+def test_a_random_bearing_simulator_gives_every_recording_a_bearing_of_its_own(tmp_path):
+    """`data.bearing=random`: each recording is simulated in a bearing drawn for it, and each of its windows
+    carries that geometry to the model; only the simulator can draw bearings."""
+    data = load_prepared(prepare_dataset(DataConfig(**TINY, bearing="random"), tmp_path))
+    recordings, geometries = data.manifest["recordings"], data.bearings()
+    assert len({r["bearing"] for r in recordings}) == len(recordings) == len(geometries)
+    assert data.manifest["bearing_name"] == "skf_6205"  # the default a request naming no bearing is read in
+    for i, record in enumerate(recordings):
+        rows = geometries[data.arrays["bearing"][data.arrays["recording"] == i]]
+        expected = BearingGeometry(*map(float, record["bearing"].split("/")))
+        assert len(np.unique(rows, axis=0)) == 1 and np.allclose(rows[0], expected.row)
+    n_balls = geometries[:, 0]
+    assert n_balls.min() >= BALLS_RANGE[0] and n_balls.max() <= BALLS_RANGE[1] and len(set(n_balls)) > 3
+    with pytest.raises(ConfigError, match="data.bearing='random'"):
+        DataConfig(source="cwru", path=str(tmp_path), bearing="random")
 
 
 def test_splits_are_disjoint_by_recording_and_cover_every_class(tiny):
