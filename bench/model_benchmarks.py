@@ -1,4 +1,5 @@
-"""Model and trainer benchmarks: accuracy, engine and tracking overhead, inference latency."""
+"""Model and trainer benchmarks: accuracy, engine and tracking overhead, AGT-NO's epoch against WDCNN's, inference
+latency."""
 
 from __future__ import annotations
 
@@ -101,6 +102,34 @@ def engine_overhead(rounds: int = 8) -> None:
         ratio=statistics.median(ratios),
         engine_s=statistics.median(engine_times),
         bare_s=statistics.median(bare_times),
+        batches=len(loader),
+    )
+
+
+@benchmark
+def epoch_vs_wdcnn(rounds: int = 6) -> None:
+    """TrainingEngine.train_epoch of AGT-NO (its fault orders computed in every forward) vs of WDCNN, the same
+    batches and loss settings, alternated in one process after one untimed epoch each; ratio = AGT-NO / WDCNN
+    (median over rounds)."""
+    config = ExperimentConfig()
+    loader = fixed_batches(config)
+    engines = {}
+    for name in ("agt_no", "wdcnn"):
+        named = replace(config, model=replace(config.model, name=name))
+        engines[name] = TrainingEngine(untrained_model(named)[0], named, device="cpu")
+        engines[name].train_epoch(loader)
+    pairs = [
+        timed_pair(round_, lambda: engines["agt_no"].train_epoch(loader), lambda: engines["wdcnn"].train_epoch(loader))
+        for round_ in range(rounds)
+    ]
+    ratio = statistics.median(agt_no / wdcnn for agt_no, wdcnn in pairs)
+    emit(
+        "epoch_vs_wdcnn/epoch_time_ratio",
+        ratio,
+        "ratio",
+        ratio=ratio,
+        agt_no_s=statistics.median(p[0] for p in pairs),
+        wdcnn_s=statistics.median(p[1] for p in pairs),
         batches=len(loader),
     )
 

@@ -64,7 +64,7 @@ CONFIG_ROWS = [
     Row("prepare-unknown-split", ("data.split=random",), ("data.split='random'",), entry="prepare"),
     Row(
         "prepare-fault-size-needs-location",
-        ("data.split=fault_size",),
+        ("data.task=fault_class", "data.split=fault_size"),
         ("data.split='fault_size'", "needs data.task=fault_location"),
         entry="prepare",
     ),

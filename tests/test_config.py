@@ -33,7 +33,8 @@ def test_overrides_reach_the_config(compose_config):
         ("data.val_fraction=0.7", "data.val_fraction", "0.7"),
         ("data.task=fault_size", "data.task", "fault_size"),
         ("data.bearing=skf", "data.bearing", "skf"),
-        ("data.split=fault_size", "data.split", "fault_size"),  # needs data.task=fault_location
+        ("data.task=fault_class data.split=fault_size", "data.split", "fault_size"),  # needs fault_location
+        ("data=cwru data.path=. data.bearing=random", "data.bearing", "random"),  # the simulator's only
         ("data.split=group", "data.split", "group"),  # reads a manifest's column: data=files only
         ("data.split=manifest", "data.split", "manifest"),
         ("data.test_groups=[pump_b,pump_b]", "data.test_groups", "['pump_b', 'pump_b']"),
@@ -56,7 +57,7 @@ def test_overrides_reach_the_config(compose_config):
 )
 def test_bad_values_name_key_and_value(compose_config, override, key, value):
     with pytest.raises(ConfigError) as err:
-        to_experiment_config(compose_config(override))
+        to_experiment_config(compose_config(*override.split()))
     assert key in str(err.value) and value in str(err.value)
 
 

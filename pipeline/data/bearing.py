@@ -60,14 +60,35 @@ BALLS_RANGE = (7, 16)  # deep-groove ball bearings of common series
 BALL_TO_PITCH_RANGE = (0.15, 0.30)  # d/D: the 6205 is 0.20, the 6203 0.24
 
 
+MIN_COMB_GAP = 0.08  # relative gap between the first two lines of different fault locations' combs
+
+
 def random_bearing(rng) -> BearingGeometry:
     """A deep-groove ball bearing (contact angle 0) drawn from BALLS_RANGE and BALL_TO_PITCH_RANGE, with a pitch
-    diameter of 1-3 in (only the ratio matters): its fault orders span BPFO 2.4-6.8, BPFI 4.0-10.4."""
-    pitch = float(rng.uniform(1.0, 3.0))
-    ratio = float(rng.uniform(*BALL_TO_PITCH_RANGE))
-    return BearingGeometry(
-        int(rng.integers(BALLS_RANGE[0], BALLS_RANGE[1] + 1)), round(ratio * pitch, 4), round(pitch, 4)
-    )
+    diameter of 1-3 in (only the ratio matters): its fault orders span BPFO 2.4-6.8, BPFI 4.0-10.4. Drawn again
+    while two locations' combs overlap (`combs_apart`): where BPFI equals 2 BSF, no envelope spectrum can tell an
+    inner-race fault from a ball fault, and a task the physics cannot decide is no test of a model."""
+    while True:
+        pitch = float(rng.uniform(1.0, 3.0))
+        ratio = float(rng.uniform(*BALL_TO_PITCH_RANGE))
+        n_balls = int(rng.integers(BALLS_RANGE[0], BALLS_RANGE[1] + 1))
+        bearing = BearingGeometry(n_balls, round(ratio * pitch, 4), round(pitch, 4))
+        if combs_apart(bearing):
+            return bearing
+
+
+def combs_apart(bearing: BearingGeometry, gap: float = MIN_COMB_GAP) -> bool:
+    """Whether the first two lines of the outer (BPFO), inner (BPFI) and ball (2 BSF) combs all lie more than
+    `gap` (relative) from every line of another location's comb."""
+    rates = characteristic_frequencies(bearing, 1.0)
+    combs = [rates["bpfo"], rates["bpfi"], 2 * rates["bsf"]]
+    for i, a in enumerate(combs):
+        for b in combs[i + 1 :]:
+            for line_a in (a, 2 * a):
+                for line_b in (b, 2 * b):
+                    if abs(line_a - line_b) <= gap * max(line_a, line_b):
+                        return False
+    return True
 
 
 NOMINAL_RPM: dict[int, int] = {0: 1797, 1: 1772, 2: 1750, 3: 1730}

@@ -54,25 +54,30 @@ class EnvelopeRule:
         self.threshold = float(threshold)
         self.min_length = math.ceil(self.sample_rate / MAX_BIN_HZ)
 
-    def contrasts(self, windows, shaft_hz) -> np.ndarray:
+    def contrasts(self, windows, shaft_hz, bearing=None) -> np.ndarray:
         """[N, 3] comb contrasts of each window's squared envelope, in COMB_LOCATIONS order (ball, inner,
-        outer): about 0 for a flat envelope spectrum, 1 when all its energy lies on that location's comb."""
+        outer): about 0 for a flat envelope spectrum, 1 when all its energy lies on that location's comb.
+        `bearing`: each window's geometry `[N, 4]` (n_balls, ball, pitch, angle), the rule's own when None."""
         x, shaft = self._checked(windows, shaft_hz)
+        rows = None if bearing is None else torch.as_tensor(np.asarray(bearing, dtype=np.float64)).reshape(-1, 4)
+        if rows is not None and len(rows) != len(x):
+            raise ValueError(f"bearing has {len(rows)} rows for {len(x)} windows: give one geometry per window")
         chunk = max(1, CHUNK_SAMPLES // x.shape[1])
         scores = []
         for i in range(0, len(x), chunk):
             energy, _ = most_impulsive_band(x[i : i + chunk], self.sample_rate)
-            scores.append(comb_contrast(energy, self.sample_rate, shaft[i : i + chunk], self.bearing)[0])
+            geometry = self.bearing if rows is None else rows[i : i + chunk]
+            scores.append(comb_contrast(energy, self.sample_rate, shaft[i : i + chunk], geometry)[0])
         return torch.cat(scores).numpy()
 
-    def predict(self, windows, shaft_hz) -> np.ndarray:
+    def predict(self, windows, shaft_hz, bearing=None) -> np.ndarray:
         """[N] location names: the comb of largest contrast, or 'normal' below the threshold."""
-        return self._decide(self.contrasts(windows, shaft_hz), self.threshold)
+        return self._decide(self.contrasts(windows, shaft_hz, bearing), self.threshold)
 
-    def fit(self, windows, shaft_hz, labels: Sequence[str]) -> EnvelopeRule:
+    def fit(self, windows, shaft_hz, labels: Sequence[str], bearing=None) -> EnvelopeRule:
         """Set the threshold to the one of THRESHOLD_GRID with the best accuracy on these windows, whose true
         locations are `labels`; of equally good thresholds the middle one, furthest from both kinds of error."""
-        scores = self.contrasts(windows, shaft_hz)
+        scores = self.contrasts(windows, shaft_hz, bearing)
         truth = np.asarray(labels, dtype=str)
         if truth.shape != (len(scores),):
             raise ValueError(f"labels must hold one location per window ({len(scores)}), got shape {truth.shape}")

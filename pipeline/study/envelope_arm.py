@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.data.bearing import BearingGeometry
 from pipeline.data.classes import FAULT_LOCATIONS
 from pipeline.data.prepared import PreparedDataset
 from pipeline.models.envelope_rule import EnvelopeRule
@@ -21,22 +20,22 @@ from pipeline.study.sets import EvaluationSet, evaluated_windows
 
 
 def fit_rule(dataset: PreparedDataset) -> EnvelopeRule:
-    """The rule at the dataset's sampling rate and bearing, its threshold fitted on the training windows."""
-    rule = EnvelopeRule(sample_rate=dataset.manifest["sample_rate"], bearing=_bearing(dataset))
+    """The rule at the dataset's sampling rate, its threshold fitted on the training windows, each read in its
+    own bearing."""
+    rule = EnvelopeRule(sample_rate=dataset.manifest["sample_rate"])
     train = dataset.subset("train")
-    return rule.fit(train.windows, train.shaft_hz, _locations(dataset)[train.labels])
+    return rule.fit(train.windows, train.shaft_hz, _locations(dataset)[train.labels], train.bearing)
 
 
 def score_rule(rule: EnvelopeRule, dataset: PreparedDataset, evaluation: EvaluationSet) -> dict[str, float]:
     """The rule's metrics on `evaluation`'s in-distribution test windows, and the threshold it was fitted to.
-    It reads the fault combs of the scored dataset's bearing (another rig's, for `other_rig`) at its fitted
-    threshold."""
+    It reads each window's fault combs in the window's own bearing (another rig's, for `other_rig`) at its
+    fitted threshold."""
     test, ood = evaluated_windows(dataset, evaluation)
     windows = dataset.subset("test")
     in_dist = ~ood[test]
     labels = windows.labels[in_dist]
-    scored_bearing = EnvelopeRule(rule.sample_rate, _bearing(dataset), rule.threshold)
-    predicted = scored_bearing.predict(windows.windows[in_dist], windows.shaft_hz[in_dist])
+    predicted = rule.predict(windows.windows[in_dist], windows.shaft_hz[in_dist], windows.bearing[in_dist])
     truth = _locations(dataset)[labels]
     grades = window_grades(dataset, windows.recording_ids[in_dist]) if evaluation.graded else None
     logged = {"rule/threshold": rule.threshold, **location_scores(truth, predicted, grades)}
@@ -47,18 +46,6 @@ def score_rule(rule: EnvelopeRule, dataset: PreparedDataset, evaluation: Evaluat
         logged["test/accuracy"], logged["test/macro_f1"] = metrics["accuracy"], metrics["macro_f1"]
         logged["test/recording_accuracy"] = recording_accuracy(truth, predicted, windows.recording_ids[in_dist])
     return logged
-
-
-def _bearing(dataset: PreparedDataset) -> BearingGeometry:
-    """The one bearing whose fault combs the rule reads on this dataset."""
-    bearings = dataset.manifest["bearings"]
-    if len(bearings) != 1:
-        raise ValueError(
-            f"{dataset.path}: the envelope rule reads one bearing's fault combs; this dataset holds windows of "
-            f"{len(bearings)} bearings ({', '.join(b['name'] for b in bearings)}): leave envelope_rule out of "
-            "study.arms"
-        )
-    return BearingGeometry(**bearings[0]["geometry"])
 
 
 def _locations(dataset: PreparedDataset) -> np.ndarray:

@@ -121,7 +121,7 @@ def test_champion_loads_in_a_fresh_process_without_pickle(pipeline_store):
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     table = json.loads(result.stdout.strip().splitlines()[-1])
-    assert set(table) >= {"class", "uncertainty", "prob_normal", "prob_outer_021"}
+    assert set(table) >= {"class", "uncertainty", "prob_normal", "prob_outer"}
     assert len(table["class"]) == 3
 
 

@@ -21,6 +21,7 @@ SIZE_021 = ("ball_021", "inner_021", "outer_021")
 def sets(tmp_path_factory):
     config = study_config(
         f"data.cache_dir={tmp_path_factory.mktemp('data')}",
+        "data.task=fault_class",  # the ten classes, so that sizes can be held out
         "study.snr_db=[-5.0]",
         "study.noisy_sets=[recording,load_shift]",
         "study.label_fraction=0.25",

@@ -37,7 +37,12 @@ def study(tmp_path_factory):
 @pytest.fixture(scope="module")
 def rule_study(tmp_path_factory):
     """The envelope rule alone, on recordings long enough for one of its windows (0.35 s: 4,200 samples)."""
-    return tiny_study(tmp_path_factory.mktemp("rule-study"), "data.duration_s=0.35", "study.arms=[envelope_rule]")
+    return tiny_study(
+        tmp_path_factory.mktemp("rule-study"),
+        "data.duration_s=0.35",
+        "data.task=fault_class",
+        "study.arms=[envelope_rule]",
+    )
 
 
 def children(runs, parent_id, stage):

@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from pipeline.data.classes import CLASS_NAMES
+from pipeline.data.classes import FAULT_LOCATIONS
 from pipeline.tracking.pyfunc_model import MAX_SAMPLES
 
 pytestmark = pytest.mark.slow  # `mlflow models serve` of a whole pipeline's champion
@@ -79,8 +79,8 @@ def assert_answers_good_requests(serving_bench, port: int) -> None:
     status, body = serving_bench.invoke(port, json.dumps({"inputs": windows(2)}).encode())
     assert status == 200 and len(body["predictions"]) == 2, (status, str(body)[:500])
     for row in body["predictions"]:
-        assert row["class"] in CLASS_NAMES
-        assert sum(row[f"prob_{name}"] for name in CLASS_NAMES) == pytest.approx(1, abs=1e-4)
+        assert row["class"] in FAULT_LOCATIONS  # the embedded default's task
+        assert sum(row[f"prob_{name}"] for name in FAULT_LOCATIONS) == pytest.approx(1, abs=1e-4)
 
 
 @pytest.mark.parametrize("case", BAD_REQUESTS, ids=list(BAD_REQUESTS))

@@ -25,7 +25,8 @@ from pipeline.training.checkpoint import load_checkpoint_file
 from pipeline.training.training_engine import TrainingDivergedError
 from tests.entry_zygote import run_entry_point
 
-DATA = dict(window=256, hop=256, duration_s=0.3, recordings_per_load=3)
+# the embedded default's data (conf/data/synthetic.yaml), so that the command line reads the dataset poisoned here
+DATA = dict(window=256, hop=256, duration_s=0.3, recordings_per_load=3, task="fault_location", bearing="random")
 MODEL = dict(hidden_dim=8, n_layers=1, n_modes=8, n_heads=2, patch_size=32)
 OVERRIDES = [*(f"data.{k}={v}" for k, v in DATA.items()), *(f"model.{k}={v}" for k, v in MODEL.items())]
 
