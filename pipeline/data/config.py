@@ -29,6 +29,9 @@ class DataConfig(Section):
     recordings_per_load: int = 10  # synthetic: recordings per class and load
     duration_s: float = 0.8  # synthetic: seconds per recording
     snr_db: float = 20.0  # synthetic: measurement noise
+    # synthetic: each recording's SNR drawn uniformly from [low, high] dB instead of snr_db, as machines differ in
+    # how far a fault's strikes stand above their noise; None: every recording at snr_db
+    snr_range_db: Optional[list[float]] = None
     task: str = "fault_class"  # what a label means: fault_class (ten classes) or fault_location (four)
     # geometry preset of the monitored bearing (pipeline.data.bearing.BEARINGS); the simulator also takes `random`,
     # a bearing of its own for each recording
@@ -96,6 +99,13 @@ class DataConfig(Section):
             p + "snr_db",
             self.snr_db,
             "must be in [-20, 80] dB (or inf for no noise)",
+        )
+        check_setting(
+            self.snr_range_db is None
+            or (len(self.snr_range_db) == 2 and -20.0 <= self.snr_range_db[0] <= self.snr_range_db[1] <= 80.0),
+            p + "snr_range_db",
+            self.snr_range_db,
+            "must be [low, high] with -20 <= low <= high <= 80 dB, or null",
         )
 
     def _check_labels_and_split(self) -> None:

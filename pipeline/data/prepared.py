@@ -40,7 +40,7 @@ DATASET_FORMAT_VERSION = 4  # bump when the arrays or the manifest change meanin
 MANIFEST = "manifest.json"
 REQUIRED_ARRAYS = ("windows", "labels", "recording", "load", "split", "rpm", "bearing", "offset")
 _ONLY_FOR = {
-    "synthetic": ("recordings_per_load", "duration_s", "snr_db"),
+    "synthetic": ("recordings_per_load", "duration_s", "snr_db", "snr_range_db"),
     "cwru": ("path", "strict"),
     "files": ("manifest",),
 }

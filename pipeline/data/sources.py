@@ -57,7 +57,7 @@ def _synthetic(cfg: DataConfig) -> tuple[list[Recording], Skipped, Skipped]:
                     load,
                     seed,
                     duration_s=cfg.duration_s,
-                    snr_db=cfg.snr_db,
+                    snr_db=_simulated_snr(cfg, seed),
                     sample_rate=cfg.sample_rate,
                     bearing=bearing,
                 )
@@ -78,6 +78,13 @@ def _synthetic(cfg: DataConfig) -> tuple[list[Recording], Skipped, Skipped]:
                     )
                 )
     return recordings, [], []
+
+
+def _simulated_snr(cfg: DataConfig, seed: int) -> float:
+    """`cfg.snr_db`, or a draw from `cfg.snr_range_db` made from the recording's own seed."""
+    if cfg.snr_range_db is None:
+        return cfg.snr_db
+    return float(np.random.default_rng([seed, 2]).uniform(*cfg.snr_range_db))
 
 
 def _simulated_bearing(named: str, seed: int) -> BearingGeometry:

@@ -16,6 +16,7 @@ from typing import Any
 
 from pipeline.data.config import DataConfig
 from pipeline.models.envelope_rule import MAX_BIN_HZ
+from pipeline.training.config import LossConfig
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,9 @@ class Arm:
     trained: bool = True  # False: the envelope rule, whose one threshold is fitted, not trained
 
 
+# the physics-informed loss's weights, whatever loss the base config (the pipeline's default) trains with
+PHYSICS = {"physics_weight": LossConfig.physics_weight, "consistency_weight": LossConfig.consistency_weight}
+
 ARMS = {
     arm.name: arm
     for arm in (
@@ -38,11 +42,11 @@ ARMS = {
             "AGT-NO, data loss only (physics and consistency weights 0)",
             loss={"physics_weight": 0.0, "consistency_weight": 0.0, "adaptive_weighting": False},
         ),
-        Arm("physics_fixed", "AGT-NO, default physics weights, fixed", loss={"adaptive_weighting": False}),
+        Arm("physics_fixed", "AGT-NO, LossConfig's physics weights", loss={**PHYSICS, "adaptive_weighting": False}),
         Arm(
             "physics_adaptive",
-            "AGT-NO, default physics weights, SoftAdapt balancing",
-            loss={"adaptive_weighting": True},
+            "AGT-NO, LossConfig's physics weights, SoftAdapt balancing",
+            loss={**PHYSICS, "adaptive_weighting": True},
         ),
         Arm(
             "physics_tuned",

@@ -133,6 +133,18 @@ def test_a_random_bearing_simulator_gives_every_recording_a_bearing_of_its_own(t
         DataConfig(source="cwru", path=str(tmp_path), bearing="random")
 
 
+def test_a_snr_range_draws_each_recordings_noise_from_it(tmp_path):
+    """`data.snr_range_db=[a, b]` gives each simulated recording an SNR of its own from [a, b]: [0, 0] is every
+    recording at 0 dB, and a range makes recordings noisier or cleaner than that."""
+    at_zero = load_prepared(prepare_dataset(DataConfig(**TINY, snr_db=0.0), tmp_path))
+    pinned = load_prepared(prepare_dataset(DataConfig(**TINY, snr_range_db=[0.0, 0.0]), tmp_path))
+    spread = load_prepared(prepare_dataset(DataConfig(**TINY, snr_range_db=[-20.0, 20.0]), tmp_path))
+    np.testing.assert_array_equal(pinned.arrays["windows"], at_zero.arrays["windows"])
+    assert not np.array_equal(spread.arrays["windows"], at_zero.arrays["windows"])
+    with pytest.raises(ConfigError, match="data.snr_range_db"):
+        DataConfig(snr_range_db=[5.0, -5.0])
+
+
 def test_splits_are_disjoint_by_recording_and_cover_every_class(tiny):
     data = load_prepared(tiny[2])
     recording, split, labels = data.arrays["recording"], data.arrays["split"], data.arrays["labels"]
