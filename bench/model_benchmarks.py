@@ -15,7 +15,7 @@ import torch
 from common import benchmark, emit, fixed_batches, load_dataset, timed_pair
 from torch import nn
 
-from pipeline.config import ExperimentConfig
+from pipeline.config import ExperimentConfig, compose_experiment_config
 from pipeline.readout.calibration import expected_calibration_error
 from pipeline.readout.readout import fit_readout, predict_windows
 from pipeline.stages.train import make_loaders
@@ -55,13 +55,13 @@ def _train_and_test(config: ExperimentConfig, label: str) -> None:
 @benchmark
 def accuracy() -> None:
     """Default dataset (split by recording) and default training."""
-    _train_and_test(ExperimentConfig(), "default")
+    _train_and_test(compose_experiment_config(), "default")
 
 
 @benchmark
 def accuracy_load_shift() -> None:
     """Train on loads 0-2 HP, test on 3 HP: the standard harder benchmark."""
-    config = ExperimentConfig()
+    config = compose_experiment_config()
     _train_and_test(replace(config, data=replace(config.data, split="load_shift")), "load_shift")
 
 
@@ -70,7 +70,7 @@ def engine_overhead(rounds: int = 8) -> None:
     """TrainingEngine.train_epoch vs a bare PyTorch loop with the same model, losses, clipping and batches,
     alternated in one process after one untimed epoch of each (first calls pay for allocations);
     ratio = engine / bare (median over rounds)."""
-    config = ExperimentConfig()
+    config = compose_experiment_config()
     loader = fixed_batches(config)
     model = untrained_model(config)[0]
     engine = TrainingEngine(model, config, device="cpu")
@@ -111,7 +111,7 @@ def epoch_vs_wdcnn(rounds: int = 6) -> None:
     """TrainingEngine.train_epoch of AGT-NO (its fault orders computed in every forward) vs of WDCNN, the same
     batches and loss settings, alternated in one process after one untimed epoch each; ratio = AGT-NO / WDCNN
     (median over rounds)."""
-    config = ExperimentConfig()
+    config = compose_experiment_config()
     loader = fixed_batches(config)
     engines = {}
     for name in ("agt_no", "wdcnn"):
@@ -144,7 +144,7 @@ def inference_latency(repeats: int = 1000, warmup: int = 50) -> None:
     Each timed loop follows `warmup` untimed calls (caches, allocator pools and the tables built once per window
     length) and runs with the garbage collector off: a collection pass triggered by the benchmark's own bookkeeping
     would be charged to whichever call it lands in, a pause of the Python process rather than of the model."""
-    config = ExperimentConfig()
+    config = compose_experiment_config()
     model = untrained_model(config)[0].eval()
     default_threads = torch.get_num_threads()
     for threads in sorted({default_threads, 1}, reverse=True):
@@ -190,7 +190,7 @@ def inference_latency(repeats: int = 1000, warmup: int = 50) -> None:
 def tracking_overhead(rounds: int = 4) -> None:
     """train_epoch plus per-epoch MLflow logging vs train_epoch alone, alternated on the same engine and
     batches; ratio = with logging / without (median over rounds)."""
-    config = ExperimentConfig()
+    config = compose_experiment_config()
     loader = fixed_batches(config)
     engine = TrainingEngine(untrained_model(config)[0], config, device="cpu")
     log = MlflowMetricsLogger()

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from common import benchmark, emit
 
-from pipeline.config import ExperimentConfig
+from pipeline.config import compose_experiment_config
 from pipeline.tracking.model_logging import PIP_REQUIREMENTS, log_pyfunc_model
 from pipeline.tracking.store import ensure_experiment
 from pipeline.training.model_factory import untrained_model
@@ -194,7 +194,7 @@ def serving_load(requests: int = 1000, clients: int = 8, rounds: int = 4) -> Non
     at once, one window per request: `requests` requests each from `clients` concurrent clients after a
     warm-up, in `rounds` alternating rounds so both see the same machine; throughput and latency of both, and
     ratio = model throughput / trivial throughput."""
-    config = ExperimentConfig()
+    config = compose_experiment_config()
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         uri = f"sqlite:///{Path(tmp) / 'mlflow.db'}"
         mlflow.set_tracking_uri(uri)

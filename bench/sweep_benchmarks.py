@@ -14,7 +14,7 @@ from common import CACHE, REPO, benchmark, emit
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
-from pipeline.config import DistributedConfig, ExperimentConfig
+from pipeline.config import DistributedConfig, compose_experiment_config
 from pipeline.stages.train import train
 from pipeline.sweep.config import SweepConfig
 from pipeline.sweep.storage import open_storage
@@ -38,7 +38,7 @@ def sweep_pruning() -> None:
     best objective value each found with that trial's val/accuracy, and every trial's epochs, parameters and
     objective (the last reported, for a pruned trial). Fixed costs per trial (run start, model logging) count
     on both sides."""
-    base = ExperimentConfig()
+    base = compose_experiment_config()
     config = replace(base, data=replace(base.data, cache_dir=str(CACHE)))
     wall_s, summary = {}, {}
     for label, pruner in (("pruned", None), ("unpruned", {"name": "nop", "kwargs": {}})):
@@ -98,7 +98,7 @@ def _trial_rows(result: SweepResult) -> list[dict]:
 def ddp_scaling(epochs: int = 3) -> None:
     """The default training (fewer epochs) on 1 rank and on 2 ranks of this machine at the same global batch;
     ratio = median epoch time on 2 ranks / on 1, and the final val/accuracy of each."""
-    base = ExperimentConfig()
+    base = compose_experiment_config()
     config = replace(
         base, data=replace(base.data, cache_dir=str(CACHE)), training=replace(base.training, epochs=epochs)
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -34,6 +35,7 @@ __all__ = [
     "RegistryConfig",
     "TrackingConfig",
     "TrainingConfig",
+    "compose_experiment_config",
     "load_experiment_config",
     "register_configs",
     "to_experiment_config",
@@ -66,6 +68,23 @@ def to_experiment_config(cfg: DictConfig | dict, schema: type[ExperimentConfig] 
         return OmegaConf.to_object(merged)
     except OmegaConfBaseException as err:
         raise ConfigError(_describe(err)) from None
+
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+
+
+def compose_experiment_config(
+    *overrides: str, config_name: str = "config", schema: type[ExperimentConfig] = ExperimentConfig
+) -> ExperimentConfig:
+    """conf/<config_name>.yaml with Hydra `overrides`, validated into `schema`: the config an entry point runs
+    (`compose_experiment_config()` is what `mlflow run .` trains on)."""
+    register_configs(schema)
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            composed = compose(config_name=config_name, overrides=list(overrides))
+    finally:
+        register_configs()  # the pipeline's own schema again, for whatever composes `config` next
+    return to_experiment_config(composed, schema)
 
 
 def load_experiment_config(path: str | Path) -> ExperimentConfig:

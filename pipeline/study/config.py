@@ -8,14 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from hydra import compose, initialize_config_dir
-
 from pipeline.common.config_section import Section, check_setting
-from pipeline.config import ExperimentConfig, register_configs, to_experiment_config
+from pipeline.config import ExperimentConfig, compose_experiment_config
 from pipeline.data.classes import FAULT_LOCATIONS, FAULT_SIZES_IN
 from pipeline.study.design import ARMS, SIMULATOR_TRAINING_SETS, TRAINING_SETS
-
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 
 @dataclass
@@ -113,10 +109,4 @@ class StudyExperimentConfig(ExperimentConfig):
 
 def compose_study_config(*overrides: str) -> StudyExperimentConfig:
     """conf/study.yaml with Hydra `overrides`, validated: the config `python -m pipeline.study <overrides>` runs."""
-    register_configs(StudyExperimentConfig)
-    try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            composed = compose(config_name="study", overrides=list(overrides))
-    finally:
-        register_configs()  # the pipeline's own schema again, for whatever composes `config` next
-    return to_experiment_config(composed, StudyExperimentConfig)
+    return compose_experiment_config(*overrides, config_name="study", schema=StudyExperimentConfig)

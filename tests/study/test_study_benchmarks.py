@@ -11,9 +11,9 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from pipeline.config import to_experiment_config
+from pipeline.config import CONF_DIR, to_experiment_config
 from pipeline.data.files import parse_bearing
-from pipeline.study.config import CONF_DIR, StudyExperimentConfig, compose_study_config
+from pipeline.study.config import StudyExperimentConfig, compose_study_config
 from tests.conftest import REPO, bench_module
 from tests.entry_zygote import run_entry_point
 
