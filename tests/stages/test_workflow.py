@@ -43,7 +43,7 @@ def test_every_stage_ran_as_a_child_of_one_finished_parent(pipeline_store):
 
 def test_train_run_logs_config_metrics_and_model(pipeline_store):
     train = by_stage(pipeline_store["uri"])["train"]
-    assert train.data.params["loss.physics_weight"] == "0.1"
+    assert train.data.params["loss.physics_weight"] == "0.0"  # physics losses off by default; residuals logged
     assert train.data.params["training.epochs"] == "2"
     for name in (
         "train/loss",
