@@ -51,7 +51,7 @@ def _synthetic(cfg: DataConfig) -> tuple[list[Recording], Skipped, Skipped]:
         for load in sorted(NOMINAL_RPM):
             for rep in range(cfg.recordings_per_load):
                 seed = int(np.random.SeedSequence([cfg.seed, class_index(label), load, rep]).generate_state(1)[0])
-                bearing = _simulated_bearing(cfg.bearing, seed)
+                bearing_name, bearing = _simulated_bearing(cfg.bearing, seed)
                 sim = simulate_recording(
                     label,
                     load,
@@ -62,7 +62,6 @@ def _synthetic(cfg: DataConfig) -> tuple[list[Recording], Skipped, Skipped]:
                     bearing=bearing,
                 )
                 klass, size, _ = _ten_class_facts(cfg, label)
-                name = bearing.text if cfg.bearing == RANDOM_BEARING else cfg.bearing
                 recordings.append(
                     Recording(
                         sim.signal,
@@ -74,7 +73,7 @@ def _synthetic(cfg: DataConfig) -> tuple[list[Recording], Skipped, Skipped]:
                         {key: sim.params[key] for key in GROUND_TRUTH},
                         klass,
                         size,
-                        name,
+                        bearing_name,
                     )
                 )
     return recordings, [], []
@@ -87,11 +86,13 @@ def _simulated_snr(cfg: DataConfig, seed: int) -> float:
     return float(np.random.default_rng([seed, 2]).uniform(*cfg.snr_range_db))
 
 
-def _simulated_bearing(named: str, seed: int) -> BearingGeometry:
-    """The preset `named`, or for `random` a bearing drawn from the recording's own seed."""
+def _simulated_bearing(named: str, seed: int) -> tuple[str, BearingGeometry]:
+    """The preset `named` and its geometry, or for `random` a bearing drawn from the recording's own seed, named by
+    its geometry."""
     if named == RANDOM_BEARING:
-        return random_bearing(np.random.default_rng([seed, 1]))
-    return BEARINGS[named]
+        drawn = random_bearing(np.random.default_rng([seed, 1]))
+        return drawn.text, drawn
+    return named, BEARINGS[named]
 
 
 def _cwru(cfg: DataConfig) -> tuple[list[Recording], Skipped, Skipped]:

@@ -62,14 +62,21 @@ def fault_rates(bearing: Tensor) -> Tensor:
     return torch.stack([rates, modulation], dim=-1)
 
 
-def line_orders(bearing: Tensor) -> Tensor:
-    """`[B, 3, HARMONICS, 3]` shaft orders of every line read: harmonic h of each location's rate, with its
-    sidebands at SIDEBAND_OFFSETS of its modulation rate."""
-    rates = fault_rates(bearing)
-    harmonics = torch.arange(1, HARMONICS + 1, dtype=bearing.dtype, device=bearing.device)
-    offsets = torch.tensor(SIDEBAND_OFFSETS, dtype=bearing.dtype, device=bearing.device)
+def line_orders(rates: Tensor) -> Tensor:
+    """`[B, 3, HARMONICS, 3]` shaft orders of every line read, from `fault_rates`: harmonic h of each location's
+    rate, with its sidebands at SIDEBAND_OFFSETS of its modulation rate."""
+    harmonics = torch.arange(1, HARMONICS + 1, dtype=rates.dtype, device=rates.device)
+    offsets = torch.tensor(SIDEBAND_OFFSETS, dtype=rates.dtype, device=rates.device)
     rate, modulation = rates[..., 0, None, None], rates[..., 1, None, None]
     return rate * harmonics[:, None] + modulation * offsets
+
+
+@functools.lru_cache(maxsize=16)
+def _demodulation_masks(length: int, sample_rate: float) -> Tensor:
+    """`band_masks` of `demodulation_bands`, built once per window length and rate (not once per forward), outside
+    inference mode so that training may use them too."""
+    with torch.inference_mode(False):
+        return band_masks(length, sample_rate, demodulation_bands(sample_rate))
 
 
 def fault_order_evidence(windows: Tensor, sample_rate: float, shaft_hz: Tensor, bearing: Tensor) -> Tensor:
@@ -78,16 +85,16 @@ def fault_order_evidence(windows: Tensor, sample_rate: float, shaft_hz: Tensor, 
     read in the band where the location's comb stands out most. shaft_hz: `[B]`; bearing: `[B, 4]`."""
     length = windows.shape[-1]
     windows = windows.float()
-    bands = demodulation_bands(float(sample_rate))
-    masks = band_masks(length, sample_rate, bands, windows.dtype).to(windows.device)
+    masks = _demodulation_masks(length, float(sample_rate)).to(windows.device)
     spectra = envelope_spectrum(squared_envelope(torch.fft.rfft(windows), masks, length))  # [B, K, F]
     bins_per_order = shaft_hz.float() * length / sample_rate  # [B]
-    orders = line_orders(bearing.float())  # [B, 3, H, S]
+    rates = fault_rates(bearing.float())
+    orders = line_orders(rates)  # [B, 3, H, S]
     top_bin = int(min(spectra.shape[-1] - 1, (orders.amax() * (1 + TOLERANCE) * bins_per_order.amax()).ceil()))
     background = spectra[..., 1 : top_bin + 1].median(dim=-1, keepdim=True).values
     level = (spectra / background.clamp_min(torch.finfo(spectra.dtype).tiny)).clamp_min(1e-6).log()
     to_bins = bins_per_order[:, None, None, None]
-    half_rate = fault_rates(bearing.float())[..., 0, None, None] / 2
+    half_rate = rates[..., 0, None, None] / 2
     lines = _line_peaks(level, orders * to_bins)  # [B, K, 3, H, S]
     between = (
         _line_peaks(level, (orders - half_rate) * to_bins) + _line_peaks(level, (orders + half_rate) * to_bins)

@@ -40,7 +40,6 @@ class CombScorer(nn.Module):
         for k, location in enumerate(class_locations or ()):
             if location in FAULT_LOCATIONS_READ:
                 routing[k, FAULT_LOCATIONS_READ.index(location)] = 1.0
-        normal = torch.tensor([location == "normal" for location in (class_locations or ())] or [False] * n_classes)
         self.routes = bool(routing.any())
         if self.routes:
             # starts as the analyst's rule: a location's score is its comb's mean line height (nepers above the
@@ -51,7 +50,8 @@ class CombScorer(nn.Module):
             nn.init.zeros_(self.score.weight)
             nn.init.zeros_(self.score.bias)
             self.register_buffer("routing", routing, persistent=False)
-            self.register_buffer("normal", normal.float(), persistent=False)
+            normal = torch.tensor([float(location == "normal") for location in class_locations])
+            self.register_buffer("normal", normal, persistent=False)
             same_location = routing @ routing.T  # [C, C]: 1 where two fault classes share a location
             self.register_buffer(
                 "centring",

@@ -3,7 +3,7 @@ physical fields.
 
 Two views of the window: the evidence of each fault location's comb on an axis in units of that location's own
 fault rate (pipeline.dsp.fault_orders), which means the same on every bearing and at every speed because each
-window's shaft speed and bearing geometry go in with it; and, optionally, its level-normalised log power spectrum
+window's shaft speed and bearing geometry go in with it; and, optionally, its log power spectrum
 through FNO blocks and attention between frequency bands, which tells apart what kinematics cannot (fault sizes,
 the machines trained on) but is specific to them. They feed a variational latent and the class logits
 (pipeline.models.outputs), and the model returns the fields, parameters and residuals of the physics losses
@@ -72,7 +72,7 @@ class AGTNOArchitecture(VariationalClassifier):
         if class_locations is not None and len(class_locations) != output_dim:
             raise ValueError(f"class_locations has {len(class_locations)} entries for output_dim={output_dim}")
         self.input_dim, self.output_dim, self.latent_dim = input_dim, output_dim, latent_dim
-        self.sample_rate, self.bearing, self.spectrum_view = float(sample_rate), bearing, spectrum_view
+        self.sample_rate, self.spectrum_view = float(sample_rate), spectrum_view
         known = class_locations is not None and all(loc is not None for loc in class_locations)
         self.class_locations = list(class_locations) if known else None
         self.w_ref = float(tustin_omega(REFERENCE_RESONANCE_HZ, sample_rate))
@@ -81,7 +81,7 @@ class AGTNOArchitecture(VariationalClassifier):
         # the fault-order view: one judgement of comb evidence shared by every location, the same for every bearing
         self.comb_scorer = CombScorer(hidden_dim, class_locations, output_dim)
         pooled_dim = self.comb_scorer.out_dim
-        # the spectrum view: level-normalised log power of every input channel over frequency
+        # the spectrum view: log power of every input channel over frequency
         if spectrum_view:
             self.lift = nn.Conv1d(input_dim, hidden_dim, kernel_size=1)
             self.blocks = nn.ModuleList()
